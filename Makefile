@@ -1,0 +1,52 @@
+# Two commands for a new user: `make demo` (set up + one full DAG run) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export PYTHONPATH := $(CURDIR)
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+S3_PORT ?= 8333
+S3_ENV = eval "$$($(BIN)/python -m include.matcher s3 env --port $(S3_PORT))"
+
+.PHONY: help install demo test up down s3-start s3-stop demo-data clean
+
+help:
+	@echo "make demo   - install, start the embedded S3, upload demo data, run the DAG once"
+	@echo "make test   - run the test suite (what CI runs)"
+	@echo "make up     - embedded S3 + airflow standalone (UI on http://localhost:8080)"
+	@echo "make down   - stop the embedded S3"
+
+$(BIN)/activate: requirements.txt
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(BIN)/activate
+
+install: $(BIN)/activate
+
+s3-start: install
+	$(BIN)/python -m include.matcher s3 start --port $(S3_PORT)
+
+s3-stop:
+	-$(BIN)/python -m include.matcher s3 stop
+
+demo: s3-start
+	$(S3_ENV) && scripts/demo.sh
+
+up: s3-start
+	$(S3_ENV) && scripts/airflow_env.sh $(BIN)/airflow standalone
+
+down: s3-stop
+
+test: install
+	$(BIN)/python -m pytest
+
+clean: s3-stop
+	rm -rf .local .airflow demo-data

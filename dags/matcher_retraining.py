@@ -1,0 +1,170 @@
+"""
+### Nightly CV-to-job matcher retraining
+
+`ingest` → `parse` → `build_pairs` → `fine_tune` → `validate` → `gate` → `promote` → `refresh_embeddings`
+
+1. **ingest** lists `<raw prefix>/<CATEGORY>/<file>` and keeps the files the ingestion ledger has not
+   seen (new or changed ETag). Files outside the layout or of other types are reported, not dropped.
+2. **check_for_new_data** stops the run here (downstream *skipped*, run green) on a night with no new
+   or changed CVs and an unchanged jobs file, unless `force_retrain` is set: retraining on an
+   unchanged corpus with a fixed seed would only reproduce the model already judged.
+3. **parse** turns PDF / DOCX / TXT into text (cached by content hash); unusable files become
+   rejects with a reason and never fail the task.
+4. **build_pairs** shapes training examples for the chosen loss and writes `training_metadata.jsonl`.
+5. **fine_tune** trains a candidate with `SentenceTransformerTrainer` (GPU when present).
+6. **validate** scores candidate and production on the held-out split → `validation_report.json`.
+7. **gate** lets only a candidate that beats production by `min_improvement` through; otherwise
+   promote and refresh are *skipped* and the report says why.
+8. **promote** copies the candidate into the registry (`models/<version>/`) and swaps the production pointer.
+9. **refresh_embeddings** re-embeds every CV and job offer with the promoted model.
+
+Tasks hand each other S3 URIs only; every run writes under `<work>/runs/<run_id>/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.matcher.settings import LOSSES, GateConfig, Locations, TrainingConfig
+
+log = logging.getLogger(__name__)
+
+AWS_CONN_ID = os.environ.get("MATCHER_AWS_CONN_ID", "aws_default")
+SCHEDULE = os.environ.get("MATCHER_SCHEDULE", "0 2 * * *")
+# The fine-tune task goes to a GPU worker when a deployment has one (Celery queue and pool names).
+GPU_ROUTING = {"queue": os.environ.get("MATCHER_GPU_QUEUE"), "pool": os.environ.get("MATCHER_GPU_POOL")}
+GPU_ROUTING = {key: value for key, value in GPU_ROUTING.items() if value}
+
+TRAINING = TrainingConfig()
+GATE = GateConfig()
+
+DEFAULT_ARGS = {
+    "owner": "ml-platform",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+PARAMS = {
+    "loss": Param(TRAINING.loss, type="string", enum=list(LOSSES), description="Training loss."),
+    "epochs": Param(TRAINING.epochs, type="integer", minimum=1, maximum=50, description="Passes over the training pairs."),
+    "batch_size": Param(TRAINING.batch_size, type="integer", minimum=1, maximum=1024, description="Examples per step."),
+    "learning_rate": Param(TRAINING.learning_rate, type="number", exclusiveMinimum=0, maximum=1, description="AdamW peak learning rate."),
+    "negative_ratio": Param(TRAINING.negative_ratio, type="number", minimum=0, maximum=20, description="Negatives per positive (fractions allowed; in-batch negatives for multiple_negatives)."),
+    "base_model": Param(TRAINING.base_model, type="string", description="Model to fine-tune: the packaged base model, a folder or an s3:// URI."),
+    "min_improvement": Param(GATE.min_improvement, type="number", minimum=0, maximum=1, description=f"How much the candidate must beat production on {GATE.primary_metric}."),
+    "raw_prefix": Param(Locations.from_env().raw_cvs, type="string", pattern="^s3://", description="Raw CV prefix: s3://bucket/prefix holding <CATEGORY>/<file>."),
+    "force_retrain": Param(False, type="boolean", description="Retrain even when no CV is new or changed."),
+}
+
+
+def _storage():
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from include.matcher.storage import Storage
+
+    return Storage(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn())
+
+
+def _run():
+    """This run's config (defaults + trigger params) and its run-scoped S3 prefix."""
+    from include.matcher.settings import PipelineConfig
+
+    context = get_current_context()
+    config = PipelineConfig(locations=Locations.from_env()).with_params(dict(context["params"]))
+    return config, config.locations.run_uri(context["run_id"])
+
+
+@dag(
+    dag_id="matcher_retraining",
+    schedule=SCHEDULE,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=PARAMS,
+    tags=["ml", "matcher", "retraining"],
+    doc_md=__doc__,
+)
+def matcher_retraining():
+    @task
+    def ingest() -> str:
+        from include.matcher.ingest import ingest as ingest_stage
+
+        config, run_uri = _run()
+        return ingest_stage(run_uri, config.locations, _storage(), force=get_current_context()["params"]["force_retrain"])
+
+    @task.short_circuit
+    def check_for_new_data(manifest_uri: str) -> bool:
+        manifest = _storage().get_json(manifest_uri)
+        log.info("files: %s; jobs file changed: %s", manifest["counts"], manifest["jobs_file"]["changed"])
+        if not manifest["has_work"]:
+            log.info("Nothing new tonight: training is skipped (trigger with force_retrain to retrain anyway).")
+        return manifest["has_work"]
+
+    @task
+    def parse(manifest_uri: str) -> str:
+        from include.matcher.parse import parse as parse_stage
+
+        config, run_uri = _run()
+        return parse_stage(manifest_uri, run_uri, config.locations, _storage(), config.limits)
+
+    @task
+    def build_pairs(corpus_uri: str) -> str:
+        from include.matcher.pairs import build_pairs as build_pairs_stage
+
+        config, run_uri = _run()
+        return build_pairs_stage(corpus_uri, run_uri, config, _storage())
+
+    @task(**GPU_ROUTING)
+    def fine_tune(pairs_uri: str) -> str:
+        from include.matcher.training import fine_tune as fine_tune_stage
+
+        config, run_uri = _run()
+        return fine_tune_stage(pairs_uri, run_uri, config.training, _storage())
+
+    @task
+    def validate(candidate_uri: str, pairs_uri: str) -> str:
+        from include.matcher.validation import validate as validate_stage
+
+        config, run_uri = _run()
+        return validate_stage(candidate_uri, pairs_uri, run_uri, config.locations, config.gate, _storage(), base_model=config.training.base_model)
+
+    @task.short_circuit
+    def gate(report_uri: str) -> bool:
+        decision = _storage().get_json(report_uri)["decision"]
+        log.info("gate: %s: %s", "PROMOTE" if decision["promote"] else "KEEP PRODUCTION", decision["reason"])
+        log.info("validation report: %s", report_uri)
+        return decision["promote"]
+
+    @task
+    def promote(report_uri: str) -> str:
+        from include.matcher.registry import promote as promote_stage
+
+        config, _ = _run()
+        return promote_stage(report_uri, config.locations.registry, _storage())
+
+    @task
+    def refresh_embeddings(version_uri: str, corpus_uri: str) -> str:
+        from include.matcher.embeddings import refresh_embeddings as refresh_stage
+
+        config, _ = _run()
+        return refresh_stage(version_uri, corpus_uri, config.locations, _storage())
+
+    manifest = ingest()
+    corpus = parse(manifest)
+    check_for_new_data(manifest) >> corpus
+    pairs = build_pairs(corpus)
+    candidate = fine_tune(pairs)
+    report = validate(candidate, pairs)
+    version = promote(report)
+    gate(report) >> version
+    refresh_embeddings(version, corpus)
+
+
+matcher_retraining()

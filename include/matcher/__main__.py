@@ -1,0 +1,5 @@
+import sys
+
+from include.matcher.cli import main
+
+sys.exit(main())

@@ -1,0 +1,324 @@
+"""``python -m include.matcher <command>``: every stage from a shell, plus the old command's flags.
+
+``fine-tune`` keeps ``fine_tune_matcher``'s interface exactly (``--data-root --jobs-file --output
+--loss --batch-size --epochs --learning-rate --negative-ratio``) and writes
+``training_metadata.jsonl`` beside the model. Stage commands take and print S3 URIs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from include.matcher.settings import LOSSES, GateConfig, Locations, PipelineConfig, SplitConfig, TrainingConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_S3_DIR = PROJECT_ROOT / ".local" / "s3"
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("MATCHER_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    # Libraries print progress to stdout; keep stdout for the command's result alone.
+    with contextlib.redirect_stdout(sys.stderr):
+        return args.handler(args) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m include.matcher", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(title="commands")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    s3 = command("s3", cmd_s3, "Start, stop or describe the embedded SeaweedFS S3 server (.local/s3).")
+    s3.add_argument("action", choices=["start", "stop", "status", "env"])
+    s3.add_argument("--port", type=int, default=8333)
+
+    demo = command("demo-data", cmd_demo_data, "Generate synthetic demo CVs and job descriptions into a folder.")
+    demo.add_argument("--target", default="demo-data")
+    demo.add_argument("--cvs-per-category", type=int, default=12)
+
+    upload = command("upload", cmd_upload, "Upload a local <CATEGORY>/<file> folder (e.g. data/data) or a file to S3.")
+    upload.add_argument("source", help="a folder (uploaded recursively) or a file")
+    upload.add_argument("--to", default="cvs", help="cvs (the raw CV prefix), jobs-file, job-offers, or an s3:// URI")
+
+    command("bootstrap", cmd_bootstrap, "Create the pipeline's buckets.")
+
+    ingest = command("ingest", cmd_ingest, "Stage 1: diff the raw prefix with the ledger; prints the manifest URI.")
+    ingest.add_argument("--run-id", required=True)
+    ingest.add_argument("--force", action="store_true", help="retrain even without new files")
+
+    parse = command("parse", cmd_parse, "Stage 2: parse a manifest's files; prints the corpus URI.")
+    parse.add_argument("--manifest", required=True)
+    parse.add_argument("--run-id", required=True)
+
+    pairs = command("build-pairs", cmd_build_pairs, "Stage 3: training pairs from a corpus; prints the pairs URI.")
+    pairs.add_argument("--corpus", required=True)
+    pairs.add_argument("--run-id", required=True)
+    add_training_flags(pairs)
+
+    tune = command("fine-tune", cmd_fine_tune, "Stage 4: fine-tune. With --data-root/--jobs-file/--output it is the old fine_tune_matcher command.")
+    tune.add_argument("--data-root", help="local <CATEGORY>/<file> folder or s3:// prefix")
+    tune.add_argument("--jobs-file", help="job_descriptions.json, local or s3://")
+    tune.add_argument("--output", help="where to write the model (local folder or s3:// prefix)")
+    tune.add_argument("--pairs", help="stage mode: a build-pairs output URI")
+    tune.add_argument("--run-id", help="stage mode: the run the candidate belongs to")
+    add_training_flags(tune)
+
+    validate = command("validate", cmd_validate, "Stage 5: score candidate vs production and decide; prints the report URI.")
+    validate.add_argument("--candidate", required=True)
+    validate.add_argument("--pairs", required=True)
+    validate.add_argument("--run-id", required=True)
+    validate.add_argument("--min-improvement", type=float, default=GateConfig.min_improvement)
+    validate.add_argument("--base-model", default=TrainingConfig.base_model)
+
+    promote = command("promote", cmd_promote, "Stage 6: promote the candidate a report approved; prints the version URI.")
+    promote.add_argument("--report", required=True)
+
+    refresh = command("refresh-embeddings", cmd_refresh, "Stage 7: re-embed the corpus and job offers with a version.")
+    refresh.add_argument("--version-uri", required=True)
+    refresh.add_argument("--corpus", required=True)
+
+    evaluate = command("evaluate", cmd_evaluate, "Score a model on labelled CVs; the last line printed is the metrics JSON.")
+    evaluate.add_argument("--model", required=True, help="model folder, s3:// URI, 'production' or the base model name")
+    evaluate.add_argument("--data-root", required=True)
+    evaluate.add_argument("--jobs-file", required=True)
+    evaluate.add_argument("--split", choices=["all", "train", "validation", "test"], default="test")
+    evaluate.add_argument("--strip-title", action="store_true", help="drop each CV's first line (its job title)")
+
+    command("production", cmd_production, "Print the production pointer and the current embeddings pointer.")
+    command("last-run", cmd_last_run, "Summarise the newest run: counts, artefacts, gate decision, pointers.")
+    return parser
+
+
+def add_training_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainingConfig()
+    parser.add_argument("--loss", choices=LOSSES, default=defaults.loss)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--negative-ratio", type=float, default=defaults.negative_ratio)
+    parser.add_argument("--base-model", default=defaults.base_model)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+
+
+def training_config(args) -> TrainingConfig:
+    return TrainingConfig(
+        loss=args.loss,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        negative_ratio=args.negative_ratio,
+        base_model=args.base_model,
+        seed=args.seed,
+    )
+
+
+def storage():
+    from include.matcher.storage import Storage
+
+    return Storage()
+
+
+def run_uri(run_id: str) -> str:
+    return Locations.from_env().run_uri(run_id)
+
+
+def emit(value) -> None:
+    """Print a command's result (a URI or a JSON line) on the real stdout."""
+    print(value if isinstance(value, str) else json.dumps(value, sort_keys=True), file=sys.__stdout__, flush=True)
+
+
+# -- commands ----------------------------------------------------------------------------------------
+
+
+def cmd_s3(args) -> int:
+    from include.matcher import embedded_s3
+
+    if args.action == "start":
+        if embedded_s3.running(LOCAL_S3_DIR):
+            print(f"SeaweedFS already running (data in {LOCAL_S3_DIR})", file=sys.stderr)
+        else:
+            server = embedded_s3.start(LOCAL_S3_DIR, s3_port=args.port)
+            print(f"SeaweedFS S3 on {server.endpoint} (data in {LOCAL_S3_DIR}, keys in {LOCAL_S3_DIR / 'credentials.env'})", file=sys.stderr)
+    elif args.action == "stop":
+        print("stopped" if embedded_s3.stop(LOCAL_S3_DIR) else "not running", file=sys.stderr)
+    elif args.action == "status":
+        up = embedded_s3.running(LOCAL_S3_DIR)
+        emit("running" if up else "stopped")
+        return 0 if up else 1
+    else:  # env: shell lines for `eval`
+        access, secret = embedded_s3.load_or_create_keys(LOCAL_S3_DIR)
+        endpoint = f"http://127.0.0.1:{args.port}"
+        emit(f"export AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_ENDPOINT_URL_S3={endpoint} AWS_DEFAULT_REGION=us-east-1")
+    return 0
+
+
+def cmd_demo_data(args) -> int:
+    from include.matcher.demo_data import generate
+
+    counts = generate(args.target, cvs_per_category=args.cvs_per_category)
+    print(f"generated {counts['cvs']} demo CVs and {counts['broken']} deliberately broken files in {args.target}", file=sys.stderr)
+    return 0
+
+
+def cmd_upload(args) -> int:
+    from include.matcher.storage import S3Uri
+
+    store = storage()
+    source = Path(args.source)
+    named = {"cvs": "raw_cvs", "jobs-file": "jobs_file", "job-offers": "job_offers"}
+    target = getattr(Locations.from_env(), named[args.to]) if args.to in named else args.to
+
+    store.ensure_bucket(S3Uri.parse(target).bucket)
+    if source.is_file():
+        store.put_bytes(target, source.read_bytes())
+        print(f"uploaded {source} -> {target}", file=sys.stderr)
+    else:
+        uris = store.upload_dir(source, target)
+        print(f"uploaded {len(uris)} files from {source} -> {target}", file=sys.stderr)
+    return 0
+
+
+def cmd_bootstrap(args) -> int:
+    store = storage()
+    for bucket in sorted(Locations.from_env().buckets()):
+        store.ensure_bucket(bucket)
+        print(f"bucket {bucket} ready", file=sys.stderr)
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from include.matcher.ingest import ingest
+
+    emit(ingest(run_uri(args.run_id), Locations.from_env(), storage(), force=args.force))
+    return 0
+
+
+def cmd_parse(args) -> int:
+    from include.matcher.parse import parse
+
+    emit(parse(args.manifest, run_uri(args.run_id), Locations.from_env(), storage()))
+    return 0
+
+
+def cmd_build_pairs(args) -> int:
+    from include.matcher.pairs import build_pairs
+
+    config = PipelineConfig(locations=Locations.from_env(), training=training_config(args))
+    emit(build_pairs(args.corpus, run_uri(args.run_id), config, storage()))
+    return 0
+
+
+def cmd_fine_tune(args) -> int:
+    config = training_config(args)
+    if args.pairs:
+        from include.matcher.training import fine_tune
+
+        if not args.run_id:
+            raise SystemExit("--pairs needs --run-id")
+        emit(fine_tune(args.pairs, run_uri(args.run_id), config, storage()))
+        return 0
+    missing = [flag for flag, value in (("--data-root", args.data_root), ("--jobs-file", args.jobs_file), ("--output", args.output)) if not value]
+    if missing:
+        raise SystemExit(f"fine-tune needs {', '.join(missing)} (or --pairs and --run-id in stage mode)")
+    return legacy_fine_tune(args.data_root, args.jobs_file, args.output, config)
+
+
+def legacy_fine_tune(data_root: str, jobs_file: str, output: str, config: TrainingConfig) -> int:
+    """The old management command: labelled folder + jobs file -> fine-tuned model folder."""
+    from include.matcher.jobs import load_job_descriptions
+    from include.matcher.pairs import build_examples, split_corpus
+    from include.matcher.sources import load_labelled_cvs
+    from include.matcher.training import train_model
+
+    store = storage() if any(str(p).startswith("s3://") for p in (data_root, jobs_file, output)) else None
+    cvs, rejects = load_labelled_cvs(data_root, store)
+    jobs = load_job_descriptions(jobs_file, store)
+    by_split, unknown = split_corpus(cvs, jobs, SplitConfig())
+    examples = build_examples(by_split["train"], jobs, config.loss, config.negative_ratio, config.seed)
+    for reject in rejects:
+        logging.getLogger("fine_tune").warning("skipped %s: %s", reject["key"], reject["reason"])
+    logging.getLogger("fine_tune").info(
+        "%d CVs (%s), %d rejected, %d without a job description -> %d examples",
+        len(cvs), {k: len(v) for k, v in by_split.items()}, len(rejects), len(unknown), len(examples.rows),
+    )  # fmt: skip
+    if output.startswith("s3://"):
+        with tempfile.TemporaryDirectory(prefix="matcher-output-") as local:
+            train_model(examples.rows, examples.metadata, config, local, store)
+            store.upload_dir(local, output)
+    else:
+        train_model(examples.rows, examples.metadata, config, output, store)
+    emit(output)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from include.matcher.validation import validate
+
+    gate = GateConfig(min_improvement=args.min_improvement)
+    emit(validate(args.candidate, args.pairs, run_uri(args.run_id), Locations.from_env(), gate, storage(), base_model=args.base_model))
+    return 0
+
+
+def cmd_promote(args) -> int:
+    from include.matcher.registry import promote
+
+    emit(promote(args.report, Locations.from_env().registry, storage()))
+    return 0
+
+
+def cmd_refresh(args) -> int:
+    from include.matcher.embeddings import refresh_embeddings
+
+    emit(refresh_embeddings(args.version_uri, args.corpus, Locations.from_env(), storage()))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from include.matcher.evaluation import evaluate_model
+    from include.matcher.jobs import load_job_descriptions
+    from include.matcher.models import load_model
+    from include.matcher.pairs import split_corpus
+    from include.matcher.sources import load_labelled_cvs
+    from include.matcher.text import strip_title
+
+    store = storage() if any(str(p).startswith("s3://") for p in (args.model, args.data_root, args.jobs_file)) or args.model == "production" else None
+    cvs, _ = load_labelled_cvs(args.data_root, store)
+    jobs = load_job_descriptions(args.jobs_file, store)
+    by_split, _ = split_corpus(cvs, jobs, SplitConfig())
+    selected = [cv for rows in by_split.values() for cv in rows] if args.split == "all" else by_split[args.split]
+    if args.strip_title:
+        selected = [{**cv, "text": strip_title(cv["text"])} for cv in selected]
+    result = evaluate_model(load_model(args.model, store), selected, jobs)
+    emit({"model": args.model, "split": args.split, "strip_title": args.strip_title, **result["metrics"]})
+    return 0
+
+
+def cmd_production(args) -> int:
+    from include.matcher.embeddings import read_current
+    from include.matcher.registry import read_production
+
+    locations, store = Locations.from_env(), storage()
+    emit({"production": read_production(store, locations.registry), "embeddings": read_current(store, locations.embeddings)})
+    return 0
+
+
+def cmd_last_run(args) -> int:
+    from include.matcher.summary import describe_last_run
+
+    print(describe_last_run(Locations.from_env(), storage()), file=sys.__stdout__)
+    return 0

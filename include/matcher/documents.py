@@ -1,0 +1,174 @@
+"""Turn document bytes into text: PDF (pdfplumber), DOCX (python-docx), TXT (encoding detection).
+
+The type is read from the bytes, not trusted from the extension. Anything that cannot give usable
+text raises :class:`Rejected` with a reason from :data:`REJECT_REASONS` and a detail saying what the
+parser reported, so a bad file becomes a reject record instead of a failed task.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+
+from include.matcher.settings import ParseLimits
+
+SUPPORTED_EXTENSIONS = (".pdf", ".docx", ".txt")
+
+REJECT_REASONS = {
+    "encrypted": "password-protected or encrypted document",
+    "wrong_type": "content does not match the file extension",
+    "corrupt": "corrupt or truncated document the parser could not read",
+    "no_text": "no extractable text (a scan needs OCR) or too little text to use",
+    "empty": "zero-byte file",
+    "too_large": "file or its decompressed content exceeds the configured limit",
+    "unsupported_type": "file type the pipeline does not parse",
+    "undecodable": "text whose encoding could not be determined or that is binary",
+}
+
+
+class Rejected(Exception):
+    """A document that cannot become training text."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        if reason not in REJECT_REASONS:
+            raise ValueError(f"unknown reject reason {reason!r}")
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ParsedText:
+    text: str
+    kind: str  # pdf | docx | txt
+
+
+def sniff_kind(data: bytes) -> str:
+    """What the bytes are: pdf, zip (DOCX is a zip), ole2 (encrypted Office), text or binary."""
+    head = data[:1024]
+    if b"%PDF-" in head:
+        return "pdf"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "zip"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return "ole2"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf")):
+        return "text"
+    if b"\x00" in head:
+        return "binary"
+    return "text"
+
+
+def extract_text(data: bytes, filename: str, limits: ParseLimits | None = None) -> ParsedText:
+    """Parse one document. Raises :class:`Rejected` for anything unusable."""
+    limits = limits or ParseLimits()
+    extension = _extension(filename)
+    if extension not in SUPPORTED_EXTENSIONS:
+        raise Rejected("unsupported_type", f"extension {extension or '(none)'!r} is not one of {SUPPORTED_EXTENSIONS}")
+    if not data:
+        raise Rejected("empty", "0 bytes")
+    if len(data) > limits.max_bytes:
+        raise Rejected("too_large", f"{len(data)} bytes > limit {limits.max_bytes}")
+
+    kind = sniff_kind(data)
+    if extension == ".pdf":
+        if kind != "pdf":
+            raise Rejected("wrong_type", f"a .pdf file whose bytes are {kind}")
+        text = _pdf_text(data)
+    elif extension == ".docx":
+        if kind == "ole2":
+            raise Rejected("encrypted", "OLE2 container: a password-encrypted Office document")
+        if kind != "zip":
+            raise Rejected("wrong_type", f"a .docx file whose bytes are {kind}")
+        text = _docx_text(data, limits)
+    else:
+        if kind in {"pdf", "zip", "ole2"}:
+            raise Rejected("wrong_type", f"a .txt file whose bytes are {kind}")
+        text = _txt_text(data)
+
+    text = normalise_whitespace(text)
+    if len(text) < limits.min_chars:
+        raise Rejected("no_text", f"{len(text)} characters extracted (< {limits.min_chars})")
+    return ParsedText(text=text, kind=extension.lstrip("."))
+
+
+def normalise_whitespace(text: str) -> str:
+    lines = (re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.replace("\r", "\n").split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _extension(filename: str) -> str:
+    name = filename.rsplit("/", 1)[-1]
+    return f".{name.rsplit('.', 1)[-1].lower()}" if "." in name else ""
+
+
+def _pdf_text(data: bytes) -> str:
+    import pdfplumber
+
+    try:
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
+            return "\n".join(page.extract_text() or "" for page in pdf.pages)
+    except Exception as error:  # pdfplumber wraps pdfminer's errors: classify by the real cause
+        raise _classify_pdf_error(error) from error
+
+
+def _classify_pdf_error(error: BaseException) -> Rejected:
+    chain = []
+    current: BaseException | None = error
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    names = " ".join(type(e).__name__ for e in chain)
+    messages = " | ".join(f"{type(e).__name__}: {e}" for e in chain if str(e))[:500]
+    if re.search(r"Password|Encrypt", names + messages, re.IGNORECASE):
+        return Rejected("encrypted", messages)
+    return Rejected("corrupt", messages or names)
+
+
+def _docx_text(data: bytes, limits: ParseLimits) -> str:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        entries = archive.infolist()
+    except zipfile.BadZipFile as error:
+        raise Rejected("corrupt", f"not a readable zip archive: {error}") from error
+    if len(entries) > limits.max_docx_entries:
+        raise Rejected("too_large", f"{len(entries)} zip entries > limit {limits.max_docx_entries}")
+    uncompressed = sum(entry.file_size for entry in entries)
+    if uncompressed > limits.max_docx_uncompressed_bytes:
+        raise Rejected("too_large", f"{uncompressed} bytes uncompressed > limit {limits.max_docx_uncompressed_bytes}")
+    names = {entry.filename for entry in entries}
+    if "word/document.xml" not in names:
+        what = "an XLSX workbook" if "xl/workbook.xml" in names else f"a zip without word/document.xml ({len(names)} entries)"
+        raise Rejected("wrong_type", f"not a DOCX: {what}")
+
+    import docx  # python-docx parses with resolve_entities=False: no external entities are fetched
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+        parts: list[str] = []
+        for section in document.sections:
+            for story in (section.header, section.footer):
+                parts.extend(p.text for p in story.paragraphs)
+        parts.extend(p.text for p in document.paragraphs)
+        for table in document.tables:
+            for row in table.rows:
+                parts.append(" | ".join(cell.text for cell in row.cells))
+    except Rejected:
+        raise
+    except Exception as error:
+        raise Rejected("corrupt", f"{type(error).__name__}: {error}"[:500]) from error
+    return "\n".join(parts)
+
+
+def _txt_text(data: bytes) -> str:
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise Rejected("undecodable", "no text encoding fits these bytes")
+    text = str(best)
+    if text.count("\x00") > len(text) // 100:
+        raise Rejected("undecodable", f"decoded as {best.encoding} but full of NUL characters")
+    return text

@@ -1,0 +1,66 @@
+"""``VectorMatcher``: score CVs against jobs with a (fine-tuned) bi-encoder.
+
+The same name and constructor as the old Django app's matcher, so callers move over unchanged::
+
+    matcher = VectorMatcher(model_name="production")      # or a folder, an s3:// URI, the base model
+    matcher.rank_jobs(cv_text, {"job-1": "...", "job-2": "..."}, top_k=5)
+    matcher.rank_candidates(job_text, {"cv-7": "...", "cv-9": "..."})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from include.matcher.settings import BASE_MODEL
+
+
+@dataclass(frozen=True)
+class Match:
+    id: str
+    score: float
+
+
+class VectorMatcher:
+    """Rank jobs for a CV, or candidates for a job, by cosine similarity of their embeddings.
+
+    Args:
+        model_name: ``all-MiniLM-L6-v2`` (the packaged base model), a local model folder, an
+            ``s3://`` model folder, or ``production`` (the registry's production pointer).
+        device: ``cuda`` or ``cpu``; the best available by default.
+        registry_uri: where ``production`` is looked up; ``MATCHER_REGISTRY_URI`` by default.
+    """
+
+    def __init__(self, model_name: str = BASE_MODEL, device: str | None = None, registry_uri: str | None = None, storage=None):
+        from include.matcher.models import load_model
+
+        self.model_name = model_name
+        self.model = load_model(model_name, storage=storage, registry_uri=registry_uri, device=device)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """Unit-length embeddings, one row per text."""
+        return self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+
+    def similarity(self, left: str, right: str) -> float:
+        a, b = self.encode([left, right])
+        return float(a @ b)
+
+    def rank(self, query: str, items: Mapping[str, str] | Sequence[str], top_k: int | None = None) -> list[Match]:
+        """Items (an id -> text mapping, or a list whose ids are positions) by similarity to ``query``."""
+        ids, texts = (list(items.keys()), list(items.values())) if isinstance(items, Mapping) else ([str(i) for i in range(len(items))], list(items))
+        if not texts:
+            return []
+        query_vector, *item_vectors = self.encode([query, *texts])
+        scores = np.asarray(item_vectors) @ query_vector
+        order = np.argsort(-scores, kind="stable")[: top_k or len(texts)]
+        return [Match(ids[i], float(scores[i])) for i in order]
+
+    def rank_jobs(self, cv_text: str, jobs: Mapping[str, str] | Sequence[str], top_k: int | None = None) -> list[Match]:
+        """Jobs best suited to a CV, best first."""
+        return self.rank(cv_text, jobs, top_k)
+
+    def rank_candidates(self, job_text: str, cvs: Mapping[str, str] | Sequence[str], top_k: int | None = None) -> list[Match]:
+        """Candidates best suited to a job, best first."""
+        return self.rank(job_text, cvs, top_k)

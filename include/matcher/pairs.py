@@ -1,0 +1,145 @@
+"""Stage 3, build pairs: CVs + job descriptions -> training examples shaped for the chosen loss.
+
+* A CV's split (train / validation / test) is a function of its text fingerprint alone, so it never
+  changes side as the corpus grows and exact duplicates never straddle splits.
+* Positives pair a training CV with each description of its own category; negatives pair it with a
+  description of another category, ``negative_ratio`` of them per positive. A fractional ratio is
+  honoured on average (0.5 = one negative for every other positive).
+* Shapes: ``cosine`` -> (sentence1, sentence2, label); ``multiple_negatives`` -> (anchor, positive),
+  its negatives being the other in-batch positives; ``triplet`` -> (anchor, positive, negative).
+* ``training_metadata.jsonl`` has one row per training example, in the examples' order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from include.matcher.jobs import load_job_descriptions
+from include.matcher.settings import PipelineConfig, SplitConfig
+from include.matcher.storage import Storage, join_uri
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+def assign_split(text_hash: str, split: SplitConfig) -> str:
+    """Deterministic split from the first 32 bits of the text fingerprint."""
+    position = int(text_hash[:8], 16) / 0x1_0000_0000
+    if position < split.test_fraction:
+        return "test"
+    if position < split.test_fraction + split.validation_fraction:
+        return "validation"
+    return "train"
+
+
+@dataclass
+class Examples:
+    rows: list[dict]
+    metadata: list[dict]
+
+
+class NegativeQuota:
+    """Hands out ``ratio`` negatives per positive on average, carrying the fraction over."""
+
+    def __init__(self, ratio: float):
+        self.ratio = ratio
+        self.owed = 0.0
+
+    def next(self) -> int:
+        self.owed += self.ratio
+        count = int(self.owed + 1e-9)
+        self.owed -= count
+        return count
+
+
+def build_examples(
+    cvs: list[dict], jobs: dict[str, list[str]], loss: str, negative_ratio: float, seed: int
+) -> Examples:
+    """Training examples from CVs (dicts with key, category, text) of the training split."""
+    rng = random.Random(seed)
+    quota = NegativeQuota(negative_ratio)
+    categories = sorted(jobs)
+    rows: list[dict] = []
+    metadata: list[dict] = []
+    for cv in sorted(cvs, key=lambda c: c["key"]):
+        category = cv["category"]
+        others = [c for c in categories if c != category]
+        for job_index, job_text in enumerate(jobs[category]):
+            base = {"source_key": cv["key"], "category": category, "split": "train", "job_category": category, "job_index": job_index}
+            wanted = quota.next() if loss != "multiple_negatives" else 0
+            negatives = _sample_negatives(rng, others, jobs, wanted)
+            if loss == "cosine":
+                rows.append({"sentence1": cv["text"], "sentence2": job_text, "label": 1.0})
+                metadata.append({**base, "label": 1.0})
+                for neg_category, neg_index in negatives:
+                    rows.append({"sentence1": cv["text"], "sentence2": jobs[neg_category][neg_index], "label": 0.0})
+                    metadata.append({**base, "label": 0.0, "job_category": neg_category, "job_index": neg_index})
+            elif loss == "multiple_negatives":
+                rows.append({"anchor": cv["text"], "positive": job_text})
+                metadata.append({**base, "role": "anchor-positive"})
+            else:
+                for neg_category, neg_index in negatives:
+                    rows.append({"anchor": cv["text"], "positive": job_text, "negative": jobs[neg_category][neg_index]})
+                    metadata.append({**base, "role": "anchor-positive-negative", "negative_category": neg_category, "negative_index": neg_index})
+
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    return Examples([rows[i] for i in order], [metadata[i] for i in order])
+
+
+def _sample_negatives(rng: random.Random, others: list[str], jobs: dict[str, list[str]], count: int) -> list[tuple[str, int]]:
+    pool = [(category, index) for category in others for index in range(len(jobs[category]))]
+    return rng.sample(pool, min(count, len(pool))) if count else []
+
+
+def split_corpus(cvs: list[dict], jobs: dict[str, list[str]], split: SplitConfig) -> tuple[dict[str, list[dict]], list[str]]:
+    """CVs by split; CVs whose category has no job description are left out and returned by key."""
+    by_split: dict[str, list[dict]] = {name: [] for name in SPLITS}
+    unknown = []
+    for cv in cvs:
+        if cv["category"] not in jobs:
+            unknown.append(cv["key"])
+            continue
+        by_split[assign_split(cv["text_hash"], split)].append(cv)
+    return by_split, unknown
+
+
+def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: Storage) -> str:
+    """Write ``<run>/pairs/{train,training_metadata,validation,test}.jsonl`` and ``jobs.json``."""
+    from include.matcher.parse import load_corpus_texts
+
+    cvs = load_corpus_texts(corpus_uri, storage)
+    jobs = load_job_descriptions(config.locations.jobs_file, storage)
+    by_split, unknown = split_corpus(cvs, jobs, config.split)
+    training = config.training
+    examples = build_examples(by_split["train"], jobs, training.loss, training.negative_ratio, training.seed)
+
+    pairs_uri = join_uri(run_uri, "pairs")
+    storage.put_jsonl(join_uri(pairs_uri, "train.jsonl"), examples.rows)
+    storage.put_jsonl(join_uri(pairs_uri, "training_metadata.jsonl"), examples.metadata)
+    for name in ("validation", "test"):
+        storage.put_jsonl(join_uri(pairs_uri, f"{name}.jsonl"), [_held_out_row(cv) for cv in by_split[name]])
+    storage.put_json(join_uri(pairs_uri, "jobs.json"), jobs)
+    summary = {
+        "loss": training.loss,
+        "negative_ratio": training.negative_ratio,
+        "examples": len(examples.rows),
+        "labels": dict(Counter(str(m.get("label", m.get("role"))) for m in examples.metadata)),
+        "cvs_by_split": {name: len(rows) for name, rows in by_split.items()},
+        "categories": sorted(jobs),
+        "cvs_without_job_description": unknown,
+    }
+    storage.put_json(join_uri(pairs_uri, "summary.json"), summary)
+    if unknown:
+        log.warning("build_pairs: %d CVs have a category missing from the jobs file", len(unknown))
+    log.info("build_pairs: %s", json.dumps({k: summary[k] for k in ("examples", "labels", "cvs_by_split")}))
+    return pairs_uri
+
+
+def _held_out_row(cv: dict) -> dict:
+    return {"key": cv["key"], "category": cv["category"], "text": cv["text"], "text_hash": cv["text_hash"]}

@@ -1,0 +1,90 @@
+"""Stage 6, promote: a versioned model registry on S3.
+
+Layout under the registry URI::
+
+    models/<version>/            the model files, training metadata, model card, validation report
+    models/<version>/entry.json  what was promoted, when, from which run, with which metrics
+    production.json              pointer to the version in production
+
+Versions are never overwritten or deleted. ``production.json`` only changes by compare-and-swap
+(S3 conditional writes), so of two concurrent promotions one wins and the other fails loudly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime, timezone
+
+from include.matcher.storage import PreconditionFailed, Storage, join_uri
+
+log = logging.getLogger(__name__)
+
+
+def production_uri(registry_uri: str) -> str:
+    return join_uri(registry_uri, "production.json")
+
+
+def read_production(storage: Storage, registry_uri: str) -> dict | None:
+    found = storage.get_with_etag(production_uri(registry_uri))
+    return None if found is None else json.loads(found[0])
+
+
+def version_for(run_uri: str, when: datetime | None = None) -> str:
+    """A sortable, unique version name: ``v<UTC timestamp>-<hash of the run>``."""
+    when = when or datetime.now(timezone.utc)
+    return f"v{when:%Y%m%dT%H%M%SZ}-{hashlib.sha256(run_uri.encode()).hexdigest()[:6]}"
+
+
+def swap_pointer(storage: Storage, uri: str, value: dict, expected: dict | None) -> str:
+    """Replace the JSON pointer at ``uri`` only if it still holds ``expected`` (None: absent)."""
+    found = storage.get_with_etag(uri)
+    if expected is None:
+        if found is not None:
+            raise PreconditionFailed(f"{uri} appeared concurrently")
+        return storage.put_json(uri, value, if_none_match=True)
+    if found is None or json.loads(found[0]) != expected:
+        raise PreconditionFailed(f"{uri} changed since it was read")
+    return storage.put_json(uri, value, if_match=found[1])
+
+
+def promote(report_uri: str, registry_uri: str, storage: Storage) -> str:
+    """Copy the candidate beside ``report_uri`` into the registry and point production at it.
+
+    Idempotent: a retry after a copy or a pointer write re-uses the version the report names.
+    Returns the promoted version's URI.
+    """
+    report = storage.get_json(report_uri)
+    if not report["decision"]["promote"]:
+        raise ValueError(f"the gate refused this candidate: {report['decision']['reason']}")
+    candidate_uri = report["candidate"]
+    version = report["version"]
+    version_uri = join_uri(registry_uri, "models", version)
+    copied = storage.copy_prefix(candidate_uri, version_uri)
+
+    current = read_production(storage, registry_uri)
+    if current is not None and current["version"] == version:
+        log.info("promote: %s already in production", version)
+        return version_uri
+    entry = {
+        "version": version,
+        "uri": version_uri,
+        "promoted_at": datetime.now(timezone.utc).isoformat(),
+        "run": report["run"],
+        "metrics": report["candidate_metrics"]["metrics"],
+        "primary_metric": report["decision"]["primary_metric"],
+        "previous": current["version"] if current else None,
+        "report": join_uri(version_uri, "validation_report.json"),
+    }
+    storage.put_json(join_uri(version_uri, "entry.json"), entry)
+    swap_pointer(storage, production_uri(registry_uri), entry, current)
+    log.info("promote: %s (%d files) is now in production, replacing %s", version, copied, entry["previous"])
+    return version_uri
+
+
+def list_versions(storage: Storage, registry_uri: str) -> list[dict]:
+    """Every promoted version's entry, oldest first."""
+    entries = [info for info in storage.list(join_uri(registry_uri, "models")) if info.key.endswith("/entry.json")]
+    bucket = registry_uri[len("s3://") :].split("/", 1)[0]
+    return sorted((storage.get_json(f"s3://{bucket}/{info.key}") for info in entries), key=lambda e: e["version"])

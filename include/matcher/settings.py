@@ -1,0 +1,166 @@
+"""Where things live and how the pipeline is tuned: every value is a setting, none is code.
+
+:class:`Locations` names the S3 places (from ``MATCHER_*`` environment variables);
+:class:`TrainingConfig` and :class:`GateConfig` carry the knobs a manual trigger can change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+LOSSES = ("cosine", "multiple_negatives", "triplet")
+BASE_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class Locations:
+    """S3 URIs of the pipeline's inputs and outputs.
+
+    raw_cvs:     ``<prefix>/<CATEGORY>/<file>`` CV files (the Kaggle ``data/data`` layout).
+    jobs_file:   JSON mapping each category to a job description or a list of them.
+    job_offers:  job-offer documents (PDF/DOCX/TXT) to embed beside the descriptions.
+    work:        run-scoped outputs (``runs/<run_id>/...``), the ingestion ledger and the text cache.
+    registry:    the versioned model registry (``models/<version>/``, ``production.json``).
+    embeddings:  embeddings by model version and the ``current.json`` pointer.
+    """
+
+    raw_cvs: str = "s3://matcher/raw/cvs"
+    jobs_file: str = "s3://matcher/raw/job_descriptions.json"
+    job_offers: str = "s3://matcher/raw/job-offers"
+    work: str = "s3://matcher/work"
+    registry: str = "s3://matcher/registry"
+    embeddings: str = "s3://matcher/embeddings"
+
+    ENV = {
+        "raw_cvs": "MATCHER_RAW_CVS_URI",
+        "jobs_file": "MATCHER_JOBS_FILE_URI",
+        "job_offers": "MATCHER_JOB_OFFERS_URI",
+        "work": "MATCHER_WORK_URI",
+        "registry": "MATCHER_REGISTRY_URI",
+        "embeddings": "MATCHER_EMBEDDINGS_URI",
+    }
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: str) -> Locations:
+        environ = os.environ if environ is None else environ
+        values = {name: environ[var] for name, var in cls.ENV.items() if environ.get(var)}
+        values.update({k: v for k, v in overrides.items() if v})
+        return cls(**values)
+
+    def buckets(self) -> set[str]:
+        from include.matcher.storage import S3Uri
+
+        return {S3Uri.parse(getattr(self, f.name)).bucket for f in fields(self)}
+
+    def run_uri(self, run_id: str) -> str:
+        from include.matcher.storage import join_uri
+
+        return join_uri(self.work, "runs", safe_run_id(run_id))
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyperparameters of one fine-tuning run (the old ``fine_tune_matcher`` flags and a few more)."""
+
+    loss: str = "multiple_negatives"
+    epochs: int = 1
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    negative_ratio: float = 1.0
+    base_model: str = BASE_MODEL
+    warmup_ratio: float = 0.1
+    seed: int = 42
+    max_seq_length: int = 256
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if not self.learning_rate > 0:
+            raise ValueError("learning_rate must be positive")
+        if self.negative_ratio < 0:
+            raise ValueError("negative_ratio must not be negative")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> TrainingConfig:
+        known = {f.name: f.type for f in fields(cls)}
+        kwargs = {k: v for k, v in values.items() if k in known and v is not None}
+        return _coerce(cls, kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Fractions of the corpus held out, assigned by content hash so a CV never changes side."""
+
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """When a candidate may replace production."""
+
+    min_improvement: float = 0.01
+    primary_metric: str = "mrr@10"
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> GateConfig:
+        kwargs = {f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None}
+        return _coerce(cls, kwargs)
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds on what the parser accepts."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    min_chars: int = 100
+    max_docx_uncompressed_bytes: int = 200 * 1024 * 1024
+    max_docx_entries: int = 2000
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything one run needs besides its inputs."""
+
+    locations: Locations = field(default_factory=Locations)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    limits: ParseLimits = field(default_factory=ParseLimits)
+
+    def with_params(self, params: dict[str, Any]) -> PipelineConfig:
+        """Apply a manual trigger's params (Airflow ``params``) over these defaults."""
+        merged_training = {**self.training.to_dict(), **{k: v for k, v in params.items() if v is not None}}
+        merged_gate = {**asdict(self.gate), **{k: v for k, v in params.items() if v is not None}}
+        locations = self.locations
+        if params.get("raw_prefix"):
+            locations = replace(locations, raw_cvs=params["raw_prefix"])
+        return replace(
+            self,
+            locations=locations,
+            training=TrainingConfig.from_mapping(merged_training),
+            gate=GateConfig.from_mapping(merged_gate),
+        )
+
+
+def safe_run_id(run_id: str) -> str:
+    """An Airflow run id made safe for an S3 key segment (``manual__2026-01-01T02:00:00+00:00``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-") or "run"
+
+
+def _coerce(cls, kwargs: dict[str, Any]):
+    casts = {"int": int, "float": float, "str": str}
+    typed = {}
+    for f in fields(cls):
+        if f.name in kwargs:
+            cast = casts.get(str(f.type))
+            typed[f.name] = cast(kwargs[f.name]) if cast else kwargs[f.name]
+    return cls(**typed)

@@ -1,0 +1,18 @@
+"""Small text helpers shared by splitting, evaluation and serving."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+
+def text_fingerprint(text: str) -> str:
+    """Hash of the text modulo case and whitespace: exact duplicates share it."""
+    canonical = re.sub(r"\s+", " ", text).strip().lower()
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def strip_title(text: str) -> str:
+    """Drop the first non-empty line, which in many resumes is the job title (and names the label)."""
+    lines = text.strip().split("\n", 1)
+    return lines[1].strip() if len(lines) > 1 else ""

@@ -1,0 +1,129 @@
+"""Stage 4, fine-tune: train a candidate bi-encoder with ``SentenceTransformerTrainer``.
+
+AdamW with linear warmup, a fixed seed, bf16 (or fp16) on CUDA and fp32 on CPU. The candidate folder
+holds the model, its model card (``README.md``, written by sentence-transformers),
+``training_metadata.jsonl`` and ``training_config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from include.matcher.settings import TrainingConfig
+from include.matcher.storage import Storage, join_uri
+
+log = logging.getLogger(__name__)
+
+LOSS_COLUMNS = {
+    "cosine": ("sentence1", "sentence2", "label"),
+    "multiple_negatives": ("anchor", "positive"),
+    "triplet": ("anchor", "positive", "negative"),
+}
+
+
+def make_loss(name: str, model):
+    from sentence_transformers.sentence_transformer import losses
+
+    if name == "cosine":
+        return losses.CosineSimilarityLoss(model)
+    if name == "multiple_negatives":
+        return losses.MultipleNegativesRankingLoss(model)
+    if name == "triplet":
+        return losses.TripletLoss(model)
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def _logging_callback_class():
+    from transformers import TrainerCallback
+
+    class LoggingCallback(TrainerCallback):
+        """Training progress (loss, learning rate, epoch) as log lines, without any text."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs:
+                log.info("fine_tune: step %d/%d %s", state.global_step, state.max_steps, {k: logs[k] for k in sorted(logs)})
+
+    return LoggingCallback
+
+
+def precision_flags() -> dict[str, bool]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"bf16": False, "fp16": False}
+    bf16 = torch.cuda.is_bf16_supported()
+    return {"bf16": bf16, "fp16": not bf16}
+
+
+def train_model(rows: list[dict], metadata: list[dict], config: TrainingConfig, output_dir: str | Path, storage=None) -> Path:
+    """Fine-tune ``config.base_model`` on ``rows`` and save the result into ``output_dir``."""
+    if not rows:
+        raise ValueError("no training examples: the training split is empty")
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from transformers.trainer_callback import PrinterCallback
+
+    from include.matcher.models import load_model
+
+    columns = LOSS_COLUMNS[config.loss]
+    dataset = Dataset.from_dict({column: [row[column] for row in rows] for column in columns})
+    model = load_model(config.base_model, storage)
+    model.max_seq_length = config.max_seq_length
+    output_dir = Path(output_dir)
+
+    with tempfile.TemporaryDirectory(prefix="matcher-train-") as scratch:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
+            optim="adamw_torch",
+            seed=config.seed,
+            data_seed=config.seed,
+            # Many CVs share one job description: in-batch negatives must not be the positive itself.
+            batch_sampler="no_duplicates" if config.loss == "multiple_negatives" else "batch_sampler",
+            save_strategy="no",
+            logging_steps=max(1, len(rows) // (config.batch_size * 10)),
+            report_to="none",
+            disable_tqdm=True,
+            **precision_flags(),
+        )
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(config.loss, model))
+        trainer.remove_callback(PrinterCallback)  # progress goes to the task log through logging instead
+        trainer.add_callback(_logging_callback_class()())
+        started = time.monotonic()
+        result = trainer.train()
+        seconds = time.monotonic() - started
+
+    model.save(str(output_dir))
+    with open(output_dir / "training_metadata.jsonl", "w") as handle:
+        for row in metadata:
+            handle.write(json.dumps(row, sort_keys=True) + "\n")
+    stats = {
+        "config": config.to_dict(),
+        "examples": len(rows),
+        "train_seconds": round(seconds, 2),
+        "examples_per_second": round(len(rows) * config.epochs / seconds, 3) if seconds else None,
+        "train_loss": result.training_loss,
+        "device": str(model.device),
+    }
+    (output_dir / "training_config.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
+    log.info("fine_tune: %d examples x %d epochs in %.1fs on %s", len(rows), config.epochs, seconds, model.device)
+    return output_dir
+
+
+def fine_tune(pairs_uri: str, run_uri: str, config: TrainingConfig, storage: Storage) -> str:
+    """Train on ``<pairs>/train.jsonl`` and upload the candidate to ``<run>/candidate/``."""
+    rows = storage.get_jsonl(join_uri(pairs_uri, "train.jsonl"))
+    metadata = storage.get_jsonl(join_uri(pairs_uri, "training_metadata.jsonl"))
+    candidate_uri = join_uri(run_uri, "candidate")
+    with tempfile.TemporaryDirectory(prefix="matcher-candidate-") as local:
+        train_model(rows, metadata, config, local, storage)
+        storage.upload_dir(local, candidate_uri)
+    log.info("fine_tune: candidate at %s", candidate_uri)
+    return candidate_uri

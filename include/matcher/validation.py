@@ -1,0 +1,69 @@
+"""Stage 5, validate and gate: is the candidate better than the model in production?
+
+Both models are scored on the held-out test split (CV -> job retrieval, see
+:mod:`include.matcher.evaluation`); with no production model yet, the base model stands in. The
+candidate may be promoted only if it beats production on the primary metric by ``min_improvement``.
+``validation_report.json`` is stored beside the candidate whatever the decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from include.matcher.evaluation import evaluate_model
+from include.matcher.registry import read_production, version_for
+from include.matcher.settings import GateConfig, Locations, TrainingConfig
+from include.matcher.storage import Storage, join_uri
+
+log = logging.getLogger(__name__)
+
+
+def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int) -> dict:
+    """The gate's decision from the two models' metrics."""
+    metric = gate.primary_metric
+    if held_out == 0:
+        return {"promote": False, "primary_metric": metric, "reason": "no held-out CVs to validate on"}
+    new, old = candidate["metrics"][metric], production["metrics"][metric]
+    improvement = new - old
+    promote = improvement >= gate.min_improvement
+    verdict = "beats" if promote else "does not beat"
+    return {
+        "promote": promote,
+        "primary_metric": metric,
+        "candidate": new,
+        "production": old,
+        "improvement": improvement,
+        "min_improvement": gate.min_improvement,
+        "reason": f"candidate {metric} {new:.4f} {verdict} production {old:.4f} by the required {gate.min_improvement:+.4f} (change {improvement:+.4f})",
+    }
+
+
+def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locations, gate: GateConfig, storage: Storage, base_model: str | None = None) -> str:
+    """Score candidate and production, decide, and write ``<candidate>/validation_report.json``."""
+    from include.matcher.models import load_model
+
+    held_out = storage.get_jsonl(join_uri(pairs_uri, "test.jsonl"))
+    jobs = storage.get_json(join_uri(pairs_uri, "jobs.json"))
+    production = read_production(storage, locations.registry)
+    production_name = production["uri"] if production else (base_model or TrainingConfig().base_model)
+
+    candidate_result = evaluate_model(load_model(candidate_uri, storage), held_out, jobs)
+    production_result = evaluate_model(load_model(production_name, storage), held_out, jobs)
+    decision = decide(candidate_result, production_result, gate, len(held_out))
+    report = {
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "run": run_uri,
+        "candidate": candidate_uri,
+        "version": version_for(run_uri),
+        "production": {"name": production_name, "version": production["version"] if production else None},
+        "held_out": {"split": "test", "count": len(held_out), "uri": join_uri(pairs_uri, "test.jsonl")},
+        "candidate_metrics": candidate_result,
+        "production_metrics": production_result,
+        "decision": decision,
+    }
+    report_uri = join_uri(candidate_uri, "validation_report.json")
+    storage.put_json(report_uri, report)
+    log.info("validate: %s", decision["reason"])
+    log.info("validate: report at %s", report_uri)
+    return report_uri
