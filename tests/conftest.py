@@ -1,0 +1,97 @@
+"""Shared fixtures: a real SeaweedFS S3 server, isolated buckets, the shared data folder.
+
+Airflow reads its configuration when first imported, so its environment is set here, before any
+test module imports it: a throwaway AIRFLOW_HOME with SQLite, this project's dags folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="matcher-test-airflow-")
+os.environ.update(
+    {
+        "AIRFLOW_HOME": _AIRFLOW_HOME,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "MATCHER_MODEL_CACHE": tempfile.mkdtemp(prefix="matcher-test-models-"),
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real SeaweedFS ``weed mini`` on free loopback ports, with keys, for the whole session."""
+    from include.matcher import embedded_s3
+
+    data_dir = tmp_path_factory.mktemp("seaweedfs")
+    server = embedded_s3.start(data_dir, s3_port=embedded_s3.free_port(), base_port=None)
+    previous = {key: os.environ.get(key) for key in server.environment()}
+    os.environ.update(server.environment())
+    yield server
+    embedded_s3.stop(data_dir)
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def storage(s3_server):
+    from include.matcher.storage import Storage
+
+    return Storage()
+
+
+@pytest.fixture
+def locations(storage):
+    """Pipeline locations in a fresh bucket, so tests never see each other's objects."""
+    from include.matcher.settings import Locations
+
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    storage.ensure_bucket(bucket)
+    return Locations(
+        raw_cvs=f"s3://{bucket}/raw/cvs",
+        jobs_file=f"s3://{bucket}/raw/job_descriptions.json",
+        job_offers=f"s3://{bucket}/raw/job-offers",
+        work=f"s3://{bucket}/work",
+        registry=f"s3://{bucket}/registry",
+        embeddings=f"s3://{bucket}/embeddings",
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}: tests on real resumes are skipped")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def demo_folder(tmp_path_factory) -> Path:
+    """Generated demo data: 5 categories x 6 CVs in PDF, DOCX and TXT, plus broken files."""
+    from include.matcher.demo_data import generate
+
+    target = tmp_path_factory.mktemp("demo")
+    generate(target, cvs_per_category=6)
+    return target
+
+
+@pytest.fixture(scope="session")
+def base_model():
+    from include.matcher.models import load_model
+
+    return load_model("all-MiniLM-L6-v2", device="cpu")

@@ -1,0 +1,128 @@
+"""The whole DAG, run with ``dag.test()`` against a real SeaweedFS, then every artefact checked on S3.
+
+Three nights: a first run that trains and promotes, a quiet night that stops after ingest, and a
+forced retrain that the gate refuses (promote and refresh skipped, run green).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from include.matcher.storage import join_uri
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def airflow_db():
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy(), timeout=600)
+
+
+@pytest.fixture(scope="module")
+def pipeline(s3_server, airflow_db, demo_folder, tmp_path_factory):
+    """Demo data uploaded to a fresh bucket; the DAG loaded with MATCHER_* pointing there."""
+    import uuid
+
+    from include.matcher.settings import Locations
+    from include.matcher.storage import Storage
+
+    bucket = f"dag-{uuid.uuid4().hex[:10]}"
+    locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
+    storage = Storage()
+    storage.ensure_bucket(bucket)
+    storage.upload_dir(demo_folder / "cvs", locations.raw_cvs)
+    storage.upload_dir(demo_folder / "job-offers", locations.job_offers)
+    storage.put_bytes(locations.jobs_file, (demo_folder / "job_descriptions.json").read_bytes())
+
+    env = {var: getattr(locations, name) for name, var in Locations.ENV.items()}
+    env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
+        {
+            "conn_type": "aws",
+            "login": s3_server.access_key,
+            "password": s3_server.secret_key,
+            "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"},
+        }
+    )
+    previous = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])).dags["matcher_retraining"]
+    yield dag, locations, storage
+    for key, value in previous.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state) for ti in dag_run.get_task_instances()}
+
+
+def run_uri_of(dag_run, locations) -> str:
+    return locations.run_uri(dag_run.run_id)
+
+
+def test_three_nights(pipeline):
+    dag, locations, storage = pipeline
+
+    # Night 1: everything new -> trained, validated, promoted, embeddings refreshed.
+    first = dag.test(run_conf={"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0})
+    assert str(first.state) in ("success", "DagRunState.SUCCESS"), states(first)
+    assert set(states(first).values()) == {"success"}, states(first)
+    run = run_uri_of(first, locations)
+
+    manifest = storage.get_json(join_uri(run, "manifest.json"))
+    assert manifest["counts"]["new"] == 33 and manifest["counts"]["skipped"] == 2  # 30 CVs + 3 broken; .md and stray file
+    parse_summary = storage.get_json(join_uri(run, "parse", "summary.json"))
+    assert parse_summary["parsed"] == 30 and parse_summary["rejected"] == 3
+    assert parse_summary["parsed"] + parse_summary["rejected"] == len(manifest["items"])
+    corpus = storage.get_jsonl(join_uri(run, "corpus.jsonl"))
+    assert len(corpus) == 30
+
+    pairs = join_uri(run, "pairs")
+    train = storage.get_jsonl(join_uri(pairs, "train.jsonl"))
+    metadata = storage.get_jsonl(join_uri(pairs, "training_metadata.jsonl"))
+    assert len(train) == len(metadata) > 0 and set(train[0]) == {"anchor", "positive"}
+    candidate = join_uri(run, "candidate")
+    for name in ("model.safetensors", "README.md", "training_metadata.jsonl", "training_config.json", "validation_report.json"):
+        assert storage.exists(join_uri(candidate, name)), name
+    assert storage.get_jsonl(join_uri(candidate, "training_metadata.jsonl")) == metadata
+    report = storage.get_json(join_uri(candidate, "validation_report.json"))
+    assert report["decision"]["promote"] and report["production"]["version"] is None  # compared with the base model
+    assert {"accuracy@1", "mrr@10", "ndcg@10"} <= set(report["candidate_metrics"]["metrics"])
+
+    production = storage.get_json(join_uri(locations.registry, "production.json"))
+    assert production["version"] == report["version"]
+    assert storage.exists(join_uri(production["uri"], "model.safetensors"))
+    current = storage.get_json(join_uri(locations.embeddings, "current.json"))
+    assert current["version"] == production["version"]
+    cvs = pq.read_table(io.BytesIO(storage.get_bytes(join_uri(current["uri"], "cvs.parquet"))))
+    assert cvs.num_rows == 30 and set(cvs.column("model_version").to_pylist()) == {production["version"]}
+    jobs = pq.read_table(io.BytesIO(storage.get_bytes(join_uri(current["uri"], "jobs.parquet"))))
+    assert jobs.num_rows == 10 + 1  # 5 categories x 2 descriptions + 1 job-offer document
+
+    # Night 2: nothing new -> stops after ingest, downstream skipped, run green, production untouched.
+    quiet = dag.test()
+    quiet_states = states(quiet)
+    assert quiet_states["ingest"] == "success" and quiet_states["check_for_new_data"] == "success"
+    assert {quiet_states[t] for t in ("parse", "fine_tune", "promote", "refresh_embeddings")} == {"skipped"}
+    assert storage.get_json(join_uri(run_uri_of(quiet, locations), "manifest.json"))["counts"]["new"] == 0
+
+    # Night 3: forced retrain that cannot clear an impossible bar -> gate refuses, promote/refresh skipped.
+    refused = dag.test(run_conf={"force_retrain": True, "min_improvement": 1.0, "loss": "cosine", "negative_ratio": 0.5})
+    refused_states = states(refused)
+    assert refused_states["validate"] == "success" and refused_states["gate"] == "success"
+    assert refused_states["promote"] == "skipped" and refused_states["refresh_embeddings"] == "skipped"
+    refused_report = storage.get_json(join_uri(run_uri_of(refused, locations), "candidate", "validation_report.json"))
+    assert not refused_report["decision"]["promote"] and "does not beat" in refused_report["decision"]["reason"]
+    assert refused_report["production"]["version"] == production["version"]  # compared with production now
+    assert storage.get_json(join_uri(locations.registry, "production.json"))["version"] == production["version"]
+    refused_metadata = storage.get_jsonl(join_uri(run_uri_of(refused, locations), "pairs", "training_metadata.jsonl"))
+    labels = [row["label"] for row in refused_metadata]
+    assert labels.count(0.0) == labels.count(1.0) // 2

@@ -1,0 +1,97 @@
+import io
+import zipfile
+
+import pytest
+
+from include.matcher.demo_data import cv_text, render_docx, render_pdf
+from include.matcher.documents import Rejected, extract_text, sniff_kind
+from include.matcher.settings import ParseLimits
+
+CV = "Staff Accountant\n" + "Reconciled the general ledger and closed the books every month. " * 5
+
+
+def test_pdf_docx_and_txt_give_the_same_words():
+    for name, data in (("a.pdf", render_pdf(CV)), ("a.docx", render_docx(CV)), ("a.txt", CV.encode())):
+        parsed = extract_text(data, name)
+        assert "general ledger" in parsed.text
+        assert parsed.kind == name.rsplit(".", 1)[1]
+
+
+def test_docx_tables_and_headers_are_read():
+    import docx
+
+    document = docx.Document()
+    document.sections[0].header.paragraphs[0].text = "Header: Jane Doe, Accountant"
+    document.add_paragraph("Experience at a large firm. " * 5)
+    table = document.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text = "Skills"
+    table.rows[0].cells[1].text = "month-end close, GAAP"
+    buffer = io.BytesIO()
+    document.save(buffer)
+    text = extract_text(buffer.getvalue(), "cv.docx").text
+    assert "Jane Doe" in text and "month-end close, GAAP" in text
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-32", "cp1252"],
+)
+def test_txt_encodings_are_detected(encoding):
+    text = "Résumé — Café manager. Führte Teams, gérait les stocks et la caisse. " * 4
+    assert "Café manager" in extract_text(text.encode(encoding), "cv.txt").text
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("cv.pdf", b"", "empty"),
+        ("cv.pdf", b"just some text " * 20, "wrong_type"),
+        ("cv.docx", render_pdf(CV), "wrong_type"),
+        ("cv.txt", render_pdf(CV), "wrong_type"),
+        ("cv.pdf", render_pdf(CV)[:300], "corrupt"),
+        ("cv.docx", render_docx(CV)[:400], "corrupt"),
+        ("cv.png", b"\x89PNG....", "unsupported_type"),
+        ("cv.txt", b"\x00\x01\x02\x03" * 200, "undecodable"),
+        ("cv.txt", b"too short", "no_text"),
+        ("cv.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "encrypted"),
+    ],
+)
+def test_bad_documents_are_rejected_with_a_specific_reason(name, data, reason):
+    with pytest.raises(Rejected) as caught:
+        extract_text(data, name)
+    assert caught.value.reason == reason
+
+
+def test_xlsx_renamed_to_docx_is_named_as_such():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    with pytest.raises(Rejected, match="XLSX"):
+        extract_text(buffer.getvalue(), "cv.docx")
+
+
+def test_zip_bomb_limits_refuse_oversized_docx():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", "<w/>" + " " * 2_000_000)
+    with pytest.raises(Rejected) as caught:
+        extract_text(buffer.getvalue(), "cv.docx", ParseLimits(max_docx_uncompressed_bytes=1_000_000))
+    assert caught.value.reason == "too_large"
+
+
+def test_file_size_limit():
+    with pytest.raises(Rejected) as caught:
+        extract_text(CV.encode() * 10, "cv.txt", ParseLimits(max_bytes=100))
+    assert caught.value.reason == "too_large"
+
+
+def test_sniff_kind_reads_bytes_not_names():
+    assert sniff_kind(render_pdf(CV)) == "pdf"
+    assert sniff_kind(render_docx(CV)) == "zip"
+    assert sniff_kind(CV.encode()) == "text"
+
+
+def test_generated_demo_cv_parses(tmp_path):
+    import random
+
+    text = cv_text("FINANCE", random.Random(1))
+    assert "Synthetic CV" in extract_text(render_pdf(text), "x.pdf").text

@@ -1,0 +1,85 @@
+import pytest
+
+from include.matcher.pairs import NegativeQuota, assign_split, build_examples, split_corpus
+from include.matcher.settings import SplitConfig
+from include.matcher.text import text_fingerprint
+
+JOBS = {"A": ["job a one", "job a two"], "B": ["job b"], "C": ["job c"]}
+
+
+def cvs(n_per_category=6):
+    return [
+        {"key": f"{c}/{i}.txt", "category": c, "text": f"cv {c} {i}", "text_hash": text_fingerprint(f"cv {c} {i}")}
+        for c in "ABC"
+        for i in range(n_per_category)
+    ]
+
+
+def test_negative_quota_honours_fractional_ratios():
+    for ratio, positives, expected in ((0.5, 10, 5), (1.0, 7, 7), (2.5, 4, 10), (0.0, 5, 0), (0.3, 10, 3)):
+        quota = NegativeQuota(ratio)
+        assert sum(quota.next() for _ in range(positives)) == expected
+
+
+def test_cosine_examples_have_labels_and_ratio():
+    examples = build_examples(cvs(), JOBS, "cosine", 0.5, seed=1)
+    labels = [row["label"] for row in examples.rows]
+    positives = labels.count(1.0)
+    assert positives == 6 * 2 + 6 + 6  # every CV with each description of its category
+    assert labels.count(0.0) == positives // 2
+    assert set(examples.rows[0]) == {"sentence1", "sentence2", "label"}
+
+
+def test_negatives_come_from_other_categories():
+    examples = build_examples(cvs(), JOBS, "cosine", 2.0, seed=1)
+    for row, meta in zip(examples.rows, examples.metadata):
+        if row["label"] == 0.0:
+            assert meta["job_category"] != meta["category"]
+            assert row["sentence2"] not in JOBS[meta["category"]]
+
+
+def test_triplet_and_mnr_shapes():
+    triplets = build_examples(cvs(), JOBS, "triplet", 1.0, seed=1)
+    assert all(set(r) == {"anchor", "positive", "negative"} for r in triplets.rows)
+    assert all(r["negative"] not in (JOBS[m["category"]]) for r, m in zip(triplets.rows, triplets.metadata))
+    mnr = build_examples(cvs(), JOBS, "multiple_negatives", 1.0, seed=1)
+    assert all(set(r) == {"anchor", "positive"} for r in mnr.rows)
+    assert len(mnr.rows) == 6 * 2 + 6 + 6
+
+
+def test_metadata_matches_examples_row_by_row():
+    examples = build_examples(cvs(), JOBS, "cosine", 1.0, seed=3)
+    assert len(examples.rows) == len(examples.metadata)
+    for row, meta in zip(examples.rows, examples.metadata):
+        assert row["sentence1"].startswith(f"cv {meta['category']}")
+        assert row["label"] == meta["label"]
+        assert meta["split"] == "train"
+
+
+def test_examples_are_deterministic_for_a_seed():
+    assert build_examples(cvs(), JOBS, "cosine", 1.0, seed=5).rows == build_examples(cvs(), JOBS, "cosine", 1.0, seed=5).rows
+
+
+def test_split_is_stable_as_the_corpus_grows_and_duplicates_stay_together():
+    config = SplitConfig(validation_fraction=0.2, test_fraction=0.3)
+    small = cvs(10)
+    grown = small + cvs(30)[10:]
+    small_split = {cv["key"]: assign_split(cv["text_hash"], config) for cv in small}
+    grown_split = {cv["key"]: assign_split(cv["text_hash"], config) for cv in grown}
+    assert all(grown_split[key] == side for key, side in small_split.items())
+    duplicate = {**small[0], "key": "A/copy.txt", "text": small[0]["text"].upper() + "  "}
+    duplicate["text_hash"] = text_fingerprint(duplicate["text"])
+    assert assign_split(duplicate["text_hash"], config) == small_split[small[0]["key"]]
+
+
+def test_split_fractions_are_roughly_respected():
+    many = [{"key": str(i), "category": "A", "text": str(i), "text_hash": text_fingerprint(f"cv number {i}")} for i in range(2000)]
+    by_split, _ = split_corpus(many, JOBS, SplitConfig(validation_fraction=0.1, test_fraction=0.2))
+    assert len(by_split["test"]) == pytest.approx(400, abs=60)
+    assert len(by_split["validation"]) == pytest.approx(200, abs=50)
+
+
+def test_cvs_without_job_description_are_reported():
+    extra = cvs(2) + [{"key": "Z/1.txt", "category": "Z", "text": "z", "text_hash": text_fingerprint("z")}]
+    _, unknown = split_corpus(extra, JOBS, SplitConfig())
+    assert unknown == ["Z/1.txt"]

@@ -1,0 +1,60 @@
+from include.matcher.demo_data import render_pdf
+from include.matcher.ingest import ingest, read_ledger
+from include.matcher.parse import load_corpus_texts, parse
+from include.matcher.storage import join_uri
+
+GOOD = "Chef de partie\nPrepared sauces and managed the grill station for a busy bistro. " * 3
+
+
+def test_every_file_ends_in_exactly_one_place_and_text_is_cached(storage, locations):
+    storage.put_json(locations.jobs_file, {"CHEF": "cook"})
+    files = {
+        "CHEF/good.pdf": render_pdf(GOOD),
+        "CHEF/good.txt": GOOD.encode(),
+        "CHEF/same-bytes-again.txt": GOOD.encode(),
+        "CHEF/empty.pdf": b"",
+        "CHEF/fake.pdf": b"plain text, not a pdf " * 10,
+    }
+    for key, body in files.items():
+        storage.put_bytes(join_uri(locations.raw_cvs, key), body)
+    run = join_uri(locations.work, "runs", "r1")
+    corpus_uri = parse(ingest(run, locations, storage), run, locations, storage)
+
+    parsed = storage.get_jsonl(join_uri(run, "parse", "parsed.jsonl"))
+    rejects = storage.get_jsonl(join_uri(run, "parse", "rejects.jsonl"))
+    assert sorted(r["key"].rsplit("/", 1)[1] for r in parsed + rejects) == sorted(k.split("/")[1] for k in files)
+    assert {r["key"].rsplit("/", 1)[1]: r["reason"] for r in rejects} == {"empty.pdf": "empty", "fake.pdf": "wrong_type"}
+    summary = storage.get_json(join_uri(run, "parse", "summary.json"))
+    assert summary["rejects_by_reason"] == {"empty": 1, "wrong_type": 1}
+    assert summary["cache_hits"] + len(parsed) + len(rejects) >= len(files)
+
+    corpus = load_corpus_texts(corpus_uri, storage)
+    assert len(corpus) == 3 and all("grill station" in row["text"] for row in corpus)
+    ledger, _ = read_ledger(storage, locations)
+    assert {entry["status"] for entry in ledger["objects"].values()} == {"parsed", "rejected"}
+
+
+def test_a_fixed_file_is_parsed_on_the_next_night(storage, locations):
+    storage.put_json(locations.jobs_file, {"CHEF": "cook"})
+    key = join_uri(locations.raw_cvs, "CHEF/cv.pdf")
+    storage.put_bytes(key, b"")
+    run1 = join_uri(locations.work, "runs", "r1")
+    parse(ingest(run1, locations, storage), run1, locations, storage)
+    assert storage.get_jsonl(join_uri(run1, "parse", "rejects.jsonl"))[0]["reason"] == "empty"
+
+    storage.put_bytes(key, render_pdf(GOOD))
+    run2 = join_uri(locations.work, "runs", "r2")
+    corpus_uri = parse(ingest(run2, locations, storage), run2, locations, storage)
+    assert [row["key"] for row in storage.get_jsonl(corpus_uri)] == [key.split("/", 3)[3]]
+
+
+def test_unchanged_content_under_a_new_key_is_not_parsed_again(storage, locations):
+    storage.put_json(locations.jobs_file, {"CHEF": "cook"})
+    pdf = render_pdf(GOOD)
+    storage.put_bytes(join_uri(locations.raw_cvs, "CHEF/a.pdf"), pdf)
+    run1 = join_uri(locations.work, "runs", "r1")
+    parse(ingest(run1, locations, storage), run1, locations, storage)
+    storage.put_bytes(join_uri(locations.raw_cvs, "CHEF/copy-of-a.pdf"), pdf)
+    run2 = join_uri(locations.work, "runs", "r2")
+    parse(ingest(run2, locations, storage), run2, locations, storage)
+    assert storage.get_json(join_uri(run2, "parse", "summary.json"))["cache_hits"] == 1
