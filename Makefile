@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
@@ -41,7 +42,8 @@ demo: s3-start
 	$(S3_ENV) && scripts/demo.sh
 
 up: s3-start
-	$(S3_ENV) && scripts/airflow_env.sh $(BIN)/airflow standalone
+	@echo "Airflow UI: http://localhost:8080  user: admin  password: printed below on first start, and kept in .airflow/simple_auth_manager_passwords.json.generated"
+	$(S3_ENV) && AIRFLOW__API__HOST=127.0.0.1 scripts/airflow_env.sh $(BIN)/airflow standalone
 
 down: s3-stop
 
