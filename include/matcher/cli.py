@@ -24,6 +24,7 @@ LOCAL_S3_DIR = PROJECT_ROOT / ".local" / "s3"
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("MATCHER_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
