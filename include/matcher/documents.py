@@ -25,6 +25,8 @@ REJECT_REASONS = {
     "too_large": "file or its decompressed content exceeds the configured limit",
     "unsupported_type": "file type the pipeline does not parse",
     "undecodable": "text whose encoding could not be determined or that is binary",
+    "timeout": "parsing took longer than the configured wall-clock limit",
+    "memory": "parsing needed more memory than the configured limit",
 }
 
 
@@ -76,7 +78,7 @@ def extract_text(data: bytes, filename: str, limits: ParseLimits | None = None) 
     if extension == ".pdf":
         if kind != "pdf":
             raise Rejected("wrong_type", f"a .pdf file whose bytes are {kind}")
-        text = _pdf_text(data)
+        text = _pdf_text(data, limits)
     elif extension == ".docx":
         if kind == "ole2":
             raise Rejected("encrypted", "OLE2 container: a password-encrypted Office document")
@@ -104,12 +106,26 @@ def _extension(filename: str) -> str:
     return f".{name.rsplit('.', 1)[-1].lower()}" if "." in name else ""
 
 
-def _pdf_text(data: bytes) -> str:
+def _pdf_text(data: bytes, limits: ParseLimits) -> str:
     import pdfplumber
 
     try:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
-            return "\n".join(page.extract_text() or "" for page in pdf.pages)
+            if not pdf.pages:
+                raise Rejected("corrupt", "no readable pages (broken cross-reference table or page tree)")
+            text = "\n".join(page.extract_text() or "" for page in pdf.pages)
+            if len(normalise_whitespace(text)) >= limits.min_chars:
+                return text
+            if getattr(pdf.doc, "encryption", None) is not None:
+                raise Rejected("encrypted", "encrypted PDF: its text cannot be read without the password")
+            images = sum(len(page.images) for page in pdf.pages)
+            raise Rejected(
+                "no_text",
+                f"{len(normalise_whitespace(text))} characters on {len(pdf.pages)} page(s) with {images} image(s)"
+                + (": a scan needs OCR" if images else ""),
+            )
+    except Rejected:
+        raise
     except Exception as error:  # pdfplumber wraps pdfminer's errors: classify by the real cause
         raise _classify_pdf_error(error) from error
 
@@ -120,10 +136,10 @@ def _classify_pdf_error(error: BaseException) -> Rejected:
     while current is not None and len(chain) < 10:
         chain.append(current)
         current = current.__cause__ or current.__context__
-    names = " ".join(type(e).__name__ for e in chain)
+    names = " <- ".join(type(e).__name__ for e in chain)
     messages = " | ".join(f"{type(e).__name__}: {e}" for e in chain if str(e))[:500]
     if re.search(r"Password|Encrypt", names + messages, re.IGNORECASE):
-        return Rejected("encrypted", messages)
+        return Rejected("encrypted", f"password-protected PDF ({messages or names})")
     return Rejected("corrupt", messages or names)
 
 
@@ -145,6 +161,8 @@ def _docx_text(data: bytes, limits: ParseLimits) -> str:
 
     import docx  # python-docx parses with resolve_entities=False: no external entities are fetched
 
+    if b"purl.oclc.org/ooxml/wordprocessingml" in archive.read("word/document.xml")[:4096]:
+        return _strict_docx_text(archive)  # python-docx reads only Transitional OOXML
     try:
         document = docx.Document(io.BytesIO(data))
         parts: list[str] = []
@@ -160,6 +178,19 @@ def _docx_text(data: bytes, limits: ParseLimits) -> str:
     except Exception as error:
         raise Rejected("corrupt", f"{type(error).__name__}: {error}"[:500]) from error
     return "\n".join(parts)
+
+
+def _strict_docx_text(archive: zipfile.ZipFile) -> str:
+    """Text of an ISO 29500 Strict DOCX: paragraphs of ``w:t`` runs, read with a hardened XML parser."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
+    try:
+        root = etree.fromstring(archive.read("word/document.xml"), parser)
+    except etree.XMLSyntaxError as error:
+        raise Rejected("corrupt", f"word/document.xml is not well-formed XML: {error}") from error
+    paragraphs = ("".join(node.text or "" for node in p.iter() if etree.QName(node).localname == "t") for p in root.iter() if etree.QName(p).localname == "p")
+    return "\n".join(paragraphs)
 
 
 def _txt_text(data: bytes) -> str:

@@ -1,6 +1,7 @@
 """Stage 2, parse: turn this run's manifest into text, cached by content hash.
 
-Each manifest entry ends in exactly one of ``parsed.jsonl`` or ``rejects.jsonl``. Text is cached at
+Files are parsed in isolated worker processes (:mod:`include.matcher.isolation`) with a timeout and
+a memory cap. Each manifest entry ends in exactly one of ``parsed.jsonl`` or ``rejects.jsonl``. Text is cached at
 ``<work>/texts/<sha256>.json`` so a file seen on an earlier night (under any key) is never parsed
 again. The stage then commits the outcomes to the ingestion ledger and writes the corpus snapshot
 ``<run>/corpus.jsonl``: every parsed CV currently in the raw bucket, the input of the later stages.
@@ -14,9 +15,10 @@ import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from include.matcher.documents import REJECT_REASONS, Rejected, extract_text
+from include.matcher.documents import REJECT_REASONS, Rejected
 from include.matcher.ingest import ledger_uri, read_ledger
-from include.matcher.settings import Locations, ParseLimits
+from include.matcher.isolation import IsolatedParser, Job
+from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env
 from include.matcher.storage import Storage, join_uri
 from include.matcher.text import text_fingerprint
 
@@ -31,25 +33,16 @@ def text_cache_uri(locations: Locations, digest: str) -> str:
     return join_uri(locations.work, "texts", f"{digest}.json")
 
 
-def parse_one(item: dict, storage: Storage, locations: Locations, limits: ParseLimits) -> dict:
-    """Parse (or fetch from cache) one manifest entry; returns its outcome record."""
-    data = storage.get_bytes(item["uri"])
-    digest = content_hash(data)
-    record = {"key": item["key"], "etag": item["etag"], "size": item["size"], "category": item["category"], "content_hash": digest}
-    cache_uri = text_cache_uri(locations, digest)
-    cached = storage.get_with_etag(cache_uri)
-    if cached is not None:
-        entry = json.loads(cached[0])
-        record["cache"] = "hit"
-    else:
-        try:
-            parsed = extract_text(data, item["key"], limits)
-            entry = {"status": "parsed", "text": parsed.text, "kind": parsed.kind, "text_hash": text_fingerprint(parsed.text)}
-        except Rejected as rejected:
-            entry = {"status": "rejected", "reason": rejected.reason, "detail": rejected.detail}
-        storage.put_json(cache_uri, entry)
-        record["cache"] = "miss"
-    record["status"] = entry["status"]
+# Outcomes that depend on the machine rather than the file are not cached: a retry may succeed.
+UNCACHED_REASONS = {"timeout", "memory"}
+CHUNK = 64
+
+
+def _outcome(item: dict, digest: str, entry: dict, cache_uri: str, cache: str) -> dict:
+    record = {
+        "key": item["key"], "etag": item["etag"], "size": item["size"], "category": item["category"],
+        "content_hash": digest, "status": entry["status"], "cache": cache,
+    }  # fmt: skip
     if entry["status"] == "parsed":
         record.update(text_uri=cache_uri, text_hash=entry["text_hash"], chars=len(entry["text"]), kind=entry["kind"])
     else:
@@ -57,12 +50,43 @@ def parse_one(item: dict, storage: Storage, locations: Locations, limits: ParseL
     return record
 
 
+def _parse_chunk(items: list[dict], pool: IsolatedParser, storage: Storage, locations: Locations) -> list[dict]:
+    """Fetch a chunk (threads), answer what the cache knows, parse the rest in the isolated pool."""
+
+    def fetch(item: dict):
+        data = storage.get_bytes(item["uri"])
+        digest = content_hash(data)
+        cached = storage.get_with_etag(text_cache_uri(locations, digest))
+        return item, data, digest, (json.loads(cached[0]) if cached else None)
+
+    with ThreadPoolExecutor(max_workers=8) as threads:
+        fetched = list(threads.map(fetch, items))
+    outcomes = [_outcome(item, digest, entry, text_cache_uri(locations, digest), "hit") for item, _, digest, entry in fetched if entry]
+    misses = {item["key"]: (item, digest) for item, _, digest, entry in fetched if entry is None}
+    jobs = [Job(item["key"], data, item["key"]) for item, data, _, entry in fetched if entry is None]
+    for key, result in pool.map(jobs):
+        item, digest = misses[key]
+        if isinstance(result, Rejected):
+            entry = {"status": "rejected", "reason": result.reason, "detail": result.detail}
+        else:
+            entry = {"status": "parsed", "text": result.text, "kind": result.kind, "text_hash": text_fingerprint(result.text)}
+        cache_uri = text_cache_uri(locations, digest)
+        if entry.get("reason") not in UNCACHED_REASONS:
+            storage.put_json(cache_uri, entry)
+        outcomes.append(_outcome(item, digest, entry, cache_uri, "miss"))
+    return outcomes
+
+
 def parse(manifest_uri: str, run_uri: str, locations: Locations, storage: Storage, limits: ParseLimits | None = None) -> str:
     """Parse the manifest's files, commit them to the ledger and return the corpus snapshot URI."""
-    limits = limits or ParseLimits()
+    limits = limits or parse_limits_from_env()
     manifest = storage.get_json(manifest_uri)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        outcomes = list(pool.map(lambda item: parse_one(item, storage, locations, limits), manifest["items"]))
+    items = manifest["items"]
+    outcomes: list[dict] = []
+    with IsolatedParser(limits.workers or None, limits.timeout_s, limits.memory_mb, limits) as pool:
+        for start in range(0, len(items), CHUNK):
+            outcomes.extend(_parse_chunk(items[start : start + CHUNK], pool, storage, locations))
+    outcomes.sort(key=lambda outcome: outcome["key"])
 
     parsed = [o for o in outcomes if o["status"] == "parsed"]
     rejects = [o for o in outcomes if o["status"] == "rejected"]

@@ -118,12 +118,25 @@ class GateConfig:
 
 @dataclass(frozen=True)
 class ParseLimits:
-    """Bounds on what the parser accepts."""
+    """Bounds on what the parser accepts and on what parsing one file may cost.
+
+    Environment overrides: ``MATCHER_PARSE_TIMEOUT_S``, ``MATCHER_PARSE_MEMORY_MB``,
+    ``MATCHER_PARSE_WORKERS``, ``MATCHER_MAX_FILE_BYTES``.
+    """
 
     max_bytes: int = 20 * 1024 * 1024
     min_chars: int = 100
     max_docx_uncompressed_bytes: int = 200 * 1024 * 1024
     max_docx_entries: int = 2000
+    timeout_s: float = 60.0
+    memory_mb: int = 2048
+    workers: int = 0  # 0: one per core
+
+
+def parse_limits_from_env(environ: dict[str, str] | None = None) -> ParseLimits:
+    environ = os.environ if environ is None else environ
+    names = {"timeout_s": "MATCHER_PARSE_TIMEOUT_S", "memory_mb": "MATCHER_PARSE_MEMORY_MB", "workers": "MATCHER_PARSE_WORKERS", "max_bytes": "MATCHER_MAX_FILE_BYTES"}
+    return _coerce(ParseLimits, {field_name: environ[var] for field_name, var in names.items() if environ.get(var)})
 
 
 @dataclass(frozen=True)
@@ -134,7 +147,7 @@ class PipelineConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
-    limits: ParseLimits = field(default_factory=ParseLimits)
+    limits: ParseLimits = field(default_factory=parse_limits_from_env)
 
     def with_params(self, params: dict[str, Any]) -> PipelineConfig:
         """Apply a manual trigger's params (Airflow ``params``) over these defaults."""

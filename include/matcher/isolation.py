@@ -1,0 +1,138 @@
+"""Parse untrusted documents in worker processes, each with a wall-clock timeout and a memory cap.
+
+A PDF that loops forever or a DOCX that balloons in memory must cost one reject, not the task. The
+pool keeps ``workers`` long-lived processes (so imports are paid once); a worker that overruns its
+deadline is killed and replaced, one that hits its address-space limit reports ``memory``, and one
+that dies outright (a crash in a C extension) is reported as ``corrupt`` with its exit signal.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+from include.matcher.documents import ParsedText, Rejected, extract_text
+from include.matcher.settings import ParseLimits
+
+# spawn, not fork: the parent runs S3 download threads, and forking a threaded process can
+# copy a held lock into the child.
+CONTEXT = multiprocessing.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    data: bytes
+    filename: str
+
+
+def _worker(conn: Connection, memory_bytes: int, limits: ParseLimits, parse: Callable) -> None:
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        try:
+            result = parse(job.data, job.filename, limits)
+            reply = ("parsed", result.text, result.kind)
+        except Rejected as rejected:
+            reply = ("rejected", rejected.reason, rejected.detail)
+        except MemoryError:
+            reply = ("rejected", "memory", f"parser exceeded the {memory_bytes // 2**20} MiB memory limit")
+        except Exception as error:  # noqa: BLE001 - any parser failure is a reject, never a crash
+            reply = ("rejected", "corrupt", f"{type(error).__name__}: {error}"[:500])
+        conn.send((job.id, reply))
+
+
+class _Worker:
+    def __init__(self, memory_bytes: int, limits: ParseLimits, parse: Callable):
+        self.conn, child = CONTEXT.Pipe()
+        self.process = CONTEXT.Process(target=_worker, args=(child, memory_bytes, limits, parse), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: Job | None = None
+        self.deadline = 0.0
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+
+class IsolatedParser:
+    """A pool of parser processes. Use as a context manager; :meth:`map` yields results as they finish."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        timeout_s: float = 60.0,
+        memory_mb: int = 2048,
+        limits: ParseLimits | None = None,
+        parse: Callable[[bytes, str, ParseLimits], ParsedText] = extract_text,
+    ):
+        self.size = max(1, workers or os.cpu_count() or 1)
+        self.timeout_s = timeout_s
+        self.memory_bytes = memory_mb * 2**20 if memory_mb else 0
+        self.limits = limits or ParseLimits()
+        self.parse = parse
+        self.workers: list[_Worker] = []
+
+    def __enter__(self) -> IsolatedParser:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+        self.workers = []
+
+    def _spawn(self) -> _Worker:
+        worker = _Worker(self.memory_bytes, self.limits, self.parse)
+        self.workers.append(worker)
+        return worker
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        self.workers.remove(worker)
+        self._spawn()
+
+    def map(self, jobs: Iterable[Job]) -> Iterator[tuple[str, ParsedText | Rejected]]:
+        """(job id, ParsedText or Rejected) for every job, in completion order."""
+        pending = deque(jobs)
+        while len(self.workers) < min(self.size, len(pending)):
+            self._spawn()
+        while pending or any(w.job for w in self.workers):
+            for worker in self.workers:
+                if worker.job is None and pending:
+                    worker.job = pending.popleft()
+                    worker.deadline = time.monotonic() + self.timeout_s
+                    worker.conn.send(worker.job)
+            busy = [w for w in self.workers if w.job is not None]
+            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            ready = set(wait([w.conn for w in busy], timeout=timeout))
+            for worker in busy:
+                job = worker.job
+                if worker.conn in ready:
+                    try:
+                        job_id, reply = worker.conn.recv()
+                    except (EOFError, OSError):
+                        worker.process.join(5)
+                        code = worker.process.exitcode
+                        yield job.id, Rejected("corrupt", f"parser process died (exit code {code})")
+                        self._replace(worker)
+                        continue
+                    worker.job = None
+                    yield job_id, ParsedText(reply[1], reply[2]) if reply[0] == "parsed" else Rejected(reply[1], reply[2])
+                elif time.monotonic() >= worker.deadline:
+                    yield job.id, Rejected("timeout", f"parsing took longer than {self.timeout_s:g}s")
+                    self._replace(worker)
