@@ -114,6 +114,7 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative-ratio", type=float, default=defaults.negative_ratio)
     parser.add_argument("--base-model", default=defaults.base_model)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--checkpoint-steps", type=int, default=defaults.checkpoint_steps, help="stage mode: steps between S3 checkpoints")
 
 
 def training_config(args) -> TrainingConfig:
@@ -125,6 +126,7 @@ def training_config(args) -> TrainingConfig:
         negative_ratio=args.negative_ratio,
         base_model=args.base_model,
         seed=args.seed,
+        checkpoint_steps=args.checkpoint_steps,
     )
 
 

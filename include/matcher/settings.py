@@ -74,6 +74,7 @@ class TrainingConfig:
     warmup_ratio: float = 0.1
     seed: int = 42
     max_seq_length: int = 256
+    checkpoint_steps: int = 50
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:

@@ -1,5 +1,8 @@
 """Stage 4, fine-tune: train a candidate bi-encoder with ``SentenceTransformerTrainer``.
 
+Checkpoints go to ``<run>/checkpoints/`` on S3, so a retry after a killed worker resumes from the
+last one instead of starting over.
+
 AdamW with linear warmup, a fixed seed, bf16 (or fp16) on CUDA and fp32 on CPU. The candidate folder
 holds the model, its model card (``README.md``, written by sentence-transformers),
 ``training_metadata.jsonl`` and ``training_config.json``.
@@ -59,8 +62,47 @@ def precision_flags() -> dict[str, bool]:
     return {"bf16": bf16, "fp16": not bf16}
 
 
-def train_model(rows: list[dict], metadata: list[dict], config: TrainingConfig, output_dir: str | Path, storage=None) -> Path:
-    """Fine-tune ``config.base_model`` on ``rows`` and save the result into ``output_dir``."""
+def _s3_checkpoint_callback_class(storage: Storage, checkpoint_uri: str):
+    from transformers import TrainerCallback
+
+    class S3Checkpoints(TrainerCallback):
+        """Mirror each checkpoint to S3, then move ``latest.json`` to it (pointer last)."""
+
+        def on_save(self, args, state, control, **kwargs):
+            local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            target = join_uri(checkpoint_uri, local.name)
+            storage.upload_dir(local, target)
+            storage.put_json(join_uri(checkpoint_uri, "latest.json"), {"step": state.global_step, "uri": target})
+            log.info("fine_tune: checkpoint at step %d saved to %s", state.global_step, target)
+
+    return S3Checkpoints
+
+
+def _restore_checkpoint(storage: Storage, checkpoint_uri: str, scratch: str) -> str | None:
+    """Download the newest S3 checkpoint into ``scratch``; its local path, or None."""
+    found = storage.get_with_etag(join_uri(checkpoint_uri, "latest.json"))
+    if found is None:
+        return None
+    latest = json.loads(found[0])
+    local = Path(scratch) / latest["uri"].rstrip("/").rsplit("/", 1)[1]
+    storage.download_dir(latest["uri"], local)
+    log.info("fine_tune: resuming from step %d (%s)", latest["step"], latest["uri"])
+    return str(local)
+
+
+def train_model(
+    rows: list[dict],
+    metadata: list[dict],
+    config: TrainingConfig,
+    output_dir: str | Path,
+    storage=None,
+    checkpoint_uri: str | None = None,
+) -> Path:
+    """Fine-tune ``config.base_model`` on ``rows`` and save the result into ``output_dir``.
+
+    With ``checkpoint_uri``, a checkpoint is mirrored to S3 every ``config.checkpoint_steps`` steps
+    and a rerun resumes from the newest one instead of starting over.
+    """
     if not rows:
         raise ValueError("no training examples: the training split is empty")
     from datasets import Dataset
@@ -87,7 +129,9 @@ def train_model(rows: list[dict], metadata: list[dict], config: TrainingConfig, 
             data_seed=config.seed,
             # Many CVs share one job description: in-batch negatives must not be the positive itself.
             batch_sampler="no_duplicates" if config.loss == "multiple_negatives" else "batch_sampler",
-            save_strategy="no",
+            save_strategy="steps" if checkpoint_uri else "no",
+            save_steps=config.checkpoint_steps,
+            save_total_limit=1,
             logging_steps=max(1, len(rows) // (config.batch_size * 10)),
             report_to="none",
             disable_tqdm=True,
@@ -96,8 +140,12 @@ def train_model(rows: list[dict], metadata: list[dict], config: TrainingConfig, 
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(config.loss, model))
         trainer.remove_callback(PrinterCallback)  # progress goes to the task log through logging instead
         trainer.add_callback(_logging_callback_class()())
+        resume = None
+        if checkpoint_uri:
+            trainer.add_callback(_s3_checkpoint_callback_class(storage, checkpoint_uri)())
+            resume = _restore_checkpoint(storage, checkpoint_uri, scratch)
         started = time.monotonic()
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=resume)
         seconds = time.monotonic() - started
 
     model.save(str(output_dir))
@@ -110,6 +158,7 @@ def train_model(rows: list[dict], metadata: list[dict], config: TrainingConfig, 
         "train_seconds": round(seconds, 2),
         "examples_per_second": round(len(rows) * config.epochs / seconds, 3) if seconds else None,
         "train_loss": result.training_loss,
+        "resumed_from": resume and Path(resume).name,
         "device": str(model.device),
     }
     (output_dir / "training_config.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
@@ -123,7 +172,7 @@ def fine_tune(pairs_uri: str, run_uri: str, config: TrainingConfig, storage: Sto
     metadata = storage.get_jsonl(join_uri(pairs_uri, "training_metadata.jsonl"))
     candidate_uri = join_uri(run_uri, "candidate")
     with tempfile.TemporaryDirectory(prefix="matcher-candidate-") as local:
-        train_model(rows, metadata, config, local, storage)
+        train_model(rows, metadata, config, local, storage, checkpoint_uri=join_uri(run_uri, "checkpoints"))
         storage.upload_dir(local, candidate_uri)
     log.info("fine_tune: candidate at %s", candidate_uri)
     return candidate_uri

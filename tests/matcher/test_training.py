@@ -49,3 +49,43 @@ def test_config_validation():
         TrainingConfig(loss="hinge")
     with pytest.raises(ValueError):
         TrainingConfig(negative_ratio=-1)
+
+
+def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, locations):
+    """Kill the fine-tune stage after its first checkpoint; the retry resumes there, not at step 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from include.matcher.storage import join_uri
+
+    run_id = "resume-test"
+    run = locations.run_uri(run_id)
+    pairs = join_uri(run, "pairs")
+    examples = build_examples(CVS * 8, JOBS, "multiple_negatives", 1.0, seed=1)
+    storage.put_jsonl(join_uri(pairs, "train.jsonl"), examples.rows)
+    storage.put_jsonl(join_uri(pairs, "training_metadata.jsonl"), examples.metadata)
+    command = [sys.executable, "-m", "include.matcher", "fine-tune", "--pairs", pairs, "--run-id", run_id, "--batch-size", "2", "--epochs", "2", "--checkpoint-steps", "4"]
+    env = {**os.environ, "MATCHER_WORK_URI": locations.work}
+    root = Path(__file__).resolve().parents[2]
+
+    first = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    latest = join_uri(run, "checkpoints", "latest.json")
+    deadline = time.monotonic() + 300
+    while not storage.exists(latest) and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert storage.exists(latest), first.stderr.read().decode()[-2000:]
+    step = storage.get_json(latest)["step"]
+    assert not storage.exists(join_uri(run, "candidate", "model.safetensors"))
+
+    second = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"resuming from step {step}" in second.stderr
+    stats = json.loads(storage.get_bytes(join_uri(run, "candidate", "training_config.json")))
+    assert stats["resumed_from"] == f"checkpoint-{step}"
+    assert storage.exists(join_uri(run, "candidate", "model.safetensors"))
