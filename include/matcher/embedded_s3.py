@@ -32,6 +32,7 @@ class S3Server:
     secret_key: str
     data_dir: Path
     pid: int
+    internal_ports: tuple[int, ...] = ()
 
     def environment(self) -> dict[str, str]:
         """Standard AWS variables that point boto3 (and ``aws_default``) at this server."""
@@ -70,10 +71,17 @@ def load_or_create_keys(data_dir: Path) -> tuple[str, str]:
     return access, secret
 
 
-def start(data_dir: str | Path, s3_port: int = DEFAULT_S3_PORT, base_port: int | None = DEFAULT_BASE_PORT, timeout: float = 60.0) -> S3Server:
+def start(
+    data_dir: str | Path,
+    s3_port: int = DEFAULT_S3_PORT,
+    base_port: int | None = DEFAULT_BASE_PORT,
+    timeout: float = 60.0,
+    internal_ports: list[int] | None = None,
+) -> S3Server:
     """Start ``weed mini`` bound to 127.0.0.1 and wait until its S3 API answers.
 
-    ``base_port=None`` picks free ports for the internal services (tests run beside ``make up``).
+    ``base_port=None`` picks free ports for the internal services (tests run beside ``make up``);
+    ``internal_ports`` reuses a previous start's (a restart).
     """
     data_dir = Path(data_dir).resolve()
     (data_dir / "data").mkdir(parents=True, exist_ok=True)
@@ -83,7 +91,10 @@ def start(data_dir: str | Path, s3_port: int = DEFAULT_S3_PORT, base_port: int |
     config.write_text(json.dumps({"identities": [identity]}))
     config.chmod(0o600)
 
-    ports = [free_port() for _ in range(9)] if base_port is None else list(range(base_port, base_port + 9))
+    if internal_ports is not None:
+        ports = list(internal_ports)
+    else:
+        ports = [free_port() for _ in range(9)] if base_port is None else list(range(base_port, base_port + 9))
     names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc"]
     command = [
         weed_binary(), "mini",
@@ -98,7 +109,7 @@ def start(data_dir: str | Path, s3_port: int = DEFAULT_S3_PORT, base_port: int |
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=data_dir)
     (data_dir / "weed.pid").write_text(str(process.pid))
     endpoint = f"http://127.0.0.1:{s3_port}"
-    server = S3Server(endpoint, access, secret, data_dir, process.pid)
+    server = S3Server(endpoint, access, secret, data_dir, process.pid, tuple(ports))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

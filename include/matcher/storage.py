@@ -8,9 +8,12 @@ DAG builds it from the ``aws_default`` connection.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +21,14 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-# Throttling, 5xx and connection resets are retried by botocore itself; "adaptive" also backs off
-# the client-side send rate when the server pushes back.
+log = logging.getLogger(__name__)
+
+# botocore retries throttling, 5xx and connection resets a few times per request; longer outages
+# are ridden out by ``with_retries`` around each operation.
 CLIENT_CONFIG = Config(
-    retries={"max_attempts": 10, "mode": "adaptive"},
+    retries={"max_attempts": 10, "mode": "standard"},
     s3={"addressing_style": "path"},
     connect_timeout=10,
     read_timeout=120,
@@ -32,6 +37,43 @@ CLIENT_CONFIG = Config(
 
 class PreconditionFailed(RuntimeError):
     """A conditional write lost its race: the object changed since it was read."""
+
+
+TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500"}
+
+
+def is_transient(error: Exception) -> bool:
+    """Worth retrying: the server was unreachable, restarting, overloaded or failing (5xx)."""
+    if isinstance(error, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError)):
+        return True
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return status >= 500 or error.response.get("Error", {}).get("Code") in TRANSIENT_CODES
+    return False
+
+
+def with_retries(method):
+    """Retry a whole operation with capped exponential backoff until ``MATCHER_S3_RETRY_SECONDS`` pass.
+
+    botocore already retries each request a few times within seconds; this outer loop rides out
+    longer outages such as the S3 server restarting.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        deadline = time.monotonic() + float(os.environ.get("MATCHER_S3_RETRY_SECONDS", "120"))
+        delay = 0.5
+        while True:
+            try:
+                return method(*args, **kwargs)
+            except Exception as error:
+                if not is_transient(error) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("S3 %s failed transiently (%s); retrying in %.1fs", method.__name__, type(error).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -83,6 +125,7 @@ class Storage:
         self.client = client if client is not None else client_from_env()
 
     # -- buckets -------------------------------------------------------------------------------
+    @with_retries
     def ensure_bucket(self, bucket: str) -> None:
         try:
             self.client.head_bucket(Bucket=bucket)
@@ -90,10 +133,12 @@ class Storage:
             self.client.create_bucket(Bucket=bucket)
 
     # -- single objects ------------------------------------------------------------------------
+    @with_retries
     def get_bytes(self, uri: str) -> bytes:
         loc = S3Uri.parse(uri)
         return self.client.get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
 
+    @with_retries
     def get_with_etag(self, uri: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None when it does not exist."""
         loc = S3Uri.parse(uri)
@@ -105,6 +150,7 @@ class Storage:
             raise
         return response["Body"].read(), response["ETag"]
 
+    @with_retries
     def put_bytes(
         self,
         uri: str,
@@ -132,6 +178,7 @@ class Storage:
                 raise PreconditionFailed(f"{uri} changed concurrently ({code})") from error
             raise
 
+    @with_retries
     def head(self, uri: str) -> ObjectInfo | None:
         loc = S3Uri.parse(uri)
         try:
@@ -145,6 +192,7 @@ class Storage:
     def exists(self, uri: str) -> bool:
         return self.head(uri) is not None
 
+    @with_retries
     def delete(self, uri: str) -> None:
         loc = S3Uri.parse(uri)
         self.client.delete_object(Bucket=loc.bucket, Key=loc.key)
@@ -165,14 +213,17 @@ class Storage:
         return self.put_bytes(uri, body, content_type="application/x-ndjson")
 
     # -- prefixes --------------------------------------------------------------------------------
-    def list(self, prefix_uri: str) -> Iterator[ObjectInfo]:
+    @with_retries
+    def list(self, prefix_uri: str) -> list[ObjectInfo]:
         """Every object below ``prefix_uri`` (treated as a folder), in key order."""
         loc = S3Uri.parse(prefix_uri)
         prefix = f"{loc.key}/" if loc.key else ""
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield ObjectInfo(item["Key"], item["ETag"], item["Size"])
+        return [
+            ObjectInfo(item["Key"], item["ETag"], item["Size"])
+            for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix)
+            for item in page.get("Contents", [])
+        ]
 
     def get_many(self, uris: list[str], workers: int = 16) -> list[bytes]:
         """Fetch many small objects concurrently, in the order given."""
@@ -197,14 +248,17 @@ class Storage:
             raise FileNotFoundError(f"nothing under {prefix_uri}")
 
         def fetch(info: ObjectInfo) -> None:
-            relative = info.key[len(base.key) :].lstrip("/")
-            target = local_dir / relative
+            target = local_dir / info.key[len(base.key) :].lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            self.client.download_file(base.bucket, info.key, str(target))
+            self._download_one(base.bucket, info.key, target)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(fetch, objects))
         return local_dir
+
+    @with_retries
+    def _download_one(self, bucket: str, key: str, target: Path) -> None:
+        self.client.download_file(bucket, key, str(target))
 
     def copy_prefix(self, source_uri: str, target_uri: str) -> int:
         source, target = S3Uri.parse(source_uri), S3Uri.parse(target_uri)
@@ -212,15 +266,15 @@ class Storage:
 
         def copy(info: ObjectInfo) -> None:
             relative = info.key[len(source.key) :].lstrip("/")
-            self.client.copy_object(
-                Bucket=target.bucket,
-                Key=target.join(relative).key,
-                CopySource={"Bucket": source.bucket, "Key": info.key},
-            )
+            self._copy_one(source.bucket, info.key, target.bucket, target.join(relative).key)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(copy, objects))
         return len(objects)
+
+    @with_retries
+    def _copy_one(self, source_bucket: str, source_key: str, target_bucket: str, target_key: str) -> None:
+        self.client.copy_object(Bucket=target_bucket, Key=target_key, CopySource={"Bucket": source_bucket, "Key": source_key})
 
 
 def _is_not_found(error: ClientError) -> bool:
