@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["all", "train", "validation", "test"], default="test")
     evaluate.add_argument("--strip-title", action="store_true", help="drop each CV's first line (its job title)")
 
+    rollback = command("rollback", cmd_rollback, "Point production back at an earlier version and refresh the embeddings with it.")
+    rollback.add_argument("--version", required=True, help="a version under <registry>/models/")
+    rollback.add_argument("--skip-refresh", action="store_true", help="only move the pointer")
+
     command("production", cmd_production, "Print the production pointer and the current embeddings pointer.")
     command("last-run", cmd_last_run, "Summarise the newest run: counts, artefacts, gate decision, pointers.")
     return parser
@@ -308,6 +312,14 @@ def cmd_evaluate(args) -> int:
         selected = [{**cv, "text": strip_title(cv["text"])} for cv in selected]
     result = evaluate_model(load_model(args.model, store), selected, jobs)
     emit({"model": args.model, "split": args.split, "strip_title": args.strip_title, **result["metrics"]})
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    from include.matcher.operations import rollback_and_refresh
+
+    locations, store = Locations.from_env(), storage()
+    emit(rollback_and_refresh(args.version, locations, store, refresh=not args.skip_refresh))
     return 0
 
 

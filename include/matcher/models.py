@@ -69,7 +69,13 @@ def load_model(name: str, storage=None, registry_uri: str | None = None, device:
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model(name, storage, registry_uri)
-    return SentenceTransformer(str(path), device=device or best_device(), trust_remote_code=False, local_files_only=True)
+    return SentenceTransformer(
+        str(path),
+        device=device or best_device(),
+        trust_remote_code=False,  # a model folder from S3 must never run code
+        local_files_only=True,
+        model_kwargs={"use_safetensors": True},  # weights from safetensors only, never pickle
+    )
 
 
 def best_device() -> str:

@@ -93,17 +93,13 @@ def parse(manifest_uri: str, run_uri: str, locations: Locations, storage: Storag
     assert len(parsed) + len(rejects) == len(manifest["items"])  # every file ends in exactly one place
     parsed_uri = join_uri(run_uri, "parse", "parsed.jsonl")
     rejects_uri = join_uri(run_uri, "parse", "rejects.jsonl")
-    storage.put_jsonl(parsed_uri, parsed)
-    storage.put_jsonl(rejects_uri, rejects)
+    # Whether the cache answered is this attempt's business (summary only): a retry must write the same records.
+    storage.put_jsonl(parsed_uri, [_without_cache(o) for o in parsed])
+    storage.put_jsonl(rejects_uri, [_without_cache(o) for o in rejects])
 
     ledger = commit_to_ledger(manifest, outcomes, run_uri, locations, storage)
-    corpus = [
-        {k: entry[k] for k in ("key", "category", "content_hash", "text_hash", "text_uri", "chars")}
-        for key, entry in sorted(ledger["objects"].items())
-        if entry["status"] == "parsed"
-    ]
     corpus_uri = join_uri(run_uri, "corpus.jsonl")
-    storage.put_jsonl(corpus_uri, corpus)
+    corpus = write_corpus_snapshot(ledger, corpus_uri, storage)
 
     summary = {
         "manifest": manifest_uri,
@@ -131,7 +127,7 @@ def commit_to_ledger(manifest: dict, outcomes: list[dict], run_uri: str, locatio
     ledger, etag = read_ledger(storage, locations)
     objects = ledger["objects"]
     for outcome in outcomes:
-        objects[outcome["key"]] = {**{k: v for k, v in outcome.items() if k != "cache"}, "run": run_uri}
+        objects[outcome["key"]] = {**_without_cache(outcome), "run": run_uri}
     for key in manifest["removed"]:
         objects.pop(key, None)
     ledger["jobs_file_etag"] = manifest["jobs_file"]["etag"]
@@ -140,6 +136,21 @@ def commit_to_ledger(manifest: dict, outcomes: list[dict], run_uri: str, locatio
     else:
         storage.put_json(ledger_uri(locations), ledger, if_match=etag)
     return ledger
+
+
+def _without_cache(outcome: dict) -> dict:
+    return {k: v for k, v in outcome.items() if k != "cache"}
+
+
+def write_corpus_snapshot(ledger: dict, corpus_uri: str, storage: Storage) -> list[dict]:
+    """Every parsed CV the ledger knows, one row each, written to ``corpus_uri``."""
+    corpus = [
+        {k: entry[k] for k in ("key", "category", "content_hash", "text_hash", "text_uri", "chars")}
+        for _, entry in sorted(ledger["objects"].items())
+        if entry["status"] == "parsed"
+    ]
+    storage.put_jsonl(corpus_uri, corpus)
+    return corpus
 
 
 def load_corpus_texts(corpus_uri: str, storage: Storage) -> list[dict]:

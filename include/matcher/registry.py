@@ -88,3 +88,25 @@ def list_versions(storage: Storage, registry_uri: str) -> list[dict]:
     entries = [info for info in storage.list(join_uri(registry_uri, "models")) if info.key.endswith("/entry.json")]
     bucket = registry_uri[len("s3://") :].split("/", 1)[0]
     return sorted((storage.get_json(f"s3://{bucket}/{info.key}") for info in entries), key=lambda e: e["version"])
+
+
+def rollback(version: str, registry_uri: str, storage: Storage) -> str:
+    """Point production back at an earlier ``version`` (kept in the registry); returns its URI."""
+    version_uri = join_uri(registry_uri, "models", version)
+    found = storage.get_with_etag(join_uri(version_uri, "entry.json"))
+    if found is None:
+        known = ", ".join(v["version"] for v in list_versions(storage, registry_uri)) or "none"
+        raise LookupError(f"no version {version!r} in {registry_uri} (known: {known})")
+    current = read_production(storage, registry_uri)
+    if current is not None and current["version"] == version:
+        log.info("rollback: %s is already in production", version)
+        return version_uri
+    entry = {
+        **json.loads(found[0]),
+        "promoted_at": datetime.now(timezone.utc).isoformat(),
+        "previous": current["version"] if current else None,
+        "rolled_back_from": current["version"] if current else None,
+    }
+    swap_pointer(storage, production_uri(registry_uri), entry, current)
+    log.info("rollback: production %s -> %s", entry["previous"], version)
+    return version_uri

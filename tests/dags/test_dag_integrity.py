@@ -70,3 +70,9 @@ def test_dag_file_imports_no_ml_stack():
     )
     result = subprocess.run([sys.executable, "-c", code, str(DAGS_FOLDER / "matcher_retraining.py")], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_rollback_dag_is_manual_and_asks_for_a_version(dag_bag):
+    dag = dag_bag.dags["matcher_rollback"]
+    assert dag.schedule is None or str(dag.timetable.__class__.__name__) == "NullTimetable"
+    assert "version" in dag.params

@@ -1,7 +1,7 @@
 """The whole DAG, run with ``dag.test()`` against a real SeaweedFS, then every artefact checked on S3.
 
 Three nights: a first run that trains and promotes, a quiet night that stops after ingest, and a
-forced retrain that the gate refuses (promote and refresh skipped, run green).
+forced retrain that the gate refuses (promote and refresh skipped, run green); then the rollback DAG.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def pipeline(s3_server, airflow_db, demo_folder, tmp_path_factory):
     os.environ.update(env)
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])).dags["matcher_retraining"]
-    yield dag, locations, storage
+    dags = DagBag(dag_folder=str(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])).dags
+    yield dags, locations, storage
     for key, value in previous.items():
         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
@@ -68,8 +68,9 @@ def run_uri_of(dag_run, locations) -> str:
     return locations.run_uri(dag_run.run_id)
 
 
-def test_three_nights(pipeline):
-    dag, locations, storage = pipeline
+def test_three_nights_and_a_rollback(pipeline):
+    dags, locations, storage = pipeline
+    dag = dags["matcher_retraining"]
 
     # Night 1: everything new -> trained, validated, promoted, embeddings refreshed.
     first = dag.test(run_conf={"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0})
@@ -126,3 +127,8 @@ def test_three_nights(pipeline):
     refused_metadata = storage.get_jsonl(join_uri(run_uri_of(refused, locations), "pairs", "training_metadata.jsonl"))
     labels = [row["label"] for row in refused_metadata]
     assert labels.count(0.0) == labels.count(1.0) // 2
+
+    # The manual rollback DAG: repoint production (here: to the same version) and re-embed.
+    rolled = dags["matcher_rollback"].test(run_conf={"version": production["version"]})
+    assert set(states(rolled).values()) == {"success"}, states(rolled)
+    assert storage.get_json(join_uri(locations.embeddings, "current.json"))["version"] == production["version"]

@@ -1,0 +1,29 @@
+"""Operator actions outside the nightly flow: rolling production back to an earlier version."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from include.matcher.embeddings import refresh_embeddings
+from include.matcher.ingest import read_ledger
+from include.matcher.parse import write_corpus_snapshot
+from include.matcher.registry import rollback
+from include.matcher.settings import Locations
+from include.matcher.storage import Storage, join_uri
+
+
+def current_corpus(locations: Locations, storage: Storage, label: str) -> str:
+    """A corpus snapshot of every parsed CV the ledger knows, under ``<work>/operations/<label>/``."""
+    ledger, _ = read_ledger(storage, locations)
+    uri = join_uri(locations.work, "operations", label, "corpus.jsonl")
+    write_corpus_snapshot(ledger, uri, storage)
+    return uri
+
+
+def rollback_and_refresh(version: str, locations: Locations, storage: Storage, refresh: bool = True) -> str:
+    """Repoint production at ``version`` and re-embed the corpus with it; returns the version URI."""
+    version_uri = rollback(version, locations.registry, storage)
+    if refresh:
+        label = f"rollback-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{version}"
+        refresh_embeddings(version_uri, current_corpus(locations, storage, label), locations, storage)
+    return version_uri
