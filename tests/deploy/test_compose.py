@@ -1,0 +1,88 @@
+"""The compose files, checked without a Docker engine: valid against the Compose Specification's
+schema (``compose_spec.json``, from compose-spec, Apache-2.0) and in agreement with the code."""
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = json.loads((Path(__file__).parent / "compose_spec.json").read_text())
+AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-init"}
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["docker-compose.yaml", "docker-compose.gpu.yaml"])
+def test_valid_against_the_compose_specification(name):
+    jsonschema.validate(load(name), SCHEMA)
+
+
+def test_official_shape_with_seaweedfs():
+    services = load("docker-compose.yaml")["services"]
+    assert AIRFLOW_SERVICES | {"postgres", "redis", "seaweedfs"} <= set(services)
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert "_PIP_ADDITIONAL_REQUIREMENTS" not in env
+        assert services[name]["build"] == "."
+
+
+def test_agrees_with_the_code():
+    services = load("docker-compose.yaml")["services"]
+    worker = services["airflow-worker"]
+    env = worker["environment"]
+    dag_source = (ROOT / "dags" / "matcher_retraining.py").read_text()
+    # the connection the DAG reads is the one the environment defines
+    assert re.search(r'MATCHER_AWS_CONN_ID", "(\w+)"', dag_source)[1] == env["MATCHER_AWS_CONN_ID"] == "aws_default"
+    connection = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"].replace("${MATCHER_S3_ACCESS_KEY:?set it in .env}", "k").replace("${MATCHER_S3_SECRET_KEY:?set it in .env}", "s"))
+    assert connection["extra"]["endpoint_url"] == env["AWS_ENDPOINT_URL_S3"] == "http://seaweedfs:8333"
+    assert "8333" in " ".join(services["seaweedfs"]["command"]) and "127.0.0.1" not in " ".join(services["seaweedfs"]["command"])
+    # include/ is mounted beside dags/ and plugins/, and importable
+    mounts = {volume.rsplit(":", 1)[1] for volume in worker["volumes"]}
+    assert {"/opt/airflow/dags", "/opt/airflow/include", "/opt/airflow/plugins"} <= mounts
+    for volume in worker["volumes"]:
+        local = volume.rsplit(":", 1)[0].replace("${AIRFLOW_PROJ_DIR:-.}/", "")
+        assert local in {"logs", "config"} or (ROOT / local).is_dir(), local
+    assert env["PYTHONPATH"] == "/opt/airflow"
+    # the buckets are created by the project's CLI, and the gpu pool exists for the override
+    init = "\n".join(services["airflow-init"]["command"])
+    assert "python -m include.matcher bootstrap" in init and "airflow pools set gpu" in init
+
+
+def test_gpu_override_routes_fine_tune_to_a_gpu_worker():
+    override = load("docker-compose.gpu.yaml")["services"]
+    worker = override["airflow-worker-gpu"]
+    assert worker["extends"] == {"file": "docker-compose.yaml", "service": "airflow-worker"}
+    queue = re.search(r"--queues (\S+)", worker["command"])[1]
+    assert worker["environment"]["MATCHER_GPU_QUEUE"] == queue == "gpu"
+    for service in ("airflow-dag-processor", "airflow-scheduler"):
+        assert override[service]["environment"]["MATCHER_GPU_QUEUE"] == queue
+    pool = worker["environment"]["MATCHER_GPU_POOL"]
+    assert f"airflow pools set {pool} " in "\n".join(load("docker-compose.yaml")["services"]["airflow-init"]["command"])
+    device = worker["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+
+
+def test_gpu_routing_reaches_the_fine_tune_task(monkeypatch):
+    """With the override's variables, the parsed DAG puts fine_tune on the gpu queue and pool."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("MATCHER_GPU_QUEUE", "gpu")
+    monkeypatch.setenv("MATCHER_GPU_POOL", "gpu")
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "matcher_retraining.py")).dags["matcher_retraining"]
+    task = dag.get_task("fine_tune")
+    assert (task.queue, task.pool) == ("gpu", "gpu")
+    assert dag.get_task("parse").queue != "gpu"
+
+
+def test_dockerfile_extends_the_pinned_official_image():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    pinned = re.search(r"apache-airflow==([\d.]+)", (ROOT / "requirements.txt").read_text())[1]
+    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", dockerfile, re.MULTILINE)
+    assert "requirements.txt" in dockerfile and "_PIP_ADDITIONAL_REQUIREMENTS" not in dockerfile
