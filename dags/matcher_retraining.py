@@ -13,8 +13,9 @@
 4. **build_pairs** shapes training examples for the chosen loss and writes `training_metadata.jsonl`.
 5. **fine_tune** trains a candidate with `SentenceTransformerTrainer` (GPU when present).
 6. **validate** scores candidate and production on the held-out split → `validation_report.json`.
-7. **gate** lets only a candidate that beats production by `min_improvement` through; otherwise
-   promote and refresh are *skipped* and the report says why.
+7. **gate** lets a candidate through only if it beats production by `min_improvement`, no category
+   drops by more than `max_category_drop`, and it clears `min_primary`; otherwise promote and
+   refresh are *skipped* and the report says why.
 8. **promote** copies the candidate into the registry (`models/<version>/`) and swaps the production pointer.
 9. **refresh_embeddings** re-embeds every CV and job offer with the promoted model.
 
@@ -58,6 +59,8 @@ PARAMS = {
     "negative_ratio": Param(TRAINING.negative_ratio, type="number", minimum=0, maximum=20, description="Negatives per positive (fractions allowed; in-batch negatives for multiple_negatives)."),
     "base_model": Param(TRAINING.base_model, type="string", description="Model to fine-tune: the packaged base model, a folder or an s3:// URI."),
     "min_improvement": Param(GATE.min_improvement, type="number", minimum=0, maximum=1, description=f"How much the candidate must beat production on {GATE.primary_metric}."),
+    "max_category_drop": Param(GATE.max_category_drop, type="number", minimum=0, maximum=1, description=f"Largest {GATE.primary_metric} loss allowed in any category with at least {GATE.min_category_support} held-out CVs."),
+    "min_primary": Param(GATE.min_primary, type="number", minimum=0, maximum=1, description=f"Absolute floor on the candidate's {GATE.primary_metric}."),
     "raw_prefix": Param(Locations.from_env().raw_cvs, type="string", pattern="^s3://", description="Raw CV prefix: s3://bucket/prefix holding <CATEGORY>/<file>."),
     "force_retrain": Param(False, type="boolean", description="Retrain even when no CV is new or changed."),
 }

@@ -110,6 +110,11 @@ class GateConfig:
 
     min_improvement: float = 0.01
     primary_metric: str = "mrr@10"
+    # No category may lose more than this on the primary metric (only categories with enough
+    # held-out CVs to measure it), and the candidate must reach an absolute floor.
+    max_category_drop: float = 0.10
+    min_category_support: int = 5
+    min_primary: float = 0.30
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> GateConfig:

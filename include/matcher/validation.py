@@ -19,23 +19,47 @@ from include.matcher.storage import Storage, join_uri
 log = logging.getLogger(__name__)
 
 
+def category_drops(candidate: dict, production: dict, gate: GateConfig) -> dict[str, float]:
+    """Categories (with enough held-out CVs) whose primary metric falls by more than allowed."""
+    metric, drops = gate.primary_metric, {}
+    for category, old in production.get("per_category", {}).items():
+        new = candidate.get("per_category", {}).get(category)
+        if new and old.get("count", 0) >= gate.min_category_support:
+            drop = old[metric] - new[metric]
+            if drop > gate.max_category_drop:
+                drops[category] = round(drop, 4)
+    return drops
+
+
 def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int) -> dict:
-    """The gate's decision from the two models' metrics."""
+    """The gate's decision: better overall by ``min_improvement``, no category collapsing, above the floor."""
     metric = gate.primary_metric
     if held_out == 0:
         return {"promote": False, "primary_metric": metric, "reason": "no held-out CVs to validate on"}
     new, old = candidate["metrics"][metric], production["metrics"][metric]
     improvement = new - old
-    promote = improvement >= gate.min_improvement
-    verdict = "beats" if promote else "does not beat"
+    drops = category_drops(candidate, production, gate)
+    checks = {
+        "improvement": improvement >= gate.min_improvement,
+        "no_category_drop": not drops,
+        "floor": new >= gate.min_primary,
+    }
+    verdict = "beats" if checks["improvement"] else "does not beat"
+    reasons = [f"candidate {metric} {new:.4f} {verdict} production {old:.4f} by the required {gate.min_improvement:+.4f} (change {improvement:+.4f})"]
+    if drops:
+        reasons.append(f"{metric} drops by more than {gate.max_category_drop:.2f} in {drops}")
+    if not checks["floor"]:
+        reasons.append(f"{metric} {new:.4f} is below the floor {gate.min_primary:.2f}")
     return {
-        "promote": promote,
+        "promote": all(checks.values()),
+        "checks": checks,
         "primary_metric": metric,
         "candidate": new,
         "production": old,
         "improvement": improvement,
         "min_improvement": gate.min_improvement,
-        "reason": f"candidate {metric} {new:.4f} {verdict} production {old:.4f} by the required {gate.min_improvement:+.4f} (change {improvement:+.4f})",
+        "category_drops": drops,
+        "reason": "; ".join(reasons),
     }
 
 
