@@ -37,8 +37,7 @@ log = logging.getLogger(__name__)
 AWS_CONN_ID = os.environ.get("MATCHER_AWS_CONN_ID", "aws_default")
 SCHEDULE = os.environ.get("MATCHER_SCHEDULE", "0 2 * * *")
 # The fine-tune task goes to a GPU worker when a deployment has one (Celery queue and pool names).
-GPU_ROUTING = {"queue": os.environ.get("MATCHER_GPU_QUEUE"), "pool": os.environ.get("MATCHER_GPU_POOL")}
-GPU_ROUTING = {key: value for key, value in GPU_ROUTING.items() if value}
+GPU_ROUTING = {key: os.environ[var] for key, var in (("queue", "MATCHER_GPU_QUEUE"), ("pool", "MATCHER_GPU_POOL")) if os.environ.get(var)}
 
 TRAINING = TrainingConfig()
 GATE = GateConfig()

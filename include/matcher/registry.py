@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from datetime import datetime, timezone
 
 from include.matcher.storage import PreconditionFailed, Storage, join_uri
@@ -31,10 +32,14 @@ def read_production(storage: Storage, registry_uri: str) -> dict | None:
     return None if found is None else json.loads(found[0])
 
 
-def version_for(run_uri: str, when: datetime | None = None) -> str:
-    """A sortable, unique version name: ``v<UTC timestamp>-<hash of the run>``."""
-    when = when or datetime.now(timezone.utc)
-    return f"v{when:%Y%m%dT%H%M%SZ}-{hashlib.sha256(run_uri.encode()).hexdigest()[:6]}"
+def version_for(run_uri: str) -> str:
+    """A sortable version name that a rerun of the same run reproduces: ``v<run time>-<run hash>``.
+
+    The time comes from the run id (``scheduled__2026-11-25T02:00:00+00:00`` and the like).
+    """
+    digest = hashlib.sha256(run_uri.rstrip("/").encode()).hexdigest()[:6]
+    found = re.search(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})", run_uri.rstrip("/").rsplit("/", 1)[-1])
+    return f"v{''.join(found.groups()[:3])}T{''.join(found.groups()[3:])}Z-{digest}" if found else f"v-{digest}"
 
 
 def swap_pointer(storage: Storage, uri: str, value: dict, expected: dict | None) -> str:

@@ -21,12 +21,12 @@ def fake_candidate(storage, locations, run: str, promote_it: bool = True) -> str
 
 
 def test_promote_copies_the_version_and_moves_the_pointer(storage, locations):
-    first = promote(fake_candidate(storage, locations, "r1"), locations.registry, storage)
-    second = promote(fake_candidate(storage, locations, "r2"), locations.registry, storage)
+    first = promote(fake_candidate(storage, locations, "scheduled__2026-11-24T02-00-00-00-00"), locations.registry, storage)
+    second = promote(fake_candidate(storage, locations, "scheduled__2026-11-25T02-00-00-00-00"), locations.registry, storage)
     production = read_production(storage, locations.registry)
     assert production["uri"] == second
     assert production["previous"] == first.rsplit("/", 1)[1]
-    assert storage.get_bytes(join_uri(first, "model.safetensors")) == b"weights-r1"  # old versions kept
+    assert storage.get_bytes(join_uri(first, "model.safetensors")) == b"weights-scheduled__2026-11-24T02-00-00-00-00"  # old versions kept
     assert [v["uri"] for v in list_versions(storage, locations.registry)] == [first, second]
 
 
@@ -50,3 +50,11 @@ def test_concurrent_pointer_swaps_one_wins_one_fails(storage, locations):
     with pytest.raises(PreconditionFailed):
         swap_pointer(storage, uri, {"version": "c"}, seen)  # read the same state, lost the race
     assert read_production(storage, locations.registry)["version"] == "b"
+
+
+def test_version_names_are_reproducible_and_sort_by_run_time():
+    night1 = "s3://b/work/runs/scheduled__2026-11-24T02-00-00-00-00"
+    night2 = "s3://b/work/runs/manual__2026-11-25T08-12-48.750116-00-00"
+    assert version_for(night1) == version_for(night1)
+    assert version_for(night1).startswith("v20261124T020000Z-")
+    assert sorted([version_for(night2), version_for(night1)]) == [version_for(night1), version_for(night2)]
