@@ -30,17 +30,18 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, MatcherFailureNotifier, s3_storage
 from include.matcher.settings import LOSSES, GateConfig, Locations, TrainingConfig
 
 log = logging.getLogger(__name__)
 
-AWS_CONN_ID = os.environ.get("MATCHER_AWS_CONN_ID", "aws_default")
 SCHEDULE = os.environ.get("MATCHER_SCHEDULE", "0 2 * * *")
 # The fine-tune task goes to a GPU worker when a deployment has one (Celery queue and pool names).
 GPU_ROUTING = {key: os.environ[var] for key, var in (("queue", "MATCHER_GPU_QUEUE"), ("pool", "MATCHER_GPU_POOL")) if os.environ.get(var)}
 
 TRAINING = TrainingConfig()
 GATE = GateConfig()
+LOCATIONS = Locations.from_env()
 
 DEFAULT_ARGS = {
     "owner": "ml-platform",
@@ -48,6 +49,7 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
+    "on_failure_callback": MatcherFailureNotifier(),
 }
 
 PARAMS = {
@@ -60,17 +62,9 @@ PARAMS = {
     "min_improvement": Param(GATE.min_improvement, type="number", minimum=0, maximum=1, description=f"How much the candidate must beat production on {GATE.primary_metric}."),
     "max_category_drop": Param(GATE.max_category_drop, type="number", minimum=0, maximum=1, description=f"Largest {GATE.primary_metric} loss allowed in any category with at least {GATE.min_category_support} held-out CVs."),
     "min_primary": Param(GATE.min_primary, type="number", minimum=0, maximum=1, description=f"Absolute floor on the candidate's {GATE.primary_metric}."),
-    "raw_prefix": Param(Locations.from_env().raw_cvs, type="string", pattern="^s3://", description="Raw CV prefix: s3://bucket/prefix holding <CATEGORY>/<file>."),
+    "raw_prefix": Param(LOCATIONS.raw_cvs, type="string", pattern="^s3://", description="Raw CV prefix: s3://bucket/prefix holding <CATEGORY>/<file>."),
     "force_retrain": Param(False, type="boolean", description="Retrain even when no CV is new or changed."),
 }
-
-
-def _storage():
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    from include.matcher.storage import Storage
-
-    return Storage(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn())
 
 
 def _run():
@@ -99,11 +93,11 @@ def matcher_retraining():
         from include.matcher.ingest import ingest as ingest_stage
 
         config, run_uri = _run()
-        return ingest_stage(run_uri, config.locations, _storage(), force=get_current_context()["params"]["force_retrain"])
+        return ingest_stage(run_uri, config.locations, s3_storage(), force=get_current_context()["params"]["force_retrain"])
 
     @task.short_circuit
     def check_for_new_data(manifest_uri: str) -> bool:
-        manifest = _storage().get_json(manifest_uri)
+        manifest = s3_storage().get_json(manifest_uri)
         log.info("files: %s; jobs file changed: %s", manifest["counts"], manifest["jobs_file"]["changed"])
         if not manifest["has_work"]:
             log.info("Nothing new tonight: training is skipped (trigger with force_retrain to retrain anyway).")
@@ -114,49 +108,56 @@ def matcher_retraining():
         from include.matcher.parse import parse as parse_stage
 
         config, run_uri = _run()
-        return parse_stage(manifest_uri, run_uri, config.locations, _storage(), config.limits)
+        return parse_stage(manifest_uri, run_uri, config.locations, s3_storage(), config.limits)
 
     @task
     def build_pairs(corpus_uri: str) -> str:
         from include.matcher.pairs import build_pairs as build_pairs_stage
 
         config, run_uri = _run()
-        return build_pairs_stage(corpus_uri, run_uri, config, _storage())
+        return build_pairs_stage(corpus_uri, run_uri, config, s3_storage())
 
     @task(**GPU_ROUTING)
     def fine_tune(pairs_uri: str) -> str:
         from include.matcher.training import fine_tune as fine_tune_stage
 
         config, run_uri = _run()
-        return fine_tune_stage(pairs_uri, run_uri, config.training, _storage())
+        return fine_tune_stage(pairs_uri, run_uri, config.training, s3_storage())
 
     @task
     def validate(candidate_uri: str, pairs_uri: str) -> str:
         from include.matcher.validation import validate as validate_stage
 
         config, run_uri = _run()
-        return validate_stage(candidate_uri, pairs_uri, run_uri, config.locations, config.gate, _storage(), base_model=config.training.base_model)
+        return validate_stage(candidate_uri, pairs_uri, run_uri, config.locations, config.gate, s3_storage(), base_model=config.training.base_model)
 
     @task.short_circuit
     def gate(report_uri: str) -> bool:
-        decision = _storage().get_json(report_uri)["decision"]
+        decision = s3_storage().get_json(report_uri)["decision"]
         log.info("gate: %s: %s", "PROMOTE" if decision["promote"] else "KEEP PRODUCTION", decision["reason"])
         log.info("validation report: %s", report_uri)
         return decision["promote"]
 
-    @task
+    @task(outlets=[PRODUCTION_MODEL])
     def promote(report_uri: str) -> str:
         from include.matcher.registry import promote as promote_stage
 
         config, _ = _run()
-        return promote_stage(report_uri, config.locations.registry, _storage())
+        storage = s3_storage()
+        version_uri = promote_stage(report_uri, config.locations.registry, storage)
+        entry = storage.get_json(f"{version_uri}/entry.json")
+        get_current_context()["outlet_events"][PRODUCTION_MODEL].extra = {"version": entry["version"], "uri": version_uri, "metrics": entry["metrics"]}
+        return version_uri
 
-    @task
+    @task(outlets=[CURRENT_EMBEDDINGS])
     def refresh_embeddings(version_uri: str, corpus_uri: str) -> str:
         from include.matcher.embeddings import refresh_embeddings as refresh_stage
 
         config, _ = _run()
-        return refresh_stage(version_uri, corpus_uri, config.locations, _storage())
+        target = refresh_stage(version_uri, corpus_uri, config.locations, s3_storage())
+        get_current_context()["outlet_events"][CURRENT_EMBEDDINGS].extra = {"version": target.rstrip("/").rsplit("/", 1)[-1], "uri": target}
+        log.info("run summary: %s", s3_storage().get_json(f"{target}/_manifest.json")["parts"])
+        return target
 
     manifest = ingest()
     corpus = parse(manifest)

@@ -76,3 +76,24 @@ def test_rollback_dag_is_manual_and_asks_for_a_version(dag_bag):
     dag = dag_bag.dags["matcher_rollback"]
     assert dag.schedule is None or str(dag.timetable.__class__.__name__) == "NullTimetable"
     assert "version" in dag.params
+
+
+def test_promote_and_refresh_update_assets_and_failures_notify(dag_bag):
+    dag = dag_bag.dags["matcher_retraining"]
+    outlets = {task_id: [a.name for a in dag.get_task(task_id).outlets] for task_id in ("promote", "refresh_embeddings")}
+    assert outlets == {"promote": ["matcher_production_model"], "refresh_embeddings": ["matcher_current_embeddings"]}
+    assert dag.get_task("promote").outlets[0].uri.endswith("/production.json")
+    for task in dag.tasks:
+        assert task.on_failure_callback, task.task_id
+
+
+def test_failure_notifier_logs_without_cv_text(caplog):
+    from types import SimpleNamespace
+
+    from include.airflow_support import MatcherFailureNotifier
+
+    ti = SimpleNamespace(dag_id="matcher_retraining", task_id="parse", try_number=2, log_url="http://ui/log")
+    with caplog.at_level("ERROR"):
+        MatcherFailureNotifier().notify({"task_instance": ti, "run_id": "scheduled__x", "exception": ValueError("CV text here")})
+    assert "matcher_retraining.parse failed" in caplog.text and "ValueError" in caplog.text
+    assert "CV text here" not in caplog.text

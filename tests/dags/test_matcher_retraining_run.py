@@ -64,6 +64,16 @@ def states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state) for ti in dag_run.get_task_instances()}
 
 
+def asset_event_extras(name: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.name == name).order_by(AssetEvent.timestamp)
+        return [event.extra for event in session.scalars(query)]
+
+
 def run_uri_of(dag_run, locations) -> str:
     return locations.run_uri(dag_run.run_id)
 
@@ -108,6 +118,9 @@ def test_three_nights_and_a_rollback(pipeline):
     jobs = pq.read_table(io.BytesIO(storage.get_bytes(join_uri(current["uri"], "jobs.parquet"))))
     assert jobs.num_rows == 10 + 1  # 5 categories x 2 descriptions + 1 job-offer document
 
+    assert asset_event_extras("matcher_production_model")[-1]["version"] == production["version"]
+    assert asset_event_extras("matcher_current_embeddings")[-1]["version"] == production["version"]
+
     # Night 2: nothing new -> stops after ingest, downstream skipped, run green, production untouched.
     quiet = dag.test()
     quiet_states = states(quiet)
@@ -116,6 +129,7 @@ def test_three_nights_and_a_rollback(pipeline):
     assert storage.get_json(join_uri(run_uri_of(quiet, locations), "manifest.json"))["counts"]["new"] == 0
 
     # Night 3: forced retrain that cannot clear an impossible bar -> gate refuses, promote/refresh skipped.
+    events_before_refusal = len(asset_event_extras("matcher_production_model"))
     refused = dag.test(run_conf={"force_retrain": True, "min_improvement": 1.0, "loss": "cosine", "negative_ratio": 0.5})
     refused_states = states(refused)
     assert refused_states["validate"] == "success" and refused_states["gate"] == "success"
@@ -124,6 +138,7 @@ def test_three_nights_and_a_rollback(pipeline):
     assert not refused_report["decision"]["promote"] and "does not beat" in refused_report["decision"]["reason"]
     assert refused_report["production"]["version"] == production["version"]  # compared with production now
     assert storage.get_json(join_uri(locations.registry, "production.json"))["version"] == production["version"]
+    assert len(asset_event_extras("matcher_production_model")) == events_before_refusal  # no change, no event
     refused_metadata = storage.get_jsonl(join_uri(run_uri_of(refused, locations), "pairs", "training_metadata.jsonl"))
     labels = [row["label"] for row in refused_metadata]
     assert labels.count(0.0) == labels.count(1.0) // 2

@@ -37,7 +37,7 @@ def test_agrees_with_the_code():
     services = load("docker-compose.yaml")["services"]
     worker = services["airflow-worker"]
     env = worker["environment"]
-    dag_source = (ROOT / "dags" / "matcher_retraining.py").read_text()
+    dag_source = (ROOT / "include" / "airflow_support.py").read_text()
     # the connection the DAG reads is the one the environment defines
     assert re.search(r'MATCHER_AWS_CONN_ID", "(\w+)"', dag_source)[1] == env["MATCHER_AWS_CONN_ID"] == "aws_default"
     connection = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"].replace("${MATCHER_S3_ACCESS_KEY:?set it in .env}", "k").replace("${MATCHER_S3_SECRET_KEY:?set it in .env}", "s"))

@@ -1,0 +1,57 @@
+"""What the matcher DAGs share that needs Airflow (so it lives outside the core package): the S3
+connection, the assets the pipeline updates, and the failure notifier.
+
+The notifier always logs one line an operator can act on (DAG, run, task, try, error type, log URL) and never CV
+text. Also e-mails ``MATCHER_ALERT_EMAIL`` (through the smtp provider and its ``smtp_default``
+connection) and posts to Slack through ``MATCHER_SLACK_CONN_ID`` (a Slack webhook connection, if
+the slack provider is installed) when those are set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from airflow.sdk import Asset, BaseNotifier
+
+from include.matcher.settings import Locations
+
+log = logging.getLogger(__name__)
+
+AWS_CONN_ID = os.environ.get("MATCHER_AWS_CONN_ID", "aws_default")
+_LOCATIONS = Locations.from_env()
+# Downstream DAGs can be scheduled on these; each event carries the model version (and metrics).
+PRODUCTION_MODEL = Asset(name="matcher_production_model", uri=f"{_LOCATIONS.registry.rstrip('/')}/production.json")
+CURRENT_EMBEDDINGS = Asset(name="matcher_current_embeddings", uri=f"{_LOCATIONS.embeddings.rstrip('/')}/current.json")
+
+
+def s3_storage():
+    """The core package's Storage over the ``aws_default`` connection (endpoint in its extra)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from include.matcher.storage import Storage
+
+    return Storage(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn())
+
+
+class MatcherFailureNotifier(BaseNotifier):
+    def notify(self, context) -> None:
+        task_instance = context.get("task_instance") or context.get("ti")
+        error = context.get("exception")
+        message = (
+            f"matcher: {getattr(task_instance, 'dag_id', '?')}.{getattr(task_instance, 'task_id', '?')} failed "
+            f"(run {context.get('run_id')}, try {getattr(task_instance, 'try_number', '?')}): "
+            f"{type(error).__name__ if error else 'unknown error'}; logs: {getattr(task_instance, 'log_url', '-')}"
+        )
+        log.error(message)
+        if os.environ.get("MATCHER_ALERT_EMAIL"):
+            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+            SmtpNotifier(to=os.environ["MATCHER_ALERT_EMAIL"], subject="Matcher pipeline failure", html_content=message).notify(context)
+        if os.environ.get("MATCHER_SLACK_CONN_ID"):
+            try:
+                from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+            except ImportError:
+                log.warning("MATCHER_SLACK_CONN_ID is set but apache-airflow-providers-slack is not installed")
+                return
+            SlackWebhookNotifier(slack_webhook_conn_id=os.environ["MATCHER_SLACK_CONN_ID"], text=message).notify(context)
