@@ -1,0 +1,81 @@
+"""The Matcher page: model versions, what is in production, the gate's decisions night by night.
+
+Plain HTML (no JavaScript, an inline SVG chart) built from S3, so it renders wherever the registry
+and the run reports are readable; ``plugins/matcher_plugin.py`` serves it inside the Airflow UI.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+from include.matcher.registry import list_versions, read_production
+from include.matcher.settings import GateConfig, Locations
+from include.matcher.storage import S3Uri, Storage, join_uri
+
+
+def run_reports(storage: Storage, locations: Locations) -> list[dict]:
+    """Every run's validation report (promoted or not), oldest first."""
+    runs = join_uri(locations.work, "runs")
+    bucket = S3Uri.parse(runs).bucket
+    keys = [info.key for info in storage.list(runs) if info.key.endswith("/candidate/validation_report.json")]
+    reports = [storage.get_json(f"s3://{bucket}/{key}") for key in keys]
+    return sorted(reports, key=lambda report: report["created_at"])
+
+
+def chart(reports: list[dict], metric: str, width: int = 640, height: int = 180) -> str:
+    """SVG line of the candidate's and production's primary metric per night."""
+    if not reports:
+        return "<p>No validated run yet.</p>"
+    step = width / max(1, len(reports) - 1)
+
+    def points(key: str) -> str:
+        return " ".join(f"{i * step:.1f},{height - r[key]['metrics'].get(metric, 0) * height:.1f}" for i, r in enumerate(reports))
+
+    dots = "".join(
+        f'<circle cx="{i * step:.1f}" cy="{height - r["candidate_metrics"]["metrics"].get(metric, 0) * height:.1f}" r="4" '
+        f'fill="{"#2a7" if r["decision"]["promote"] else "#c33"}"><title>{html.escape(r["version"])}</title></circle>'
+        for i, r in enumerate(reports)
+    )
+    return (
+        f'<svg width="{width + 20}" height="{height + 20}" viewBox="-10 -10 {width + 20} {height + 20}" role="img" aria-label="{metric} per night">'
+        f'<polyline fill="none" stroke="#999" stroke-dasharray="4" points="{points("production_metrics")}"/>'
+        f'<polyline fill="none" stroke="#36c" stroke-width="2" points="{points("candidate_metrics")}"/>{dots}</svg>'
+        f"<p>{metric} of each night's candidate (blue; green dot: promoted, red: refused) and of production (grey).</p>"
+    )
+
+
+def render(storage: Storage, locations: Locations, report_link=lambda run: f"report?run={run}") -> str:
+    metric = GateConfig().primary_metric
+    production = read_production(storage, locations.registry)
+    versions = list_versions(storage, locations.registry)
+    reports = run_reports(storage, locations)
+    live = production["version"] if production else None
+    version_rows = "".join(
+        f"<tr><td>{html.escape(v['version'])}{' <strong>(production)</strong>' if v['version'] == live else ''}</td>"
+        f"<td>{html.escape(v['promoted_at'][:19])}</td>"
+        + "".join(f"<td>{v['metrics'].get(name, 0):.3f}</td>" for name in ("accuracy@1", "mrr@10", "ndcg@10"))
+        + f"<td>{html.escape(v.get('previous') or '-')}</td></tr>"
+        for v in reversed(versions)
+    )
+    run_rows = "".join(
+        f"<tr><td>{html.escape(r['run'].rsplit('/', 1)[-1])}</td><td>{'promoted' if r['decision']['promote'] else 'refused'}</td>"
+        f"<td>{html.escape(r['decision']['reason'])}</td>"
+        f"<td><a href=\"{html.escape(report_link(r['run'].rsplit('/', 1)[-1]))}\">validation_report.json</a></td></tr>"
+        for r in reversed(reports)
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Matcher</title>
+<style>body{{font-family:sans-serif;margin:1.5rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style>
+</head><body><h1>Matcher</h1>
+<p>In production: <strong>{html.escape(live or "none yet")}</strong>{f" ({html.escape(production['uri'])})" if production else ""}</p>
+<h2>{metric} over nights</h2>{chart(reports, metric)}
+<h2>Model versions</h2><table><tr><th>version</th><th>promoted</th><th>accuracy@1</th><th>mrr@10</th><th>ndcg@10</th><th>replaced</th></tr>{version_rows}</table>
+<h2>Gate decisions</h2><table><tr><th>run</th><th>decision</th><th>why</th><th>report</th></tr>{run_rows}</table>
+</body></html>"""
+
+
+def report(storage: Storage, locations: Locations, run: str) -> dict:
+    """The validation report of one run (its name under ``<work>/runs/``)."""
+    if "/" in run or run in {"", ".", ".."}:
+        raise ValueError("not a run name")
+    return json.loads(storage.get_bytes(join_uri(locations.work, "runs", run, "candidate", "validation_report.json")))
