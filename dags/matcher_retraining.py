@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, MatcherFailureNotifier, s3_storage
+from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, default_args, s3_storage
 from include.matcher.settings import LOSSES, GateConfig, Locations, TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,6 @@ GPU_ROUTING = {key: os.environ[var] for key, var in (("queue", "MATCHER_GPU_QUEU
 TRAINING = TrainingConfig()
 GATE = GateConfig()
 LOCATIONS = Locations.from_env()
-
-DEFAULT_ARGS = {
-    "owner": "ml-platform",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
-    "on_failure_callback": MatcherFailureNotifier(),
-}
 
 PARAMS = {
     "loss": Param(TRAINING.loss, type="string", enum=list(LOSSES), description="Training loss."),
@@ -82,7 +73,7 @@ def _run():
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(),
     params=PARAMS,
     tags=["ml", "matcher", "retraining"],
     doc_md=__doc__,

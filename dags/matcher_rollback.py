@@ -9,11 +9,11 @@ with a compare-and-swap write, then re-embeds every stored CV and job with it an
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, MatcherFailureNotifier, s3_storage
+from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, default_args, s3_storage
 
 
 
@@ -23,13 +23,7 @@ from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, Matche
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "ml-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "on_failure_callback": MatcherFailureNotifier(),
-    },
+    default_args=default_args(),
     params={"version": Param(type="string", minLength=1, description="Registry version to put back in production, e.g. v20261125T020000Z-1a2b3c.")},
     tags=["ml", "matcher", "operations"],
     doc_md=__doc__,

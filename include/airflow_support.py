@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 
 from airflow.sdk import Asset, BaseNotifier
 
@@ -23,6 +24,18 @@ _LOCATIONS = Locations.from_env()
 # Downstream DAGs can be scheduled on these; each event carries the model version (and metrics).
 PRODUCTION_MODEL = Asset(name="matcher_production_model", uri=f"{_LOCATIONS.registry.rstrip('/')}/production.json")
 CURRENT_EMBEDDINGS = Asset(name="matcher_current_embeddings", uri=f"{_LOCATIONS.embeddings.rstrip('/')}/current.json")
+
+
+def default_args() -> dict:
+    """Every matcher task: two retries with exponential backoff, and a notification on failure."""
+    return {
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": MatcherFailureNotifier(),
+    }
 
 
 def s3_storage():

@@ -8,6 +8,7 @@ dies between the two stages leaves its files to be picked up again.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 
@@ -27,8 +28,6 @@ def read_ledger(storage: Storage, locations: Locations) -> tuple[dict, str | Non
     found = storage.get_with_etag(ledger_uri(locations))
     if found is None:
         return {"objects": {}, "jobs_file_etag": None}, None
-    import json
-
     return json.loads(found[0]), found[1]
 
 
