@@ -21,7 +21,12 @@ def test_server_requires_keys(s3_server):
 
 
 def test_server_listens_on_loopback_only(s3_server):
-    assert s3_server.endpoint.startswith("http://127.0.0.1:")
+    """Every socket the SeaweedFS process listens on is bound to 127.0.0.1, not just the S3 one."""
+    import psutil
+
+    listening = [c.laddr for c in psutil.Process(s3_server.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert listening, "the server listens on nothing?"
+    assert {address.ip for address in listening} == {"127.0.0.1"}, listening
 
 
 def test_json_round_trip_listing_and_missing(storage, locations):
