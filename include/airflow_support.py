@@ -9,8 +9,10 @@ the slack provider is installed) when those are set.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import time
 from datetime import timedelta
 
 from airflow.sdk import Asset, BaseNotifier
@@ -45,6 +47,56 @@ def s3_storage():
     from include.matcher.storage import Storage
 
     return Storage(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn())
+
+
+def timed(function):
+    """Record the task's wall time at ``<run>/timings/<task>[<map index>].json`` (for the run summary).
+
+    The DAG's tasks wrap core-package stages; what a stage costs beside Airflow's own overhead is
+    what these files tell, and what the run summary and ``benchmarks/orchestration.py`` read.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            result = function(*args, **kwargs)
+            outcome = "success"
+            return result
+        finally:
+            try:
+                record_timing(time.perf_counter() - started, outcome)
+            except Exception:  # bookkeeping must never fail the task it measures
+                log.warning("could not record the task's timing", exc_info=True)
+
+    return wrapper
+
+
+def record_timing(seconds: float, outcome: str) -> None:
+    from airflow.sdk import get_current_context
+
+    from include.matcher.storage import join_uri
+
+    context = get_current_context()
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    name = ti.task_id + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
+    run_uri = Locations.from_env().run_uri(context["run_id"])
+    record = {"task": ti.task_id, "map_index": map_index, "try": ti.try_number, "seconds": round(seconds, 3), "outcome": outcome}
+    s3_storage().put_json(join_uri(run_uri, "timings", f"{name}.json"), record)
+
+
+def log_run_summary() -> None:
+    """Log the run summary (counts, timings, metrics, gate decision) at the end of a task's log."""
+    from airflow.sdk import get_current_context
+
+    from include.matcher.summary import describe_run
+
+    locations = Locations.from_env()
+    run_uri = locations.run_uri(get_current_context()["run_id"])
+    for line in describe_run(run_uri, locations, s3_storage()).splitlines():
+        log.info("run summary | %s", line)
 
 
 class MatcherFailureNotifier(BaseNotifier):

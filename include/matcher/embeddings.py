@@ -1,28 +1,42 @@
-"""Stage 7, refresh embeddings: re-embed every candidate and job offer with the promoted model.
+"""Stage 7, refresh embeddings: embed every candidate and job offer with the production model.
 
-Output under the embeddings URI::
+Output under the embeddings URI, one snapshot per (model version, corpus snapshot)::
 
-    <version>/cvs.parquet, <version>/jobs.parquet   columns: id, source, category, vector, model_version
-    <version>/_manifest.json                        written after all parts
-    current.json                                    pointer, flipped (compare-and-swap) last
+    <version>/<snapshot>/cvs/part-<i>-of-<n>.parquet   columns: id, source, category, text_hash, vector, model_version
+    <version>/<snapshot>/jobs.parquet                  the job descriptions and job-offer documents
+    <version>/<snapshot>/_manifest.json                written after all parts
+    current.json                                       pointer, flipped (compare-and-swap) last
 
-Readers follow ``current.json``, so they never see a half-written version or two models mixed.
+Readers follow ``current.json``, so they never see a half-written snapshot or two models mixed.
+
+Three steps, so Airflow can spread the CVs over workers: :func:`plan_refresh` cuts the corpus into
+shards, :func:`embed_shard` embeds one (a mapped task each), :func:`publish_embeddings` embeds the
+job texts, writes the manifest and flips the pointer. A night's cost follows what changed: when the
+model is the one already embedded, a CV whose text is unchanged keeps its vector, and a night where
+nothing changed at all plans no shard and publishes nothing. :func:`refresh_embeddings` chains the
+three in one process (CLI, rollback, tests).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
+import time
 from datetime import datetime, timezone
 
 from include.matcher.documents import SUPPORTED_EXTENSIONS, Rejected, extract_text
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.registry import swap_pointer
-from include.matcher.settings import Locations
+from include.matcher.settings import Locations, shard_config_from_env
 from include.matcher.storage import S3Uri, Storage, join_uri
 
 log = logging.getLogger(__name__)
+
+# Sentence-transformers sorts each encode() call's texts by length before batching, so a batch
+# holds texts of similar length and pads little; 64 keeps a 2-core CPU busy without swapping.
+BATCH_SIZE = 64
 
 
 def current_uri(embeddings_uri: str) -> str:
@@ -62,6 +76,7 @@ def to_parquet(records: list[dict], vectors, version: str) -> bytes:
             "id": pa.array([r["id"] for r in records], pa.string()),
             "source": pa.array([r["source"] for r in records], pa.string()),
             "category": pa.array([r.get("category") for r in records], pa.string()),
+            "text_hash": pa.array([r.get("text_hash") for r in records], pa.string()),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dimension)
             if len(records)
             else pa.array([], pa.list_(pa.float32())),
@@ -73,30 +88,140 @@ def to_parquet(records: list[dict], vectors, version: str) -> bytes:
     return buffer.getvalue()
 
 
-def refresh_embeddings(version_uri: str, corpus_uri: str, locations: Locations, storage: Storage, batch_size: int = 32) -> str:
-    """Embed the corpus and the job offers with the model at ``version_uri``; flip ``current.json``."""
+def read_parquet(uri: str, storage: Storage):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(storage.get_bytes(uri)))
+
+
+def snapshot_uri(locations: Locations, version: str, corpus_uri: str) -> str:
+    """Where the embeddings of ``corpus_uri`` by model ``version`` go (the corpus's run names it)."""
+    return join_uri(locations.embeddings, version, corpus_uri.rstrip("/").rsplit("/", 2)[-2])
+
+
+def inputs_fingerprint(corpus_rows: list[dict], locations: Locations, storage: Storage) -> str:
+    """What the embeddings depend on besides the model: every CV text and the job texts' sources."""
+    digest = hashlib.sha256()
+    for row in sorted(corpus_rows, key=lambda row: row["key"]):
+        digest.update(f"{row['key']}\0{row['text_hash']}\n".encode())
+    jobs = storage.head(locations.jobs_file)
+    digest.update(f"jobs\0{jobs.etag if jobs else '-'}\n".encode())
+    for info in storage.list(locations.job_offers):
+        digest.update(f"offer\0{info.key}\0{info.etag}\n".encode())
+    return digest.hexdigest()
+
+
+def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storage: Storage, shard_size: int | None = None) -> list[str]:
+    """Cut the corpus into shards of CVs to embed with the model at ``version_uri``; their URIs.
+
+    Returns no shard when ``current.json`` already holds this model's embeddings of the same inputs:
+    nothing to do, and nothing will be published (so no asset event claims a change).
+    """
+    shard_size = shard_size or shard_config_from_env().embed_texts
+    version = storage.get_json(join_uri(version_uri, "entry.json"))["version"]
+    rows = storage.get_jsonl(corpus_uri)
+    fingerprint = inputs_fingerprint(rows, locations, storage)
+    current = read_current(storage, locations.embeddings)
+    previous = storage.get_json(current["manifest"]) if current else None
+    if previous and previous["version"] == version and previous.get("inputs_fingerprint") == fingerprint:
+        log.info("refresh_embeddings: %s already holds model %s's embeddings of these inputs; nothing to do", current["uri"], version)
+        return []
+    # Vectors can be reused only from embeddings made by this very model.
+    reuse_from = current["manifest"] if previous and previous["version"] == version else None
+    target = snapshot_uri(locations, version, corpus_uri)
+    count = max(1, -(-len(rows) // shard_size))
+    uris = []
+    for index in range(count):
+        chunk = rows[index * shard_size : (index + 1) * shard_size]
+        first = index * shard_size
+        uri = join_uri(target, "shards", f"{index + 1:04d}-of-{count:04d}.json")
+        storage.put_json(
+            uri,
+            {
+                "name": f"shard {index + 1}/{count}: CVs {first + 1}-{first + len(chunk)}" if chunk else f"shard {index + 1}/{count}: empty",
+                "version_uri": version_uri,
+                "version": version,
+                "corpus_uri": corpus_uri,
+                "part_uri": join_uri(target, "cvs", f"part-{index + 1:04d}-of-{count:04d}.parquet"),
+                "reuse_from": reuse_from,
+                "rows": [{k: row[k] for k in ("key", "category", "text_hash", "text_uri")} for row in chunk],
+            },
+        )
+        uris.append(uri)
+    log.info("refresh_embeddings: %d CVs in %d shards -> %s (reusing vectors from %s)", len(rows), count, target, reuse_from or "nothing")
+    return uris
+
+
+def reusable_vectors(manifest_uri: str | None, wanted: dict[str, str], storage: Storage) -> dict[str, list[float]]:
+    """Vectors from an earlier snapshot of the same model for the ids whose text hash is unchanged."""
+    if not manifest_uri or not wanted:
+        return {}
+    found = {}
+    for part in storage.get_json(manifest_uri)["parts"]["cvs"]:
+        table = read_parquet(part["uri"], storage)
+        if "text_hash" not in table.column_names:
+            continue
+        for row_id, text_hash, vector in zip(table.column("id").to_pylist(), table.column("text_hash").to_pylist(), table.column("vector").to_pylist()):
+            if wanted.get(row_id) == text_hash:
+                found[row_id] = vector
+    return found
+
+
+def embed_shard(shard_uri: str, storage: Storage, batch_size: int = BATCH_SIZE) -> str:
+    """Embed one shard's CVs (reusing unchanged ones' vectors); write its parquet part; the part's URI."""
+    import numpy as np
+
+    started = time.perf_counter()
+    shard = storage.get_json(shard_uri)
+    rows = shard["rows"]
+    reused = reusable_vectors(shard["reuse_from"], {row["key"]: row["text_hash"] for row in rows}, storage)
+    todo = [row for row in rows if row["key"] not in reused]
+    vectors: dict[str, np.ndarray] = {key: np.asarray(vector, dtype=np.float32) for key, vector in reused.items()}
+    if todo:
+        from include.matcher.models import load_model
+
+        texts = [json.loads(blob)["text"] for blob in storage.get_many([row["text_uri"] for row in todo])]
+        model = load_model(shard["version_uri"], storage)
+        encoded = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        vectors.update(zip((row["key"] for row in todo), encoded))
+    records = [{"id": row["key"], "source": "cv", "category": row["category"], "text_hash": row["text_hash"]} for row in rows]
+    matrix = np.stack([vectors[row["key"]] for row in rows]) if rows else np.zeros((0, 0), dtype=np.float32)
+    storage.put_bytes(shard["part_uri"], to_parquet(records, matrix, shard["version"]))
+    stats = {"uri": shard["part_uri"], "rows": len(rows), "embedded": len(todo), "reused": len(reused), "seconds": round(time.perf_counter() - started, 2)}
+    storage.put_json(shard["part_uri"].removesuffix(".parquet") + ".json", stats)
+    log.info("refresh_embeddings: %s: %d embedded, %d reused in %.1f s", shard["name"], len(todo), len(reused), stats["seconds"])
+    return shard["part_uri"]
+
+
+def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], locations: Locations, storage: Storage, batch_size: int = BATCH_SIZE) -> str:
+    """Embed the job texts, write the snapshot's manifest and flip ``current.json`` to it."""
     from include.matcher.models import load_model
-    from include.matcher.parse import load_corpus_texts
 
-    entry = storage.get_json(join_uri(version_uri, "entry.json"))
-    version = entry["version"]
-    model = load_model(version_uri, storage)
-    target = join_uri(locations.embeddings, version)
+    version = storage.get_json(join_uri(version_uri, "entry.json"))["version"]
+    target = snapshot_uri(locations, version, corpus_uri)
+    rows = storage.get_jsonl(corpus_uri)
+    cv_parts = [storage.get_json(uri.removesuffix(".parquet") + ".json") for uri in sorted(part_uris)]
+    if sum(part["rows"] for part in cv_parts) != len(rows):
+        raise RuntimeError(f"embedding parts hold {sum(part['rows'] for part in cv_parts)} CVs, the corpus {len(rows)}")
 
-    cvs = [{"id": cv["key"], "source": "cv", "category": cv["category"], "text": cv["text"]} for cv in load_corpus_texts(corpus_uri, storage)]
     offers, offer_rejects = job_offer_records(locations, storage)
-    parts = {}
-    for name, records in (("cvs", cvs), ("jobs", offers)):
-        vectors = model.encode([r["text"] for r in records], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-        part_uri = join_uri(target, f"{name}.parquet")
-        storage.put_bytes(part_uri, to_parquet(records, vectors, version))
-        parts[name] = {"uri": part_uri, "rows": len(records)}
+    model = load_model(version_uri, storage)
+    vectors = model.encode([r["text"] for r in offers], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    jobs_uri = join_uri(target, "jobs.parquet")
+    storage.put_bytes(jobs_uri, to_parquet(offers, vectors, version))
 
     manifest = {
         "version": version,
         "model": version_uri,
         "corpus": corpus_uri,
-        "parts": parts,
+        "inputs_fingerprint": inputs_fingerprint(rows, locations, storage),
+        "parts": {"cvs": cv_parts, "jobs": [{"uri": jobs_uri, "rows": len(offers)}]},
+        "counts": {
+            "cvs": len(rows),
+            "cvs_embedded": sum(part["embedded"] for part in cv_parts),
+            "cvs_reused": sum(part["reused"] for part in cv_parts),
+            "job_texts": len(offers),
+        },
         "dimension": model.get_sentence_embedding_dimension(),
         "job_offer_rejects": offer_rejects,
         "written_at": datetime.now(timezone.utc).isoformat(),
@@ -105,8 +230,28 @@ def refresh_embeddings(version_uri: str, corpus_uri: str, locations: Locations, 
     pointer = {"version": version, "uri": target, "manifest": join_uri(target, "_manifest.json"), "updated_at": manifest["written_at"]}
     found = storage.get_with_etag(current_uri(locations.embeddings))
     swap_pointer(storage, current_uri(locations.embeddings), pointer, json.loads(found[0]) if found else None)
-    log.info("refresh_embeddings: %d CVs, %d job texts -> %s", parts["cvs"]["rows"], parts["jobs"]["rows"], target)
+    log.info("refresh_embeddings: %s -> %s", manifest["counts"], target)
     return target
+
+
+def refresh_embeddings(version_uri: str, corpus_uri: str, locations: Locations, storage: Storage, shard_size: int | None = None) -> str:
+    """The whole stage in one process; the URI of the embeddings ``current.json`` points at."""
+    shard_uris = plan_refresh(version_uri, corpus_uri, locations, storage, shard_size)
+    if not shard_uris:
+        return read_current(storage, locations.embeddings)["uri"]
+    part_uris = [embed_shard(uri, storage) for uri in shard_uris]
+    return publish_embeddings(version_uri, corpus_uri, part_uris, locations, storage)
+
+
+def read_cv_vectors(storage: Storage, embeddings_uri: str):
+    """The current CV embeddings as one pyarrow table (all parts), or None before the first refresh."""
+    import pyarrow as pa
+
+    current = read_current(storage, embeddings_uri)
+    if current is None:
+        return None
+    parts = storage.get_json(current["manifest"])["parts"]["cvs"]
+    return pa.concat_tables([read_parquet(part["uri"], storage) for part in parts])
 
 
 def read_current(storage: Storage, embeddings_uri: str) -> dict | None:

@@ -5,6 +5,10 @@ a memory cap. Each manifest entry ends in exactly one of ``parsed.jsonl`` or ``r
 ``<work>/texts/<sha256>.json`` so a file seen on an earlier night (under any key) is never parsed
 again. The stage then commits the outcomes to the ingestion ledger and writes the corpus snapshot
 ``<run>/corpus.jsonl``: every parsed CV currently in the raw bucket, the input of the later stages.
+
+It runs in three steps so Airflow can spread it over workers: :func:`plan_parse_shards` splits the
+manifest, :func:`parse_shard` parses one shard (a mapped task each), :func:`collect_parsed` merges
+the outcomes and commits them. :func:`parse` chains the three in one process.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from include.matcher.documents import REJECT_REASONS, Rejected
 from include.matcher.ingest import ledger_uri, read_ledger
 from include.matcher.isolation import IsolatedParser, Job
-from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env
+from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
 from include.matcher.storage import Storage, join_uri
 from include.matcher.text import text_fingerprint
 
@@ -77,20 +81,60 @@ def _parse_chunk(items: list[dict], pool: IsolatedParser, storage: Storage, loca
     return outcomes
 
 
-def parse(manifest_uri: str, run_uri: str, locations: Locations, storage: Storage, limits: ParseLimits | None = None) -> str:
-    """Parse the manifest's files, commit them to the ledger and return the corpus snapshot URI."""
+def plan_parse_shards(manifest_uri: str, run_uri: str, storage: Storage, shard_size: int) -> list[str]:
+    """Split the manifest's files into shards of ``shard_size``; return the shard URIs (at least one).
+
+    Each shard is ``<run>/parse/shards/<i>-of-<n>/items.json``. A night with nothing to parse still
+    gets one empty shard, so the downstream merge runs (a removed file or a new jobs file is work too).
+    """
+    items = storage.get_json(manifest_uri)["items"]
+    count = max(1, -(-len(items) // shard_size))
+    uris = []
+    for index in range(count):
+        chunk = items[index * shard_size : (index + 1) * shard_size]
+        uri = join_uri(run_uri, "parse", "shards", f"{index + 1:04d}-of-{count:04d}", "items.json")
+        first = index * shard_size
+        name = f"shard {index + 1}/{count}: files {first + 1}-{first + len(chunk)}" if chunk else f"shard {index + 1}/{count}: empty"
+        storage.put_json(uri, {"index": index, "count": count, "name": name, "items": chunk})
+        uris.append(uri)
+    return uris
+
+
+def shard_name(shard_uri: str, storage: Storage) -> str:
+    """The readable name of a shard (what the Airflow UI shows for its mapped task)."""
+    return storage.get_json(shard_uri)["name"]
+
+
+def parse_shard(shard_uri: str, locations: Locations, storage: Storage, limits: ParseLimits | None = None, pool: IsolatedParser | None = None) -> str:
+    """Parse one shard's files; write and return ``<shard>/outcomes.jsonl`` (one outcome per file)."""
     limits = limits or parse_limits_from_env()
-    manifest = storage.get_json(manifest_uri)
-    items = manifest["items"]
+    items = storage.get_json(shard_uri)["items"]
     outcomes: list[dict] = []
-    with IsolatedParser(limits.workers or None, limits.timeout_s, limits.memory_mb, limits) as pool:
+    own_pool = pool is None  # workers start lazily: an all-cached shard starts none
+    pool = pool or IsolatedParser(limits.workers or None, limits.timeout_s, limits.memory_mb, limits)
+    try:
         for start in range(0, len(items), CHUNK):
             outcomes.extend(_parse_chunk(items[start : start + CHUNK], pool, storage, locations))
-    outcomes.sort(key=lambda outcome: outcome["key"])
+    finally:
+        if own_pool:
+            pool.close()
+    outcomes_uri = join_uri(shard_uri.rsplit("/", 1)[0], "outcomes.jsonl")
+    storage.put_jsonl(outcomes_uri, sorted(outcomes, key=lambda outcome: outcome["key"]))
+    log.info("parse: %s: %d files, %d cache hits", shard_uri.rsplit("/", 2)[-2], len(outcomes), sum(o["cache"] == "hit" for o in outcomes))
+    return outcomes_uri
+
+
+def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, locations: Locations, storage: Storage) -> str:
+    """Merge the shards' outcomes, commit them to the ledger and return the corpus snapshot URI."""
+    manifest = storage.get_json(manifest_uri)
+    outcomes = sorted((o for uri in outcome_uris for o in storage.get_jsonl(uri)), key=lambda outcome: outcome["key"])
+    expected = sorted(item["key"] for item in manifest["items"])
+    if [o["key"] for o in outcomes] != expected:  # every file ends in exactly one place, or the run stops
+        missing = set(expected) - {o["key"] for o in outcomes}
+        raise RuntimeError(f"parse shards do not cover the manifest: {len(missing)} files missing, {len(outcomes)} outcomes for {len(expected)} files")
 
     parsed = [o for o in outcomes if o["status"] == "parsed"]
     rejects = [o for o in outcomes if o["status"] == "rejected"]
-    assert len(parsed) + len(rejects) == len(manifest["items"])  # every file ends in exactly one place
     parsed_uri = join_uri(run_uri, "parse", "parsed.jsonl")
     rejects_uri = join_uri(run_uri, "parse", "rejects.jsonl")
     # Whether the cache answered is this attempt's business (summary only): a retry must write the same records.
@@ -103,6 +147,7 @@ def parse(manifest_uri: str, run_uri: str, locations: Locations, storage: Storag
 
     summary = {
         "manifest": manifest_uri,
+        "shards": len(outcome_uris),
         "parsed": len(parsed),
         "rejected": len(rejects),
         "cache_hits": sum(o["cache"] == "hit" for o in outcomes),
@@ -120,6 +165,20 @@ def parse(manifest_uri: str, run_uri: str, locations: Locations, storage: Storag
         log.warning("parse: rejected %s: %s (%s)", reject["key"], reject["reason"], reject["detail"][:200])
     log.info("parse: corpus of %d CVs at %s", len(corpus), corpus_uri)
     return corpus_uri
+
+
+def parse(
+    manifest_uri: str, run_uri: str, locations: Locations, storage: Storage, limits: ParseLimits | None = None, shard_size: int | None = None
+) -> str:
+    """The whole stage in one process (CLI, tests): plan shards, parse each, merge; the corpus URI.
+
+    The DAG runs the same three steps as separate tasks, the middle one mapped over the shards.
+    """
+    limits = limits or parse_limits_from_env()
+    shard_uris = plan_parse_shards(manifest_uri, run_uri, storage, shard_size or shard_config_from_env().parse_files)
+    with IsolatedParser(limits.workers or None, limits.timeout_s, limits.memory_mb, limits) as pool:
+        outcome_uris = [parse_shard(uri, locations, storage, limits, pool) for uri in shard_uris]
+    return collect_parsed(manifest_uri, outcome_uris, run_uri, locations, storage)
 
 
 def commit_to_ledger(manifest: dict, outcomes: list[dict], run_uri: str, locations: Locations, storage: Storage) -> dict:

@@ -146,6 +146,29 @@ def parse_limits_from_env(environ: dict[str, str] | None = None) -> ParseLimits:
 
 
 @dataclass(frozen=True)
+class ShardConfig:
+    """How the heavy stages split their work into mapped tasks (one shard, one task instance).
+
+    A shard should take a worker a few minutes: enough work to dwarf a task's start-up (~2 s), small
+    enough that a retry repeats little. Environment overrides: ``MATCHER_PARSE_SHARD_SIZE``,
+    ``MATCHER_EMBED_SHARD_SIZE``.
+    """
+
+    parse_files: int = 500
+    embed_texts: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.parse_files < 1 or self.embed_texts < 1:
+            raise ValueError("shard sizes must be at least 1")
+
+
+def shard_config_from_env(environ: dict[str, str] | None = None) -> ShardConfig:
+    environ = os.environ if environ is None else environ
+    names = {"parse_files": "MATCHER_PARSE_SHARD_SIZE", "embed_texts": "MATCHER_EMBED_SHARD_SIZE"}
+    return _coerce(ShardConfig, {field_name: environ[var] for field_name, var in names.items() if environ.get(var)})
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Everything one run needs besides its inputs."""
 
@@ -154,6 +177,7 @@ class PipelineConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     limits: ParseLimits = field(default_factory=parse_limits_from_env)
+    shards: ShardConfig = field(default_factory=shard_config_from_env)
 
     def with_params(self, params: dict[str, Any]) -> PipelineConfig:
         """Apply a manual trigger's params (Airflow ``params``) over these defaults."""

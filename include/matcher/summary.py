@@ -34,12 +34,32 @@ def describe_run(run_uri: str, locations: Locations, storage: Storage) -> str:
         lines.append(f"candidate:  {report['candidate']}")
         lines.append(f"report:     {join_uri(run_uri, 'candidate', 'validation_report.json')}")
         decision = report["decision"]
+        metric = decision.get("primary_metric", "mrr@10")
+        candidate, production = report["candidate_metrics"]["metrics"], report["production_metrics"]["metrics"]
+        lines.append(f"metrics:    {metric} candidate {candidate.get(metric, 0):.3f} vs production {production.get(metric, 0):.3f}; "
+                     f"accuracy@1 {candidate.get('accuracy@1', 0):.3f} vs {production.get('accuracy@1', 0):.3f}")
         lines.append(f"gate:       {'PROMOTED' if decision['promote'] else 'NOT PROMOTED'}: {decision['reason']}")
     production = read_production(storage, locations.registry)
     lines.append(f"production: {production['version'] + ' at ' + production['uri'] if production else 'none yet'}")
     current = read_current(storage, locations.embeddings)
     lines.append(f"embeddings: {current['uri'] + ' (model ' + current['version'] + ')' if current else 'none yet'}")
+    if current and current["uri"].rstrip("/").endswith("/" + run_uri.rstrip("/").rsplit("/", 1)[-1]):
+        lines.append(f"refreshed:  {storage.get_json(current['manifest']).get('counts', {})}")
+    timings = task_timings(run_uri, storage)
+    if timings:
+        lines.append("timings:    " + ", ".join(f"{task} {seconds:.1f}s" for task, seconds in timings.items()))
     return "\n".join(lines)
+
+
+def task_timings(run_uri: str, storage: Storage) -> dict[str, float]:
+    """Seconds of work per task (mapped instances summed), from the DAG's ``timings/`` records."""
+    prefix = join_uri(run_uri, "timings")
+    bucket = S3Uri.parse(prefix).bucket
+    totals: dict[str, float] = {}
+    for info in storage.list(prefix):
+        record = storage.get_json(f"s3://{bucket}/{info.key}")
+        totals[record["task"]] = totals.get(record["task"], 0.0) + record["seconds"]
+    return totals
 
 
 def describe_last_run(locations: Locations, storage: Storage) -> str:

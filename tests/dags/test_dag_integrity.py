@@ -8,7 +8,13 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
-PIPELINE = ["ingest", "check_for_new_data", "parse", "build_pairs", "fine_tune", "validate", "gate", "promote", "refresh_embeddings"]
+PIPELINE = {
+    "ingest": ["find_new_files", "check_for_new_data"],
+    "parse": ["plan_shards", "parse_shard", "collect"],
+    "train": ["build_pairs", "fine_tune"],
+    "validate": ["evaluate", "gate"],
+    "refresh_embeddings": ["plan_embedding_shards", "embed_shard", "publish"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +44,34 @@ def test_matcher_dag_schedule_and_run_policy(dag_bag):
 
 def test_matcher_dag_reads_like_the_pipeline(dag_bag):
     dag = dag_bag.dags["matcher_retraining"]
-    assert sorted(dag.task_ids) == sorted(PIPELINE)
+    groups = dag.task_group.children
+    assert list(groups) == ["ingest", "parse", "train", "validate", "promote", "refresh_embeddings"]
+    expected = {f"{group}.{task}" for group, tasks in PIPELINE.items() for task in tasks} | {"promote"}
+    assert set(dag.task_ids) == expected
     downstream = {task.task_id: sorted(task.downstream_task_ids) for task in dag.tasks}
-    assert downstream["ingest"] == ["check_for_new_data", "parse"]
-    assert downstream["check_for_new_data"] == ["parse"]
-    assert downstream["parse"] == ["build_pairs", "refresh_embeddings"]
-    assert downstream["fine_tune"] == ["validate"]
-    assert downstream["validate"] == ["gate", "promote"]
-    assert downstream["gate"] == ["promote"]
-    assert downstream["promote"] == ["refresh_embeddings"]
+    assert downstream["ingest.find_new_files"] == ["ingest.check_for_new_data", "parse.collect", "parse.plan_shards"]
+    assert downstream["ingest.check_for_new_data"] == ["parse.plan_shards"]
+    assert downstream["parse.plan_shards"] == ["parse.parse_shard"]
+    assert downstream["parse.parse_shard"] == ["parse.collect"]
+    assert downstream["parse.collect"] == ["refresh_embeddings.plan_embedding_shards", "train.build_pairs"]
+    assert downstream["train.fine_tune"] == ["validate.evaluate"]
+    assert downstream["validate.evaluate"] == ["promote", "validate.gate"]
+    assert downstream["validate.gate"] == ["promote"]
+    assert downstream["promote"] == ["refresh_embeddings.plan_embedding_shards"]
+    assert downstream["refresh_embeddings.embed_shard"] == ["refresh_embeddings.publish"]
+    # A refused gate skips promote only: the refresh still embeds new CVs with the production model.
+    assert dag.get_task("validate.gate").ignore_downstream_trigger_rules is False
+    assert dag.get_task("refresh_embeddings.plan_embedding_shards").trigger_rule == "none_failed"
+    for task in dag.tasks:
+        assert task.doc_md or task.doc or (task.python_callable.__doc__ if hasattr(task, "python_callable") else None), task.task_id
+
+
+def test_heavy_stages_are_mapped_over_named_shards(dag_bag):
+    dag = dag_bag.dags["matcher_retraining"]
+    for task_id in ("parse.parse_shard", "refresh_embeddings.embed_shard"):
+        task = dag.get_task(task_id)
+        assert type(task).__name__.endswith("MappedOperator"), task_id
+        assert task.map_index_template == "{{ shard_name }}"
 
 
 def test_params_form(dag_bag):
@@ -80,8 +105,8 @@ def test_rollback_dag_is_manual_and_asks_for_a_version(dag_bag):
 
 def test_promote_and_refresh_update_assets_and_failures_notify(dag_bag):
     dag = dag_bag.dags["matcher_retraining"]
-    outlets = {task_id: [a.name for a in dag.get_task(task_id).outlets] for task_id in ("promote", "refresh_embeddings")}
-    assert outlets == {"promote": ["matcher_production_model"], "refresh_embeddings": ["matcher_current_embeddings"]}
+    outlets = {task.task_id: [a.name for a in task.outlets] for task in dag.tasks if task.outlets}
+    assert outlets == {"promote": ["matcher_production_model"], "refresh_embeddings.publish": ["matcher_current_embeddings"]}
     assert dag.get_task("promote").outlets[0].uri.endswith("/production.json")
     for task in dag.tasks:
         assert task.on_failure_callback, task.task_id

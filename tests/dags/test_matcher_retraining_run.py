@@ -1,7 +1,8 @@
 """The whole DAG, run with ``dag.test()`` against a real SeaweedFS, then every artefact checked on S3.
 
 Three nights: a first run that trains and promotes, a quiet night that stops after ingest, and a
-forced retrain that the gate refuses (promote and refresh skipped, run green); then the rollback DAG.
+night with two new CVs and a forced retrain that the gate refuses (promote skipped, run green, the
+new CVs embedded with the production model, the others' vectors reused); then the rollback DAG.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
+from include.matcher.embeddings import read_cv_vectors
 from include.matcher.storage import join_uri
 
 pytestmark = pytest.mark.integration
@@ -42,6 +44,7 @@ def pipeline(s3_server, airflow_db, demo_folder, tmp_path_factory):
     storage.put_bytes(locations.jobs_file, (demo_folder / "job_descriptions.json").read_bytes())
 
     env = {var: getattr(locations, name) for name, var in Locations.ENV.items()}
+    env.update(MATCHER_PARSE_SHARD_SIZE="20", MATCHER_EMBED_SHARD_SIZE="20")
     env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
         {
             "conn_type": "aws",
@@ -74,6 +77,10 @@ def asset_event_extras(name: str) -> list[dict]:
         return [event.extra for event in session.scalars(query)]
 
 
+def shard_names(dag_run, task_id: str) -> list[str]:
+    return sorted(ti.rendered_map_index for ti in dag_run.get_task_instances() if ti.task_id == task_id)
+
+
 def run_uri_of(dag_run, locations) -> str:
     return locations.run_uri(dag_run.run_id)
 
@@ -87,6 +94,11 @@ def test_three_nights_and_a_rollback(pipeline):
     assert str(first.state) in ("success", "DagRunState.SUCCESS"), states(first)
     assert set(states(first).values()) == {"success"}, states(first)
     run = run_uri_of(first, locations)
+    # MATCHER_PARSE_SHARD_SIZE=20 in the fixture: 33 files -> two parse_shard tasks, named in the UI.
+    assert shard_names(first, "parse.parse_shard") == ["shard 1/2: files 1-20", "shard 2/2: files 21-33"]
+    assert shard_names(first, "refresh_embeddings.embed_shard") == ["shard 1/2: CVs 1-20", "shard 2/2: CVs 21-30"]
+    timings = storage.list(join_uri(run, "timings"))
+    assert len(timings) == len(first.get_task_instances()), [t.key for t in timings]
 
     manifest = storage.get_json(join_uri(run, "manifest.json"))
     assert manifest["counts"]["new"] == 33 and manifest["counts"]["skipped"] == 2  # 30 CVs + 3 broken; .md and stray file
@@ -113,7 +125,7 @@ def test_three_nights_and_a_rollback(pipeline):
     assert storage.exists(join_uri(production["uri"], "model.safetensors"))
     current = storage.get_json(join_uri(locations.embeddings, "current.json"))
     assert current["version"] == production["version"]
-    cvs = pq.read_table(io.BytesIO(storage.get_bytes(join_uri(current["uri"], "cvs.parquet"))))
+    cvs = read_cv_vectors(storage, locations.embeddings)
     assert cvs.num_rows == 30 and set(cvs.column("model_version").to_pylist()) == {production["version"]}
     jobs = pq.read_table(io.BytesIO(storage.get_bytes(join_uri(current["uri"], "jobs.parquet"))))
     assert jobs.num_rows == 10 + 1  # 5 categories x 2 descriptions + 1 job-offer document
@@ -124,16 +136,24 @@ def test_three_nights_and_a_rollback(pipeline):
     # Night 2: nothing new -> stops after ingest, downstream skipped, run green, production untouched.
     quiet = dag.test()
     quiet_states = states(quiet)
-    assert quiet_states["ingest"] == "success" and quiet_states["check_for_new_data"] == "success"
-    assert {quiet_states[t] for t in ("parse", "fine_tune", "promote", "refresh_embeddings")} == {"skipped"}
+    assert quiet_states["ingest.check_for_new_data"] == "success"
+    assert quiet_states["ingest.find_new_files"] == "success"
+    assert {quiet_states[t] for t in quiet_states if not t.startswith("ingest.")} == {"skipped"}, quiet_states
     assert storage.get_json(join_uri(run_uri_of(quiet, locations), "manifest.json"))["counts"]["new"] == 0
 
-    # Night 3: forced retrain that cannot clear an impossible bar -> gate refuses, promote/refresh skipped.
+    # Night 3: two new CVs, and a retrain that cannot clear an impossible bar -> gate refuses, promote
+    # skipped; the refresh embeds just the two new CVs with the production model and reuses the rest.
+    for name in ("late-1.txt", "late-2.txt"):
+        storage.put_bytes(join_uri(locations.raw_cvs, f"CHEF/{name}"), f"Sous chef ({name}): sauces, grill station, kitchen brigade of six. ".encode() * 4)
     events_before_refusal = len(asset_event_extras("matcher_production_model"))
     refused = dag.test(run_conf={"force_retrain": True, "min_improvement": 1.0, "loss": "cosine", "negative_ratio": 0.5})
     refused_states = states(refused)
-    assert refused_states["validate"] == "success" and refused_states["gate"] == "success"
-    assert refused_states["promote"] == "skipped" and refused_states["refresh_embeddings"] == "skipped"
+    assert refused_states["validate.evaluate"] == "success" and refused_states["validate.gate"] == "success"
+    assert refused_states["promote"] == "skipped" and refused_states["refresh_embeddings.publish"] == "success", refused_states
+    refreshed = storage.get_json(join_uri(locations.embeddings, "current.json"))
+    assert refreshed["version"] == production["version"] and refreshed["uri"] != current["uri"]
+    assert storage.get_json(refreshed["manifest"])["counts"] == {"cvs": 32, "cvs_embedded": 2, "cvs_reused": 30, "job_texts": 11}
+    assert asset_event_extras("matcher_current_embeddings")[-1]["counts"]["cvs_embedded"] == 2
     refused_report = storage.get_json(join_uri(run_uri_of(refused, locations), "candidate", "validation_report.json"))
     assert not refused_report["decision"]["promote"] and "does not beat" in refused_report["decision"]["reason"]
     assert refused_report["production"]["version"] == production["version"]  # compared with production now

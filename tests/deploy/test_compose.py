@@ -50,6 +50,14 @@ def test_agrees_with_the_code():
         local = volume.rsplit(":", 1)[0].replace("${AIRFLOW_PROJ_DIR:-.}/", "")
         assert local in {"logs", "config"} or (ROOT / local).is_dir(), local
     assert env["PYTHONPATH"] == "/opt/airflow"
+    # every MATCHER_* setting the stack passes is one the code reads, and the shard defaults agree
+    code = "\n".join(path.read_text() for path in (ROOT / "include").rglob("*.py")) + (ROOT / "dags" / "matcher_retraining.py").read_text()
+    for name in (key for key in env if key.startswith("MATCHER_")):
+        assert f'"{name}"' in code, name
+    from include.matcher.settings import ShardConfig
+
+    assert env["MATCHER_PARSE_SHARD_SIZE"] == f"${{MATCHER_PARSE_SHARD_SIZE:-{ShardConfig().parse_files}}}"
+    assert env["MATCHER_EMBED_SHARD_SIZE"] == f"${{MATCHER_EMBED_SHARD_SIZE:-{ShardConfig().embed_texts}}}"
     # the buckets are created by the project's CLI, and the gpu pool exists for the override
     init = "\n".join(services["airflow-init"]["command"])
     assert "python -m include.matcher bootstrap" in init and "airflow pools set gpu" in init
@@ -76,9 +84,9 @@ def test_gpu_routing_reaches_the_fine_tune_task(monkeypatch):
     monkeypatch.setenv("MATCHER_GPU_QUEUE", "gpu")
     monkeypatch.setenv("MATCHER_GPU_POOL", "gpu")
     dag = DagBag(dag_folder=str(ROOT / "dags" / "matcher_retraining.py")).dags["matcher_retraining"]
-    task = dag.get_task("fine_tune")
+    task = dag.get_task("train.fine_tune")
     assert (task.queue, task.pool) == ("gpu", "gpu")
-    assert dag.get_task("parse").queue != "gpu"
+    assert dag.get_task("parse.parse_shard").queue != "gpu"
 
 
 def test_dockerfile_extends_the_pinned_official_image():

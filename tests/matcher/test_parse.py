@@ -1,3 +1,5 @@
+import pytest
+
 from include.matcher.demo_data import render_pdf
 from include.matcher.ingest import ingest, read_ledger
 from include.matcher.parse import load_corpus_texts, parse
@@ -58,3 +60,36 @@ def test_unchanged_content_under_a_new_key_is_not_parsed_again(storage, location
     run2 = join_uri(locations.work, "runs", "r2")
     parse(ingest(run2, locations, storage), run2, locations, storage)
     assert storage.get_json(join_uri(run2, "parse", "summary.json"))["cache_hits"] == 1
+
+
+def test_shards_cover_the_manifest_and_merge_to_the_same_corpus(storage, locations):
+    from include.matcher.parse import collect_parsed, parse_shard, plan_parse_shards
+
+    storage.put_json(locations.jobs_file, {"CHEF": "cook"})
+    for index in range(5):
+        storage.put_bytes(join_uri(locations.raw_cvs, f"CHEF/cv-{index}.txt"), f"{GOOD} number {index}".encode())
+    storage.put_bytes(join_uri(locations.raw_cvs, "CHEF/broken.pdf"), b"%PDF-1.4 truncated")
+    run = join_uri(locations.work, "runs", "r1")
+    manifest = ingest(run, locations, storage)
+
+    shards = plan_parse_shards(manifest, run, storage, shard_size=4)
+    assert [storage.get_json(uri)["name"] for uri in shards] == ["shard 1/2: files 1-4", "shard 2/2: files 5-6"]
+    outcomes = [parse_shard(uri, locations, storage) for uri in shards]
+
+    # A merge that misses a shard would lose files: it stops instead of committing.
+    with pytest.raises(RuntimeError, match="do not cover the manifest"):
+        collect_parsed(manifest, outcomes[:1], run, locations, storage)
+    assert read_ledger(storage, locations)[1] is None  # nothing committed
+
+    corpus = storage.get_jsonl(collect_parsed(manifest, outcomes, run, locations, storage))
+    assert len(corpus) == 5
+    assert storage.get_json(join_uri(run, "parse", "summary.json"))["rejected"] == 1
+
+
+def test_a_night_with_nothing_to_parse_still_plans_one_empty_shard(storage, locations):
+    from include.matcher.parse import plan_parse_shards
+
+    storage.put_json(locations.jobs_file, {"CHEF": "cook"})
+    run = join_uri(locations.work, "runs", "r1")
+    shards = plan_parse_shards(ingest(run, locations, storage), run, storage, shard_size=10)
+    assert [storage.get_json(uri)["name"] for uri in shards] == ["shard 1/1: empty"]
