@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 S3_PORT ?= 8333
 S3_ENV = eval "$$($(BIN)/python -m include.matcher s3 env --port $(S3_PORT))"
 
-.PHONY: help install demo test up down s3-start s3-stop demo-data clean
+.PHONY: help install demo test up down s3-start s3-stop demo-data clean browser-deps
 
 help:
 	@echo "make demo   - install, start the embedded S3, upload demo data, run the DAG once"
@@ -47,8 +47,16 @@ up: s3-start
 
 down: s3-stop
 
-test: install
+# The browser test drives Debian's chromium through its chromedriver (no browser download).
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium and chromium-driver for the browser test"; \
+	  (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)); \
+	else echo "chromium/chromium-driver missing and not root: the browser test will be skipped (sudo apt-get install chromium chromium-driver)"; fi
+
+test: install browser-deps
 	$(BIN)/python -m pytest
 
 clean: s3-stop
-	rm -rf .local .airflow demo-data
+	rm -rf .local .airflow demo-data test-artifacts

@@ -46,7 +46,8 @@ from include.matcher.settings import LOSSES, GateConfig, Locations, TrainingConf
 
 log = logging.getLogger(__name__)
 
-SCHEDULE = os.environ.get("MATCHER_SCHEDULE", "0 2 * * *")
+# A cron expression; "none" leaves only manual and API triggers (an external scheduler, or tests).
+SCHEDULE = None if os.environ.get("MATCHER_SCHEDULE", "").lower() == "none" else os.environ.get("MATCHER_SCHEDULE") or "0 2 * * *"
 # The fine-tune task goes to a GPU worker when a deployment has one (Celery queue and pool names).
 GPU_ROUTING = {key: os.environ[var] for key, var in (("queue", "MATCHER_GPU_QUEUE"), ("pool", "MATCHER_GPU_POOL")) if os.environ.get(var)}
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
@@ -23,6 +25,31 @@ from include.matcher.settings import ParseLimits
 # spawn, not fork: the parent runs S3 download threads, and forking a threaded process can
 # copy a held lock into the child.
 CONTEXT = multiprocessing.get_context("spawn")
+READY = "ready"
+STARTUP_TIMEOUT_S = 120.0
+
+
+class WorkerStartupError(RuntimeError):
+    """A parser process could not start: the machine's problem, never the file's (the task fails and retries)."""
+
+
+@contextmanager
+def _main_module_hidden():
+    """Keep spawned workers from re-running the parent's ``__main__``.
+
+    Spawn re-imports the parent's main script in each child. Inside an Airflow task that script is
+    the ``airflow`` CLI, whose import needs a metadata database the task runner deliberately withholds,
+    so every worker would die at start-up. The workers need only this package.
+    """
+    main = sys.modules.get("__main__")
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if main is not None and name in main.__dict__}
+    try:
+        for name in saved:
+            setattr(main, name, None) if name == "__spec__" else delattr(main, name)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
 
 
 @dataclass(frozen=True)
@@ -35,6 +62,7 @@ class Job:
 def _worker(conn: Connection, memory_bytes: int, limits: ParseLimits, parse: Callable) -> None:
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    conn.send(READY)
     while True:
         try:
             job = conn.recv()
@@ -56,10 +84,23 @@ class _Worker:
     def __init__(self, memory_bytes: int, limits: ParseLimits, parse: Callable):
         self.conn, child = CONTEXT.Pipe()
         self.process = CONTEXT.Process(target=_worker, args=(child, memory_bytes, limits, parse), daemon=True)
-        self.process.start()
+        with _main_module_hidden():
+            self.process.start()
         child.close()
         self.job: Job | None = None
         self.deadline = 0.0
+
+    def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        """Block until the worker has started; a worker that dies first fails the task, not a file."""
+        try:
+            if self.conn.poll(timeout_s) and self.conn.recv() == READY:
+                return
+        except (EOFError, OSError):
+            pass
+        self.process.join(5)
+        code = self.process.exitcode
+        self.kill()
+        raise WorkerStartupError(f"a parser process failed to start (exit code {code}); its stderr is in the task log")
 
     def kill(self) -> None:
         self.process.kill()
@@ -96,10 +137,11 @@ class IsolatedParser:
             worker.kill()
         self.workers = []
 
-    def _spawn(self) -> _Worker:
-        worker = _Worker(self.memory_bytes, self.limits, self.parse)
-        self.workers.append(worker)
-        return worker
+    def _spawn(self, count: int = 1) -> None:
+        started = [_Worker(self.memory_bytes, self.limits, self.parse) for _ in range(count)]
+        self.workers.extend(started)
+        for worker in started:  # started together, awaited together: imports overlap
+            worker.wait_ready()
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
@@ -109,8 +151,9 @@ class IsolatedParser:
     def map(self, jobs: Iterable[Job]) -> Iterator[tuple[str, ParsedText | Rejected]]:
         """(job id, ParsedText or Rejected) for every job, in completion order."""
         pending = deque(jobs)
-        while len(self.workers) < min(self.size, len(pending)):
-            self._spawn()
+        missing = min(self.size, len(pending)) - len(self.workers)
+        if missing > 0:
+            self._spawn(missing)
         while pending or any(w.job for w in self.workers):
             for worker in self.workers:
                 if worker.job is None and pending:

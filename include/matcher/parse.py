@@ -118,8 +118,11 @@ def parse_shard(shard_uri: str, locations: Locations, storage: Storage, limits: 
     finally:
         if own_pool:
             pool.close()
-    outcomes_uri = join_uri(shard_uri.rsplit("/", 1)[0], "outcomes.jsonl")
-    storage.put_jsonl(outcomes_uri, sorted(outcomes, key=lambda outcome: outcome["key"]))
+    folder = shard_uri.rsplit("/", 1)[0]
+    outcomes_uri = join_uri(folder, "outcomes.jsonl")
+    # Whether the cache answered is this attempt's business (stats only): a retry writes the same outcomes.
+    storage.put_jsonl(outcomes_uri, sorted((_without_cache(o) for o in outcomes), key=lambda outcome: outcome["key"]))
+    storage.put_json(join_uri(folder, "stats.json"), {"files": len(outcomes), "cache_hits": sum(o["cache"] == "hit" for o in outcomes)})
     log.info("parse: %s: %d files, %d cache hits", shard_uri.rsplit("/", 2)[-2], len(outcomes), sum(o["cache"] == "hit" for o in outcomes))
     return outcomes_uri
 
@@ -137,9 +140,8 @@ def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, loc
     rejects = [o for o in outcomes if o["status"] == "rejected"]
     parsed_uri = join_uri(run_uri, "parse", "parsed.jsonl")
     rejects_uri = join_uri(run_uri, "parse", "rejects.jsonl")
-    # Whether the cache answered is this attempt's business (summary only): a retry must write the same records.
-    storage.put_jsonl(parsed_uri, [_without_cache(o) for o in parsed])
-    storage.put_jsonl(rejects_uri, [_without_cache(o) for o in rejects])
+    storage.put_jsonl(parsed_uri, parsed)
+    storage.put_jsonl(rejects_uri, rejects)
 
     ledger = commit_to_ledger(manifest, outcomes, run_uri, locations, storage)
     corpus_uri = join_uri(run_uri, "corpus.jsonl")
@@ -150,7 +152,7 @@ def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, loc
         "shards": len(outcome_uris),
         "parsed": len(parsed),
         "rejected": len(rejects),
-        "cache_hits": sum(o["cache"] == "hit" for o in outcomes),
+        "cache_hits": sum(storage.get_json(join_uri(uri.rsplit("/", 1)[0], "stats.json"))["cache_hits"] for uri in outcome_uris),
         "rejects_by_reason": dict(Counter(o["reason"] for o in rejects)),
         "reject_reasons": {reason: REJECT_REASONS[reason] for reason in {o["reason"] for o in rejects}},
         "parsed_uri": parsed_uri,

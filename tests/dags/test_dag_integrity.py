@@ -122,3 +122,9 @@ def test_failure_notifier_logs_without_cv_text(caplog):
         MatcherFailureNotifier().notify({"task_instance": ti, "run_id": "scheduled__x", "exception": ValueError("CV text here")})
     assert "matcher_retraining.parse failed" in caplog.text and "ValueError" in caplog.text
     assert "CV text here" not in caplog.text
+
+
+def test_schedule_none_leaves_manual_triggers_only(monkeypatch):
+    monkeypatch.setenv("MATCHER_SCHEDULE", "none")
+    dag = DagBag(dag_folder=str(DAGS_FOLDER / "matcher_retraining.py")).dags["matcher_retraining"]
+    assert type(dag.timetable).__name__ == "NullTimetable"

@@ -43,3 +43,40 @@ def test_an_empty_batch_starts_no_worker():
     with IsolatedParser(workers=2) as pool:
         assert list(pool.map([])) == []
         assert pool.workers == []
+
+
+ENTRY = """
+import contextlib, sys
+if __name__ != "__main__":
+    raise SystemExit("re-imported in a worker")
+import include.matcher.isolation as isolation
+if sys.argv[1:] == ["--reimport-main"]:
+    isolation._main_module_hidden = contextlib.nullcontext  # what spawn does by default
+try:
+    with isolation.IsolatedParser(2) as pool:
+        print(sorted(type(result).__name__ for _, result in pool.map([isolation.Job(str(i), GOOD, "cv.txt") for i in range(3)])))
+except isolation.WorkerStartupError as error:
+    print("WorkerStartupError", error)
+"""
+
+
+def run_entry(tmp_path, *args: str) -> str:
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    script = tmp_path / "entry.py"
+    script.write_text(ENTRY.replace("GOOD", repr(GOOD)))
+    result = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip()
+
+
+def test_workers_start_under_a_main_script_that_cannot_be_reimported(tmp_path):
+    """Inside an Airflow task the main script is the airflow CLI, whose re-import fails without a database."""
+    assert run_entry(tmp_path) == "['ParsedText', 'ParsedText', 'ParsedText']"
+
+
+def test_a_worker_that_cannot_start_fails_the_task_instead_of_rejecting_files(tmp_path):
+    assert run_entry(tmp_path, "--reimport-main").startswith("WorkerStartupError a parser process failed to start (exit code 1)")

@@ -38,7 +38,7 @@ def test_rollback_repoints_production_and_refreshes_embeddings(storage, location
     assert production["version"] == "v-night1" and production["rolled_back_from"] == "v-night2"
     current = read_current(storage, locations.embeddings)
     assert current["version"] == "v-night1"
-    assert storage.get_json(current["manifest"])["parts"]["cvs"]["rows"] == 1
+    assert storage.get_json(current["manifest"])["counts"]["cvs"] == 1
 
 
 def test_rollback_to_an_unknown_version_is_refused(storage, locations):

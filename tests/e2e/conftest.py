@@ -1,0 +1,127 @@
+"""The embedded default as a user runs it: SeaweedFS plus ``airflow standalone`` on free loopback ports.
+
+The server gets its own AIRFLOW_HOME (SQLite), this project's dags and plugins, and the ``aws_default``
+connection through the environment, exactly as ``make up`` sets them; demo data is uploaded to a
+fresh bucket first. :class:`AirflowServer` talks to it through the public REST API, with a JWT from
+``/auth/token`` for the admin user whose password standalone generates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import PROJECT_ROOT
+
+STARTUP_TIMEOUT_S = 420
+
+
+@dataclass
+class AirflowServer:
+    url: str
+    username: str
+    password: str
+    token: str
+    locations: object
+    log_path: Path
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        response = requests.request(method, f"{self.url}/api/v2{path}", headers={"Authorization": f"Bearer {self.token}"}, timeout=60, **kwargs)
+        response.raise_for_status()
+        return response
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}").json()
+            if run["state"] in ("success", "failed"):
+                return run
+            time.sleep(3)
+        raise TimeoutError(f"{dag_id} run {run_id} did not finish in {timeout_s:.0f} s; server log: {self.log_path}")
+
+
+def _wait(condition, timeout_s: float, what: str, log_path: Path):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except (requests.RequestException, OSError, ValueError, KeyError):
+            pass
+        time.sleep(2)
+    tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s; end of {log_path}:\n{tail}")
+
+
+@pytest.fixture(scope="module")
+def airflow_server(s3_server, demo_folder, tmp_path_factory):
+    from include.matcher import embedded_s3
+    from include.matcher.settings import Locations
+    from include.matcher.storage import Storage
+
+    bucket = f"ui-{uuid.uuid4().hex[:10]}"
+    locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
+    storage = Storage()
+    storage.ensure_bucket(bucket)
+    storage.upload_dir(demo_folder / "cvs", locations.raw_cvs)
+    storage.upload_dir(demo_folder / "job-offers", locations.job_offers)
+    storage.put_bytes(locations.jobs_file, (demo_folder / "job_descriptions.json").read_bytes())
+
+    home = tmp_path_factory.mktemp("airflow-standalone")
+    port = embedded_s3.free_port()
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": s3_server.access_key,
+                "password": s3_server.secret_key,
+                "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"},
+            }
+        ),
+        **{var: getattr(locations, name) for name, var in Locations.ENV.items()},
+        # Manual triggers only: unpausing a scheduled DAG would start the latest nightly run beside ours.
+        "MATCHER_SCHEDULE": "none",
+        "MATCHER_PARSE_SHARD_SIZE": "20",
+        "MATCHER_EMBED_SHARD_SIZE": "20",
+    }
+    log_path = home / "standalone.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: requests.get(f"{url}/api/v2/monitor/health", timeout=5).ok, STARTUP_TIMEOUT_S, "API server", log_path)
+        passwords = home / "simple_auth_manager_passwords.json.generated"
+        credentials = _wait(lambda: json.loads(passwords.read_text()), 60, "admin password", log_path)
+        username, password = next(iter(credentials.items()))
+        token = requests.post(f"{url}/auth/token", json={"username": username, "password": password}, timeout=30).json()["access_token"]
+        server = AirflowServer(url, username, password, token, locations, log_path)
+        _wait(lambda: server.api("GET", "/dags/matcher_retraining").ok, STARTUP_TIMEOUT_S, "matcher_retraining DAG", log_path)
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
