@@ -61,6 +61,10 @@ PARAMS = {
     "batch_size": Param(TRAINING.batch_size, type="integer", minimum=1, maximum=1024, description="Examples per step."),
     "learning_rate": Param(TRAINING.learning_rate, type="number", exclusiveMinimum=0, maximum=1, description="AdamW peak learning rate."),
     "negative_ratio": Param(TRAINING.negative_ratio, type="number", minimum=0, maximum=20, description="Negatives per positive (fractions allowed; in-batch negatives for multiple_negatives)."),
+    "hard_negatives": Param(TRAINING.hard_negatives, type="integer", minimum=0, maximum=20, description="Hard negatives mined per CV with the base model (0: off); used by multiple_negatives and triplet."),
+    "hard_negative_margin": Param(TRAINING.hard_negative_margin, type="number", minimum=0, maximum=1, description="A mined negative must score this far below the CV's own category (guards against near-synonym categories)."),
+    "cached_mini_batch": Param(TRAINING.cached_mini_batch, type="integer", minimum=0, maximum=1024, description="multiple_negatives: >0 uses CachedMultipleNegativesRankingLoss with this mini-batch, for large batches."),
+    "select_best": Param(TRAINING.select_best, type="boolean", description="Keep the checkpoint that scores best on the validation split, not the last."),
     "base_model": Param(TRAINING.base_model, type="string", description="Model to fine-tune: the packaged base model, a folder or an s3:// URI."),
     "min_improvement": Param(GATE.min_improvement, type="number", minimum=0, maximum=1, description=f"How much the candidate must beat production on {GATE.primary_metric}."),
     "max_category_drop": Param(GATE.max_category_drop, type="number", minimum=0, maximum=1, description=f"Largest {GATE.primary_metric} loss allowed in any category with at least {GATE.min_category_support} held-out CVs."),
@@ -190,9 +194,10 @@ def matcher_retraining():
         @timed
         def gate(report_uri: str) -> bool:
             """Promote only a better candidate; a refusal skips `promote` and leaves the run green."""
-            decision = s3_storage().get_json(report_uri)["decision"]
+            report = s3_storage().get_json(report_uri)
+            decision = report["decision"]
             log.info("gate: %s: %s", "PROMOTE" if decision["promote"] else "KEEP PRODUCTION", decision["reason"])
-            log.info("validation report: %s", report_uri)
+            log.info("validation report: %s (for people: %s)", report_uri, report.get("html_report"))
             log_run_summary()
             return decision["promote"]
 

@@ -39,6 +39,17 @@ def validation_report(run: str) -> JSONResponse:
         raise HTTPException(status_code=404, detail=f"no validation report for run {run!r}") from error
 
 
+@app.get("/report.html", response_class=HTMLResponse)
+def validation_report_page(run: str) -> str:
+    from include.matcher.dashboard import report_html
+
+    storage, locations = _context()
+    try:
+        return report_html(storage, locations, run)
+    except Exception as error:  # a missing or malformed run name is the caller's problem
+        raise HTTPException(status_code=404, detail=f"no validation report for run {run!r}") from error
+
+
 class MatcherPlugin(AirflowPlugin):
     name = "matcher"
     fastapi_apps = [{"app": app, "url_prefix": "/matcher", "name": "Matcher"}]

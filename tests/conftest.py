@@ -91,6 +91,16 @@ def demo_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_night_folder(tmp_path_factory) -> Path:
+    """What ``make demo`` uploads: 5 categories x 16 CVs plus broken files, enough held-out CVs to judge."""
+    from include.matcher.demo_data import generate
+
+    target = tmp_path_factory.mktemp("demo-night")
+    generate(target, cvs_per_category=16)
+    return target
+
+
+@pytest.fixture(scope="session")
 def base_model():
     from include.matcher.models import load_model
 

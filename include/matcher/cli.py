@@ -118,7 +118,11 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative-ratio", type=float, default=defaults.negative_ratio)
     parser.add_argument("--base-model", default=defaults.base_model)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--checkpoint-steps", type=int, default=defaults.checkpoint_steps, help="stage mode: steps between S3 checkpoints")
+    parser.add_argument("--checkpoint-steps", type=int, default=defaults.checkpoint_steps, help="steps between checkpoints (and validation scores)")
+    parser.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives, help="hard negatives mined per CV with the base model (0: off)")
+    parser.add_argument("--hard-negative-margin", type=float, default=defaults.hard_negative_margin)
+    parser.add_argument("--cached-mini-batch", type=int, default=defaults.cached_mini_batch, help="multiple_negatives: CachedMultipleNegativesRankingLoss mini-batch (0: off)")
+    parser.add_argument("--keep-last", action="store_true", help="keep the last checkpoint instead of the best on the validation split")
 
 
 def training_config(args) -> TrainingConfig:
@@ -131,6 +135,10 @@ def training_config(args) -> TrainingConfig:
         base_model=args.base_model,
         seed=args.seed,
         checkpoint_steps=args.checkpoint_steps,
+        hard_negatives=args.hard_negatives,
+        hard_negative_margin=args.hard_negative_margin,
+        cached_mini_batch=args.cached_mini_batch,
+        select_best=not args.keep_last,
     )
 
 
@@ -256,7 +264,13 @@ def legacy_fine_tune(data_root: str, jobs_file: str, output: str, config: Traini
     cvs, rejects = load_labelled_cvs(data_root, store)
     jobs = load_job_descriptions(jobs_file, store)
     by_split, unknown = split_corpus(cvs, jobs, SplitConfig())
-    examples = build_examples(by_split["train"], jobs, config.loss, config.negative_ratio, config.seed)
+    hard = None
+    if config.hard_negatives:
+        from include.matcher.hard_negatives import mine_hard_negatives
+        from include.matcher.models import load_model
+
+        hard = mine_hard_negatives(load_model(config.base_model, store), by_split["train"], jobs, config.hard_negatives, config.hard_negative_margin)
+    examples = build_examples(by_split["train"], jobs, config.loss, config.negative_ratio, config.seed, hard)
     for reject in rejects:
         logging.getLogger("fine_tune").warning("skipped %s: %s", reject["key"], reject["reason"])
     logging.getLogger("fine_tune").info(
@@ -265,10 +279,10 @@ def legacy_fine_tune(data_root: str, jobs_file: str, output: str, config: Traini
     )  # fmt: skip
     if output.startswith("s3://"):
         with tempfile.TemporaryDirectory(prefix="matcher-output-") as local:
-            train_model(examples.rows, examples.metadata, config, local, store)
+            train_model(examples.rows, examples.metadata, config, local, store, validation=by_split["validation"], jobs=jobs)
             store.upload_dir(local, output)
     else:
-        train_model(examples.rows, examples.metadata, config, output, store)
+        train_model(examples.rows, examples.metadata, config, output, store, validation=by_split["validation"], jobs=jobs)
     emit(output)
     return 0
 

@@ -45,7 +45,7 @@ def chart(reports: list[dict], metric: str, width: int = 640, height: int = 180)
     )
 
 
-def render(storage: Storage, locations: Locations, report_link=lambda run: f"report?run={run}") -> str:
+def render(storage: Storage, locations: Locations, report_link=lambda run: f"report.html?run={run}", json_link=lambda run: f"report?run={run}") -> str:
     metric = GateConfig().primary_metric
     production = read_production(storage, locations.registry)
     versions = list_versions(storage, locations.registry)
@@ -61,7 +61,8 @@ def render(storage: Storage, locations: Locations, report_link=lambda run: f"rep
     run_rows = "".join(
         f"<tr><td>{html.escape(r['run'].rsplit('/', 1)[-1])}</td><td>{'promoted' if r['decision']['promote'] else 'refused'}</td>"
         f"<td>{html.escape(r['decision']['reason'])}</td>"
-        f"<td><a href=\"{html.escape(report_link(r['run'].rsplit('/', 1)[-1]))}\">validation_report.json</a></td></tr>"
+        f"<td><a href=\"{html.escape(report_link(r['run'].rsplit('/', 1)[-1]))}\">report</a> "
+        f"(<a href=\"{html.escape(json_link(r['run'].rsplit('/', 1)[-1]))}\">json</a>)</td></tr>"
         for r in reversed(reports)
     )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Matcher</title>
@@ -76,6 +77,20 @@ def render(storage: Storage, locations: Locations, report_link=lambda run: f"rep
 
 def report(storage: Storage, locations: Locations, run: str) -> dict:
     """The validation report of one run (its name under ``<work>/runs/``)."""
+    return json.loads(storage.get_bytes(_report_uri(locations, run, "validation_report.json")))
+
+
+def report_html(storage: Storage, locations: Locations, run: str) -> str:
+    """The human-readable validation report of one run (rendered anew for reports that predate it)."""
+    from include.matcher.report import render_report
+
+    uri = _report_uri(locations, run, "validation_report.html")
+    if storage.exists(uri):
+        return storage.get_bytes(uri).decode()
+    return render_report(report(storage, locations, run))
+
+
+def _report_uri(locations: Locations, run: str, name: str) -> str:
     if "/" in run or run in {"", ".", ".."}:
         raise ValueError("not a run name")
-    return json.loads(storage.get_bytes(join_uri(locations.work, "runs", run, "candidate", "validation_report.json")))
+    return join_uri(locations.work, "runs", run, "candidate", name)

@@ -1,14 +1,23 @@
-"""Retrieval quality of a bi-encoder: CV -> job category.
+"""Retrieval quality of a bi-encoder, both ways: CV -> job category and job -> CV.
 
 Every job description is embedded; a category scores the best of its descriptions; the categories
 are ranked for each CV. With exactly one relevant category per CV:
 accuracy@k = share of CVs whose category ranks within k, MRR@10 = mean 1/rank (0 beyond 10),
-NDCG@10 = mean 1/log2(rank + 1) (0 beyond 10).
+NDCG@10 = mean 1/log2(rank + 1) (0 beyond 10). Job -> CV ranks the held-out CVs for each category:
+Recall@10 and MAP@10, averaged over categories.
+
+The first line of most resumes is the job title and names the category, so the primary numbers
+(``metrics``) are measured with that line stripped; ``with_title`` keeps it (secondary). The DAG's
+validation stage and ``benchmarks/quality.py`` both score through :func:`evaluate_scores`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from include.matcher.text import strip_title
+
+METRICS = ("accuracy@1", "accuracy@3", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10")
 
 
 def category_scores(cv_embeddings: np.ndarray, job_embeddings: np.ndarray, job_categories: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -23,7 +32,7 @@ def category_scores(cv_embeddings: np.ndarray, job_embeddings: np.ndarray, job_c
 
 
 def ranks_of_truth(scores: np.ndarray, categories: list[str], truth: list[str]) -> np.ndarray:
-    """1-based rank of each CV's true category."""
+    """1-based rank of each CV's true category (ties count against it)."""
     index = {c: i for i, c in enumerate(categories)}
     true_scores = scores[np.arange(len(truth)), [index[t] for t in truth]]
     return 1 + (scores > true_scores[:, None]).sum(axis=1)
@@ -43,20 +52,74 @@ def retrieval_metrics(ranks: np.ndarray) -> dict[str, float]:
     }
 
 
-def evaluate_model(model, cvs: list[dict], jobs: dict[str, list[str]], batch_size: int = 32) -> dict:
-    """Metrics for ``model`` on CV dicts (``text``, ``category``) against ``jobs``."""
-    cvs = [cv for cv in cvs if cv["category"] in jobs]
-    if not cvs:
-        return {"metrics": {}, "per_category": {}}
+def job_to_cv(scores: np.ndarray, categories: list[str], truth: list[str], k: int = 10) -> dict[str, float]:
+    """Recall@k and MAP@k of the held-out CVs for each category's query, averaged over categories."""
+    recalls, average_precisions = [], []
+    truth_array = np.asarray(truth)
+    for column, category in enumerate(categories):
+        relevant = truth_array == category
+        if not relevant.any():
+            continue
+        top = np.argsort(-scores[:, column], kind="stable")[:k]
+        hits = relevant[top]
+        recalls.append(hits.sum() / relevant.sum())
+        precisions = np.cumsum(hits) / (np.arange(len(top)) + 1)
+        average_precisions.append((precisions * hits).sum() / min(k, relevant.sum()))
+    if not recalls:
+        return {}
+    return {"job_to_cv_recall@10": float(np.mean(recalls)), "job_to_cv_map@10": float(np.mean(average_precisions))}
+
+
+def confusion(scores: np.ndarray, categories: list[str], truth: list[str]) -> dict:
+    """Counts of (true category, top-ranked category): rows are the truth."""
+    index = {c: i for i, c in enumerate(categories)}
+    matrix = np.zeros((len(categories), len(categories)), dtype=int)
+    for row, predicted in zip((index[t] for t in truth), scores.argmax(axis=1)):
+        matrix[row, predicted] += 1
+    return {"labels": categories, "matrix": matrix.tolist()}
+
+
+def evaluate_scores(scores: np.ndarray, categories: list[str], truth: list[str]) -> dict:
+    """Overall and per-category metrics and the confusion matrix, from a (CVs x categories) score matrix."""
+    if not truth:
+        return {"metrics": {}, "per_category": {}, "confusion": {"labels": categories, "matrix": []}}
+    ranks = ranks_of_truth(scores, categories, truth)
+    per_category = {category: retrieval_metrics(ranks[[i for i, t in enumerate(truth) if t == category]]) for category in sorted(set(truth))}
+    return {
+        "metrics": {**retrieval_metrics(ranks), **job_to_cv(scores, categories, truth)},
+        "per_category": per_category,
+        "confusion": confusion(scores, categories, truth),
+    }
+
+
+def encoder_scores(model, texts: list[str], jobs: dict[str, list[str]], pooling: str | None = None, batch_size: int = 32) -> tuple[np.ndarray, list[str]]:
+    from include.matcher.encoding import encode_cvs
+
     job_texts = [text for category in sorted(jobs) for text in jobs[category]]
     job_categories = [category for category in sorted(jobs) for _ in jobs[category]]
     job_embeddings = model.encode(job_texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    cv_embeddings = model.encode([cv["text"] for cv in cvs], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    scores, categories = category_scores(cv_embeddings, job_embeddings, job_categories)
+    return category_scores(encode_cvs(model, texts, pooling, batch_size), job_embeddings, job_categories)
+
+
+def evaluate_model(model, cvs: list[dict], jobs: dict[str, list[str]], batch_size: int = 32, pooling: str | None = None, with_title: bool = True) -> dict:
+    """Metrics for ``model`` on CV dicts (``text``, ``category``): titles stripped (primary) and kept."""
+    cvs = [cv for cv in cvs if cv["category"] in jobs]
     truth = [cv["category"] for cv in cvs]
-    ranks = ranks_of_truth(scores, categories, truth)
-    per_category = {
-        category: retrieval_metrics(ranks[[i for i, t in enumerate(truth) if t == category]])
-        for category in sorted(set(truth))
-    }
-    return {"metrics": retrieval_metrics(ranks), "per_category": per_category}
+    stripped = evaluate_scores(*encoder_scores(model, [strip_title(cv["text"]) for cv in cvs], jobs, pooling, batch_size), truth) if cvs else evaluate_scores(np.zeros((0, 0)), sorted(jobs), [])
+    if not with_title:
+        return {**stripped, "text": "title stripped"}
+    titled = evaluate_scores(*encoder_scores(model, [cv["text"] for cv in cvs], jobs, pooling, batch_size), truth) if cvs else stripped
+    return {**stripped, "text": "title stripped", "with_title": {"metrics": titled["metrics"]}}
+
+
+def evaluate_tfidf_baseline(train: list[dict], cvs: list[dict], jobs: dict[str, list[str]]) -> dict:
+    """The supervised baseline on the same split: TF-IDF + logistic regression trained on ``train``."""
+    from include.matcher.baselines import tfidf_scores
+
+    cvs = [cv for cv in cvs if cv["category"] in jobs]
+    truth = [cv["category"] for cv in cvs]
+    if not cvs or len({cv["category"] for cv in train}) < 2:
+        return {"metrics": {}, "per_category": {}, "skipped": "needs training CVs of at least two categories"}
+    stripped = evaluate_scores(*tfidf_scores(train, [strip_title(cv["text"]) for cv in cvs], sorted(jobs)), truth)
+    titled = evaluate_scores(*tfidf_scores(train, [cv["text"] for cv in cvs], sorted(jobs)), truth)
+    return {**stripped, "text": "title stripped", "with_title": {"metrics": titled["metrics"]}}

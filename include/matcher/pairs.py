@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -58,9 +59,19 @@ class NegativeQuota:
 
 
 def build_examples(
-    cvs: list[dict], jobs: dict[str, list[str]], loss: str, negative_ratio: float, seed: int
+    cvs: list[dict],
+    jobs: dict[str, list[str]],
+    loss: str,
+    negative_ratio: float,
+    seed: int,
+    hard_negatives: dict[str, list[tuple[str, int]]] | None = None,
 ) -> Examples:
-    """Training examples from CVs (dicts with key, category, text) of the training split."""
+    """Training examples from CVs (dicts with key, category, text) of the training split.
+
+    With ``hard_negatives`` (see :mod:`include.matcher.hard_negatives`), negatives come from the
+    CV's mined list (cycled) instead of at random; ``multiple_negatives`` rows then carry one hard
+    ``negative`` each on top of the in-batch ones.
+    """
     rng = random.Random(seed)
     quota = NegativeQuota(negative_ratio)
     categories = sorted(jobs)
@@ -69,16 +80,24 @@ def build_examples(
     for cv in sorted(cvs, key=lambda c: c["key"]):
         category = cv["category"]
         others = [c for c in categories if c != category]
+        mined = list((hard_negatives or {}).get(cv["key"], []))
         for job_index, job_text in enumerate(jobs[category]):
             base = {"source_key": cv["key"], "category": category, "split": "train", "job_category": category, "job_index": job_index}
-            wanted = quota.next() if loss != "multiple_negatives" else 0
-            negatives = _sample_negatives(rng, others, jobs, wanted)
+            if loss == "multiple_negatives":
+                wanted = 1 if hard_negatives is not None else 0
+            else:
+                wanted = quota.next()
+            negatives = _take_hard(mined, wanted) if mined else _sample_negatives(rng, others, jobs, wanted)
             if loss == "cosine":
                 rows.append({"sentence1": cv["text"], "sentence2": job_text, "label": 1.0})
                 metadata.append({**base, "label": 1.0})
                 for neg_category, neg_index in negatives:
                     rows.append({"sentence1": cv["text"], "sentence2": jobs[neg_category][neg_index], "label": 0.0})
                     metadata.append({**base, "label": 0.0, "job_category": neg_category, "job_index": neg_index})
+            elif loss == "multiple_negatives" and negatives:
+                (neg_category, neg_index), *_ = negatives
+                rows.append({"anchor": cv["text"], "positive": job_text, "negative": jobs[neg_category][neg_index]})
+                metadata.append({**base, "role": "anchor-positive-negative", "negative_category": neg_category, "negative_index": neg_index, "hard": bool(mined)})
             elif loss == "multiple_negatives":
                 rows.append({"anchor": cv["text"], "positive": job_text})
                 metadata.append({**base, "role": "anchor-positive"})
@@ -90,6 +109,15 @@ def build_examples(
     order = list(range(len(rows)))
     rng.shuffle(order)
     return Examples([rows[i] for i in order], [metadata[i] for i in order])
+
+
+def _take_hard(mined: list[tuple[str, int]], count: int) -> list[tuple[str, int]]:
+    """The next ``count`` hard negatives, rotating the list so successive pairs use different ones."""
+    taken = []
+    for _ in range(min(count, len(mined))):
+        taken.append(mined.pop(0))
+        mined.append(taken[-1])
+    return taken
 
 
 def _sample_negatives(rng: random.Random, others: list[str], jobs: dict[str, list[str]], count: int) -> list[tuple[str, int]]:
@@ -117,28 +145,46 @@ def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: 
     jobs = load_job_descriptions(config.locations.jobs_file, storage)
     by_split, unknown = split_corpus(cvs, jobs, config.split)
     training = config.training
-    examples = build_examples(by_split["train"], jobs, training.loss, training.negative_ratio, training.seed)
+    hard = None
+    if training.hard_negatives:
+        from include.matcher.hard_negatives import mine_hard_negatives
+        from include.matcher.models import load_model
+
+        hard = mine_hard_negatives(load_model(training.base_model, storage), by_split["train"], jobs, training.hard_negatives, training.hard_negative_margin)
+    examples = build_examples(by_split["train"], jobs, training.loss, training.negative_ratio, training.seed, hard)
 
     pairs_uri = join_uri(run_uri, "pairs")
     storage.put_jsonl(join_uri(pairs_uri, "train.jsonl"), examples.rows)
     storage.put_jsonl(join_uri(pairs_uri, "training_metadata.jsonl"), examples.metadata)
+    storage.put_jsonl(join_uri(pairs_uri, "train_cvs.jsonl"), [_held_out_row(cv) for cv in by_split["train"]])  # for baselines
     for name in ("validation", "test"):
         storage.put_jsonl(join_uri(pairs_uri, f"{name}.jsonl"), [_held_out_row(cv) for cv in by_split[name]])
     storage.put_json(join_uri(pairs_uri, "jobs.json"), jobs)
     summary = {
         "loss": training.loss,
         "negative_ratio": training.negative_ratio,
+        "hard_negatives": training.hard_negatives,
         "examples": len(examples.rows),
         "labels": dict(Counter(str(m.get("label", m.get("role"))) for m in examples.metadata)),
         "cvs_by_split": {name: len(rows) for name, rows in by_split.items()},
         "categories": sorted(jobs),
         "cvs_without_job_description": unknown,
+        "data_hash": data_hash(cvs, jobs),
     }
     storage.put_json(join_uri(pairs_uri, "summary.json"), summary)
     if unknown:
         log.warning("build_pairs: %d CVs have a category missing from the jobs file", len(unknown))
     log.info("build_pairs: %s", json.dumps({k: summary[k] for k in ("examples", "labels", "cvs_by_split")}))
     return pairs_uri
+
+
+def data_hash(cvs: list[dict], jobs: dict[str, list[str]]) -> str:
+    """Content hash of what a model is trained and judged on: every CV's label and text, and the jobs."""
+    digest = hashlib.sha256()
+    for category, text_hash in sorted((cv["category"], cv["text_hash"]) for cv in cvs):
+        digest.update(f"{category}\0{text_hash}\n".encode())
+    digest.update(json.dumps(jobs, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def _held_out_row(cv: dict) -> dict:

@@ -75,6 +75,15 @@ class TrainingConfig:
     seed: int = 42
     max_seq_length: int = 256
     checkpoint_steps: int = 50
+    # Hard negatives per CV, mined with the base model (0: off); a candidate negative must score at
+    # least ``hard_negative_margin`` below the CV's own category, so near-synonyms are not used.
+    hard_negatives: int = 0
+    hard_negative_margin: float = 0.05
+    # multiple_negatives only: >0 uses CachedMultipleNegativesRankingLoss with this mini-batch, so
+    # a large batch (more in-batch negatives) fits in memory.
+    cached_mini_batch: int = 0
+    # Evaluate on the validation split every checkpoint and keep the best checkpoint, not the last.
+    select_best: bool = True
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -85,6 +94,8 @@ class TrainingConfig:
             raise ValueError("learning_rate must be positive")
         if self.negative_ratio < 0:
             raise ValueError("negative_ratio must not be negative")
+        if self.hard_negatives < 0 or self.cached_mini_batch < 0:
+            raise ValueError("hard_negatives and cached_mini_batch must not be negative")
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> TrainingConfig:
@@ -199,8 +210,12 @@ def safe_run_id(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-") or "run"
 
 
+def _boolean(value: Any) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"} if isinstance(value, str) else bool(value)
+
+
 def _coerce(cls, kwargs: dict[str, Any]):
-    casts = {"int": int, "float": float, "str": str}
+    casts = {"int": int, "float": float, "str": str, "bool": _boolean}
     typed = {}
     for f in fields(cls):
         if f.name in kwargs:

@@ -28,11 +28,14 @@ LOSS_COLUMNS = {
 }
 
 
-def make_loss(name: str, model):
+def make_loss(name: str, model, cached_mini_batch: int = 0):
     from sentence_transformers.sentence_transformer import losses
 
     if name == "cosine":
         return losses.CosineSimilarityLoss(model)
+    if name == "multiple_negatives" and cached_mini_batch:
+        # Gradient caching: the batch (and its in-batch negatives) can be far larger than memory allows.
+        return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=cached_mini_batch)
     if name == "multiple_negatives":
         return losses.MultipleNegativesRankingLoss(model)
     if name == "triplet":
@@ -51,6 +54,42 @@ def _logging_callback_class():
                 log.info("fine_tune: step %d/%d %s", state.global_step, state.max_steps, {k: logs[k] for k in sorted(logs)})
 
     return LoggingCallback
+
+
+SELECTION_METRIC = "mrr@10"
+
+
+def validation_selector(validation: list[dict], jobs: dict[str, list[str]]):
+    """A sentence-transformers evaluator: the gate's primary metric on the validation split, titles stripped."""
+    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+    from include.matcher.evaluation import evaluate_model
+
+    class HeldOutRetrieval(SentenceEvaluator):
+        def __init__(self):
+            super().__init__()
+            self.name = "validation"
+            self.primary_metric = SELECTION_METRIC
+
+        def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+            metrics = evaluate_model(model, validation, jobs, with_title=False)["metrics"]
+            log.info("fine_tune: validation at step %d: %s %.4f", steps, SELECTION_METRIC, metrics.get(SELECTION_METRIC, 0.0))
+            return self.prefix_name_to_metrics({SELECTION_METRIC: metrics.get(SELECTION_METRIC, 0.0)}, self.name)
+
+    return HeldOutRetrieval()
+
+
+def selection_flags(selector, interval: int) -> dict:
+    """Trainer arguments that score each checkpoint and load the best one at the end."""
+    if selector is None:
+        return {}
+    return {
+        "eval_strategy": "steps",
+        "eval_steps": interval,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": f"eval_validation_{SELECTION_METRIC}",
+        "greater_is_better": True,
+    }
 
 
 def precision_flags() -> dict[str, bool]:
@@ -97,11 +136,15 @@ def train_model(
     output_dir: str | Path,
     storage=None,
     checkpoint_uri: str | None = None,
+    validation: list[dict] | None = None,
+    jobs: dict[str, list[str]] | None = None,
 ) -> Path:
     """Fine-tune ``config.base_model`` on ``rows`` and save the result into ``output_dir``.
 
     With ``checkpoint_uri``, a checkpoint is mirrored to S3 every ``config.checkpoint_steps`` steps
-    and a rerun resumes from the newest one instead of starting over.
+    and a rerun resumes from the newest one instead of starting over. With ``validation`` CVs and
+    ``jobs`` (and ``config.select_best``), every checkpoint is scored on them and the best one, not
+    the last, is what gets saved.
     """
     if not rows:
         raise ValueError("no training examples: the training split is empty")
@@ -112,10 +155,16 @@ def train_model(
     from include.matcher.models import load_model
 
     columns = LOSS_COLUMNS[config.loss]
+    if config.loss == "multiple_negatives" and "negative" in rows[0]:
+        columns = (*columns, "negative")  # mined hard negatives, on top of the in-batch ones
     dataset = Dataset.from_dict({column: [row[column] for row in rows] for column in columns})
     model = load_model(config.base_model, storage)
     model.max_seq_length = config.max_seq_length
     output_dir = Path(output_dir)
+    selector = validation_selector(validation, jobs) if config.select_best and validation and jobs else None
+    total_steps = -(-len(rows) // config.batch_size) * config.epochs
+    # Checkpoints (and, when selecting, evaluations) every checkpoint_steps, but at least four per run.
+    interval = max(1, min(config.checkpoint_steps, total_steps // 4)) if selector else config.checkpoint_steps
 
     with tempfile.TemporaryDirectory(prefix="matcher-train-") as scratch:
         args = SentenceTransformerTrainingArguments(
@@ -129,15 +178,18 @@ def train_model(
             data_seed=config.seed,
             # Many CVs share one job description: in-batch negatives must not be the positive itself.
             batch_sampler="no_duplicates" if config.loss == "multiple_negatives" else "batch_sampler",
-            save_strategy="steps" if checkpoint_uri else "no",
-            save_steps=config.checkpoint_steps,
+            save_strategy="steps" if checkpoint_uri or selector else "no",
+            save_steps=interval,
             save_total_limit=1,
+            **selection_flags(selector, interval),
             logging_steps=max(1, len(rows) // (config.batch_size * 10)),
             report_to="none",
             disable_tqdm=True,
             **precision_flags(),
         )
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=make_loss(config.loss, model))
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=dataset, loss=make_loss(config.loss, model, config.cached_mini_batch), evaluator=selector
+        )
         trainer.remove_callback(PrinterCallback)  # progress goes to the task log through logging instead
         trainer.add_callback(_logging_callback_class()())
         resume = None
@@ -159,6 +211,8 @@ def train_model(
         "examples_per_second": round(len(rows) * config.epochs / seconds, 3) if seconds else None,
         "train_loss": result.training_loss,
         "resumed_from": resume and Path(resume).name,
+        "best_checkpoint": getattr(trainer.state, "best_model_checkpoint", None) and Path(trainer.state.best_model_checkpoint).name,
+        "best_validation": getattr(trainer.state, "best_metric", None),
         "device": str(model.device),
     }
     (output_dir / "training_config.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
@@ -167,12 +221,18 @@ def train_model(
 
 
 def fine_tune(pairs_uri: str, run_uri: str, config: TrainingConfig, storage: Storage) -> str:
-    """Train on ``<pairs>/train.jsonl`` and upload the candidate to ``<run>/candidate/``."""
+    """Train on ``<pairs>/train.jsonl`` and upload the candidate to ``<run>/candidate/``.
+
+    The validation split (``<pairs>/validation.jsonl``) picks the best checkpoint; the test split
+    stays unseen until the gate.
+    """
     rows = storage.get_jsonl(join_uri(pairs_uri, "train.jsonl"))
     metadata = storage.get_jsonl(join_uri(pairs_uri, "training_metadata.jsonl"))
+    validation = storage.get_jsonl(join_uri(pairs_uri, "validation.jsonl")) if storage.exists(join_uri(pairs_uri, "validation.jsonl")) else []
+    jobs = storage.get_json(join_uri(pairs_uri, "jobs.json")) if storage.exists(join_uri(pairs_uri, "jobs.json")) else None
     candidate_uri = join_uri(run_uri, "candidate")
     with tempfile.TemporaryDirectory(prefix="matcher-candidate-") as local:
-        train_model(rows, metadata, config, local, storage, checkpoint_uri=join_uri(run_uri, "checkpoints"))
+        train_model(rows, metadata, config, local, storage, checkpoint_uri=join_uri(run_uri, "checkpoints"), validation=validation, jobs=jobs)
         storage.upload_dir(local, candidate_uri)
     log.info("fine_tune: candidate at %s", candidate_uri)
     return candidate_uri

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from include.matcher.evaluation import evaluate_model
+from include.matcher.evaluation import evaluate_model, evaluate_tfidf_baseline
 from include.matcher.registry import read_production, version_for
 from include.matcher.settings import GateConfig, Locations, TrainingConfig
 from include.matcher.storage import Storage, join_uri
@@ -64,30 +64,59 @@ def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int) -
 
 
 def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locations, gate: GateConfig, storage: Storage, base_model: str | None = None) -> str:
-    """Score candidate and production, decide, and write ``<candidate>/validation_report.json``."""
+    """Score candidate, production and the baselines; decide; store the report, its HTML and the model card.
+
+    Writes ``<candidate>/validation_report.json`` (the gate reads it), ``validation_report.html`` (for
+    people: per-category chart, confusion matrix) and adds the evaluation to the model card.
+    """
     from include.matcher.models import load_model
+    from include.matcher.report import model_card_section, render_report
 
     held_out = storage.get_jsonl(join_uri(pairs_uri, "test.jsonl"))
+    train_cvs = storage.get_jsonl(join_uri(pairs_uri, "train_cvs.jsonl"))
     jobs = storage.get_json(join_uri(pairs_uri, "jobs.json"))
+    pairs_summary = storage.get_json(join_uri(pairs_uri, "summary.json"))
     production = read_production(storage, locations.registry)
-    production_name = production["uri"] if production else (base_model or TrainingConfig().base_model)
+    base_name = base_model or TrainingConfig().base_model
+    production_name = production["uri"] if production else base_name
 
     candidate_result = evaluate_model(load_model(candidate_uri, storage), held_out, jobs)
     production_result = evaluate_model(load_model(production_name, storage), held_out, jobs)
+    base_result = production_result if production_name == base_name else evaluate_model(load_model(base_name, storage), held_out, jobs)
     decision = decide(candidate_result, production_result, gate, len(held_out))
+    report_uri = join_uri(candidate_uri, "validation_report.json")
     report = {
         "created_at": datetime.now(timezone.utc).isoformat(),
         "run": run_uri,
         "candidate": candidate_uri,
         "version": version_for(run_uri),
         "production": {"name": production_name, "version": production["version"] if production else None},
-        "held_out": {"split": "test", "count": len(held_out), "uri": join_uri(pairs_uri, "test.jsonl")},
+        "held_out": {"split": "test", "count": len(held_out), "uri": join_uri(pairs_uri, "test.jsonl"), "titles": "stripped (primary); kept (with_title)"},
+        "data_hash": pairs_summary.get("data_hash"),
+        "training": training_summary(storage, candidate_uri),
         "candidate_metrics": candidate_result,
         "production_metrics": production_result,
+        "baselines": {"base_zero_shot": base_result, "tfidf_logreg": evaluate_tfidf_baseline(train_cvs, held_out, jobs)},
         "decision": decision,
+        "html_report": join_uri(candidate_uri, "validation_report.html"),
     }
-    report_uri = join_uri(candidate_uri, "validation_report.json")
     storage.put_json(report_uri, report)
+    storage.put_bytes(report["html_report"], render_report(report).encode(), content_type="text/html; charset=utf-8")
+    card_uri = join_uri(candidate_uri, "README.md")
+    card = storage.get_bytes(card_uri).decode() if storage.exists(card_uri) else ""
+    storage.put_bytes(card_uri, (card.split(MODEL_CARD_MARKER)[0].rstrip() + "\n\n" + MODEL_CARD_MARKER + "\n" + model_card_section(report)).encode())
     log.info("validate: %s", decision["reason"])
-    log.info("validate: report at %s", report_uri)
+    log.info("validate: report at %s (for people: %s)", report_uri, report["html_report"])
     return report_uri
+
+
+MODEL_CARD_MARKER = "<!-- matcher evaluation -->"
+
+
+def training_summary(storage: Storage, candidate_uri: str) -> dict | None:
+    """The candidate's hyperparameters and training cost, from its ``training_config.json``."""
+    uri = join_uri(candidate_uri, "training_config.json")
+    if not storage.exists(uri):
+        return None
+    stats = storage.get_json(uri)
+    return {**stats.get("config", {}), **{key: stats.get(key) for key in ("examples", "train_seconds", "examples_per_second", "device")}}

@@ -28,7 +28,7 @@ def airflow_db():
 
 
 @pytest.fixture(scope="module")
-def pipeline(s3_server, airflow_db, demo_folder, tmp_path_factory):
+def pipeline(s3_server, airflow_db, demo_night_folder, tmp_path_factory):
     """Demo data uploaded to a fresh bucket; the DAG loaded with MATCHER_* pointing there."""
     import uuid
 
@@ -39,9 +39,9 @@ def pipeline(s3_server, airflow_db, demo_folder, tmp_path_factory):
     locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
     storage = Storage()
     storage.ensure_bucket(bucket)
-    storage.upload_dir(demo_folder / "cvs", locations.raw_cvs)
-    storage.upload_dir(demo_folder / "job-offers", locations.job_offers)
-    storage.put_bytes(locations.jobs_file, (demo_folder / "job_descriptions.json").read_bytes())
+    storage.upload_dir(demo_night_folder / "cvs", locations.raw_cvs)
+    storage.upload_dir(demo_night_folder / "job-offers", locations.job_offers)
+    storage.put_bytes(locations.jobs_file, (demo_night_folder / "job_descriptions.json").read_bytes())
 
     env = {var: getattr(locations, name) for name, var in Locations.ENV.items()}
     env.update(MATCHER_PARSE_SHARD_SIZE="20", MATCHER_EMBED_SHARD_SIZE="20")
@@ -94,19 +94,19 @@ def test_three_nights_and_a_rollback(pipeline):
     assert str(first.state) in ("success", "DagRunState.SUCCESS"), states(first)
     assert set(states(first).values()) == {"success"}, states(first)
     run = run_uri_of(first, locations)
-    # MATCHER_PARSE_SHARD_SIZE=20 in the fixture: 33 files -> two parse_shard tasks, named in the UI.
-    assert shard_names(first, "parse.parse_shard") == ["shard 1/2: files 1-20", "shard 2/2: files 21-33"]
-    assert shard_names(first, "refresh_embeddings.embed_shard") == ["shard 1/2: CVs 1-20", "shard 2/2: CVs 21-30"]
+    # MATCHER_PARSE_SHARD_SIZE=20 in the fixture: 83 files -> five parse_shard tasks, named in the UI.
+    assert shard_names(first, "parse.parse_shard") == [f"shard {i}/5: files {20 * i - 19}-{min(20 * i, 83)}" for i in range(1, 6)]
+    assert shard_names(first, "refresh_embeddings.embed_shard") == [f"shard {i}/4: CVs {20 * i - 19}-{20 * i}" for i in range(1, 5)]
     timings = storage.list(join_uri(run, "timings"))
     assert len(timings) == len(first.get_task_instances()), [t.key for t in timings]
 
     manifest = storage.get_json(join_uri(run, "manifest.json"))
-    assert manifest["counts"]["new"] == 33 and manifest["counts"]["skipped"] == 2  # 30 CVs + 3 broken; .md and stray file
+    assert manifest["counts"]["new"] == 83 and manifest["counts"]["skipped"] == 2  # 80 CVs + 3 broken; .md and stray file
     parse_summary = storage.get_json(join_uri(run, "parse", "summary.json"))
-    assert parse_summary["parsed"] == 30 and parse_summary["rejected"] == 3
+    assert parse_summary["parsed"] == 80 and parse_summary["rejected"] == 3
     assert parse_summary["parsed"] + parse_summary["rejected"] == len(manifest["items"])
     corpus = storage.get_jsonl(join_uri(run, "corpus.jsonl"))
-    assert len(corpus) == 30
+    assert len(corpus) == 80
 
     pairs = join_uri(run, "pairs")
     train = storage.get_jsonl(join_uri(pairs, "train.jsonl"))
@@ -118,7 +118,13 @@ def test_three_nights_and_a_rollback(pipeline):
     assert storage.get_jsonl(join_uri(candidate, "training_metadata.jsonl")) == metadata
     report = storage.get_json(join_uri(candidate, "validation_report.json"))
     assert report["decision"]["promote"] and report["production"]["version"] is None  # compared with the base model
-    assert {"accuracy@1", "mrr@10", "ndcg@10"} <= set(report["candidate_metrics"]["metrics"])
+    assert {"accuracy@1", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10"} <= set(report["candidate_metrics"]["metrics"])
+    assert report["candidate_metrics"]["text"] == "title stripped" and "accuracy@1" in report["candidate_metrics"]["with_title"]["metrics"]
+    assert {"base_zero_shot", "tfidf_logreg"} <= set(report["baselines"]) and report["data_hash"]
+    page = storage.get_bytes(report["html_report"]).decode()
+    assert 'class="confusion-matrix"' in page and 'class="category-chart"' in page
+    card = storage.get_bytes(join_uri(candidate, "README.md")).decode()
+    assert "## Matcher evaluation" in card and report["data_hash"] in card
 
     production = storage.get_json(join_uri(locations.registry, "production.json"))
     assert production["version"] == report["version"]
@@ -126,7 +132,7 @@ def test_three_nights_and_a_rollback(pipeline):
     current = storage.get_json(join_uri(locations.embeddings, "current.json"))
     assert current["version"] == production["version"]
     cvs = read_cv_vectors(storage, locations.embeddings)
-    assert cvs.num_rows == 30 and set(cvs.column("model_version").to_pylist()) == {production["version"]}
+    assert cvs.num_rows == 80 and set(cvs.column("model_version").to_pylist()) == {production["version"]}
     jobs = pq.read_table(io.BytesIO(storage.get_bytes(join_uri(current["uri"], "jobs.parquet"))))
     assert jobs.num_rows == 10 + 1  # 5 categories x 2 descriptions + 1 job-offer document
 
@@ -152,7 +158,7 @@ def test_three_nights_and_a_rollback(pipeline):
     assert refused_states["promote"] == "skipped" and refused_states["refresh_embeddings.publish"] == "success", refused_states
     refreshed = storage.get_json(join_uri(locations.embeddings, "current.json"))
     assert refreshed["version"] == production["version"] and refreshed["uri"] != current["uri"]
-    assert storage.get_json(refreshed["manifest"])["counts"] == {"cvs": 32, "cvs_embedded": 2, "cvs_reused": 30, "job_texts": 11}
+    assert storage.get_json(refreshed["manifest"])["counts"] == {"cvs": 82, "cvs_embedded": 2, "cvs_reused": 80, "job_texts": 11}
     assert asset_event_extras("matcher_current_embeddings")[-1]["counts"]["cvs_embedded"] == 2
     refused_report = storage.get_json(join_uri(run_uri_of(refused, locations), "candidate", "validation_report.json"))
     assert not refused_report["decision"]["promote"] and "does not beat" in refused_report["decision"]["reason"]

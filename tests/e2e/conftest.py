@@ -65,11 +65,12 @@ def _wait(condition, timeout_s: float, what: str, log_path: Path):
 
 
 @pytest.fixture(scope="module")
-def airflow_server(s3_server, demo_folder, tmp_path_factory):
+def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
     from include.matcher import embedded_s3
     from include.matcher.settings import Locations
     from include.matcher.storage import Storage
 
+    demo_folder = demo_night_folder
     bucket = f"ui-{uuid.uuid4().hex[:10]}"
     locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
     storage = Storage()

@@ -80,7 +80,7 @@ def test_trigger_through_the_api_then_watch_the_run_and_the_matcher_page(airflow
     instances = server.api("GET", f"/dags/matcher_retraining/dagRuns/{run['dag_run_id']}/taskInstances").json()["task_instances"]
     assert finished["state"] == "success", {ti["task_id"]: ti["state"] for ti in instances}
     shard_names = sorted(ti["rendered_map_index"] for ti in instances if ti["task_id"] == "parse.parse_shard")
-    assert shard_names == ["shard 1/2: files 1-20", "shard 2/2: files 21-33"]
+    assert shard_names == [f"shard {i}/5: files {20 * i - 19}-{min(20 * i, 83)}" for i in range(1, 6)]  # 80 CVs + 3 broken
 
     log_in(browser, server)
     browser.get(f"{server.url}/dags/matcher_retraining/runs/{run['dag_run_id']}")
@@ -88,8 +88,16 @@ def test_trigger_through_the_api_then_watch_the_run_and_the_matcher_page(airflow
     browser.save_screenshot(str(ARTIFACTS / "01-dag-run.png"))
 
     browser.get(f"{server.url}/matcher/")
-    page = wait_for_text(browser, ["Matcher", "In production:", "Model versions", "Gate decisions", "promoted"])
-    version = server.locations  # noqa: F841 (kept for debugging)
-    assert browser.find_elements("css selector", "svg polyline"), "no metric chart"
+    from include.matcher.storage import Storage
+
+    production = Storage().get_json(server.locations.registry + "/production.json")
+    page = wait_for_text(browser, ["Matcher", f"In production: {production['version']}", "Model versions", "Gate decisions"])
+    assert "(production)" in page and "promoted" in page.split("Gate decisions")[1]
+    assert browser.find_elements("css selector", "svg circle"), "no metric chart"
     browser.save_screenshot(str(ARTIFACTS / "02-matcher-page.png"))
-    assert "none yet" not in page.split("Model versions")[0]
+
+    # Each night's validation report is one click away: the HTML page with its charts.
+    browser.find_element("link text", "report").click()
+    wait_for_text(browser, ["Validation report", "PROMOTE", "TF-IDF + logistic regression"])
+    assert browser.find_elements("css selector", "svg.confusion-matrix rect"), "no confusion matrix"
+    browser.save_screenshot(str(ARTIFACTS / "03-validation-report.png"))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from include.matcher.evaluation import category_scores, evaluate_model, ranks_of_truth, retrieval_metrics
+from include.matcher.evaluation import category_scores, evaluate_model, evaluate_tfidf_baseline, job_to_cv, ranks_of_truth, retrieval_metrics
 
 
 def test_metrics_from_ranks():
@@ -24,9 +24,44 @@ def test_a_category_scores_its_best_description():
 def test_evaluate_model_with_the_base_model(base_model):
     jobs = {"CHEF": ["Cook who prepares meals in a restaurant kitchen."], "PILOT": ["Aircraft pilot who flies commercial airplanes."]}
     cvs = [
-        {"category": "CHEF", "text": "Line cook, prepared pasta and grilled dishes for 200 covers a night."},
-        {"category": "PILOT", "text": "Captain with 5,000 flight hours on Airbus A320 aircraft."},
+        {"category": "CHEF", "text": "Chef\nLine cook, prepared pasta and grilled dishes for 200 covers a night."},
+        {"category": "PILOT", "text": "Pilot\nCaptain with 5,000 flight hours on Airbus A320 aircraft."},
     ]
     result = evaluate_model(base_model, cvs, jobs)
-    assert result["metrics"]["accuracy@1"] == 1.0
+    assert result["metrics"]["accuracy@1"] == 1.0 and result["text"] == "title stripped"
+    assert result["with_title"]["metrics"]["accuracy@1"] == 1.0
+    assert result["metrics"]["job_to_cv_recall@10"] == 1.0
     assert set(result["per_category"]) == {"CHEF", "PILOT"}
+    assert result["confusion"] == {"labels": ["CHEF", "PILOT"], "matrix": [[1, 0], [0, 1]]}
+
+
+class KeywordEncoder:
+    """A stand-in bi-encoder that only sees whether the word "pilot" occurs."""
+
+    def encode(self, texts, **_):
+        return np.array([[1.0, 0.0] if "pilot" in text.lower() else [0.0, 1.0] for text in texts])
+
+
+def test_the_primary_numbers_never_see_the_title():
+    """A CV found by its title alone: kept, it ranks first; stripped (the primary numbers), it must miss."""
+    jobs = {"CHEF": ["Cook in a restaurant kitchen."], "PILOT": ["Airline pilot."]}
+    cvs = [{"category": "PILOT", "text": "Airline pilot\nTeam player, reliable, organised."}]
+    result = evaluate_model(KeywordEncoder(), cvs, jobs, pooling="truncate")
+    assert result["with_title"]["metrics"]["accuracy@1"] == 1.0
+    assert result["metrics"]["accuracy@1"] == 0.0
+
+
+def test_job_to_cv_recall_and_map():
+    # two categories, four CVs; column A ranks CVs 0, 2, 1, 3; column B ranks 3, 1, 0, 2
+    scores = np.array([[0.9, 0.2], [0.5, 0.6], [0.8, 0.1], [0.1, 0.9]])
+    metrics = job_to_cv(scores, ["A", "B"], ["A", "B", "B", "B"], k=2)
+    # A: its one CV first -> recall 1, AP 1. B: top-2 are CVs 3, 1 (both B) -> recall 2/3, AP 1.
+    assert metrics["job_to_cv_recall@10"] == pytest.approx((1 + 2 / 3) / 2)
+    assert metrics["job_to_cv_map@10"] == pytest.approx(1.0)
+
+
+def test_tfidf_baseline_learns_from_the_training_split():
+    train = [{"category": "CHEF", "text": f"sauce grill kitchen menu {i}"} for i in range(5)] + [{"category": "PILOT", "text": f"cockpit flight aircraft runway {i}"} for i in range(5)]
+    held_out = [{"category": "CHEF", "text": "Head chef\nkitchen sauce menu"}, {"category": "PILOT", "text": "Captain\nflight cockpit runway"}]
+    result = evaluate_tfidf_baseline(train, held_out, {"CHEF": ["x"], "PILOT": ["y"]})
+    assert result["metrics"]["accuracy@1"] == 1.0

@@ -83,3 +83,45 @@ def test_cvs_without_job_description_are_reported():
     extra = cvs(2) + [{"key": "Z/1.txt", "category": "Z", "text": "z", "text_hash": text_fingerprint("z")}]
     _, unknown = split_corpus(extra, JOBS, SplitConfig())
     assert unknown == ["Z/1.txt"]
+
+
+class OverlapEncoder:
+    """A stand-in encoder: vectors are bags of a few words, so similarities are known in advance."""
+
+    WORDS = ["kitchen", "grill", "money", "audit", "flight"]
+
+    def encode(self, texts, **_):
+        import numpy as np
+
+        vectors = np.array([[float(word in text.lower()) for word in self.WORDS] for text in texts]) + 1e-3
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_hard_negatives_are_the_closest_other_categories_beyond_the_margin():
+    from include.matcher.hard_negatives import mine_hard_negatives
+
+    jobs = {
+        "CHEF": ["kitchen grill"],
+        "COOK": ["kitchen grill"],  # a near-synonym category: as close as the CV's own, a false negative
+        "BAKER": ["kitchen"],
+        "ACCOUNTANT": ["money audit"],
+        "PILOT": ["flight"],
+    }
+    cvs = [{"key": "c1", "category": "CHEF", "text": "grill kitchen"}]
+    mined = mine_hard_negatives(OverlapEncoder(), cvs, jobs, count=2, margin=0.05)
+    assert mined["c1"][0] == ("BAKER", 0)  # the hardest real negative
+    assert ("COOK", 0) not in mined["c1"]  # skipped by the margin
+
+
+def test_hard_negatives_shape_the_examples_for_each_loss():
+    from include.matcher.pairs import build_examples
+
+    jobs = {"CHEF": ["cook a", "cook b"], "BAKER": ["bake"], "PILOT": ["fly"]}
+    cvs = [{"key": "c1", "category": "CHEF", "text": "grill"}]
+    hard = {"c1": [("BAKER", 0)]}
+    mnr = build_examples(cvs, jobs, "multiple_negatives", 1.0, seed=0, hard_negatives=hard)
+    assert [row["negative"] for row in mnr.rows] == ["bake", "bake"] and all(m["hard"] for m in mnr.metadata)
+    triplet = build_examples(cvs, jobs, "triplet", 1.0, seed=0, hard_negatives=hard)
+    assert {row["negative"] for row in triplet.rows} == {"bake"}
+    plain = build_examples(cvs, jobs, "multiple_negatives", 1.0, seed=0)
+    assert "negative" not in plain.rows[0]

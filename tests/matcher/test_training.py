@@ -89,3 +89,31 @@ def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, location
     stats = json.loads(storage.get_bytes(join_uri(run, "candidate", "training_config.json")))
     assert stats["resumed_from"] == f"checkpoint-{step}"
     assert storage.exists(join_uri(run, "candidate", "model.safetensors"))
+
+
+def test_the_best_checkpoint_by_validation_metric_is_kept_not_the_last(tmp_path):
+    """A run whose later steps get worse (a very high learning rate) keeps its best-scoring checkpoint."""
+    validation = [{"key": f"v{i}", "category": c, "text": f"{c.title()} CV\n{t}"} for i, (c, t) in enumerate(
+        [("CHEF", "Sous chef running the grill"), ("PILOT", "Captain on long-haul jets"), ("NURSE", "Night nurse on a surgical ward")])]  # fmt: skip
+    examples = build_examples(CVS * 4, JOBS, "multiple_negatives", 1.0, seed=1)
+    config = TrainingConfig(epochs=2, batch_size=3, learning_rate=5e-4, max_seq_length=64, checkpoint_steps=2)
+    out = train_model(examples.rows, examples.metadata, config, tmp_path / "m", validation=validation, jobs=JOBS)
+    stats = json.loads((out / "training_config.json").read_text())
+    assert stats["best_checkpoint"].startswith("checkpoint-") and stats["best_validation"] is not None
+
+    from include.matcher.evaluation import evaluate_model
+    from include.matcher.models import load_model
+
+    saved = evaluate_model(load_model(str(out), device="cpu"), validation, JOBS, with_title=False)["metrics"]["mrr@10"]
+    assert saved == pytest.approx(stats["best_validation"], abs=1e-6)  # what was saved is the best checkpoint
+
+
+def test_cached_multiple_negatives_trains_with_a_large_batch(tmp_path):
+    examples = build_examples(CVS, JOBS, "multiple_negatives", 1.0, seed=1)
+    config = TrainingConfig(epochs=1, batch_size=6, cached_mini_batch=2, max_seq_length=64)
+    from include.matcher.models import load_model
+    from include.matcher.training import make_loss
+
+    assert type(make_loss("multiple_negatives", load_model("base", device="cpu"), cached_mini_batch=2)).__name__ == "CachedMultipleNegativesRankingLoss"
+    out = train_model(examples.rows, examples.metadata, config, tmp_path / "m")
+    assert json.loads((out / "training_config.json").read_text())["config"]["cached_mini_batch"] == 2

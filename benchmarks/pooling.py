@@ -1,0 +1,69 @@
+"""Long CVs: truncation vs pooled chunks, on the held-out split of the shared resumes.
+
+    .venv/bin/python benchmarks/pooling.py [--model all-MiniLM-L6-v2|<folder>] [--results benchmarks/RESULTS.md]
+
+Encodes the title-stripped held-out CVs with each pooling of :mod:`include.matcher.encoding` and
+prints CV -> job accuracy@1 / MRR@10 and the encode time, so the default (``MATCHER_CV_POOLING``)
+is chosen by measurement. Appends the table to RESULTS.md with the commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.quality import SHARED, load_resumes  # noqa: E402
+from include.matcher.encoding import POOLINGS, encode_cvs  # noqa: E402
+from include.matcher.evaluation import category_scores, ranks_of_truth, retrieval_metrics  # noqa: E402
+from include.matcher.jobs import load_job_descriptions  # noqa: E402
+from include.matcher.pairs import split_corpus  # noqa: E402
+from include.matcher.settings import SplitConfig  # noqa: E402
+from include.matcher.text import strip_title  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
+    parser.add_argument("--jobs-file", type=Path, default=SHARED / "job_descriptions.json")
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    args = parser.parse_args()
+    if not args.resumes.is_dir():
+        print(f"no resumes at {args.resumes}: nothing to benchmark", file=sys.stderr)
+        return 0
+    from include.matcher.models import load_model
+
+    jobs = load_job_descriptions(args.jobs_file)
+    by_split, _ = split_corpus(load_resumes(args.resumes), jobs, SplitConfig())
+    test = [{**cv, "text": strip_title(cv["text"])} for cv in by_split["test"]]
+    model = load_model(args.model)
+    job_texts = [t for c in sorted(jobs) for t in jobs[c]]
+    job_categories = [c for c in sorted(jobs) for _ in jobs[c]]
+    job_vectors = model.encode(job_texts, normalize_embeddings=True, convert_to_numpy=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    lines = [f"### pooling: {datetime.date.today()} commit {commit}, model {args.model}, {len(test)} held-out CVs (titles stripped)", "",
+             "| pooling | accuracy@1 | mrr@10 | encode seconds |", "| --- | --- | --- | --- |"]  # fmt: skip
+    for pooling in POOLINGS:
+        started = time.monotonic()
+        vectors = encode_cvs(model, [cv["text"] for cv in test], pooling)
+        seconds = time.monotonic() - started
+        scores, categories = category_scores(vectors, job_vectors, job_categories)
+        metrics = retrieval_metrics(ranks_of_truth(scores, categories, [cv["category"] for cv in test]))
+        lines.append(f"| {pooling} | {metrics['accuracy@1']:.3f} | {metrics['mrr@10']:.3f} | {seconds:.0f} |")
+        print(lines[-1], flush=True)
+    table = "\n".join(lines) + "\n"
+    print(table)
+    with open(args.results, "a") as handle:
+        handle.write("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

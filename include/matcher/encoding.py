@@ -1,0 +1,49 @@
+"""Turning a CV into one vector: truncation or pooled chunks.
+
+The model reads ``max_seq_length`` tokens (256 for MiniLM) and a typical resume is several times
+longer. ``truncate`` embeds the beginning only; ``mean`` and ``max`` cut the text into windows of
+that many tokens, embed every window and pool them (then re-normalise). Evaluation, serving and the
+embedding refresh all encode CVs through :func:`encode_cvs`, so the choice (``MATCHER_CV_POOLING``)
+is the same everywhere; job descriptions are short and always encoded whole.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+POOLINGS = ("truncate", "mean", "max")
+DEFAULT_POOLING = "truncate"
+MAX_CHUNKS = 8  # a 10-page CV costs at most 8 windows; the tail of very long documents is noise
+
+
+def cv_pooling() -> str:
+    pooling = os.environ.get("MATCHER_CV_POOLING", DEFAULT_POOLING)
+    if pooling not in POOLINGS:
+        raise ValueError(f"MATCHER_CV_POOLING must be one of {POOLINGS}, not {pooling!r}")
+    return pooling
+
+
+def chunk_text(text: str, tokenizer, window: int, max_chunks: int = MAX_CHUNKS) -> list[str]:
+    """Consecutive windows of ``window`` tokens (special tokens left room for), as text."""
+    ids = tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    size = max(8, window - 2)
+    chunks = [tokenizer.decode(ids[start : start + size]) for start in range(0, len(ids), size)][:max_chunks]
+    return chunks or [text]
+
+
+def encode_cvs(model, texts: list[str], pooling: str | None = None, batch_size: int = 32) -> np.ndarray:
+    """Unit-length vectors for CV texts under ``pooling`` (default: the ``MATCHER_CV_POOLING`` setting)."""
+    pooling = pooling or cv_pooling()
+    if pooling == "truncate" or not texts:
+        return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    chunks, owners = [], []
+    for index, text in enumerate(texts):
+        pieces = chunk_text(text, model.tokenizer, model.max_seq_length)
+        chunks.extend(pieces)
+        owners.extend([index] * len(pieces))
+    vectors = model.encode(chunks, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    owners = np.asarray(owners)
+    pooled = np.stack([(vectors[owners == i].mean(axis=0) if pooling == "mean" else vectors[owners == i].max(axis=0)) for i in range(len(texts))])
+    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(min=1e-12)
