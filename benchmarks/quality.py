@@ -21,17 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.matcher.evaluation import category_scores, ranks_of_truth, retrieval_metrics  # noqa: E402
+from include.matcher.evaluation import METRICS, evaluate_model, evaluate_tfidf_baseline  # noqa: E402
 from include.matcher.isolation import IsolatedParser, Job  # noqa: E402
 from include.matcher.jobs import load_job_descriptions  # noqa: E402
 from include.matcher.pairs import build_examples, split_corpus  # noqa: E402
 from include.matcher.settings import SplitConfig, TrainingConfig  # noqa: E402
-from include.matcher.text import strip_title, text_fingerprint  # noqa: E402
+from include.matcher.text import text_fingerprint  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -63,51 +62,6 @@ def log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
-def job_to_cv(scores: np.ndarray, categories: list[str], truth: list[str], k: int = 10) -> dict[str, float]:
-    """Recall@k and MAP@k of held-out CVs for each category's query, averaged over categories."""
-    recalls, average_precisions = [], []
-    truth = np.asarray(truth)
-    for column, category in enumerate(categories):
-        relevant = truth == category
-        if not relevant.any():
-            continue
-        top = np.argsort(-scores[:, column], kind="stable")[:k]
-        hits = relevant[top]
-        recalls.append(hits.sum() / relevant.sum())
-        precisions = np.cumsum(hits) / (np.arange(len(top)) + 1)
-        average_precisions.append((precisions * hits).sum() / min(k, relevant.sum()))
-    return {"job->cv recall@10": float(np.mean(recalls)), "job->cv map@10": float(np.mean(average_precisions))}
-
-
-def score_encoder(model, cvs: list[dict], jobs: dict[str, list[str]]) -> dict[str, float]:
-    job_texts = [t for c in sorted(jobs) for t in jobs[c]]
-    job_categories = [c for c in sorted(jobs) for _ in jobs[c]]
-    job_vectors = model.encode(job_texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
-    cv_vectors = model.encode([cv["text"] for cv in cvs], batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
-    scores, categories = category_scores(cv_vectors, job_vectors, job_categories)
-    return summarise(scores, categories, [cv["category"] for cv in cvs])
-
-
-def summarise(scores: np.ndarray, categories: list[str], truth: list[str]) -> dict[str, float]:
-    metrics = retrieval_metrics(ranks_of_truth(scores, categories, truth))
-    metrics.pop("count")
-    return {**metrics, **job_to_cv(scores, categories, truth)}
-
-
-def score_tfidf(train: list[dict], cvs: list[dict], jobs: dict[str, list[str]]) -> dict[str, float]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2), max_features=100_000)
-    features = vectorizer.fit_transform([cv["text"] for cv in train])
-    classifier = LogisticRegression(max_iter=2000, C=10.0).fit(features, [cv["category"] for cv in train])
-    probabilities = classifier.predict_proba(vectorizer.transform([cv["text"] for cv in cvs]))
-    categories = sorted(jobs)
-    columns = [list(classifier.classes_).index(c) if c in classifier.classes_ else None for c in categories]
-    scores = np.stack([probabilities[:, i] if i is not None else np.zeros(len(cvs)) for i in columns], axis=1)
-    return summarise(scores, categories, [cv["category"] for cv in cvs])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
@@ -117,6 +71,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=TrainingConfig.batch_size)
     parser.add_argument("--learning-rate", type=float, default=TrainingConfig.learning_rate)
     parser.add_argument("--negative-ratio", type=float, default=TrainingConfig.negative_ratio)
+    parser.add_argument("--hard-negatives", type=int, default=TrainingConfig.hard_negatives)
+    parser.add_argument("--cached-mini-batch", type=int, default=TrainingConfig.cached_mini_batch)
+    parser.add_argument("--keep-last", action="store_true", help="keep the last checkpoint, not the best on the validation split")
     parser.add_argument("--max-train", type=int, default=0, help="subsample the training split (0: all)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
@@ -136,41 +93,59 @@ def main() -> int:
     if args.max_train:
         train = sorted(train, key=lambda cv: cv["text_hash"])[: args.max_train]
     test = by_split["test"]
-    stripped = [{**cv, "text": strip_title(cv["text"])} for cv in test]
     timings["parse"] = time.monotonic() - started
 
-    log(f"split: train {len(train)}, test {len(test)}")
+    log(f"split: train {len(train)}, validation {len(by_split['validation'])}, test {len(test)}")
     rows = {}
     started = time.monotonic()
-    rows["tf-idf + logistic regression"] = (score_tfidf(train, stripped, jobs), score_tfidf(train, test, jobs))
+    rows["tf-idf + logistic regression"] = evaluate_tfidf_baseline(train, test, jobs)
     timings["tfidf"] = time.monotonic() - started
     started = time.monotonic()
     base = load_model("all-MiniLM-L6-v2")
-    rows["base all-MiniLM-L6-v2 (zero-shot)"] = (score_encoder(base, stripped, jobs), score_encoder(base, test, jobs))
+    rows["base all-MiniLM-L6-v2 (zero-shot)"] = evaluate_model(base, test, jobs)
     timings["base"] = time.monotonic() - started
 
-    config = TrainingConfig(loss=args.loss, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, negative_ratio=args.negative_ratio)
-    examples = build_examples(train, jobs, config.loss, config.negative_ratio, config.seed)
+    config = TrainingConfig(
+        loss=args.loss, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, negative_ratio=args.negative_ratio,
+        hard_negatives=args.hard_negatives, cached_mini_batch=args.cached_mini_batch, select_best=not args.keep_last,
+    )  # fmt: skip
+    hard = None
+    if config.hard_negatives:
+        from include.matcher.hard_negatives import mine_hard_negatives
+
+        hard = mine_hard_negatives(base, train, jobs, config.hard_negatives, config.hard_negative_margin)
+    examples = build_examples(train, jobs, config.loss, config.negative_ratio, config.seed, hard)
     log(f"baselines done; fine-tuning on {len(examples.rows)} examples")
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
-        tuned = load_model(str(train_model(examples.rows, examples.metadata, config, folder)))
+        tuned_path = train_model(examples.rows, examples.metadata, config, folder, validation=by_split["validation"], jobs=jobs)
+        stats = json.loads((tuned_path / "training_config.json").read_text())
+        tuned = load_model(str(tuned_path))
     timings["fine-tune"] = time.monotonic() - started
-    rows[f"fine-tuned ({args.loss}, {args.epochs} ep, lr {args.learning_rate:g}, bs {args.batch_size})"] = (score_encoder(tuned, stripped, jobs), score_encoder(tuned, test, jobs))
+    label = f"fine-tuned ({args.loss}, {args.epochs} ep, lr {args.learning_rate:g}, bs {args.batch_size}" + (f", {args.hard_negatives} hard neg" if args.hard_negatives else "") + (f", cached mb {args.cached_mini_batch}" if args.cached_mini_batch else "") + (f", best {stats.get('best_checkpoint')}" if stats.get("best_checkpoint") else ", last") + ")"
+    rows[label] = evaluate_model(tuned, test, jobs)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() or "unknown"
-    names = ["accuracy@1", "accuracy@3", "mrr@10", "ndcg@10", "job->cv recall@10", "job->cv map@10"]
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     lines = [
-        f"### quality: {datetime.date.today()} commit {commit}",
+        f"### quality: {datetime.date.today()} commit {commit}{' (+ uncommitted changes)' if dirty else ''}",
         "",
         f"{len(cvs)} resumes parsed; split train {len(by_split['train'])} (used {len(train)}), validation {len(by_split['validation'])}, test {len(test)}; "
-        f"{len(examples.rows)} training examples; seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
+        f"{len(examples.rows)} training examples, {stats.get('examples_per_second')} examples/s on {stats.get('device')}; seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
         "",
-        "| model | " + " | ".join(f"{n} (no title)" for n in names) + " | accuracy@1 (with title) |",
-        "| --- |" + " --- |" * (len(names) + 1),
+        "| model | " + " | ".join(f"{n} (no title)" for n in METRICS) + " | accuracy@1 (with title) |",
+        "| --- |" + " --- |" * (len(METRICS) + 1),
     ]
-    for name, (primary, secondary) in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{primary[n]:.3f}" for n in names) + f" | {secondary['accuracy@1']:.3f} |")
+    for name, result in rows.items():
+        primary, secondary = result["metrics"], result["with_title"]["metrics"]
+        lines.append(f"| {name} | " + " | ".join(f"{primary[n]:.3f}" for n in METRICS) + f" | {secondary['accuracy@1']:.3f} |")
+    tfidf, zero_shot, tuned_metrics = (result["metrics"] for result in rows.values())
+    lines += [
+        "",
+        f"Targets (title-stripped): accuracy@1 >= TF-IDF ({tfidf['accuracy@1']:.3f}): {'met' if tuned_metrics['accuracy@1'] >= tfidf['accuracy@1'] else 'NOT met'}; "
+        f">= zero-shot + 0.20 ({zero_shot['accuracy@1'] + 0.2:.3f}): {'met' if tuned_metrics['accuracy@1'] >= zero_shot['accuracy@1'] + 0.2 else 'NOT met'}; "
+        f"MRR@10 ahead of both: {'met' if tuned_metrics['mrr@10'] > max(tfidf['mrr@10'], zero_shot['mrr@10']) else 'NOT met'}.",
+    ]
     table = "\n".join(lines) + "\n"
     print(table)
     with open(args.results, "a") as handle:

@@ -27,6 +27,7 @@ import time
 from datetime import datetime, timezone
 
 from include.matcher.documents import SUPPORTED_EXTENSIONS, Rejected, extract_text
+from include.matcher.encoding import cv_pooling
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.registry import swap_pointer
 from include.matcher.settings import Locations, shard_config_from_env
@@ -106,6 +107,7 @@ def inputs_fingerprint(corpus_rows: list[dict], locations: Locations, storage: S
         digest.update(f"{row['key']}\0{row['text_hash']}\n".encode())
     jobs = storage.head(locations.jobs_file)
     digest.update(f"jobs\0{jobs.etag if jobs else '-'}\n".encode())
+    digest.update(f"pooling\0{cv_pooling()}\n".encode())  # vectors made another way are not these
     for info in storage.list(locations.job_offers):
         digest.update(f"offer\0{info.key}\0{info.etag}\n".encode())
     return digest.hexdigest()
@@ -126,8 +128,9 @@ def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storag
     if previous and previous["version"] == version and previous.get("inputs_fingerprint") == fingerprint:
         log.info("refresh_embeddings: %s already holds model %s's embeddings of these inputs; nothing to do", current["uri"], version)
         return []
-    # Vectors can be reused only from embeddings made by this very model.
-    reuse_from = current["manifest"] if previous and previous["version"] == version else None
+    # Vectors can be reused only from embeddings made by this very model, encoding CVs the same way.
+    same_encoder = previous and previous["version"] == version and previous.get("cv_pooling", "truncate") == cv_pooling()
+    reuse_from = current["manifest"] if same_encoder else None
     target = snapshot_uri(locations, version, corpus_uri)
     count = max(1, -(-len(rows) // shard_size))
     uris = []
@@ -178,11 +181,12 @@ def embed_shard(shard_uri: str, storage: Storage, batch_size: int = BATCH_SIZE) 
     todo = [row for row in rows if row["key"] not in reused]
     vectors: dict[str, np.ndarray] = {key: np.asarray(vector, dtype=np.float32) for key, vector in reused.items()}
     if todo:
+        from include.matcher.encoding import encode_cvs
         from include.matcher.models import load_model
 
         texts = [json.loads(blob)["text"] for blob in storage.get_many([row["text_uri"] for row in todo])]
         model = load_model(shard["version_uri"], storage)
-        encoded = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        encoded = encode_cvs(model, texts, batch_size=batch_size)  # the pipeline's one CV encoding (MATCHER_CV_POOLING)
         vectors.update(zip((row["key"] for row in todo), encoded))
     records = [{"id": row["key"], "source": "cv", "category": row["category"], "text_hash": row["text_hash"]} for row in rows]
     matrix = np.stack([vectors[row["key"]] for row in rows]) if rows else np.zeros((0, 0), dtype=np.float32)
@@ -223,6 +227,7 @@ def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], 
             "job_texts": len(offers),
         },
         "dimension": model.get_sentence_embedding_dimension(),
+        "cv_pooling": cv_pooling(),
         "job_offer_rejects": offer_rejects,
         "written_at": datetime.now(timezone.utc).isoformat(),
     }

@@ -43,6 +43,12 @@ class VectorMatcher:
         """Unit-length embeddings, one row per text."""
         return self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
 
+    def encode_cvs(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """CV embeddings as the pipeline makes them (truncation or pooled chunks: ``MATCHER_CV_POOLING``)."""
+        from include.matcher.encoding import encode_cvs
+
+        return encode_cvs(self.model, list(texts), batch_size=batch_size)
+
     def similarity(self, left: str, right: str) -> float:
         a, b = self.encode([left, right])
         return float(a @ b)
@@ -59,8 +65,25 @@ class VectorMatcher:
 
     def rank_jobs(self, cv_text: str, jobs: Mapping[str, str] | Sequence[str], top_k: int | None = None) -> list[Match]:
         """Jobs best suited to a CV, best first."""
-        return self.rank(cv_text, jobs, top_k)
+        ids, texts = _ids_and_texts(jobs)
+        if not texts:
+            return []
+        scores = self.encode(texts) @ self.encode_cvs([cv_text])[0]
+        return _ranked(ids, scores, top_k)
 
     def rank_candidates(self, job_text: str, cvs: Mapping[str, str] | Sequence[str], top_k: int | None = None) -> list[Match]:
         """Candidates best suited to a job, best first."""
-        return self.rank(job_text, cvs, top_k)
+        ids, texts = _ids_and_texts(cvs)
+        if not texts:
+            return []
+        scores = self.encode_cvs(texts) @ self.encode([job_text])[0]
+        return _ranked(ids, scores, top_k)
+
+
+def _ids_and_texts(items: Mapping[str, str] | Sequence[str]) -> tuple[list[str], list[str]]:
+    return (list(items.keys()), list(items.values())) if isinstance(items, Mapping) else ([str(i) for i in range(len(items))], list(items))
+
+
+def _ranked(ids: list[str], scores: np.ndarray, top_k: int | None) -> list[Match]:
+    order = np.argsort(-scores, kind="stable")[: top_k or len(ids)]
+    return [Match(ids[i], float(scores[i])) for i in order]

@@ -86,7 +86,7 @@ def confusion_picture(confusion: dict) -> str:
         x = margin + c * cell + 12
         parts.append(f'<text transform="translate({x},{margin - 4}) rotate(-60)">{html.escape(label)}</text>')
     return (
-        f'<svg class="confusion-matrix" width="{margin + size + 10}" height="{margin + size + 10}" font-size="10" role="img" aria-label="confusion matrix">{"".join(parts)}</svg>'
+        f'<svg class="confusion-matrix" width="{margin + size + 120}" height="{margin + size + 10}" font-size="10" role="img" aria-label="confusion matrix">{"".join(parts)}</svg>'
         "<p>Rows: true category; columns: the category the candidate ranks first (titles stripped). Blue diagonal: right; red: wrong.</p>"
     )
 

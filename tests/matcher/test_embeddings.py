@@ -84,3 +84,12 @@ def test_reused_vectors_equal_fresh_ones_and_a_new_model_reuses_nothing(storage,
     first = {row["id"]: np.asarray(row["vector"]) for part in storage.get_json(join_uri(locations.embeddings, "v1", "r1", "_manifest.json"))["parts"]["cvs"] for row in read_parquet(part["uri"], storage).to_pylist()}
     for key in TEXTS:
         np.testing.assert_allclose(fresh[key], first[key], atol=1e-5)
+
+
+def test_a_different_cv_pooling_reuses_nothing(storage, locations, jobs, monkeypatch):
+    version_uri = register(storage, locations, "v1")
+    refresh_embeddings(version_uri, write_corpus(storage, locations, "r1", TEXTS), locations, storage)
+    monkeypatch.setenv("MATCHER_CV_POOLING", "mean")
+    target = refresh_embeddings(version_uri, write_corpus(storage, locations, "r2", TEXTS), locations, storage)
+    manifest = storage.get_json(join_uri(target, "_manifest.json"))
+    assert manifest["cv_pooling"] == "mean" and manifest["counts"]["cvs_reused"] == 0 and manifest["counts"]["cvs_embedded"] == 3
