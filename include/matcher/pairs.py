@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from include.matcher.jobs import load_job_descriptions
+from include.matcher.near_duplicates import near_duplicate_groups
 from include.matcher.settings import PipelineConfig, SplitConfig
 from include.matcher.storage import Storage, join_uri
 
@@ -126,14 +127,23 @@ def _sample_negatives(rng: random.Random, others: list[str], jobs: dict[str, lis
 
 
 def split_corpus(cvs: list[dict], jobs: dict[str, list[str]], split: SplitConfig) -> tuple[dict[str, list[dict]], list[str]]:
-    """CVs by split; CVs whose category has no job description are left out and returned by key."""
+    """CVs by split; CVs whose category has no job description are left out and returned by key.
+
+    A group of near-duplicates (:mod:`include.matcher.near_duplicates`) goes to one split, the one
+    its smallest text fingerprint hashes to, so no CV has a twin on the other side. A CV moves only
+    if a near-twin with a smaller fingerprint arrives later, and then it moves with its twin.
+    """
     by_split: dict[str, list[dict]] = {name: [] for name in SPLITS}
     unknown = []
+    known = []
     for cv in cvs:
         if cv["category"] not in jobs:
             unknown.append(cv["key"])
-            continue
-        by_split[assign_split(cv["text_hash"], split)].append(cv)
+        else:
+            known.append(cv)
+    group_of = near_duplicate_groups(known) if "text" in (known[0] if known else {}) else {cv["key"]: cv["text_hash"] for cv in known}
+    for cv in known:
+        by_split[assign_split(group_of[cv["key"]], split)].append(cv)
     return by_split, unknown
 
 

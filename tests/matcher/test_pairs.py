@@ -125,3 +125,27 @@ def test_hard_negatives_shape_the_examples_for_each_loss():
     assert {row["negative"] for row in triplet.rows} == {"bake"}
     plain = build_examples(cvs, jobs, "multiple_negatives", 1.0, seed=0)
     assert "negative" not in plain.rows[0]
+
+
+def test_near_duplicates_never_straddle_splits():
+    import hashlib
+
+    from include.matcher.near_duplicates import near_duplicate_groups
+    from include.matcher.pairs import split_corpus
+    from include.matcher.settings import SplitConfig
+
+    base = " ".join(f"word{i}" for i in range(300))
+    cvs = []
+    for n in range(40):  # 40 CVs, each with a near-twin (one word changed) and an unrelated CV
+        original = f"{base} person{n} " + " ".join(f"skill{n}x{k}" for k in range(60))
+        twin = original.replace("word7 ", f"edited{n} ", 1)
+        other = " ".join(f"other{n}w{k}" for k in range(200))
+        for suffix, text in (("a", original), ("b", twin), ("c", other)):
+            cvs.append({"key": f"CHEF/{n}{suffix}", "category": "CHEF", "text": text, "text_hash": hashlib.sha256(text.encode()).hexdigest()})
+    groups = near_duplicate_groups(cvs)
+    assert all(groups[f"CHEF/{n}a"] == groups[f"CHEF/{n}b"] for n in range(40))
+    assert len(set(groups.values())) == 40 * 2  # each twin pair is one group, every other CV its own
+    by_split, _ = split_corpus(cvs, {"CHEF": ["cook"]}, SplitConfig(validation_fraction=0.2, test_fraction=0.3))
+    side = {cv["key"]: name for name, rows in by_split.items() for cv in rows}
+    assert all(side[f"CHEF/{n}a"] == side[f"CHEF/{n}b"] for n in range(40))
+    assert len({side[f"CHEF/{n}a"] for n in range(40)}) == 3  # and the groups still spread over the splits
