@@ -40,6 +40,13 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 64
 
 
+def encoder_id() -> str:
+    """How CV vectors are made besides the model: the CV pooling and the runtime (torch / ONNX)."""
+    from include.matcher.onnx_backend import embed_backend
+
+    return f"{cv_pooling()}/{embed_backend()}"
+
+
 def current_uri(embeddings_uri: str) -> str:
     return join_uri(embeddings_uri, "current.json")
 
@@ -107,7 +114,7 @@ def inputs_fingerprint(corpus_rows: list[dict], locations: Locations, storage: S
         digest.update(f"{row['key']}\0{row['text_hash']}\n".encode())
     jobs = storage.head(locations.jobs_file)
     digest.update(f"jobs\0{jobs.etag if jobs else '-'}\n".encode())
-    digest.update(f"pooling\0{cv_pooling()}\n".encode())  # vectors made another way are not these
+    digest.update(f"encoder\0{encoder_id()}\n".encode())  # vectors made another way are not these
     for info in storage.list(locations.job_offers):
         digest.update(f"offer\0{info.key}\0{info.etag}\n".encode())
     return digest.hexdigest()
@@ -129,7 +136,7 @@ def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storag
         log.info("refresh_embeddings: %s already holds model %s's embeddings of these inputs; nothing to do", current["uri"], version)
         return []
     # Vectors can be reused only from embeddings made by this very model, encoding CVs the same way.
-    same_encoder = previous and previous["version"] == version and previous.get("cv_pooling", "truncate") == cv_pooling()
+    same_encoder = previous and previous["version"] == version and previous.get("encoder", "truncate/torch") == encoder_id()
     reuse_from = current["manifest"] if same_encoder else None
     target = snapshot_uri(locations, version, corpus_uri)
     count = max(1, -(-len(rows) // shard_size))
@@ -182,10 +189,10 @@ def embed_shard(shard_uri: str, storage: Storage, batch_size: int = BATCH_SIZE) 
     vectors: dict[str, np.ndarray] = {key: np.asarray(vector, dtype=np.float32) for key, vector in reused.items()}
     if todo:
         from include.matcher.encoding import encode_cvs
-        from include.matcher.models import load_model
+        from include.matcher.onnx_backend import load_encoder
 
         texts = [json.loads(blob)["text"] for blob in storage.get_many([row["text_uri"] for row in todo])]
-        model = load_model(shard["version_uri"], storage)
+        model = load_encoder(shard["version_uri"], storage)
         encoded = encode_cvs(model, texts, batch_size=batch_size)  # the pipeline's one CV encoding (MATCHER_CV_POOLING)
         vectors.update(zip((row["key"] for row in todo), encoded))
     records = [{"id": row["key"], "source": "cv", "category": row["category"], "text_hash": row["text_hash"]} for row in rows]
@@ -199,7 +206,7 @@ def embed_shard(shard_uri: str, storage: Storage, batch_size: int = BATCH_SIZE) 
 
 def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], locations: Locations, storage: Storage, batch_size: int = BATCH_SIZE) -> str:
     """Embed the job texts, write the snapshot's manifest and flip ``current.json`` to it."""
-    from include.matcher.models import load_model
+    from include.matcher.onnx_backend import load_encoder
 
     version = storage.get_json(join_uri(version_uri, "entry.json"))["version"]
     target = snapshot_uri(locations, version, corpus_uri)
@@ -209,7 +216,7 @@ def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], 
         raise RuntimeError(f"embedding parts hold {sum(part['rows'] for part in cv_parts)} CVs, the corpus {len(rows)}")
 
     offers, offer_rejects = job_offer_records(locations, storage)
-    model = load_model(version_uri, storage)
+    model = load_encoder(version_uri, storage)
     vectors = model.encode([r["text"] for r in offers], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
     jobs_uri = join_uri(target, "jobs.parquet")
     storage.put_bytes(jobs_uri, to_parquet(offers, vectors, version))
@@ -228,6 +235,7 @@ def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], 
         },
         "dimension": model.get_sentence_embedding_dimension(),
         "cv_pooling": cv_pooling(),
+        "encoder": encoder_id(),
         "job_offer_rejects": offer_rejects,
         "written_at": datetime.now(timezone.utc).isoformat(),
     }
