@@ -44,9 +44,10 @@ def s3_storage():
     """The core package's Storage over the ``aws_default`` connection (endpoint in its extra)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from include.matcher.storage import Storage
+    from include.matcher.storage import CLIENT_CONFIG, Storage
 
-    return Storage(S3Hook(aws_conn_id=AWS_CONN_ID).get_conn())
+    # The project's client settings (retries, timeouts, connection pool) over the connection's credentials.
+    return Storage(S3Hook(aws_conn_id=AWS_CONN_ID, config=CLIENT_CONFIG).get_conn())
 
 
 def timed(function):

@@ -64,7 +64,7 @@ def export_onnx(model_dir: str | Path, quantize: bool = True) -> list[Path]:
     sample = AutoTokenizer.from_pretrained(model_dir)(["an example CV", "a somewhat longer example job description"], padding=True, return_tensors="pt")
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=512)
     torch.onnx.export(
-        LastHiddenState(transformer),
+        LastHiddenState(transformer).eval(),
         tuple(sample[name] for name in INPUTS),
         str(target / FILES["onnx"]),
         input_names=list(INPUTS),

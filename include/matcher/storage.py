@@ -32,6 +32,7 @@ CLIENT_CONFIG = Config(
     s3={"addressing_style": "path"},
     connect_timeout=10,
     read_timeout=120,
+    max_pool_connections=32,  # get_many fetches 16 objects at a time; the default pool holds 10
 )
 
 

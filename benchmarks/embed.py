@@ -1,0 +1,133 @@
+"""Embedding speed: the refresh stage vs bare ``SentenceTransformer.encode``; ONNX vs torch.
+
+    .venv/bin/python benchmarks/embed.py [--limit 400] [--results benchmarks/RESULTS.md]
+
+On the same CV texts (the shared resumes, parsed once and cached), in one run:
+- bare torch: ``SentenceTransformer.encode(texts, batch_size=64)``;
+- the stage: ``refresh_embeddings`` (plan, embed_shard, publish) against a throwaway SeaweedFS,
+  S3 reads and parquet writes included, with each backend;
+- bare ONNX Runtime fp32 and int8 (``OnnxEncoder.encode``);
+- quality: held-out accuracy@1 / MRR@10 (titles stripped) with each backend, to show what int8 costs.
+Targets (issue 5): stage >= 1.0x bare torch; ONNX option >= 1.5x bare torch within 0.5 points of accuracy@1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.quality import SHARED, load_resumes  # noqa: E402
+
+
+def timed(function):
+    started = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
+    parser.add_argument("--jobs-file", type=Path, default=SHARED / "job_descriptions.json")
+    parser.add_argument("--limit", type=int, default=400, help="CV texts to embed")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    args = parser.parse_args()
+    if not args.resumes.is_dir():
+        print(f"no resumes at {args.resumes}: nothing to benchmark", file=sys.stderr)
+        return 0
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from include.matcher import embedded_s3
+    from include.matcher.embeddings import refresh_embeddings
+    from include.matcher.evaluation import evaluate_model
+    from include.matcher.jobs import load_job_descriptions
+    from include.matcher.models import base_model_path, load_model
+    from include.matcher.onnx_backend import OnnxEncoder, export_onnx
+    from include.matcher.pairs import split_corpus
+    from include.matcher.settings import Locations, SplitConfig
+    from include.matcher.storage import Storage, join_uri
+
+    cvs = load_resumes(args.resumes)
+    jobs = load_job_descriptions(args.jobs_file)
+    texts = [cv["text"] for cv in sorted(cvs, key=lambda cv: cv["text_hash"])[: args.limit]]
+    rows, qualities = [], {}
+
+    model = load_model("all-MiniLM-L6-v2")
+    model.encode(texts[:8])  # warm-up
+    _, bare_torch = timed(lambda: model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True))
+    rows.append(("bare SentenceTransformer.encode (torch)", bare_torch))
+
+    work = Path(tempfile.mkdtemp(prefix="matcher-embed-bench-"))
+    model_dir = work / "model"
+    shutil.copytree(base_model_path(), model_dir)
+    export_onnx(model_dir, quantize=True)
+    for backend in ("onnx", "onnx-int8"):
+        encoder = OnnxEncoder(model_dir, backend)
+        encoder.encode(texts[:8])
+        _, seconds = timed(lambda: encoder.encode(texts, batch_size=64))
+        rows.append((f"bare OnnxEncoder.encode ({backend})", seconds))
+
+    server = embedded_s3.start(work / "s3", s3_port=embedded_s3.free_port(), base_port=None)
+    os.environ.update(server.environment())
+    try:
+        storage = Storage()
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        storage.ensure_bucket(bucket)
+        locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
+        storage.put_json(locations.jobs_file, jobs)
+        corpus = []
+        for index, text in enumerate(texts):
+            text_uri = join_uri(locations.work, "texts", f"{index}.json")
+            storage.put_json(text_uri, {"text": text})
+            corpus.append({"key": f"cv-{index:05d}", "category": "X", "text_uri": text_uri, "text_hash": f"{index}"})
+        version_uri = join_uri(locations.registry, "models", "v1")
+        storage.upload_dir(model_dir, version_uri)
+        storage.put_json(join_uri(version_uri, "entry.json"), {"version": "v1"})
+        for run, backend in enumerate(("torch", "onnx", "onnx-int8")):
+            os.environ["MATCHER_EMBED_BACKEND"] = backend
+            os.environ["MATCHER_MODEL_CACHE"] = str(work / "cache")
+            corpus_uri = join_uri(locations.work, "runs", f"r{run}", "corpus.jsonl")
+            storage.put_jsonl(corpus_uri, corpus)
+            _, seconds = timed(lambda: refresh_embeddings(version_uri, corpus_uri, locations, storage))
+            rows.append((f"refresh_embeddings stage ({backend}; S3, parquet, job texts included)", seconds))
+    finally:
+        embedded_s3.stop(work / "s3")
+        os.environ.pop("MATCHER_EMBED_BACKEND", None)
+
+    test = split_corpus(cvs, jobs, SplitConfig())[0]["test"]
+    qualities["torch"] = evaluate_model(model, test, jobs, with_title=False)["metrics"]
+    for backend in ("onnx", "onnx-int8"):
+        qualities[backend] = evaluate_model(OnnxEncoder(model_dir, backend), test, jobs, with_title=False)["metrics"]
+    shutil.rmtree(work, ignore_errors=True)
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    lines = [
+        f"### embed: {datetime.date.today()} commit {commit}, {len(texts)} CV texts, {os.cpu_count()} cores",
+        "",
+        "| path | seconds | texts/s | vs bare torch |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, seconds in rows:
+        lines.append(f"| {name} | {seconds:.1f} | {len(texts) / seconds:.1f} | {bare_torch / seconds:.2f}x |")
+    lines += ["", f"Held-out quality, base model, {len(test)} test CVs, titles stripped:", "", "| backend | accuracy@1 | mrr@10 |", "| --- | --- | --- |"]
+    for backend, metrics in qualities.items():
+        lines.append(f"| {backend} | {metrics['accuracy@1']:.3f} | {metrics['mrr@10']:.3f} |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    with open(args.results, "a") as handle:
+        handle.write("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
