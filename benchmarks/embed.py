@@ -17,17 +17,15 @@ import argparse
 import datetime
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.quality import SHARED, load_resumes  # noqa: E402
+from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
+from benchmarks.quality import load_resumes  # noqa: E402
 
 
 def timed(function):
@@ -41,25 +39,25 @@ def main() -> int:
     parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
     parser.add_argument("--jobs-file", type=Path, default=SHARED / "job_descriptions.json")
     parser.add_argument("--limit", type=int, default=400, help="CV texts to embed")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if not args.resumes.is_dir():
-        print(f"no resumes at {args.resumes}: nothing to benchmark", file=sys.stderr)
+    if shared_data_missing(args.resumes):
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from include.matcher import embedded_s3
     from include.matcher.embeddings import refresh_embeddings
     from include.matcher.evaluation import evaluate_model
     from include.matcher.jobs import load_job_descriptions
     from include.matcher.models import base_model_path, load_model
     from include.matcher.onnx_backend import OnnxEncoder, export_onnx
     from include.matcher.pairs import split_corpus
-    from include.matcher.settings import Locations, SplitConfig
-    from include.matcher.storage import Storage, join_uri
+    from include.matcher.settings import SplitConfig
+    from include.matcher.storage import join_uri
 
     cvs = load_resumes(args.resumes)
     jobs = load_job_descriptions(args.jobs_file)
-    texts = [cv["text"] for cv in sorted(cvs, key=lambda cv: cv["text_hash"])[: args.limit]]
+    cv_texts = [cv["text"] for cv in sorted(cvs, key=lambda cv: cv["text_hash"])[: args.limit]]
+    # The stage embeds the job descriptions too: the bare loops get the same texts.
+    texts = cv_texts + [text for category in sorted(jobs) for text in jobs[category]]
     rows, qualities = [], {}
 
     model = load_model("all-MiniLM-L6-v2")
@@ -77,16 +75,11 @@ def main() -> int:
         _, seconds = timed(lambda: encoder.encode(texts, batch_size=64))
         rows.append((f"bare OnnxEncoder.encode ({backend})", seconds))
 
-    server = embedded_s3.start(work / "s3", s3_port=embedded_s3.free_port(), base_port=None)
-    os.environ.update(server.environment())
-    try:
-        storage = Storage()
-        bucket = f"bench-{uuid.uuid4().hex[:8]}"
-        storage.ensure_bucket(bucket)
-        locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
+    with throwaway_s3(work / "s3") as (_, fresh_locations):
+        storage, locations = fresh_locations()
         storage.put_json(locations.jobs_file, jobs)
         corpus = []
-        for index, text in enumerate(texts):
+        for index, text in enumerate(cv_texts):
             text_uri = join_uri(locations.work, "texts", f"{index}.json")
             storage.put_json(text_uri, {"text": text})
             corpus.append({"key": f"cv-{index:05d}", "category": "X", "text_uri": text_uri, "text_hash": f"{index}"})
@@ -99,10 +92,8 @@ def main() -> int:
             corpus_uri = join_uri(locations.work, "runs", f"r{run}", "corpus.jsonl")
             storage.put_jsonl(corpus_uri, corpus)
             _, seconds = timed(lambda: refresh_embeddings(version_uri, corpus_uri, locations, storage))
-            rows.append((f"refresh_embeddings stage ({backend}; S3, parquet, job texts included)", seconds))
-    finally:
-        embedded_s3.stop(work / "s3")
-        os.environ.pop("MATCHER_EMBED_BACKEND", None)
+            rows.append((f"refresh_embeddings stage ({backend}; S3, parquet, model load included)", seconds))
+    os.environ.pop("MATCHER_EMBED_BACKEND", None)
 
     test = split_corpus(cvs, jobs, SplitConfig())[0]["test"]
     qualities["torch"] = evaluate_model(model, test, jobs, with_title=False)["metrics"]
@@ -110,9 +101,8 @@ def main() -> int:
         qualities[backend] = evaluate_model(OnnxEncoder(model_dir, backend), test, jobs, with_title=False)["metrics"]
     shutil.rmtree(work, ignore_errors=True)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     lines = [
-        f"### embed: {datetime.date.today()} commit {commit}, {len(texts)} CV texts, {os.cpu_count()} cores",
+        f"### embed: {datetime.date.today()} commit {commit()}, {len(cv_texts)} CV texts + {len(texts) - len(cv_texts)} job texts, {os.cpu_count()} cores",
         "",
         "| path | seconds | texts/s | vs bare torch |",
         "| --- | --- | --- | --- |",
@@ -122,10 +112,7 @@ def main() -> int:
     lines += ["", f"Held-out quality, base model, {len(test)} test CVs, titles stripped:", "", "| backend | accuracy@1 | mrr@10 |", "| --- | --- | --- |"]
     for backend, metrics in qualities.items():
         lines.append(f"| {backend} | {metrics['accuracy@1']:.3f} | {metrics['mrr@10']:.3f} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    with open(args.results, "a") as handle:
-        handle.write("\n" + table)
+    record(lines, args.results)
     return 0
 
 

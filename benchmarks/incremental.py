@@ -14,51 +14,40 @@ import argparse
 import datetime
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SHARED = ROOT.parent / "shared" / "data"
+from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
     parser.add_argument("--limit", type=int, default=300)
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if not args.resumes.is_dir():
-        print(f"no resumes at {args.resumes}: nothing to benchmark", file=sys.stderr)
+    if shared_data_missing(args.resumes):
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from include.matcher import embedded_s3
     from include.matcher.embeddings import refresh_embeddings
     from include.matcher.ingest import ingest
     from include.matcher.models import base_model_path
     from include.matcher.parse import parse
-    from include.matcher.settings import Locations
-    from include.matcher.storage import Storage, join_uri
+    from include.matcher.storage import join_uri
 
     every = sorted(args.resumes.glob("*/*.pdf"))
     new_count = max(1, args.limit // 100)
     files = every[: args.limit + new_count]
     first, late = files[: args.limit], files[args.limit :]
     work = Path(tempfile.mkdtemp(prefix="matcher-incremental-bench-"))
-    server = embedded_s3.start(work / "s3", s3_port=embedded_s3.free_port(), base_port=None)
-    os.environ.update(server.environment())
     os.environ["MATCHER_MODEL_CACHE"] = str(work / "models")
     timings = {}
-    try:
-        storage = Storage()
-        bucket = f"bench-{uuid.uuid4().hex[:8]}"
-        storage.ensure_bucket(bucket)
-        locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
+    with throwaway_s3(work / "s3") as (_, fresh_locations):
+        storage, locations = fresh_locations()
         storage.put_json(locations.jobs_file, {path.parent.name: f"{path.parent.name} job" for path in files})
         version_uri = join_uri(locations.registry, "models", "v1")
         storage.upload_dir(base_model_path(), version_uri)
@@ -82,22 +71,16 @@ def main() -> int:
 
         night("full", first)
         night("one-percent", late)
-    finally:
-        embedded_s3.stop(work / "s3")
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
 
     full, small = (sum(timings[name].values()) for name in ("full", "one-percent"))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    lines = [f"### incremental: {datetime.date.today()} commit {commit}, {len(first)} resumes then {len(late)} more ({len(late) / len(first):.0%}), {os.cpu_count()} cores", "",
+    lines = [f"### incremental: {datetime.date.today()} commit {commit()}, {len(first)} resumes then {len(late)} more ({len(late) / len(first):.0%}), {os.cpu_count()} cores", "",
              "| night | ingest s | parse s | refresh s | total s | vs full night |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for name, stages in timings.items():
         total = sum(stages.values())
         lines.append(f"| {name} | {stages['ingest']:.1f} | {stages['parse']:.1f} | {stages['refresh']:.1f} | {total:.1f} | {total / full:.1%} |")
     lines += ["", f"Target: a 1%-new night <= 10% of a full night: {'met' if small <= 0.10 * full else 'NOT met'} ({small / full:.1%})."]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    with open(args.results, "a") as handle:
-        handle.write("\n" + table)
+    record(lines, args.results)
     return 0
 
 

@@ -18,17 +18,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import RESULTS, ROOT, commit, record, throwaway_s3  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cvs-per-category", type=int, default=16)
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="matcher-orchestration-bench-"))
     os.environ.update(
@@ -36,19 +36,12 @@ def main() -> int:
         AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", MATCHER_MODEL_CACHE=str(work / "models"),
     )  # fmt: skip
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
-    from include.matcher import embedded_s3
     from include.matcher.demo_data import generate
     from include.matcher.settings import Locations
-    from include.matcher.storage import Storage, join_uri
     from include.matcher.summary import task_timings
 
-    server = embedded_s3.start(work / "s3", s3_port=embedded_s3.free_port(), base_port=None)
-    os.environ.update(server.environment())
-    try:
-        storage = Storage()
-        bucket = f"bench-{uuid.uuid4().hex[:8]}"
-        storage.ensure_bucket(bucket)
-        locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
+    with throwaway_s3(work / "s3") as (server, fresh_locations):
+        storage, locations = fresh_locations()
         generate(work / "demo", cvs_per_category=args.cvs_per_category)
         storage.upload_dir(work / "demo" / "cvs", locations.raw_cvs)
         storage.upload_dir(work / "demo" / "job-offers", locations.job_offers)
@@ -65,21 +58,15 @@ def main() -> int:
         wall = time.perf_counter() - started
         timings = task_timings(locations.run_uri(run.run_id), storage)
         states = sorted({str(ti.state) for ti in run.get_task_instances()})
-    finally:
-        embedded_s3.stop(work / "s3")
 
     work_seconds = sum(timings.values())
     overhead = (wall - work_seconds) / wall
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    lines = [f"### orchestration: {datetime.date.today()} commit {commit}, demo data ({args.cvs_per_category} CVs per category), dag.test(), task states {states}", "",
+    lines = [f"### orchestration: {datetime.date.today()} commit {commit()}, demo data ({args.cvs_per_category} CVs per category), dag.test(), task states {states}", "",
              "| task | seconds of work |", "| --- | --- |"]  # fmt: skip
     lines += [f"| {task} | {seconds:.1f} |" for task, seconds in timings.items()]
     lines += [f"| **sum of task work** | {work_seconds:.1f} |", f"| **DAG run wall time** | {wall:.1f} |", "",
               f"Airflow overhead: {wall - work_seconds:.1f} s = {overhead:.1%} of the run (target <= 15%: {'met' if overhead <= 0.15 else 'NOT met'})."]  # fmt: skip
-    table = "\n".join(lines) + "\n"
-    print(table)
-    with open(args.results, "a") as handle:
-        handle.write("\n" + table)
+    record(lines, args.results)
     return 0
 
 

@@ -17,18 +17,15 @@ import argparse
 import datetime
 import io
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from multiprocessing import get_context
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SHARED = ROOT.parent / "shared" / "data"
+from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
 
 
 def bare_parse(data: bytes) -> int:
@@ -42,16 +39,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
     parser.add_argument("--limit", type=int, default=200)
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if not args.resumes.is_dir():
-        print(f"no resumes at {args.resumes}: nothing to benchmark", file=sys.stderr)
+    if shared_data_missing(args.resumes):
         return 0
-    from include.matcher import embedded_s3
     from include.matcher.ingest import ingest
     from include.matcher.parse import parse
-    from include.matcher.settings import Locations, ParseLimits
-    from include.matcher.storage import Storage, join_uri
+    from include.matcher.settings import ParseLimits
+    from include.matcher.storage import join_uri
 
     files = sorted(args.resumes.glob("*/*.pdf"))[:: max(1, len(sorted(args.resumes.glob("*/*.pdf"))) // args.limit)][: args.limit]
     blobs = [(f"{path.parent.name}/{path.name}", path.read_bytes()) for path in files]
@@ -69,15 +64,9 @@ def main() -> int:
     bare_all = time.perf_counter() - started
     rows.append((f"bare pdfplumber loop, Pool({cores})", bare_all, bare_one))
 
-    work = Path(tempfile.mkdtemp(prefix="matcher-parse-bench-"))
-    server = embedded_s3.start(work / "s3", s3_port=embedded_s3.free_port(), base_port=None)
-    os.environ.update(server.environment())
-    try:
-        storage = Storage()
+    with throwaway_s3(Path(tempfile.mkdtemp(prefix="matcher-parse-bench-"))) as (_, fresh_locations):
         for workers in (1, cores):
-            bucket = f"bench-{uuid.uuid4().hex[:8]}"
-            storage.ensure_bucket(bucket)
-            locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
+            storage, locations = fresh_locations()  # a fresh bucket: nothing comes from the text cache
             storage.put_json(locations.jobs_file, {"X": "x"})
             for key, data in blobs:
                 storage.put_bytes(join_uri(locations.raw_cvs, key), data)
@@ -85,19 +74,13 @@ def main() -> int:
             started = time.perf_counter()
             parse(ingest(run, locations, storage), run, locations, storage, ParseLimits(workers=workers))
             seconds = time.perf_counter() - started
-            rows.append((f"ingest + parse stage, {workers} worker(s)", seconds, bare_one if workers == 1 else bare_one))
-    finally:
-        embedded_s3.stop(work / "s3")
+            rows.append((f"ingest + parse stage, {workers} worker(s)", seconds, bare_one))
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    lines = [f"### parse: {datetime.date.today()} commit {commit}, {len(blobs)} PDF resumes, {cores} cores", "",
+    lines = [f"### parse: {datetime.date.today()} commit {commit()}, {len(blobs)} PDF resumes, {cores} cores", "",
              "| path | seconds | files/s | vs bare loop on 1 process |", "| --- | --- | --- | --- |"]  # fmt: skip
     for name, seconds, reference in rows:
         lines.append(f"| {name} | {seconds:.1f} | {len(blobs) / seconds:.2f} | {reference / seconds:.2f}x |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    with open(args.results, "a") as handle:
-        handle.write("\n" + table)
+    record(lines, args.results)
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.quality import SHARED, load_resumes  # noqa: E402
+from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing  # noqa: E402
+from benchmarks.quality import load_resumes  # noqa: E402
 from include.matcher.encoding import POOLINGS, encode_cvs  # noqa: E402
 from include.matcher.evaluation import category_scores, ranks_of_truth, retrieval_metrics  # noqa: E402
 from include.matcher.jobs import load_job_descriptions  # noqa: E402
@@ -33,10 +33,9 @@ def main() -> int:
     parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
     parser.add_argument("--jobs-file", type=Path, default=SHARED / "job_descriptions.json")
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if not args.resumes.is_dir():
-        print(f"no resumes at {args.resumes}: nothing to benchmark", file=sys.stderr)
+    if shared_data_missing(args.resumes):
         return 0
     from include.matcher.models import load_model
 
@@ -47,8 +46,7 @@ def main() -> int:
     job_texts = [t for c in sorted(jobs) for t in jobs[c]]
     job_categories = [c for c in sorted(jobs) for _ in jobs[c]]
     job_vectors = model.encode(job_texts, normalize_embeddings=True, convert_to_numpy=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    lines = [f"### pooling: {datetime.date.today()} commit {commit}, model {args.model}, {len(test)} held-out CVs (titles stripped)", "",
+    lines = [f"### pooling: {datetime.date.today()} commit {commit()}, model {args.model}, {len(test)} held-out CVs (titles stripped)", "",
              "| pooling | accuracy@1 | mrr@10 | encode seconds |", "| --- | --- | --- | --- |"]  # fmt: skip
     for pooling in POOLINGS:
         started = time.monotonic()
@@ -58,10 +56,7 @@ def main() -> int:
         metrics = retrieval_metrics(ranks_of_truth(scores, categories, [cv["category"] for cv in test]))
         lines.append(f"| {pooling} | {metrics['accuracy@1']:.3f} | {metrics['mrr@10']:.3f} | {seconds:.0f} |")
         print(lines[-1], flush=True)
-    table = "\n".join(lines) + "\n"
-    print(table)
-    with open(args.results, "a") as handle:
-        handle.write("\n" + table)
+    record(lines, args.results)
     return 0
 
 

@@ -15,7 +15,6 @@ import argparse
 import datetime
 import hashlib
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from include.matcher.pairs import build_examples, split_corpus  # noqa: E402
 from include.matcher.settings import SplitConfig, TrainingConfig  # noqa: E402
 from include.matcher.text import text_fingerprint  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
+from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing  # noqa: E402
 
 
 CACHE = ROOT / ".local" / "benchmarks" / "parsed-resumes.jsonl"
@@ -75,10 +74,9 @@ def main() -> int:
     parser.add_argument("--cached-mini-batch", type=int, default=TrainingConfig.cached_mini_batch)
     parser.add_argument("--keep-last", action="store_true", help="keep the last checkpoint, not the best on the validation split")
     parser.add_argument("--max-train", type=int, default=0, help="subsample the training split (0: all)")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if not args.resumes.is_dir():
-        print(f"no resumes at {args.resumes}: nothing to benchmark", file=sys.stderr)
+    if shared_data_missing(args.resumes):
         return 0
 
     from include.matcher.models import load_model
@@ -125,10 +123,8 @@ def main() -> int:
     label = f"fine-tuned ({args.loss}, {args.epochs} ep, lr {args.learning_rate:g}, bs {args.batch_size}" + (f", {args.hard_negatives} hard neg" if args.hard_negatives else "") + (f", cached mb {args.cached_mini_batch}" if args.cached_mini_batch else "") + (f", best {stats.get('best_checkpoint')}" if stats.get("best_checkpoint") else ", last") + ")"
     rows[label] = evaluate_model(tuned, test, jobs)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     lines = [
-        f"### quality: {datetime.date.today()} commit {commit}{' (+ uncommitted changes)' if dirty else ''}",
+        f"### quality: {datetime.date.today()} commit {commit()}",
         "",
         f"{len(cvs)} resumes parsed; split train {len(by_split['train'])} (used {len(train)}), validation {len(by_split['validation'])}, test {len(test)}; "
         f"{len(examples.rows)} training examples, {stats.get('examples_per_second')} examples/s on {stats.get('device')}; seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
@@ -146,10 +142,7 @@ def main() -> int:
         f">= zero-shot + 0.20 ({zero_shot['accuracy@1'] + 0.2:.3f}): {'met' if tuned_metrics['accuracy@1'] >= zero_shot['accuracy@1'] + 0.2 else 'NOT met'}; "
         f"MRR@10 ahead of both: {'met' if tuned_metrics['mrr@10'] > max(tfidf['mrr@10'], zero_shot['mrr@10']) else 'NOT met'}.",
     ]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    with open(args.results, "a") as handle:
-        handle.write("\n" + table)
+    record(lines, args.results)
     return 0
 
 

@@ -49,6 +49,14 @@ def s3_server(tmp_path_factory):
             os.environ[key] = value
 
 
+def aws_connection_json(server) -> str:
+    """Airflow's ``aws_default`` connection for the test S3 server, as AIRFLOW_CONN_AWS_DEFAULT takes it."""
+    import json
+
+    extra = {"endpoint_url": server.endpoint, "region_name": "us-east-1"}
+    return json.dumps({"conn_type": "aws", "login": server.access_key, "password": server.secret_key, "extra": extra})
+
+
 @pytest.fixture
 def storage(s3_server):
     from include.matcher.storage import Storage

@@ -120,9 +120,6 @@ class OnnxEncoder:
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
         return vectors
 
-    def get_sentence_embedding_dimension(self) -> int:
-        return int(self.session.get_outputs()[0].shape[-1]) if isinstance(self.session.get_outputs()[0].shape[-1], int) else 384
-
 
 def load_encoder(version_uri: str, storage, backend: str | None = None):
     """The encoder the embedding refresh uses for the model at ``version_uri``.

@@ -50,6 +50,11 @@ class Locations:
         values.update({k: v for k, v in overrides.items() if v})
         return cls(**values)
 
+    @classmethod
+    def in_bucket(cls, bucket: str) -> Locations:
+        """The default layout, in another bucket (tests and benchmarks use throwaway ones)."""
+        return cls(**{f.name: getattr(cls(), f.name).replace("s3://matcher/", f"s3://{bucket}/", 1) for f in fields(cls)})
+
     def buckets(self) -> set[str]:
         from include.matcher.storage import S3Uri
 

@@ -8,7 +8,6 @@ new CVs embedded with the production model, the others' vectors reused); then th
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 
 from include.matcher.embeddings import read_cv_vectors
 from include.matcher.storage import join_uri
+from tests.conftest import aws_connection_json
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def pipeline(s3_server, airflow_db, demo_night_folder, tmp_path_factory):
     from include.matcher.storage import Storage
 
     bucket = f"dag-{uuid.uuid4().hex[:10]}"
-    locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
+    locations = Locations.in_bucket(bucket)
     storage = Storage()
     storage.ensure_bucket(bucket)
     storage.upload_dir(demo_night_folder / "cvs", locations.raw_cvs)
@@ -45,14 +45,7 @@ def pipeline(s3_server, airflow_db, demo_night_folder, tmp_path_factory):
 
     env = {var: getattr(locations, name) for name, var in Locations.ENV.items()}
     env.update(MATCHER_PARSE_SHARD_SIZE="20", MATCHER_EMBED_SHARD_SIZE="20")
-    env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-        {
-            "conn_type": "aws",
-            "login": s3_server.access_key,
-            "password": s3_server.secret_key,
-            "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"},
-        }
-    )
+    env["AIRFLOW_CONN_AWS_DEFAULT"] = aws_connection_json(s3_server)
     previous = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     from airflow.dag_processing.dagbag import DagBag

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, aws_connection_json
 
 STARTUP_TIMEOUT_S = 420
 
@@ -72,7 +72,7 @@ def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
 
     demo_folder = demo_night_folder
     bucket = f"ui-{uuid.uuid4().hex[:10]}"
-    locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
+    locations = Locations.in_bucket(bucket)
     storage = Storage()
     storage.ensure_bucket(bucket)
     storage.upload_dir(demo_folder / "cvs", locations.raw_cvs)
@@ -92,14 +92,7 @@ def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(PROJECT_ROOT),
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-            {
-                "conn_type": "aws",
-                "login": s3_server.access_key,
-                "password": s3_server.secret_key,
-                "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"},
-            }
-        ),
+        "AIRFLOW_CONN_AWS_DEFAULT": aws_connection_json(s3_server),
         **{var: getattr(locations, name) for name, var in Locations.ENV.items()},
         # Manual triggers only: unpausing a scheduled DAG would start the latest nightly run beside ours.
         "MATCHER_SCHEDULE": "none",

@@ -1,6 +1,5 @@
 import random
 
-import pytest
 
 from include.matcher.evaluation import evaluate_model
 from include.matcher.settings import GateConfig, SplitConfig, TrainingConfig

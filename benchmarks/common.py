@@ -1,0 +1,60 @@
+"""What the benchmark scripts share: the shared data's place, the commit stamp, a throwaway S3, the results file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def commit() -> str:
+    """The short HEAD, marked when the working tree differs from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return f"{head} (+ uncommitted changes)" if dirty else head
+
+
+def record(lines: list[str], results: Path) -> None:
+    """Print the table and append it to the results file."""
+    table = "\n".join(lines) + "\n"
+    print(table)
+    with open(results, "a") as handle:
+        handle.write("\n" + table)
+
+
+def shared_data_missing(path: Path) -> bool:
+    if path.exists():
+        return False
+    print(f"no shared data at {path}: nothing to benchmark", file=sys.stderr)
+    return True
+
+
+@contextmanager
+def throwaway_s3(folder: Path):
+    """A SeaweedFS on a free loopback port, its AWS_* variables set; yields fresh-bucket Locations factory."""
+    from include.matcher import embedded_s3
+    from include.matcher.settings import Locations
+    from include.matcher.storage import Storage
+
+    server = embedded_s3.start(folder, s3_port=embedded_s3.free_port(), base_port=None)
+    os.environ.update(server.environment())
+
+    def fresh_locations():
+        storage = Storage()
+        bucket = f"bench-{uuid.uuid4().hex[:8]}"
+        storage.ensure_bucket(bucket)
+        return storage, Locations.in_bucket(bucket)
+
+    try:
+        yield server, fresh_locations
+    finally:
+        embedded_s3.stop(folder)
