@@ -1,0 +1,87 @@
+"""How ingest, parse and refresh grow with the corpus: N CVs replicated from the shared resumes.
+
+    .venv/bin/python benchmarks/scale.py --sizes 2000,20000 [--results benchmarks/RESULTS.md]
+
+Each replica is a shared resume with a comment appended after its ``%%EOF`` (readers ignore it), so
+every file has new bytes (no text-cache hit) while its text stays real. For each size, against a
+throwaway SeaweedFS: upload, then ingest, parse and refresh each in its own process (``python -m
+include.matcher`` stage commands, as an Airflow worker would run them), timing each and reading its
+peak resident memory. Targets (issue 5): time grows linearly; no stage above 4 GB on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import RESULTS, ROOT, SHARED, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
+
+
+def run_stage(args: list[str]) -> tuple[str, float, float]:
+    """(last stdout line, seconds, peak RSS in GB) of one CLI stage in a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "include.matcher", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the largest child so far: a stage below an earlier peak reports that peak.
+    return done.stdout.strip().splitlines()[-1], seconds, max(peak, before) / 2**20
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
+    parser.add_argument("--sizes", default="2000,20000")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if shared_data_missing(args.resumes):
+        return 0
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from include.matcher.models import base_model_path
+    from include.matcher.storage import join_uri
+
+    sources = sorted(args.resumes.glob("*/*.pdf"))
+    rows = []
+    with throwaway_s3(Path(tempfile.mkdtemp(prefix="matcher-scale-bench-")) / "s3") as (_, fresh_locations):
+        for size in (int(value) for value in args.sizes.split(",")):
+            storage, locations = fresh_locations()
+            for name, var in locations.ENV.items():
+                os.environ[var] = getattr(locations, name)
+            storage.put_json(locations.jobs_file, {path.parent.name: f"{path.parent.name} job" for path in sources})
+            for index in range(size):
+                source = sources[index % len(sources)]
+                body = source.read_bytes() + f"\n% replica {index}\n".encode()
+                storage.put_bytes(join_uri(locations.raw_cvs, f"{source.parent.name}/r{index:06d}-{source.name}"), body)
+            version_uri = join_uri(locations.registry, "models", "v1")
+            storage.upload_dir(base_model_path(), version_uri)
+            storage.put_json(join_uri(version_uri, "entry.json"), {"version": "v1"})
+            manifest, ingest_s, ingest_gb = run_stage(["ingest", "--run-id", f"scale-{size}"])
+            corpus, parse_s, parse_gb = run_stage(["parse", "--run-id", f"scale-{size}", "--manifest", manifest])
+            _, refresh_s, refresh_gb = run_stage(["refresh-embeddings", "--version-uri", version_uri, "--corpus", corpus])
+            rows.append((size, ingest_s, parse_s, refresh_s, max(ingest_gb, parse_gb, refresh_gb)))
+            print(rows[-1], flush=True)
+
+    base = rows[0]
+    lines = [f"### scale: {datetime.date.today()} commit {commit()}, {os.cpu_count()} cores", "",
+             "| CVs | ingest s | parse s | refresh s | total s | s per 1,000 CVs | peak RSS GB (largest stage so far) |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for size, ingest_s, parse_s, refresh_s, peak in rows:
+        total = ingest_s + parse_s + refresh_s
+        lines.append(f"| {size} | {ingest_s:.0f} | {parse_s:.0f} | {refresh_s:.0f} | {total:.0f} | {1000 * total / size:.1f} | {peak:.2f} |")
+    if len(rows) > 1:
+        growth = (sum(rows[-1][1:4]) / rows[-1][0]) / (sum(base[1:4]) / base[0])
+        lines += ["", f"Cost per CV at {rows[-1][0]} vs {base[0]}: {growth:.2f}x (1.00x is linear)."]
+    record(lines, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
