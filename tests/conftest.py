@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import PROJECT_ROOT
+
+if __name__ != "conftest":  # a second import would give Airflow a new AIRFLOW_HOME mid-session
+    raise ImportError("import shared test helpers from tests.helpers, never from conftest")
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="matcher-test-airflow-")
@@ -47,14 +50,6 @@ def s3_server(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-
-
-def aws_connection_json(server) -> str:
-    """Airflow's ``aws_default`` connection for the test S3 server, as AIRFLOW_CONN_AWS_DEFAULT takes it."""
-    import json
-
-    extra = {"endpoint_url": server.endpoint, "region_name": "us-east-1"}
-    return json.dumps({"conn_type": "aws", "login": server.access_key, "password": server.secret_key, "extra": extra})
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from include.matcher.embeddings import read_cv_vectors
 from include.matcher.storage import join_uri
-from tests.conftest import aws_connection_json
+from tests.helpers import aws_connection_json
 
 pytestmark = pytest.mark.integration
 

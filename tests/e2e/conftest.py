@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import PROJECT_ROOT, aws_connection_json
+from tests.helpers import PROJECT_ROOT, aws_connection_json
 
 STARTUP_TIMEOUT_S = 420
 

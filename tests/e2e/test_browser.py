@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 

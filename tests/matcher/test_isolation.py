@@ -64,7 +64,7 @@ def run_entry(tmp_path, *args: str) -> str:
     import subprocess
     import sys
 
-    from tests.conftest import PROJECT_ROOT
+    from tests.helpers import PROJECT_ROOT
 
     script = tmp_path / "entry.py"
     script.write_text(ENTRY.replace("GOOD", repr(GOOD)))
