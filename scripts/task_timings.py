@@ -20,13 +20,13 @@ def main(path: str) -> None:
             ended[match[2]] = datetime.fromisoformat(match[1].replace("Z", "+00:00"))
         elif match := SKIPPED.search(line):
             skipped += int(match[1])
-    print(f"{'task':<22}{'seconds':>8}")
+    print(f"{'task':<44}{'seconds':>8}")
     for task_id in order:
         seconds = (ended[task_id] - started[task_id]).total_seconds() if task_id in ended else float("nan")
-        print(f"{task_id:<22}{seconds:>8.1f}")
+        print(f"{task_id:<44}{seconds:>8.1f}")
     if order:
         total = (max(ended.values()) - min(started.values())).total_seconds()
-        print(f"{'(whole run)':<22}{total:>8.1f}" + (f"   {skipped} downstream tasks skipped" if skipped else ""))
+        print(f"{'(whole run)':<44}{total:>8.1f}" + (f"   {skipped} downstream tasks skipped" if skipped else ""))
 
 
 if __name__ == "__main__":
