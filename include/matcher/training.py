@@ -152,6 +152,7 @@ def train_model(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
+    from include.matcher.batching import category_distinct_sampler
     from include.matcher.models import load_model
 
     columns = LOSS_COLUMNS[config.loss]
@@ -176,8 +177,8 @@ def train_model(
             optim="adamw_torch",
             seed=config.seed,
             data_seed=config.seed,
-            # Many CVs share one job description: in-batch negatives must not be the positive itself.
-            batch_sampler="no_duplicates" if config.loss == "multiple_negatives" else "batch_sampler",
+            # In-batch negatives must be true negatives: one CV per category in a batch.
+            batch_sampler=category_distinct_sampler(metadata) if config.loss == "multiple_negatives" else "batch_sampler",
             save_strategy="steps" if checkpoint_uri or selector else "no",
             save_steps=interval,
             save_total_limit=1,
