@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/quality.py --loss multiple_negatives            # ../shared/data by default
 
-Splits the corpus with the pipeline's own content-hash split, trains on the training split (titles
-included), and scores the held-out test split twice: with each resume's first line (its job title,
-which usually names the category) stripped (primary) and kept (secondary). CV -> job: accuracy@1/@3,
+Splits the corpus with the pipeline's own content-hash split, trains on the training split (title
+lines stripped unless --keep-titles), and scores the held-out test split twice: with each resume's
+first line (its job title, which usually names the category) stripped (primary) and kept (secondary). CV -> job: accuracy@1/@3,
 MRR@10, NDCG@10 (a category scores the best of its descriptions). Job -> CV: Recall@10 and MAP@10
 over the held-out CVs. Prints a table and appends it to benchmarks/RESULTS.md with the commit.
 """
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from include.matcher.evaluation import METRICS, evaluate_model, evaluate_tfidf_baseline  # noqa: E402
 from include.matcher.isolation import IsolatedParser, Job  # noqa: E402
 from include.matcher.jobs import load_job_descriptions  # noqa: E402
-from include.matcher.pairs import build_examples, split_corpus  # noqa: E402
+from include.matcher.pairs import split_corpus, training_examples  # noqa: E402
 from include.matcher.settings import SplitConfig, TrainingConfig  # noqa: E402
 from include.matcher.text import text_fingerprint  # noqa: E402
 
@@ -73,6 +73,7 @@ def main() -> int:
     parser.add_argument("--hard-negatives", type=int, default=TrainingConfig.hard_negatives)
     parser.add_argument("--cached-mini-batch", type=int, default=TrainingConfig.cached_mini_batch)
     parser.add_argument("--keep-last", action="store_true", help="keep the last checkpoint, not the best on the validation split")
+    parser.add_argument("--keep-titles", action="store_true", help="train on CVs with their title line (the default strips it)")
     parser.add_argument("--max-train", type=int, default=0, help="subsample the training split (0: all)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -106,13 +107,9 @@ def main() -> int:
     config = TrainingConfig(
         loss=args.loss, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, negative_ratio=args.negative_ratio,
         hard_negatives=args.hard_negatives, cached_mini_batch=args.cached_mini_batch, select_best=not args.keep_last,
+        strip_titles=not args.keep_titles,
     )  # fmt: skip
-    hard = None
-    if config.hard_negatives:
-        from include.matcher.hard_negatives import mine_hard_negatives
-
-        hard = mine_hard_negatives(base, train, jobs, config.hard_negatives, config.hard_negative_margin)
-    examples = build_examples(train, jobs, config.loss, config.negative_ratio, config.seed, hard)
+    examples = training_examples(train, jobs, config, model=base)
     log(f"baselines done; fine-tuning on {len(examples.rows)} examples")
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
@@ -120,7 +117,7 @@ def main() -> int:
         stats = json.loads((tuned_path / "training_config.json").read_text())
         tuned = load_model(str(tuned_path))
     timings["fine-tune"] = time.monotonic() - started
-    label = f"fine-tuned ({args.loss}, {args.epochs} ep, lr {args.learning_rate:g}, bs {args.batch_size}" + (f", {args.hard_negatives} hard neg" if args.hard_negatives else "") + (f", cached mb {args.cached_mini_batch}" if args.cached_mini_batch else "") + (f", best {stats.get('best_checkpoint')}" if stats.get("best_checkpoint") else ", last") + ")"
+    label = f"fine-tuned ({args.loss}, {args.epochs} ep, lr {args.learning_rate:g}, bs {args.batch_size}" + (f", {args.hard_negatives} hard neg" if args.hard_negatives else "") + (f", cached mb {args.cached_mini_batch}" if args.cached_mini_batch else "") + (", trained with titles" if args.keep_titles else ", trained without titles") + (f", best {stats.get('best_checkpoint')}" if stats.get("best_checkpoint") else ", last") + ")"
     rows[label] = evaluate_model(tuned, test, jobs)
 
     lines = [

@@ -64,6 +64,7 @@ PARAMS = {
     "hard_negatives": Param(TRAINING.hard_negatives, type="integer", minimum=0, maximum=20, description="Hard negatives mined per CV with the base model (0: off); used by multiple_negatives and triplet."),
     "hard_negative_margin": Param(TRAINING.hard_negative_margin, type="number", minimum=0, maximum=1, description="A mined negative must score this far below the CV's own category (guards against near-synonym categories)."),
     "cached_mini_batch": Param(TRAINING.cached_mini_batch, type="integer", minimum=0, maximum=1024, description="multiple_negatives: >0 uses CachedMultipleNegativesRankingLoss with this mini-batch, for large batches."),
+    "strip_titles": Param(TRAINING.strip_titles, type="boolean", description="Train on CVs without their first line (the job title, which often names the category)."),
     "select_best": Param(TRAINING.select_best, type="boolean", description="Keep the checkpoint that scores best on the validation split, not the last."),
     "base_model": Param(TRAINING.base_model, type="string", description="Model to fine-tune: the packaged base model, a folder or an s3:// URI."),
     "min_improvement": Param(GATE.min_improvement, type="number", minimum=0, maximum=1, description=f"How much the candidate must beat production on {GATE.primary_metric}."),

@@ -123,6 +123,7 @@ def add_training_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hard-negative-margin", type=float, default=defaults.hard_negative_margin)
     parser.add_argument("--cached-mini-batch", type=int, default=defaults.cached_mini_batch, help="multiple_negatives: CachedMultipleNegativesRankingLoss mini-batch (0: off)")
     parser.add_argument("--keep-last", action="store_true", help="keep the last checkpoint instead of the best on the validation split")
+    parser.add_argument("--keep-titles", action="store_true", help="train on CVs with their first line (job title); by default it is stripped")
 
 
 def training_config(args) -> TrainingConfig:
@@ -139,6 +140,7 @@ def training_config(args) -> TrainingConfig:
         hard_negative_margin=args.hard_negative_margin,
         cached_mini_batch=args.cached_mini_batch,
         select_best=not args.keep_last,
+        strip_titles=not args.keep_titles,
     )
 
 
@@ -256,7 +258,7 @@ def cmd_fine_tune(args) -> int:
 def legacy_fine_tune(data_root: str, jobs_file: str, output: str, config: TrainingConfig) -> int:
     """The old management command: labelled folder + jobs file -> fine-tuned model folder."""
     from include.matcher.jobs import load_job_descriptions
-    from include.matcher.pairs import build_examples, split_corpus
+    from include.matcher.pairs import split_corpus, training_examples
     from include.matcher.sources import load_labelled_cvs
     from include.matcher.training import train_model
 
@@ -264,13 +266,7 @@ def legacy_fine_tune(data_root: str, jobs_file: str, output: str, config: Traini
     cvs, rejects = load_labelled_cvs(data_root, store)
     jobs = load_job_descriptions(jobs_file, store)
     by_split, unknown = split_corpus(cvs, jobs, SplitConfig())
-    hard = None
-    if config.hard_negatives:
-        from include.matcher.hard_negatives import mine_hard_negatives
-        from include.matcher.models import load_model
-
-        hard = mine_hard_negatives(load_model(config.base_model, store), by_split["train"], jobs, config.hard_negatives, config.hard_negative_margin)
-    examples = build_examples(by_split["train"], jobs, config.loss, config.negative_ratio, config.seed, hard)
+    examples = training_examples(by_split["train"], jobs, config, store)
     for reject in rejects:
         logging.getLogger("fine_tune").warning("skipped %s: %s", reject["key"], reject["reason"])
     logging.getLogger("fine_tune").info(

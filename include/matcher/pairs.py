@@ -7,6 +7,10 @@
   honoured on average (0.5 = one negative for every other positive).
 * Shapes: ``cosine`` -> (sentence1, sentence2, label); ``multiple_negatives`` -> (anchor, positive),
   its negatives being the other in-batch positives; ``triplet`` -> (anchor, positive, negative).
+* ``multiple_negatives`` pairs each CV with one description of its category, the category's
+  descriptions taken in turn over its CVs: its batches hold one CV per category
+  (:mod:`include.matcher.batching`), which a category with many descriptions could not allow if
+  each CV came once per description.
 * ``training_metadata.jsonl`` has one row per training example, in the examples' order.
 """
 
@@ -21,8 +25,9 @@ from dataclasses import dataclass
 
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.near_duplicates import near_duplicate_groups
-from include.matcher.settings import PipelineConfig, SplitConfig
+from include.matcher.settings import PipelineConfig, SplitConfig, TrainingConfig
 from include.matcher.storage import Storage, join_uri
+from include.matcher.text import strip_title
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +71,31 @@ def build_examples(
     negative_ratio: float,
     seed: int,
     hard_negatives: dict[str, list[tuple[str, int]]] | None = None,
+    strip_titles: bool = TrainingConfig.strip_titles,
 ) -> Examples:
     """Training examples from CVs (dicts with key, category, text) of the training split.
 
     With ``hard_negatives`` (see :mod:`include.matcher.hard_negatives`), negatives come from the
     CV's mined list (cycled) instead of at random; ``multiple_negatives`` rows then carry one hard
-    ``negative`` each on top of the in-batch ones.
+    ``negative`` each on top of the in-batch ones. With ``strip_titles`` the CV side is
+    :func:`training_text` (its first line dropped).
     """
     rng = random.Random(seed)
     quota = NegativeQuota(negative_ratio)
     categories = sorted(jobs)
     rows: list[dict] = []
     metadata: list[dict] = []
+    turns: Counter = Counter()
     for cv in sorted(cvs, key=lambda c: c["key"]):
         category = cv["category"]
         others = [c for c in categories if c != category]
         mined = list((hard_negatives or {}).get(cv["key"], []))
-        for job_index, job_text in enumerate(jobs[category]):
+        cv_text = training_text(cv["text"], strip_titles)
+        positives = list(enumerate(jobs[category]))
+        if loss == "multiple_negatives":
+            positives = [positives[turns[category] % len(positives)]]
+            turns[category] += 1
+        for job_index, job_text in positives:
             base = {"source_key": cv["key"], "category": category, "split": "train", "job_category": category, "job_index": job_index}
             if loss == "multiple_negatives":
                 wanted = 1 if hard_negatives is not None else 0
@@ -90,26 +103,46 @@ def build_examples(
                 wanted = quota.next()
             negatives = _take_hard(mined, wanted) if mined else _sample_negatives(rng, others, jobs, wanted)
             if loss == "cosine":
-                rows.append({"sentence1": cv["text"], "sentence2": job_text, "label": 1.0})
+                rows.append({"sentence1": cv_text, "sentence2": job_text, "label": 1.0})
                 metadata.append({**base, "label": 1.0})
                 for neg_category, neg_index in negatives:
-                    rows.append({"sentence1": cv["text"], "sentence2": jobs[neg_category][neg_index], "label": 0.0})
+                    rows.append({"sentence1": cv_text, "sentence2": jobs[neg_category][neg_index], "label": 0.0})
                     metadata.append({**base, "label": 0.0, "job_category": neg_category, "job_index": neg_index})
             elif loss == "multiple_negatives" and negatives:
                 (neg_category, neg_index), *_ = negatives
-                rows.append({"anchor": cv["text"], "positive": job_text, "negative": jobs[neg_category][neg_index]})
+                rows.append({"anchor": cv_text, "positive": job_text, "negative": jobs[neg_category][neg_index]})
                 metadata.append({**base, "role": "anchor-positive-negative", "negative_category": neg_category, "negative_index": neg_index, "hard": bool(mined)})
             elif loss == "multiple_negatives":
-                rows.append({"anchor": cv["text"], "positive": job_text})
+                rows.append({"anchor": cv_text, "positive": job_text})
                 metadata.append({**base, "role": "anchor-positive"})
             else:
                 for neg_category, neg_index in negatives:
-                    rows.append({"anchor": cv["text"], "positive": job_text, "negative": jobs[neg_category][neg_index]})
+                    rows.append({"anchor": cv_text, "positive": job_text, "negative": jobs[neg_category][neg_index]})
                     metadata.append({**base, "role": "anchor-positive-negative", "negative_category": neg_category, "negative_index": neg_index})
 
     order = list(range(len(rows)))
     rng.shuffle(order)
     return Examples([rows[i] for i in order], [metadata[i] for i in order])
+
+
+def training_examples(train_cvs: list[dict], jobs: dict[str, list[str]], training: TrainingConfig, storage=None, model=None) -> Examples:
+    """:func:`build_examples` under a :class:`TrainingConfig`, mining hard negatives first when it asks.
+
+    Mining uses ``model`` if given, else loads ``training.base_model``.
+    """
+    hard = None
+    if training.hard_negatives:
+        from include.matcher.hard_negatives import mine_hard_negatives
+        from include.matcher.models import load_model
+
+        miner = model if model is not None else load_model(training.base_model, storage)
+        hard = mine_hard_negatives(miner, train_cvs, jobs, training.hard_negatives, training.hard_negative_margin, training.strip_titles)
+    return build_examples(train_cvs, jobs, training.loss, training.negative_ratio, training.seed, hard, training.strip_titles)
+
+
+def training_text(text: str, strip_titles: bool) -> str:
+    """The CV side of a training example: without its title line when asked, unless that leaves nothing."""
+    return (strip_title(text) or text) if strip_titles else text
 
 
 def _take_hard(mined: list[tuple[str, int]], count: int) -> list[tuple[str, int]]:
@@ -155,13 +188,7 @@ def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: 
     jobs = load_job_descriptions(config.locations.jobs_file, storage)
     by_split, unknown = split_corpus(cvs, jobs, config.split)
     training = config.training
-    hard = None
-    if training.hard_negatives:
-        from include.matcher.hard_negatives import mine_hard_negatives
-        from include.matcher.models import load_model
-
-        hard = mine_hard_negatives(load_model(training.base_model, storage), by_split["train"], jobs, training.hard_negatives, training.hard_negative_margin)
-    examples = build_examples(by_split["train"], jobs, training.loss, training.negative_ratio, training.seed, hard)
+    examples = training_examples(by_split["train"], jobs, training, storage)
 
     pairs_uri = join_uri(run_uri, "pairs")
     storage.put_jsonl(join_uri(pairs_uri, "train.jsonl"), examples.rows)

@@ -73,7 +73,7 @@ class TrainingConfig:
     loss: str = "multiple_negatives"
     epochs: int = 1
     batch_size: int = 16
-    learning_rate: float = 2e-5
+    learning_rate: float = 5e-5
     negative_ratio: float = 1.0
     base_model: str = BASE_MODEL
     warmup_ratio: float = 0.1
@@ -89,6 +89,10 @@ class TrainingConfig:
     cached_mini_batch: int = 0
     # Evaluate on the validation split every checkpoint and keep the best checkpoint, not the last.
     select_best: bool = True
+    # Train on CV text without its first line. In the Kaggle-style data that line is the job title
+    # and names the label: a model trained with it learns to read the title, which new CVs need not
+    # have, instead of the experience below it.
+    strip_titles: bool = True
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:

@@ -44,7 +44,8 @@ def test_triplet_and_mnr_shapes():
     assert all(r["negative"] not in (JOBS[m["category"]]) for r, m in zip(triplets.rows, triplets.metadata))
     mnr = build_examples(cvs(), JOBS, "multiple_negatives", 1.0, seed=1)
     assert all(set(r) == {"anchor", "positive"} for r in mnr.rows)
-    assert len(mnr.rows) == 6 * 2 + 6 + 6
+    assert len(mnr.rows) == 6 + 6 + 6  # one description per CV, taken in turn: both of A's are used
+    assert sorted(m["job_index"] for m in mnr.metadata if m["category"] == "A") == [0, 0, 0, 1, 1, 1]
 
 
 def test_metadata_matches_examples_row_by_row():
@@ -120,7 +121,7 @@ def test_hard_negatives_shape_the_examples_for_each_loss():
     cvs = [{"key": "c1", "category": "CHEF", "text": "grill"}]
     hard = {"c1": [("BAKER", 0)]}
     mnr = build_examples(cvs, jobs, "multiple_negatives", 1.0, seed=0, hard_negatives=hard)
-    assert [row["negative"] for row in mnr.rows] == ["bake", "bake"] and all(m["hard"] for m in mnr.metadata)
+    assert [row["negative"] for row in mnr.rows] == ["bake"] and all(m["hard"] for m in mnr.metadata)
     triplet = build_examples(cvs, jobs, "triplet", 1.0, seed=0, hard_negatives=hard)
     assert {row["negative"] for row in triplet.rows} == {"bake"}
     plain = build_examples(cvs, jobs, "multiple_negatives", 1.0, seed=0)
@@ -149,3 +150,13 @@ def test_near_duplicates_never_straddle_splits():
     side = {cv["key"]: name for name, rows in by_split.items() for cv in rows}
     assert all(side[f"CHEF/{n}a"] == side[f"CHEF/{n}b"] for n in range(40))
     assert len({side[f"CHEF/{n}a"] for n in range(40)}) == 3  # and the groups still spread over the splits
+
+
+def test_training_reads_cvs_without_their_title_line_unless_asked():
+    titled = [{"key": "A/1", "category": "A", "text": "Senior A Specialist\nten years of a-work", "text_hash": "x"}]
+    stripped = build_examples(titled, JOBS, "multiple_negatives", 1.0, seed=0)
+    assert {row["anchor"] for row in stripped.rows} == {"ten years of a-work"}
+    kept = build_examples(titled, JOBS, "multiple_negatives", 1.0, seed=0, strip_titles=False)
+    assert {row["anchor"] for row in kept.rows} == {"Senior A Specialist\nten years of a-work"}
+    one_line = build_examples(cvs(1), JOBS, "multiple_negatives", 1.0, seed=0)  # nothing left once stripped: keep it whole
+    assert {row["anchor"] for row in one_line.rows} == {"cv A 0", "cv B 0", "cv C 0"}
