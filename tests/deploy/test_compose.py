@@ -2,7 +2,10 @@
 schema (``compose_spec.json``, from compose-spec, Apache-2.0) and in agreement with the code."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -77,16 +80,23 @@ def test_gpu_override_routes_fine_tune_to_a_gpu_worker():
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
 
 
-def test_gpu_routing_reaches_the_fine_tune_task(monkeypatch):
-    """With the override's variables, the parsed DAG puts fine_tune on the gpu queue and pool."""
-    from airflow.dag_processing.dagbag import DagBag
+def test_gpu_routing_reaches_the_fine_tune_task():
+    """With the override's variables, the parsed DAG puts fine_tune on the gpu queue and pool.
 
-    monkeypatch.setenv("MATCHER_GPU_QUEUE", "gpu")
-    monkeypatch.setenv("MATCHER_GPU_POOL", "gpu")
-    dag = DagBag(dag_folder=str(ROOT / "dags" / "matcher_retraining.py")).dags["matcher_retraining"]
-    task = dag.get_task("train.fine_tune")
-    assert (task.queue, task.pool) == ("gpu", "gpu")
-    assert dag.get_task("parse.parse_shard").queue != "gpu"
+    Parsed in a fresh interpreter, as a dag-processor would: the routing is read when the DAG file
+    is imported, so an import earlier in this test session would hide it.
+    """
+    code = (
+        "import sys; from airflow.dag_processing.dagbag import DagBag;"
+        "dag = DagBag(dag_folder=sys.argv[1]).dags['matcher_retraining'];"
+        "fine_tune, parse = dag.get_task('train.fine_tune'), dag.get_task('parse.parse_shard');"
+        "print(fine_tune.queue, fine_tune.pool, parse.queue)"
+    )
+    env = {**os.environ, "MATCHER_GPU_QUEUE": "gpu", "MATCHER_GPU_POOL": "gpu"}
+    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "dags" / "matcher_retraining.py")], capture_output=True, text=True, env=env, check=True)
+    fine_tune_queue, fine_tune_pool, parse_queue = result.stdout.splitlines()[-1].split()
+    assert (fine_tune_queue, fine_tune_pool) == ("gpu", "gpu")
+    assert parse_queue != "gpu"
 
 
 def test_dockerfile_extends_the_pinned_official_image():
