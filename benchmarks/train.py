@@ -41,7 +41,7 @@ def bare_trainer_seconds(rows: list[dict], config) -> float:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from include.matcher.models import load_model
-    from include.matcher.training import precision_flags
+    from include.matcher.training import device_flags
 
     model = load_model(config.base_model)
     model.max_seq_length = config.max_seq_length
@@ -50,7 +50,8 @@ def bare_trainer_seconds(rows: list[dict], config) -> float:
         args = SentenceTransformerTrainingArguments(
             output_dir=scratch, num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
             warmup_steps=config.warmup_ratio, batch_sampler="no_duplicates", save_strategy="no", report_to="none", disable_tqdm=True, seed=config.seed,
-            **precision_flags(),
+            # A tutorial's run: mixed precision on CUDA, the trainer's default data loader.
+            **{flag: value for flag, value in device_flags().items() if flag in ("bf16", "fp16")},
         )  # fmt: skip
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model))
         started = time.perf_counter()

@@ -3,7 +3,7 @@
 Checkpoints go to ``<run>/checkpoints/`` on S3, so a retry after a killed worker resumes from the
 last one instead of starting over.
 
-AdamW with linear warmup, a fixed seed, bf16 (or fp16) on CUDA and fp32 on CPU. The candidate folder
+AdamW with linear warmup, a fixed seed, bf16 (or fp16) and a prefetching data loader on CUDA, fp32 on CPU. The candidate folder
 holds the model, its model card (``README.md``, written by sentence-transformers),
 ``training_metadata.jsonl`` and ``training_config.json``.
 """
@@ -92,13 +92,29 @@ def selection_flags(selector, interval: int) -> dict:
     }
 
 
-def precision_flags() -> dict[str, bool]:
+def device_flags() -> dict:
+    """Trainer arguments for the hardware at hand: mixed precision and the data loader.
+
+    On CUDA: bf16 where supported (fp16 otherwise), pinned memory, and worker processes that tokenize
+    the next batches while the GPU runs this one. On CPU the same workers would take cores from the
+    model's own matmuls, and there is no device memory to pin for.
+    """
+    import os
+
     import torch
 
     if not torch.cuda.is_available():
-        return {"bf16": False, "fp16": False}
+        return {"bf16": False, "fp16": False, "dataloader_pin_memory": False, "dataloader_num_workers": 0}
     bf16 = torch.cuda.is_bf16_supported()
-    return {"bf16": bf16, "fp16": not bf16}
+    workers = min(4, max(1, (os.cpu_count() or 2) // 2))
+    return {
+        "bf16": bf16,
+        "fp16": not bf16,
+        "dataloader_pin_memory": True,
+        "dataloader_num_workers": workers,
+        "dataloader_persistent_workers": True,
+        "dataloader_prefetch_factor": 4,
+    }
 
 
 def _s3_checkpoint_callback_class(storage: Storage, checkpoint_uri: str):
@@ -186,7 +202,7 @@ def train_model(
             logging_steps=max(1, len(rows) // (config.batch_size * 10)),
             report_to="none",
             disable_tqdm=True,
-            **precision_flags(),
+            **device_flags(),
         )
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=dataset, loss=make_loss(config.loss, model, config.cached_mini_batch), evaluator=selector

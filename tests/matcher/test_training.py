@@ -117,3 +117,20 @@ def test_cached_multiple_negatives_trains_with_a_large_batch(tmp_path):
     assert type(make_loss("multiple_negatives", load_model("base", device="cpu"), cached_mini_batch=2)).__name__ == "CachedMultipleNegativesRankingLoss"
     out = train_model(examples.rows, examples.metadata, config, tmp_path / "m")
     assert json.loads((out / "training_config.json").read_text())["config"]["cached_mini_batch"] == 2
+
+
+def test_device_flags_use_mixed_precision_and_loader_workers_only_on_cuda(monkeypatch):
+    import torch
+
+    from include.matcher.training import device_flags
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = device_flags()
+    assert not cpu["bf16"] and not cpu["fp16"] and cpu["dataloader_num_workers"] == 0 and not cpu["dataloader_pin_memory"]
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for bf16_supported, expected in ((True, (True, False)), (False, (False, True))):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=bf16_supported: supported)
+        cuda = device_flags()
+        assert (cuda["bf16"], cuda["fp16"]) == expected
+        assert cuda["dataloader_pin_memory"] and cuda["dataloader_num_workers"] >= 1 and cuda["dataloader_persistent_workers"]
