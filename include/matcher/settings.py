@@ -71,7 +71,7 @@ class TrainingConfig:
     """Hyperparameters of one fine-tuning run (the old ``fine_tune_matcher`` flags and a few more)."""
 
     loss: str = "multiple_negatives"
-    epochs: int = 1
+    epochs: int = 3
     batch_size: int = 16
     learning_rate: float = 5e-5
     negative_ratio: float = 1.0
