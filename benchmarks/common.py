@@ -17,9 +17,11 @@ if str(ROOT) not in sys.path:
 
 
 def commit() -> str:
-    """The short HEAD, marked when the working tree differs from it."""
+    """The short HEAD, marked when the working tree differs from it (results files aside)."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
+    # Benchmarks run one after another append to RESULTS.md: that is not a change to what they measure.
+    dirty = [line for line in status.splitlines() if not line.endswith("RESULTS.md")]
     return f"{head} (+ uncommitted changes)" if dirty else head
 
 
