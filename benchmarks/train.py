@@ -149,11 +149,11 @@ def main() -> int:
         "| --- | --- | --- | --- | --- |",
     ]
     for name, seconds, wall in rows:
-        lines.append(f"| {name} | {seconds:.1f} | {len(examples.rows) / seconds:.2f} | {bare / seconds:.2f}x | {wall:.1f} |")
+        lines.append(f"| {name} | {seconds:.1f} | {len(examples.rows) * config.epochs / seconds:.2f} | {bare / seconds:.2f}x | {wall:.1f} |")
     if torch.cuda.is_available():
         peak = bf16_matmul_tflops()
         per_example = training_flops_per_example(examples.rows, config)
-        achieved = per_example * len(examples.rows) / rows[1][1] / 1e12
+        achieved = per_example * len(examples.rows) * config.epochs / rows[1][1] / 1e12
         lines += ["", f"GPU: measured bf16 matmul {peak:.0f} TFLOP/s; train_model reaches {achieved:.2f} TFLOP/s of model FLOPs ({achieved / peak:.1%} of it)."]
     record(lines, args.results)
     return 0
