@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,15 +25,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, ROOT, SHARED, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
 
 
+# Runs one command and reports the largest RSS among its processes: a fresh parent per stage, so
+# each stage's peak is its own (RUSAGE_CHILDREN only ever grows within one process).
+PEAK_WRAPPER = (
+    "import resource, subprocess, sys;"
+    "code = subprocess.run(sys.argv[2:]).returncode;"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss));"
+    "sys.exit(code)"
+)
+
+
 def run_stage(args: list[str]) -> tuple[str, float, float]:
-    """(last stdout line, seconds, peak RSS in GB) of one CLI stage in a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "include.matcher", *args], cwd=ROOT, capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest child so far: a stage below an earlier peak reports that peak.
-    return done.stdout.strip().splitlines()[-1], seconds, max(peak, before) / 2**20
+    """(last stdout line, seconds, peak RSS in GB of its largest process) of one CLI stage in a child process."""
+    with tempfile.NamedTemporaryFile(suffix=".maxrss") as peak_file:
+        started = time.perf_counter()
+        command = [sys.executable, "-c", PEAK_WRAPPER, peak_file.name, sys.executable, "-m", "include.matcher", *args]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        seconds = time.perf_counter() - started
+        peak_kb = int(Path(peak_file.name).read_text() or 0)
+    return done.stdout.strip().splitlines()[-1], seconds, peak_kb / 2**20
 
 
 def main() -> int:
@@ -67,15 +76,15 @@ def main() -> int:
             manifest, ingest_s, ingest_gb = run_stage(["ingest", "--run-id", f"scale-{size}"])
             corpus, parse_s, parse_gb = run_stage(["parse", "--run-id", f"scale-{size}", "--manifest", manifest])
             _, refresh_s, refresh_gb = run_stage(["refresh-embeddings", "--version-uri", version_uri, "--corpus", corpus])
-            rows.append((size, ingest_s, parse_s, refresh_s, max(ingest_gb, parse_gb, refresh_gb)))
+            rows.append((size, ingest_s, parse_s, refresh_s, ingest_gb, parse_gb, refresh_gb))
             print(rows[-1], flush=True)
 
     base = rows[0]
     lines = [f"### scale: {datetime.date.today()} commit {commit()}, {os.cpu_count()} cores", "",
-             "| CVs | ingest s | parse s | refresh s | total s | s per 1,000 CVs | peak RSS GB (largest stage so far) |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for size, ingest_s, parse_s, refresh_s, peak in rows:
+             "| CVs | ingest s | parse s | refresh s | total s | s per 1,000 CVs | peak RSS GB: ingest / parse / refresh |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for size, ingest_s, parse_s, refresh_s, ingest_gb, parse_gb, refresh_gb in rows:
         total = ingest_s + parse_s + refresh_s
-        lines.append(f"| {size} | {ingest_s:.0f} | {parse_s:.0f} | {refresh_s:.0f} | {total:.0f} | {1000 * total / size:.1f} | {peak:.2f} |")
+        lines.append(f"| {size} | {ingest_s:.0f} | {parse_s:.0f} | {refresh_s:.0f} | {total:.0f} | {1000 * total / size:.1f} | {ingest_gb:.2f} / {parse_gb:.2f} / {refresh_gb:.2f} |")
     if len(rows) > 1:
         growth = (sum(rows[-1][1:4]) / rows[-1][0]) / (sum(base[1:4]) / base[0])
         lines += ["", f"Cost per CV at {rows[-1][0]} vs {base[0]}: {growth:.2f}x (1.00x is linear)."]
