@@ -43,6 +43,7 @@ def test_refresh_writes_sharded_parquet_then_flips_the_pointer(storage, location
     assert current["version"] == "v1" and current["uri"] == target
     manifest = storage.get_json(current["manifest"])
     assert [part["rows"] for part in manifest["parts"]["cvs"]] == [2, 1]
+    assert all(0 < part["encode_seconds"] <= part["seconds"] for part in manifest["parts"]["cvs"])
     cvs = read_cv_vectors(storage, locations.embeddings)
     assert cvs.column_names == ["id", "source", "category", "text_hash", "vector", "model_version"]
     assert sorted(cvs.column("id").to_pylist()) == sorted(TEXTS)
