@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -14,6 +15,17 @@ SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def benchmark_parser(doc: str, resumes: bool = True, jobs_file: bool = False) -> argparse.ArgumentParser:
+    """The flags every benchmark shares: where the shared data is and where results go."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    if resumes:
+        parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
+    if jobs_file:
+        parser.add_argument("--jobs-file", type=Path, default=SHARED / "job_descriptions.json")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    return parser
 
 
 def commit() -> str:

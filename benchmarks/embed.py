@@ -14,7 +14,6 @@ Targets (issue 5): stage >= 1.0x bare torch; ONNX option >= 1.5x bare torch with
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
+from benchmarks.common import benchmark_parser, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
 from benchmarks.quality import load_resumes  # noqa: E402
 
 
@@ -36,11 +35,8 @@ def timed(function):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
-    parser.add_argument("--jobs-file", type=Path, default=SHARED / "job_descriptions.json")
+    parser = benchmark_parser(__doc__, jobs_file=True)
     parser.add_argument("--limit", type=int, default=0, help="CV texts to embed (0: all, as a nightly refresh does)")
-    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0

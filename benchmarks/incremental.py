@@ -10,7 +10,6 @@ unchanged CVs keep their vectors. Target (issue 5): night 2 <= 10% of night 1.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import shutil
@@ -21,14 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
+from benchmarks.common import benchmark_parser, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--limit", type=int, default=300)
-    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0

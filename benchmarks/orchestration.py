@@ -10,7 +10,6 @@ spends scheduling, starting tasks, rendering templates and passing XComs. Target
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -22,13 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, ROOT, commit, record, throwaway_s3  # noqa: E402
+from benchmarks.common import ROOT, benchmark_parser, commit, record, throwaway_s3  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = benchmark_parser(__doc__, resumes=False)
     parser.add_argument("--cvs-per-category", type=int, default=16)
-    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="matcher-orchestration-bench-"))
     os.environ.update(

@@ -13,7 +13,6 @@ Targets (issue 5): stage >= 0.9x the bare loop on one process and >= 1.7x it on 
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import io
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
+from benchmarks.common import benchmark_parser, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
 
 
 def bare_parse(data: bytes) -> int:
@@ -36,10 +35,8 @@ def bare_parse(data: bytes) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--limit", type=int, default=200)
-    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0

@@ -9,7 +9,6 @@ is chosen by measurement. Appends the table to RESULTS.md with the commit.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing  # noqa: E402
+from benchmarks.common import benchmark_parser, commit, record, shared_data_missing  # noqa: E402
 from benchmarks.quality import load_resumes  # noqa: E402
 from include.matcher.encoding import POOLINGS, encode_cvs  # noqa: E402
 from include.matcher.evaluation import category_scores, ranks_of_truth, retrieval_metrics  # noqa: E402
@@ -29,11 +28,8 @@ from include.matcher.text import strip_title  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
-    parser.add_argument("--jobs-file", type=Path, default=SHARED / "job_descriptions.json")
+    parser = benchmark_parser(__doc__, jobs_file=True)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
-    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0

@@ -11,7 +11,6 @@ over the held-out CVs. Prints a table and appends it to benchmarks/RESULTS.md wi
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import hashlib
 import json
@@ -31,7 +30,7 @@ from include.matcher.pairs import split_corpus, training_examples  # noqa: E402
 from include.matcher.settings import SplitConfig, TrainingConfig  # noqa: E402
 from include.matcher.text import text_fingerprint  # noqa: E402
 
-from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing  # noqa: E402
+from benchmarks.common import benchmark_parser, commit, record, shared_data_missing  # noqa: E402
 
 
 CACHE = ROOT / ".local" / "benchmarks" / "parsed-resumes.jsonl"
@@ -62,9 +61,7 @@ def log(message: str) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
-    parser.add_argument("--jobs-file", type=Path, default=SHARED / "job_descriptions.json")
+    parser = benchmark_parser(__doc__, jobs_file=True)
     parser.add_argument("--loss", default=TrainingConfig.loss, choices=["cosine", "multiple_negatives", "triplet"])
     parser.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
     parser.add_argument("--batch-size", type=int, default=TrainingConfig.batch_size)
@@ -75,7 +72,6 @@ def main() -> int:
     parser.add_argument("--keep-last", action="store_true", help="keep the last checkpoint, not the best on the validation split")
     parser.add_argument("--keep-titles", action="store_true", help="train on CVs with their title line (the default strips it)")
     parser.add_argument("--max-train", type=int, default=0, help="subsample the training split (0: all)")
-    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0

@@ -11,7 +11,6 @@ peak resident memory. Targets (issue 5): time grows linearly; no stage above 4 G
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, ROOT, SHARED, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
+from benchmarks.common import ROOT, benchmark_parser, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
 
 
 # Runs one command and reports the largest RSS among its processes: a fresh parent per stage, so
@@ -47,10 +46,8 @@ def run_stage(args: list[str]) -> tuple[str, float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--sizes", default="2000,20000")
-    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0

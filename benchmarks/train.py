@@ -19,7 +19,6 @@ CUDA box (issue 5's GPU part). Target (issue 5): none stated; the stage should n
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS, SHARED, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
+from benchmarks.common import benchmark_parser, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
 from benchmarks.quality import load_resumes  # noqa: E402
 
 
@@ -92,11 +91,8 @@ def training_flops_per_example(rows: list[dict], config) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--resumes", type=Path, default=SHARED / "resumes")
-    parser.add_argument("--jobs-file", type=Path, default=SHARED / "job_descriptions.json")
+    parser = benchmark_parser(__doc__, jobs_file=True)
     parser.add_argument("--examples", type=int, default=160, help="training examples (CPU: ~2 examples/s)")
-    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0
