@@ -198,6 +198,18 @@ class Storage:
         loc = S3Uri.parse(uri)
         self.client.delete_object(Bucket=loc.bucket, Key=loc.key)
 
+    def delete_prefix(self, prefix_uri: str) -> int:
+        """Delete every object below ``prefix_uri`` (treated as a folder); how many there were."""
+        loc = S3Uri.parse(prefix_uri)
+        keys = [info.key for info in self.list(prefix_uri)]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            self._delete_batch(loc.bucket, keys[start : start + 1000])
+        return len(keys)
+
+    @with_retries
+    def _delete_batch(self, bucket: str, keys: list[str]) -> None:
+        self.client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True})
+
     # -- structured objects ----------------------------------------------------------------------
     def get_json(self, uri: str) -> Any:
         return json.loads(self.get_bytes(uri))

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from include.matcher.settings import TrainingConfig
-from include.matcher.storage import Storage, join_uri
+from include.matcher.storage import S3Uri, Storage, join_uri
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,11 @@ def _s3_checkpoint_callback_class(storage: Storage, checkpoint_uri: str):
     from transformers import TrainerCallback
 
     class S3Checkpoints(TrainerCallback):
-        """Mirror each checkpoint to S3, then move ``latest.json`` to it (pointer last)."""
+        """Mirror each checkpoint to S3, move ``latest.json`` to it (pointer last), then drop the older ones.
+
+        A resume needs only the latest; each checkpoint holds the model and the optimizer state
+        (~270 MB for MiniLM), so keeping every one would fill the bucket night after night.
+        """
 
         def on_save(self, args, state, control, **kwargs):
             local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -129,6 +133,10 @@ def _s3_checkpoint_callback_class(storage: Storage, checkpoint_uri: str):
             storage.upload_dir(local, target)
             storage.put_json(join_uri(checkpoint_uri, "latest.json"), {"step": state.global_step, "uri": target})
             log.info("fine_tune: checkpoint at step %d saved to %s", state.global_step, target)
+            folder = S3Uri.parse(checkpoint_uri).key
+            names = {info.key[len(folder) :].lstrip("/").split("/", 1)[0] for info in storage.list(checkpoint_uri)}
+            for name in sorted(n for n in names if n.startswith("checkpoint-") and n != local.name):
+                storage.delete_prefix(join_uri(checkpoint_uri, name))
 
     return S3Checkpoints
 
@@ -249,7 +257,10 @@ def fine_tune(pairs_uri: str, run_uri: str, config: TrainingConfig, storage: Sto
     jobs = storage.get_json(join_uri(pairs_uri, "jobs.json")) if storage.exists(join_uri(pairs_uri, "jobs.json")) else None
     candidate_uri = join_uri(run_uri, "candidate")
     with tempfile.TemporaryDirectory(prefix="matcher-candidate-") as local:
-        train_model(rows, metadata, config, local, storage, checkpoint_uri=join_uri(run_uri, "checkpoints"), validation=validation, jobs=jobs)
+        checkpoint_uri = join_uri(run_uri, "checkpoints")
+        train_model(rows, metadata, config, local, storage, checkpoint_uri=checkpoint_uri, validation=validation, jobs=jobs)
         storage.upload_dir(local, candidate_uri)
+    # The candidate is safe on S3: the checkpoints that guarded the training are no longer needed.
+    storage.delete_prefix(checkpoint_uri)
     log.info("fine_tune: candidate at %s", candidate_uri)
     return candidate_uri

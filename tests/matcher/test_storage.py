@@ -58,3 +58,11 @@ def test_directories_upload_download_and_copy(storage, locations, tmp_path):
     storage.copy_prefix(join_uri(locations.work, "dir"), join_uri(locations.work, "copy"))
     storage.download_dir(join_uri(locations.work, "copy"), tmp_path / "out")
     assert (tmp_path / "out" / "sub" / "b.txt").read_text() == "b"
+
+
+def test_delete_prefix_removes_a_folder_and_nothing_beside_it(storage, locations):
+    for key in ("keep/a", "gone/a", "gone/sub/b", "gone-not/c"):
+        storage.put_bytes(join_uri(locations.work, key), b"x")
+    assert storage.delete_prefix(join_uri(locations.work, "gone")) == 2
+    assert storage.list(join_uri(locations.work, "gone")) == []
+    assert storage.exists(join_uri(locations.work, "keep/a")) and storage.exists(join_uri(locations.work, "gone-not/c"))

@@ -81,6 +81,9 @@ def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, location
     first.wait()
     assert storage.exists(latest), first.stderr.read().decode()[-2000:]
     step = storage.get_json(latest)["step"]
+    # Only the latest checkpoint is kept on S3 (each is model + optimizer state).
+    folders = {info.key.split("/checkpoints/", 1)[1].split("/", 1)[0] for info in storage.list(join_uri(run, "checkpoints"))}
+    assert folders <= {"latest.json", f"checkpoint-{step}", f"checkpoint-{step + 4}"}
     assert not storage.exists(join_uri(run, "candidate", "model.safetensors"))
 
     second = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
@@ -89,6 +92,7 @@ def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, location
     stats = json.loads(storage.get_bytes(join_uri(run, "candidate", "training_config.json")))
     assert stats["resumed_from"] == f"checkpoint-{step}"
     assert storage.exists(join_uri(run, "candidate", "model.safetensors"))
+    assert storage.list(join_uri(run, "checkpoints")) == []  # the candidate is on S3: checkpoints are dropped
 
 
 def test_the_best_checkpoint_by_validation_metric_is_kept_not_the_last(tmp_path):
