@@ -138,3 +138,23 @@ def test_device_flags_use_mixed_precision_and_loader_workers_only_on_cuda(monkey
         cuda = device_flags()
         assert (cuda["bf16"], cuda["fp16"]) == expected
         assert cuda["dataloader_pin_memory"] and cuda["dataloader_num_workers"] >= 1 and cuda["dataloader_persistent_workers"]
+
+
+def test_each_s3_checkpoint_replaces_the_one_before(storage, locations, tmp_path):
+    """Only the newest checkpoint stays on S3 (each is model + optimizer state), pointer included."""
+    from types import SimpleNamespace
+
+    from include.matcher.storage import join_uri
+    from include.matcher.training import _s3_checkpoint_callback_class
+
+    checkpoints = join_uri(locations.run_uri("prune-test"), "checkpoints")
+    callback = _s3_checkpoint_callback_class(storage, checkpoints)()
+    for step in (4, 8, 12):
+        folder = tmp_path / f"checkpoint-{step}"
+        (folder / "1_Pooling").mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"weights")
+        (folder / "1_Pooling" / "config.json").write_text("{}")
+        callback.on_save(SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(global_step=step), None)
+    keys = sorted(info.key.split("/checkpoints/", 1)[1] for info in storage.list(checkpoints))
+    assert keys == ["checkpoint-12/1_Pooling/config.json", "checkpoint-12/model.safetensors", "latest.json"]
+    assert storage.get_json(join_uri(checkpoints, "latest.json"))["step"] == 12
