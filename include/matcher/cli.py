@@ -258,7 +258,7 @@ def cmd_fine_tune(args) -> int:
 def legacy_fine_tune(data_root: str, jobs_file: str, output: str, config: TrainingConfig) -> int:
     """The old management command: labelled folder + jobs file -> fine-tuned model folder."""
     from include.matcher.jobs import load_job_descriptions
-    from include.matcher.pairs import split_corpus, training_examples
+    from include.matcher.pairs import require_trainable, split_corpus, training_examples
     from include.matcher.sources import load_labelled_cvs
     from include.matcher.training import train_model
 
@@ -266,6 +266,7 @@ def legacy_fine_tune(data_root: str, jobs_file: str, output: str, config: Traini
     cvs, rejects = load_labelled_cvs(data_root, store)
     jobs = load_job_descriptions(jobs_file, store)
     by_split, unknown = split_corpus(cvs, jobs, SplitConfig())
+    require_trainable(by_split, len(cvs), unknown)
     examples = training_examples(by_split["train"], jobs, config, store)
     for reject in rejects:
         logging.getLogger("fine_tune").warning("skipped %s: %s", reject["key"], reject["reason"])

@@ -31,11 +31,22 @@ def category_scores(cv_embeddings: np.ndarray, job_embeddings: np.ndarray, job_c
     return scores, categories
 
 
+def finite_scores(scores: np.ndarray) -> np.ndarray:
+    """``scores`` with NaN and infinities replaced by -inf: a score that is not a number ranks last."""
+    return np.where(np.isfinite(scores), scores, -np.inf)
+
+
 def ranks_of_truth(scores: np.ndarray, categories: list[str], truth: list[str]) -> np.ndarray:
-    """1-based rank of each CV's true category (ties count against it)."""
+    """1-based rank of each CV's true category, pessimistic: every tie counts against the truth.
+
+    A model that scores every category alike (collapsed embeddings) or not at all (NaN) must rank
+    the truth last, never first: the truth's rank is the number of categories scoring at least as
+    high as it, itself included, and a non-finite score is below every finite one.
+    """
     index = {c: i for i, c in enumerate(categories)}
+    scores = finite_scores(scores)
     true_scores = scores[np.arange(len(truth)), [index[t] for t in truth]]
-    return 1 + (scores > true_scores[:, None]).sum(axis=1)
+    return (scores >= true_scores[:, None]).sum(axis=1)
 
 
 def retrieval_metrics(ranks: np.ndarray) -> dict[str, float]:
@@ -56,11 +67,13 @@ def job_to_cv(scores: np.ndarray, categories: list[str], truth: list[str], k: in
     """Recall@k and MAP@k of the held-out CVs for each category's query, averaged over categories."""
     recalls, average_precisions = [], []
     truth_array = np.asarray(truth)
+    scores = finite_scores(scores)
     for column, category in enumerate(categories):
         relevant = truth_array == category
         if not relevant.any():
             continue
-        top = np.argsort(-scores[:, column], kind="stable")[:k]
+        # Pessimistic ties here too: among equal scores the irrelevant CVs come first.
+        top = np.lexsort((relevant, -scores[:, column]))[:k]
         hits = relevant[top]
         recalls.append(hits.sum() / relevant.sum())
         precisions = np.cumsum(hits) / (np.arange(len(top)) + 1)
@@ -74,7 +87,7 @@ def confusion(scores: np.ndarray, categories: list[str], truth: list[str]) -> di
     """Counts of (true category, top-ranked category): rows are the truth."""
     index = {c: i for i, c in enumerate(categories)}
     matrix = np.zeros((len(categories), len(categories)), dtype=int)
-    for row, predicted in zip((index[t] for t in truth), scores.argmax(axis=1)):
+    for row, predicted in zip((index[t] for t in truth), finite_scores(scores).argmax(axis=1)):
         matrix[row, predicted] += 1
     return {"labels": categories, "matrix": matrix.tolist()}
 
@@ -92,23 +105,53 @@ def evaluate_scores(scores: np.ndarray, categories: list[str], truth: list[str])
     }
 
 
-def encoder_scores(model, texts: list[str], jobs: dict[str, list[str]], pooling: str | None = None, batch_size: int = 32) -> tuple[np.ndarray, list[str]]:
+def embed_for_evaluation(model, texts: list[str], jobs: dict[str, list[str]], pooling: str | None = None, batch_size: int = 32):
+    """(CV embeddings, job-description embeddings, each description's category)."""
     from include.matcher.encoding import encode_cvs
 
     job_texts = [text for category in sorted(jobs) for text in jobs[category]]
     job_categories = [category for category in sorted(jobs) for _ in jobs[category]]
     job_embeddings = model.encode(job_texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    return category_scores(encode_cvs(model, texts, pooling, batch_size), job_embeddings, job_categories)
+    return encode_cvs(model, texts, pooling, batch_size), job_embeddings, job_categories
+
+
+def encoder_scores(model, texts: list[str], jobs: dict[str, list[str]], pooling: str | None = None, batch_size: int = 32) -> tuple[np.ndarray, list[str]]:
+    return category_scores(*embed_for_evaluation(model, texts, jobs, pooling, batch_size))
+
+
+def embedding_health(cv_embeddings: np.ndarray, job_embeddings: np.ndarray) -> dict:
+    """Whether a model's vectors can carry any ranking at all: finite, non-zero, spread apart.
+
+    ``mean_cosine`` is the mean cosine similarity over all pairs of distinct CVs; a collapsed model
+    maps every CV to (nearly) the same direction and scores near 1.0 here. Bi-encoders that work
+    score well below that (the base model about 0.3 on CVs).
+    """
+    vectors = np.asarray(cv_embeddings, dtype=np.float64)
+    everything = np.concatenate([vectors.reshape(len(vectors), -1), np.asarray(job_embeddings, dtype=np.float64).reshape(len(job_embeddings), -1)])
+    finite = bool(np.isfinite(everything).all())
+    norms = np.linalg.norm(np.nan_to_num(vectors), axis=1)
+    health = {"finite": finite, "zero_vectors": int((norms < 1e-6).sum()), "mean_cosine": None}
+    if finite and len(vectors) >= 2 and not health["zero_vectors"]:
+        unit = vectors / norms[:, None]
+        total = unit.sum(axis=0)
+        health["mean_cosine"] = round(float((total @ total - len(unit)) / (len(unit) * (len(unit) - 1))), 6)
+    return health
 
 
 def evaluate_model(model, cvs: list[dict], jobs: dict[str, list[str]], batch_size: int = 32, pooling: str | None = None, with_title: bool = True) -> dict:
-    """Metrics for ``model`` on CV dicts (``text``, ``category``): titles stripped (primary) and kept."""
+    """Metrics for ``model`` on CV dicts (``text``, ``category``): titles stripped (primary) and kept.
+
+    ``health`` describes the title-stripped CV vectors (:func:`embedding_health`), for the gate.
+    """
     cvs = [cv for cv in cvs if cv["category"] in jobs]
     truth = [cv["category"] for cv in cvs]
-    stripped = evaluate_scores(*encoder_scores(model, [strip_title(cv["text"]) for cv in cvs], jobs, pooling, batch_size), truth) if cvs else evaluate_scores(np.zeros((0, 0)), sorted(jobs), [])
+    if not cvs:
+        return {**evaluate_scores(np.zeros((0, 0)), sorted(jobs), []), "text": "title stripped"}
+    cv_embeddings, job_embeddings, job_categories = embed_for_evaluation(model, [strip_title(cv["text"]) for cv in cvs], jobs, pooling, batch_size)
+    stripped = {**evaluate_scores(*category_scores(cv_embeddings, job_embeddings, job_categories), truth), "health": embedding_health(cv_embeddings, job_embeddings)}
     if not with_title:
         return {**stripped, "text": "title stripped"}
-    titled = evaluate_scores(*encoder_scores(model, [cv["text"] for cv in cvs], jobs, pooling, batch_size), truth) if cvs else stripped
+    titled = evaluate_scores(*encoder_scores(model, [cv["text"] for cv in cvs], jobs, pooling, batch_size), truth)
     return {**stripped, "text": "title stripped", "with_title": {"metrics": titled["metrics"]}}
 
 

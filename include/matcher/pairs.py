@@ -180,6 +180,30 @@ def split_corpus(cvs: list[dict], jobs: dict[str, list[str]], split: SplitConfig
     return by_split, unknown
 
 
+class UntrainableData(ValueError):
+    """The corpus cannot train a matcher: what it lacks is in the message."""
+
+
+def require_trainable(by_split: dict[str, list[dict]], corpus_size: int, unknown: list[str]) -> None:
+    """Refuse a training split that would teach the model nothing.
+
+    An empty split trains nothing; a split of one category gives every in-batch negative the anchor's
+    own category (``multiple_negatives`` loss 0) and the model no contrast to learn from.
+    """
+    train = by_split["train"]
+    if not train:
+        raise UntrainableData(
+            f"the training split is empty: the corpus holds {corpus_size} parsed CVs, {len(unknown)} of them in categories "
+            f"missing from the jobs file, and the rest fell in the held-out splits; add CVs under <raw prefix>/<CATEGORY>/"
+        )
+    categories = sorted({cv["category"] for cv in train})
+    if len(categories) < 2:
+        raise UntrainableData(
+            f"the training split holds CVs of one category only ({categories[0]!r}, {len(train)} CVs): a matcher learns by "
+            f"contrasting categories, so it needs CVs of at least two categories that the jobs file describes"
+        )
+
+
 def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: Storage) -> str:
     """Write ``<run>/pairs/{train,training_metadata,validation,test}.jsonl`` and ``jobs.json``."""
     from include.matcher.parse import load_corpus_texts
@@ -187,6 +211,7 @@ def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: 
     cvs = load_corpus_texts(corpus_uri, storage)
     jobs = load_job_descriptions(config.locations.jobs_file, storage)
     by_split, unknown = split_corpus(cvs, jobs, config.split)
+    require_trainable(by_split, len(cvs), unknown)
     training = config.training
     examples = training_examples(by_split["train"], jobs, training, storage)
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -99,10 +100,16 @@ class TrainingConfig:
             raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
-        if not self.learning_rate > 0:
-            raise ValueError("learning_rate must be positive")
-        if self.negative_ratio < 0:
-            raise ValueError("negative_ratio must not be negative")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive finite number, not {self.learning_rate!r}")
+        if self.checkpoint_steps < 1:
+            raise ValueError(f"checkpoint_steps must be at least 1, not {self.checkpoint_steps!r}")
+        if not (math.isfinite(self.warmup_ratio) and 0 <= self.warmup_ratio < 1):
+            raise ValueError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio!r}")
+        if not (math.isfinite(self.negative_ratio) and self.negative_ratio >= 0):
+            raise ValueError(f"negative_ratio must be a finite number >= 0, not {self.negative_ratio!r}")
+        if not (math.isfinite(self.hard_negative_margin) and 0 <= self.hard_negative_margin <= 1):
+            raise ValueError(f"hard_negative_margin must be in [0, 1], not {self.hard_negative_margin!r}")
         if self.hard_negatives < 0 or self.cached_mini_batch < 0:
             raise ValueError("hard_negatives and cached_mini_batch must not be negative")
 
@@ -135,6 +142,23 @@ class GateConfig:
     max_category_drop: float = 0.10
     min_category_support: int = 5
     min_primary: float = 0.30
+    # A candidate whose held-out CV vectors are this alike on average (mean pairwise cosine) has
+    # collapsed: it cannot rank anything, whatever its metrics say. Working models sit near 0.3.
+    max_mean_cosine: float = 0.95
+
+    def __post_init__(self) -> None:
+        from include.matcher.evaluation import METRICS
+
+        if self.primary_metric not in METRICS:
+            raise ValueError(f"primary_metric must be one of {METRICS}, not {self.primary_metric!r}")
+        if not (math.isfinite(self.min_improvement) and 0 <= self.min_improvement <= 1):
+            raise ValueError(f"min_improvement must be in [0, 1], not {self.min_improvement!r}")
+        for name in ("max_category_drop", "min_primary", "max_mean_cosine"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value <= 1):
+                raise ValueError(f"{name} must be in [0, 1], not {value!r}")
+        if self.min_category_support < 1:
+            raise ValueError(f"min_category_support must be at least 1, not {self.min_category_support!r}")
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> GateConfig:

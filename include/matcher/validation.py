@@ -31,15 +31,54 @@ def category_drops(candidate: dict, production: dict, gate: GateConfig) -> dict[
     return drops
 
 
-def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int) -> dict:
-    """The gate's decision: better overall by ``min_improvement``, no category collapsing, above the floor."""
+def non_finite_tensors(model) -> tuple[list[str], int]:
+    """Names of the model's weight tensors holding NaN or infinity, and how many tensors it has."""
+    import torch
+
+    named = list(model.named_parameters())
+    with torch.no_grad():
+        return [name for name, tensor in named if not bool(torch.isfinite(tensor).all())], len(named)
+
+
+def model_problems(model, health: dict | None, gate: GateConfig) -> list[str]:
+    """Why a candidate is broken whatever its metrics say: non-finite weights or vectors, collapse."""
+    problems = []
+    if model is not None and hasattr(model, "named_parameters"):
+        bad, total = non_finite_tensors(model)
+        if bad:
+            problems.append(f"{len(bad)} of {total} weight tensors hold NaN or infinite values (first: {bad[0]})")
+    if health:
+        if not health.get("finite", True):
+            problems.append("its embeddings hold NaN or infinite values")
+        if health.get("zero_vectors"):
+            problems.append(f"{health['zero_vectors']} held-out CVs embed to a zero vector")
+        if health.get("mean_cosine") is not None and health["mean_cosine"] > gate.max_mean_cosine:
+            problems.append(f"its embeddings have collapsed: held-out CVs have mean cosine similarity {health['mean_cosine']:.3f} (> {gate.max_mean_cosine:.2f})")
+    return problems
+
+
+def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int, problems: list[str] = ()) -> dict:
+    """The gate's decision: a sound model, better overall by ``min_improvement``, no category collapsing, above the floor.
+
+    ``problems`` (from :func:`model_problems`) refuse the candidate outright: a broken model is never
+    promoted, whatever its metrics.
+    """
     metric = gate.primary_metric
     if held_out == 0:
         return {"promote": False, "primary_metric": metric, "reason": "no held-out CVs to validate on"}
+    if problems:
+        return {
+            "promote": False,
+            "checks": {"healthy": False},
+            "primary_metric": metric,
+            "problems": list(problems),
+            "reason": "candidate refused as broken: " + "; ".join(problems),
+        }
     new, old = candidate["metrics"][metric], production["metrics"][metric]
     improvement = new - old
     drops = category_drops(candidate, production, gate)
     checks = {
+        "healthy": True,
         "improvement": improvement >= gate.min_improvement,
         "no_category_drop": not drops,
         "floor": new >= gate.min_primary,
@@ -80,10 +119,12 @@ def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locati
     base_name = base_model or TrainingConfig().base_model
     production_name = production["uri"] if production else base_name
 
-    candidate_result = evaluate_model(load_model(candidate_uri, storage), held_out, jobs)
+    candidate_model = load_model(candidate_uri, storage)
+    candidate_result = evaluate_model(candidate_model, held_out, jobs)
+    problems = model_problems(candidate_model, candidate_result.get("health"), gate)
     production_result = evaluate_model(load_model(production_name, storage), held_out, jobs)
     base_result = production_result if production_name == base_name else evaluate_model(load_model(base_name, storage), held_out, jobs)
-    decision = decide(candidate_result, production_result, gate, len(held_out))
+    decision = decide(candidate_result, production_result, gate, len(held_out), problems)
     report_uri = join_uri(candidate_uri, "validation_report.json")
     report = {
         "created_at": datetime.now(timezone.utc).isoformat(),
@@ -105,7 +146,7 @@ def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locati
     card_uri = join_uri(candidate_uri, "README.md")
     card = storage.get_bytes(card_uri).decode() if storage.exists(card_uri) else ""
     storage.put_bytes(card_uri, (card.split(MODEL_CARD_MARKER)[0].rstrip() + "\n\n" + MODEL_CARD_MARKER + "\n" + model_card_section(report)).encode())
-    log.info("validate: %s", decision["reason"])
+    (log.warning if problems else log.info)("validate: %s", decision["reason"])
     log.info("validate: report at %s (for people: %s)", report_uri, report["html_report"])
     return report_uri
 

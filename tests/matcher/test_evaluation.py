@@ -65,3 +65,39 @@ def test_tfidf_baseline_learns_from_the_training_split():
     held_out = [{"category": "CHEF", "text": "Head chef\nkitchen sauce menu"}, {"category": "PILOT", "text": "Captain\nflight cockpit runway"}]
     result = evaluate_tfidf_baseline(train, held_out, {"CHEF": ["x"], "PILOT": ["y"]})
     assert result["metrics"]["accuracy@1"] == 1.0
+
+
+def test_ties_count_against_the_truth():
+    """A model that scores every category alike ranks the truth last, never first."""
+    categories = ["A", "B", "C"]
+    all_tied = np.full((4, 3), 0.5)
+    assert ranks_of_truth(all_tied, categories, ["A", "B", "C", "A"]).tolist() == [3, 3, 3, 3]
+    assert retrieval_metrics(ranks_of_truth(all_tied, categories, ["A", "B", "C", "A"]))["accuracy@1"] == 0.0
+    partly = np.array([[0.9, 0.9, 0.1]])
+    assert ranks_of_truth(partly, categories, ["A"]).tolist() == [2]
+
+
+def test_scores_that_are_not_numbers_rank_last():
+    categories = ["A", "B", "C"]
+    scores = np.array([[np.nan, 0.2, 0.1], [np.nan, np.nan, np.nan], [np.inf, 0.3, 0.2], [0.1, np.nan, -np.inf]])
+    assert ranks_of_truth(scores, categories, ["A", "B", "A", "A"]).tolist() == [3, 3, 3, 1]
+
+
+def test_job_to_cv_breaks_ties_against_the_relevant_cvs():
+    tied = np.zeros((4, 2))
+    metrics = job_to_cv(tied, ["A", "B"], ["A", "B", "B", "B"], k=1)
+    assert metrics == {"job_to_cv_recall@10": 0.0, "job_to_cv_map@10": 0.0}
+
+
+def test_embedding_health_flags_collapse_zeros_and_nan():
+    from include.matcher.evaluation import embedding_health
+
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(20, 8))
+    spread /= np.linalg.norm(spread, axis=1, keepdims=True)
+    jobs = spread[:3]
+    assert embedding_health(spread, jobs)["mean_cosine"] < 0.3
+    collapsed = np.tile(spread[:1], (20, 1)) + rng.normal(scale=1e-4, size=(20, 8))
+    assert embedding_health(collapsed, jobs)["mean_cosine"] > 0.99
+    assert embedding_health(np.zeros((5, 8)), jobs)["zero_vectors"] == 5
+    assert embedding_health(np.full((5, 8), np.nan), jobs)["finite"] is False

@@ -2,6 +2,7 @@ import pytest
 
 from include.matcher.pairs import NegativeQuota, assign_split, build_examples, split_corpus
 from include.matcher.settings import SplitConfig
+from include.matcher.storage import join_uri
 from include.matcher.text import text_fingerprint
 
 JOBS = {"A": ["job a one", "job a two"], "B": ["job b"], "C": ["job c"]}
@@ -160,3 +161,33 @@ def test_training_reads_cvs_without_their_title_line_unless_asked():
     assert {row["anchor"] for row in kept.rows} == {"Senior A Specialist\nten years of a-work"}
     one_line = build_examples(cvs(1), JOBS, "multiple_negatives", 1.0, seed=0)  # nothing left once stripped: keep it whole
     assert {row["anchor"] for row in one_line.rows} == {"cv A 0", "cv B 0", "cv C 0"}
+
+
+def test_build_pairs_refuses_an_empty_or_single_category_training_split(storage, locations):
+    import pytest
+
+    from include.matcher.pairs import UntrainableData, build_pairs
+    from include.matcher.settings import PipelineConfig
+
+    storage.put_json(locations.jobs_file, {"CHEF": "Cook.", "PILOT": "Pilot."})
+    run = join_uri(locations.work, "runs", "one-category")
+    corpus = join_uri(run, "corpus.jsonl")
+
+    def corpus_of(cvs):
+        rows = []
+        for i, (category, text) in enumerate(cvs):
+            uri = join_uri(locations.work, "texts", f"{i}.json")
+            storage.put_json(uri, {"text": text})
+            rows.append({"key": f"{category}/{i}.txt", "category": category, "content_hash": str(i), "text_hash": text_fingerprint(text), "text_uri": uri, "chars": len(text)})
+        storage.put_jsonl(corpus, rows)
+
+    import random
+
+    words = "sauce grill pastry brasserie menu stock knife oven bread fish garnish plating station brigade butcher".split()
+    rng = random.Random(1)
+    corpus_of([("CHEF", " ".join(rng.choice(words) + str(rng.randrange(1000)) for _ in range(40))) for _ in range(30)])
+    with pytest.raises(UntrainableData, match="one category only .'CHEF'"):
+        build_pairs(corpus, run, PipelineConfig(locations=locations), storage)
+    corpus_of([("ASTRONAUT", "Spacewalks.")] * 3)
+    with pytest.raises(UntrainableData, match="training split is empty.*3 of them in categories missing from the jobs file"):
+        build_pairs(corpus, run, PipelineConfig(locations=locations), storage)

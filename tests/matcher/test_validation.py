@@ -74,3 +74,96 @@ def test_a_candidate_trained_on_shuffled_labels_is_refused(tmp_path, demo_folder
     decision = decide(candidate, production, GateConfig(min_improvement=0.0, min_category_support=3), held_out=len(held_out))
     assert candidate["metrics"]["mrr@10"] < production["metrics"]["mrr@10"], (candidate["metrics"], production["metrics"])
     assert not decision["promote"], decision
+
+
+def test_settings_refuse_values_that_would_break_training_or_the_gate():
+    import math
+
+    import pytest
+
+    for bad in (math.inf, math.nan, 0.0, -1e-5):
+        with pytest.raises(ValueError, match="learning_rate"):
+            TrainingConfig(learning_rate=bad)
+    with pytest.raises(ValueError, match="checkpoint_steps"):
+        TrainingConfig(checkpoint_steps=0)
+    with pytest.raises(ValueError, match="min_improvement"):
+        GateConfig(min_improvement=-0.1)
+    with pytest.raises(ValueError, match="min_improvement"):
+        GateConfig(min_improvement=math.nan)
+    with pytest.raises(ValueError, match="max_category_drop"):
+        GateConfig(max_category_drop=1.5)
+    with pytest.raises(ValueError, match="min_primary"):
+        GateConfig(min_primary=-0.01)
+    with pytest.raises(ValueError, match="primary_metric"):
+        GateConfig(primary_metric="accuracy")
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainingConfig.from_mapping({"learning_rate": "inf"})  # what a DAG param or CLI string becomes
+
+
+def test_a_broken_candidate_is_refused_whatever_its_metrics():
+    candidate = result(0.99, {"A": cat(1.0)})
+    decision = decide(candidate, result(0.5), GateConfig(), held_out=20, problems=["3 of 103 weight tensors hold NaN or infinite values (first: x)"])
+    assert not decision["promote"] and decision["checks"] == {"healthy": False}
+    assert decision["reason"].startswith("candidate refused as broken: 3 of 103 weight tensors")
+
+
+def _damaged_copy(base_model, tmp_path, how: str):
+    """The base model with its weights set to NaN or to zero, saved as a model folder."""
+    import copy
+
+    import torch
+
+    from include.matcher.models import load_model
+
+    model = copy.deepcopy(base_model)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(float("nan") if how == "nan" else 0.0)
+    model.save(str(tmp_path / how), create_model_card=False)
+    return load_model(str(tmp_path / how), device="cpu")
+
+
+HELD_OUT = [
+    {"category": "CHEF", "text": "Chef\nLine cook, prepared pasta and grilled dishes for 200 covers a night."},
+    {"category": "PILOT", "text": "Pilot\nCaptain with 5,000 flight hours on Airbus A320 aircraft."},
+    {"category": "CHEF", "text": "Cook\nPastry section, bread and desserts for a hotel restaurant."},
+    {"category": "PILOT", "text": "First officer\nInstrument rating, long-haul flights, crew resource management."},
+]
+JOBS = {"CHEF": ["Cook who prepares meals in a restaurant kitchen."], "PILOT": ["Aircraft pilot who flies commercial airplanes."]}
+
+
+def test_nan_and_all_zero_models_score_nothing_and_are_refused(base_model, tmp_path):
+    from include.matcher.validation import model_problems
+
+    production = evaluate_model(base_model, HELD_OUT, JOBS)
+    assert model_problems(base_model, production["health"], GateConfig()) == []
+    for how in ("nan", "zero"):
+        broken = _damaged_copy(base_model, tmp_path, how)
+        scored = evaluate_model(broken, HELD_OUT, JOBS)
+        assert scored["metrics"]["accuracy@1"] == 0.0 and scored["metrics"]["mrr@10"] == 0.5, (how, scored["metrics"])  # truth last of 2
+        problems = model_problems(broken, scored["health"], GateConfig())
+        decision = decide(scored, production, GateConfig(min_improvement=0.0, min_primary=0.0), held_out=len(HELD_OUT), problems=problems)
+        assert not decision["promote"] and "refused as broken" in decision["reason"], (how, decision)
+    assert any("weight tensors hold NaN" in p for p in model_problems(_damaged_copy(base_model, tmp_path, "nan"), None, GateConfig()))
+
+
+def test_validate_stage_writes_the_refusal_of_a_nan_candidate_into_its_report(storage, locations, base_model, tmp_path, caplog):
+    import logging
+
+    from include.matcher.storage import join_uri
+    from include.matcher.validation import validate
+
+    run = join_uri(locations.work, "runs", "nan-night")
+    pairs = join_uri(run, "pairs")
+    storage.put_jsonl(join_uri(pairs, "test.jsonl"), HELD_OUT)
+    storage.put_jsonl(join_uri(pairs, "train_cvs.jsonl"), HELD_OUT)
+    storage.put_json(join_uri(pairs, "jobs.json"), JOBS)
+    storage.put_json(join_uri(pairs, "summary.json"), {"data_hash": "h"})
+    _damaged_copy(base_model, tmp_path, "nan")
+    candidate = join_uri(run, "candidate")
+    storage.upload_dir(tmp_path / "nan", candidate)
+    with caplog.at_level(logging.INFO):
+        report_uri = validate(candidate, pairs, run, locations, GateConfig(min_improvement=0.0, min_primary=0.0), storage)
+    decision = storage.get_json(report_uri)["decision"]
+    assert not decision["promote"] and "weight tensors hold NaN" in decision["reason"]
+    assert "refused as broken" in caplog.text
