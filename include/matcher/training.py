@@ -4,7 +4,7 @@ Checkpoints go to ``<run>/checkpoints/`` on S3, so a retry after a killed worker
 last one instead of starting over.
 
 AdamW with linear warmup, a fixed seed, bf16 (or fp16) and a prefetching data loader on CUDA, fp32 on CPU. The candidate folder
-holds the model, its model card (``README.md``, written by sentence-transformers),
+holds the model, its model card (``README.md``, :mod:`include.matcher.model_card`: no training text),
 ``training_metadata.jsonl`` and ``training_config.json``.
 """
 
@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from include.matcher.model_card import FILE_NAME as MODEL_CARD
+from include.matcher.model_card import write_model_card
 from include.matcher.settings import TrainingConfig
 from include.matcher.storage import S3Uri, Storage, join_uri
 
@@ -129,6 +131,8 @@ def _s3_checkpoint_callback_class(storage: Storage, checkpoint_uri: str):
 
         def on_save(self, args, state, control, **kwargs):
             local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            # sentence-transformers' card quotes training CVs; a resume needs weights and state, not the card.
+            (local / MODEL_CARD).unlink(missing_ok=True)
             target = join_uri(checkpoint_uri, local.name)
             storage.upload_dir(local, target)
             storage.put_json(join_uri(checkpoint_uri, "latest.json"), {"step": state.global_step, "uri": target})
@@ -225,7 +229,7 @@ def train_model(
         result = trainer.train(resume_from_checkpoint=resume)
         seconds = time.monotonic() - started
 
-    model.save(str(output_dir))
+    model.save(str(output_dir), create_model_card=False)  # its card would quote training CVs
     with open(output_dir / "training_metadata.jsonl", "w") as handle:
         for row in metadata:
             handle.write(json.dumps(row, sort_keys=True) + "\n")
@@ -241,6 +245,7 @@ def train_model(
         "device": str(model.device),
     }
     (output_dir / "training_config.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
+    write_model_card(output_dir, stats)
     log.info("fine_tune: %d examples x %d epochs in %.1fs on %s", len(rows), config.epochs, seconds, model.device)
     return output_dir
 

@@ -23,3 +23,58 @@ def test_stages_never_log_cv_text(storage, locations, caplog):
         build_pairs(corpus, run, PipelineConfig(locations=locations), storage)
     assert caplog.records, "the stages should log something"
     assert SECRET not in caplog.text
+
+
+def test_no_artefact_outside_texts_and_pairs_holds_cv_text(storage, locations, caplog):
+    """A whole night over CVs that each carry a unique canary; then every object the pipeline wrote
+    outside ``texts/`` and ``pairs/`` (registry, embeddings, run reports, model cards), the Matcher
+    pages and every log line are scanned for any canary."""
+    import random
+    import uuid
+
+    from include.matcher.dashboard import render, report_html
+    from include.matcher.demo_data import JOB_DESCRIPTIONS, cv_text
+    from include.matcher.embeddings import refresh_embeddings
+    from include.matcher.registry import promote
+    from include.matcher.settings import GateConfig, TrainingConfig
+    from include.matcher.training import fine_tune
+    from include.matcher.validation import validate
+
+    rng = random.Random(3)
+    canaries = []
+    storage.put_json(locations.jobs_file, JOB_DESCRIPTIONS)
+    for category in JOB_DESCRIPTIONS:
+        for i in range(7):
+            canary = f"CANARY{uuid.uuid4().hex[:12]}"
+            canaries.append(canary)
+            title, name, *rest = cv_text(category, rng).split("\n")
+            body = "\n".join([title, f"{name} {canary}", *rest[:-1], f"Reference code {canary}.", rest[-1]])
+            storage.put_bytes(join_uri(locations.raw_cvs, category, f"cv{i}.txt"), body.encode())
+
+    run = join_uri(locations.work, "runs", "canary-night")
+    config = PipelineConfig(locations=locations, training=TrainingConfig(epochs=1, batch_size=8, max_seq_length=128))
+    gate = GateConfig(min_improvement=0.0, min_primary=0.0, max_category_drop=1.0)
+    with caplog.at_level(logging.DEBUG):
+        corpus = parse(ingest(run, locations, storage), run, locations, storage)
+        pairs = build_pairs(corpus, run, config, storage)
+        candidate = fine_tune(pairs, run, config.training, storage)
+        report_uri = validate(candidate, pairs, run, locations, gate, storage)
+        assert storage.get_json(report_uri)["decision"]["promote"], "the registry must be written for the scan to cover it"
+        version_uri = promote(report_uri, locations.registry, storage)
+        refresh_embeddings(version_uri, corpus, locations, storage)
+        pages = render(storage, locations) + report_html(storage, locations, "canary-night")
+
+    bucket = locations.work.split("/")[2]
+    texts, run_pairs = join_uri(locations.work, "texts"), join_uri(run, "pairs")
+    scanned = 0
+    for info in storage.list(f"s3://{bucket}"):
+        uri = f"s3://{bucket}/{info.key}"
+        if uri.startswith((texts + "/", run_pairs + "/", locations.raw_cvs + "/")):
+            continue
+        body = storage.get_bytes(uri).decode("utf-8", errors="replace")
+        scanned += 1
+        assert not [c for c in canaries if c in body], f"CV text leaked into {uri}"
+    assert scanned > 30 and storage.exists(join_uri(version_uri, "README.md"))
+    assert not [c for c in canaries if c in pages]
+    assert not [c for c in canaries if c in caplog.text]
+    assert any(c in storage.get_bytes(join_uri(run_pairs, "train.jsonl")).decode() for c in canaries)  # the scan would see them

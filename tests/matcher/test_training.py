@@ -154,7 +154,8 @@ def test_each_s3_checkpoint_replaces_the_one_before(storage, locations, tmp_path
         (folder / "1_Pooling").mkdir(parents=True)
         (folder / "model.safetensors").write_bytes(b"weights")
         (folder / "1_Pooling" / "config.json").write_text("{}")
+        (folder / "README.md").write_text("sentence-transformers' card, quoting training CVs")
         callback.on_save(SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(global_step=step), None)
     keys = sorted(info.key.split("/checkpoints/", 1)[1] for info in storage.list(checkpoints))
-    assert keys == ["checkpoint-12/1_Pooling/config.json", "checkpoint-12/model.safetensors", "latest.json"]
+    assert keys == ["checkpoint-12/1_Pooling/config.json", "checkpoint-12/model.safetensors", "latest.json"]  # no README.md
     assert storage.get_json(join_uri(checkpoints, "latest.json"))["step"] == 12
