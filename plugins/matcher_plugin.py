@@ -2,15 +2,56 @@
 
 The page is served by a FastAPI app mounted at /matcher on the API server; the HTML comes from
 include.matcher.dashboard, which reads the registry and the run reports on S3.
+
+Airflow does not authenticate a plugin's app (a mounted app inherits none of the API server's
+dependencies), so this one does it itself: every route requires a user whom the configured auth
+manager (SimpleAuthManager, FabAuthManager, ...) lets see plugins, from the same JWT (bearer header
+or the UI's cookie) as the rest of the API server. A browser without a session is sent to the
+login page; anything else gets 401. FastAPI's open /docs and /openapi.json are switched off.
+Every page is rendered here from JSON and escaped, and served with a Content-Security-Policy that
+forbids script, so nothing written to the work bucket can run in the Airflow origin.
 """
 
 from __future__ import annotations
 
-from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse, JSONResponse
+from urllib.parse import quote
 
-app = FastAPI(title="Matcher", description="CV-to-job matcher: model versions and gate decisions")
+from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+from airflow.api_fastapi.core_api.security import requires_access_view
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+
+app = FastAPI(
+    title="Matcher",
+    description="CV-to-job matcher: model versions and gate decisions",
+    dependencies=[Depends(requires_access_view(AccessView.PLUGINS))],
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+)
+
+
+@app.middleware("http")
+async def security_headers(request: Request, call_next):
+    response = await call_next(request)
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+@app.exception_handler(HTTPException)
+async def login_or_error(request: Request, error: HTTPException):
+    """A browser that is not logged in goes to Airflow's login page and back; API callers get the status."""
+    if error.status_code == 401 and "text/html" in request.headers.get("accept", ""):
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=quote(str(request.url), safe=":/?=&")), status_code=303)
+    return await http_exception_handler(request, error)
 
 
 def _context():
@@ -40,14 +81,14 @@ def validation_report(run: str) -> JSONResponse:
 
 
 @app.get("/report.html", response_class=HTMLResponse)
-def validation_report_page(run: str) -> str:
-    from include.matcher.dashboard import report_html
+def validation_report_page(run: str) -> HTMLResponse:
+    from include.matcher.dashboard import report_html, unknown_report_page
 
     storage, locations = _context()
     try:
-        return report_html(storage, locations, run)
-    except Exception as error:  # a missing or malformed run name is the caller's problem
-        raise HTTPException(status_code=404, detail=f"no validation report for run {run!r}") from error
+        return HTMLResponse(report_html(storage, locations, run))
+    except Exception:  # a missing, malformed or unreadable report: a page that says so
+        return HTMLResponse(unknown_report_page(run), status_code=404)
 
 
 class MatcherPlugin(AirflowPlugin):

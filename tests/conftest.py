@@ -35,6 +35,15 @@ os.environ.update(
 
 
 @pytest.fixture(scope="session")
+def airflow_db():
+    """The session's Airflow metadata database (SQLite in the throwaway AIRFLOW_HOME), migrated once."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy(), timeout=600)
+
+
+@pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A real SeaweedFS ``weed mini`` on free loopback ports, with keys, for the whole session."""
     from include.matcher import embedded_s3

@@ -14,13 +14,37 @@ from include.matcher.settings import GateConfig, Locations
 from include.matcher.storage import S3Uri, Storage, join_uri
 
 
-def run_reports(storage: Storage, locations: Locations) -> list[dict]:
-    """Every run's validation report (promoted or not), oldest first."""
+def run_reports(storage: Storage, locations: Locations) -> tuple[list[dict], list[str]]:
+    """Every run's validation report (promoted or not), oldest first; and the runs whose report is unreadable.
+
+    Anyone who can write the work bucket can put any bytes there: a report that is not the JSON
+    validation writes is listed as unreadable, never allowed to take the page down.
+    """
     runs = join_uri(locations.work, "runs")
     bucket = S3Uri.parse(runs).bucket
     keys = [info.key for info in storage.list(runs) if info.key.endswith("/candidate/validation_report.json")]
-    reports = [storage.get_json(f"s3://{bucket}/{key}") for key in keys]
-    return sorted(reports, key=lambda report: report["created_at"])
+    reports, unreadable = [], []
+    for key in keys:
+        try:
+            reports.append(readable_report(storage.get_json(f"s3://{bucket}/{key}")))
+        except (ValueError, KeyError, TypeError):
+            unreadable.append(key.removesuffix("/candidate/validation_report.json").rsplit("/", 1)[-1])
+    return sorted(reports, key=lambda report: report["created_at"]), unreadable
+
+
+def readable_report(report) -> dict:
+    """``report`` if it has the fields and types the page uses; ValueError otherwise."""
+    fields = {"created_at": str, "run": str, "version": str}
+    if not isinstance(report, dict) or any(not isinstance(report.get(name), kind) for name, kind in fields.items()):
+        raise ValueError("not a validation report")
+    decision = report.get("decision")
+    if not isinstance(decision, dict) or not isinstance(decision.get("promote"), bool) or not isinstance(decision.get("reason"), str):
+        raise ValueError("validation report without a decision")
+    for side in ("candidate_metrics", "production_metrics"):
+        metrics = (report.get(side) or {}).get("metrics")
+        if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
+            raise ValueError(f"validation report with unreadable {side}")
+    return report
 
 
 def chart(reports: list[dict], metric: str, width: int = 640, height: int = 180) -> str:
@@ -49,7 +73,7 @@ def render(storage: Storage, locations: Locations, report_link=lambda run: f"rep
     metric = GateConfig().primary_metric
     production = read_production(storage, locations.registry)
     versions = list_versions(storage, locations.registry)
-    reports = run_reports(storage, locations)
+    reports, unreadable = run_reports(storage, locations)
     live = production["version"] if production else None
     version_rows = "".join(
         f"<tr><td>{html.escape(v['version'])}{' <strong>(production)</strong>' if v['version'] == live else ''}</td>"
@@ -64,7 +88,7 @@ def render(storage: Storage, locations: Locations, report_link=lambda run: f"rep
         f"<td><a href=\"{html.escape(report_link(r['run'].rsplit('/', 1)[-1]))}\">report</a> "
         f"(<a href=\"{html.escape(json_link(r['run'].rsplit('/', 1)[-1]))}\">json</a>)</td></tr>"
         for r in reversed(reports)
-    )
+    ) + "".join(f"<tr><td>{html.escape(run)}</td><td>unreadable</td><td>its validation report is not one this page can read</td><td>-</td></tr>" for run in unreadable)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Matcher</title>
 <style>body{{font-family:sans-serif;margin:1.5rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style>
 </head><body><h1>Matcher</h1>
@@ -81,13 +105,23 @@ def report(storage: Storage, locations: Locations, run: str) -> dict:
 
 
 def report_html(storage: Storage, locations: Locations, run: str) -> str:
-    """The human-readable validation report of one run (rendered anew for reports that predate it)."""
+    """The human-readable validation report of one run, rendered (and escaped) from its JSON now.
+
+    The HTML copy stored beside the report is for people reading the bucket; serving stored HTML
+    would let whoever can write the bucket run script in the Airflow origin.
+    """
     from include.matcher.report import render_report
 
-    uri = _report_uri(locations, run, "validation_report.html")
-    if storage.exists(uri):
-        return storage.get_bytes(uri).decode()
-    return render_report(report(storage, locations, run))
+    return render_report(readable_report(report(storage, locations, run)))
+
+
+def unknown_report_page(run: str) -> str:
+    return (
+        '<!doctype html><html><head><meta charset="utf-8"><title>No report</title></head><body>'
+        f"<h1>No readable validation report for run {html.escape(run)}</h1>"
+        '<p>The run may not have reached validation, or its report is damaged. <a href="./">Back to the Matcher page</a>.</p>'
+        "</body></html>"
+    )
 
 
 def _report_uri(locations: Locations, run: str, name: str) -> str:

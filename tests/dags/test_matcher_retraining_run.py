@@ -23,11 +23,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def airflow_db():
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy(), timeout=600)
-
-
-@pytest.fixture(scope="module")
 def pipeline(s3_server, airflow_db, demo_night_folder, tmp_path_factory):
     """Demo data uploaded to a fresh bucket; the DAG loaded with MATCHER_* pointing there."""
     import uuid

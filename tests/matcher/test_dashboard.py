@@ -24,28 +24,3 @@ def test_page_shows_versions_production_chart_and_decisions(storage, locations):
     assert "<svg" in page and page.count("<circle") == 2
     assert 'href="report.html?run=night-25"' in page and 'href="report?run=night-25"' in page
     assert report(storage, locations, "night-25")["decision"]["promote"] is False
-
-
-
-
-def test_plugin_serves_the_page_and_reports(storage, locations, monkeypatch):
-    from fastapi.testclient import TestClient
-
-    for name, var in locations.ENV.items():
-        monkeypatch.setenv(var, getattr(locations, name))
-    put_night(storage, locations, "night-24", 0.7, True)
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("matcher_plugin", Path(__file__).resolve().parents[2] / "plugins" / "matcher_plugin.py")
-    plugin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plugin)
-    client = TestClient(plugin.app)
-    page = client.get("/")
-    assert page.status_code == 200 and "v-night-24" in page.text
-    assert client.get("/report", params={"run": "night-24"}).json()["version"] == "v-night-24"
-    assert client.get("/report", params={"run": "../etc"}).status_code == 404
-    storage.put_bytes(join_uri(locations.work, "runs", "night-24", "candidate", "validation_report.html"), b"<html>night 24 charts</html>")
-    assert "night 24 charts" in client.get("/report.html", params={"run": "night-24"}).text
-    assert client.get("/report.html", params={"run": "night-99"}).status_code == 404
-    assert plugin.MatcherPlugin.external_views[0]["href"] == "/matcher/"

@@ -1,0 +1,103 @@
+"""The Matcher page inside the real Airflow API server (``create_app()``): behind Airflow's login on
+every route, rendered from JSON with script forbidden, and robust to a damaged report."""
+
+from __future__ import annotations
+
+import pytest
+
+from include.matcher.storage import join_uri
+from tests.helpers import aws_connection_json
+from tests.matcher.test_dashboard import put_night
+
+ROUTES = ["/matcher/", "/matcher/report?run=night-24", "/matcher/report.html?run=night-24"]
+NOT_SERVED = ["/matcher/docs", "/matcher/openapi.json", "/matcher/redoc"]  # FastAPI's open docs: off
+
+
+@pytest.fixture
+def api_server(s3_server, airflow_db, locations, storage, monkeypatch):
+    """The API server app with the Matcher plugin, S3 through the aws_default connection, one night on record."""
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection_json(s3_server))
+    for name, var in locations.ENV.items():
+        monkeypatch.setenv(var, getattr(locations, name))
+    put_night(storage, locations, "night-24", 0.7, True)
+    from airflow.api_fastapi.app import create_app, get_auth_manager
+
+    app = create_app()
+    return TestClient(app, follow_redirects=False), get_auth_manager()
+
+
+def token_for(auth_manager, role: str = "viewer") -> str:
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return auth_manager.generate_jwt(SimpleAuthManagerUser(username=f"{role}-user", role=role))
+
+
+def test_every_plugin_route_refuses_anonymous_callers(api_server):
+    client, _ = api_server
+    assert client.get("/api/v2/dags").status_code == 401  # Airflow's own API, for comparison
+    for route in ROUTES:
+        response = client.get(route)
+        assert response.status_code in (401, 403), (route, response.status_code, response.text[:200])
+        assert "night-24" not in response.text
+    for route in NOT_SERVED:
+        assert client.get(route).status_code == 404, route
+    browser = client.get("/matcher/", headers={"Accept": "text/html"})
+    assert browser.status_code == 303 and "/login" in browser.headers["location"] and "next=" in browser.headers["location"]
+
+
+def test_a_forged_or_expired_token_is_refused(api_server):
+    client, auth_manager = api_server
+    assert client.get("/matcher/", headers={"Authorization": "Bearer not.a.jwt"}).status_code == 403
+    expired = auth_manager.generate_jwt(__import__("airflow.api_fastapi.auth.managers.simple.user", fromlist=["x"]).SimpleAuthManagerUser(username="v", role="viewer"), expiration_time_in_seconds=-10)
+    assert client.get("/matcher/", headers={"Authorization": f"Bearer {expired}"}).status_code == 401
+
+
+def test_logged_in_the_page_and_reports_render_without_script(api_server, storage, locations):
+    client, auth_manager = api_server
+    headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
+    page = client.get("/matcher/", headers=headers)
+    assert page.status_code == 200 and "v-night-24" in page.text
+    assert "script-src" not in page.headers["content-security-policy"] and "default-src 'none'" in page.headers["content-security-policy"]
+    client.cookies.set("_token", token_for(auth_manager, "admin"))  # the UI's session cookie works as well
+    assert client.get("/matcher/report", params={"run": "night-24"}).json()["version"] == "v-night-24"
+    client.cookies.clear()
+    assert client.get("/matcher/docs", headers=headers).status_code == 404  # no open API docs, logged in or not
+    assert client.get("/matcher/report", params={"run": "../etc"}, headers=headers).status_code == 404
+    assert client.get("/matcher/report.html", params={"run": "night-99"}, headers=headers).status_code == 404
+
+    # A stored HTML report is never served: the page is rendered from the JSON, escaped.
+    storage.put_bytes(join_uri(locations.work, "runs", "night-24", "candidate", "validation_report.html"), b"<script>alert(1)</script>")
+    evil = storage.get_json(join_uri(locations.work, "runs", "night-24", "candidate", "validation_report.json"))
+    evil.update(held_out={"count": 1}, decision={"promote": True, "reason": "<script>steal()</script>", "primary_metric": "mrr@10"})
+    evil["candidate_metrics"]["per_category"] = {}
+    evil["production"] = {"name": "base", "version": None}
+    storage.put_json(join_uri(locations.work, "runs", "night-24", "candidate", "validation_report.json"), evil)
+    report = client.get("/matcher/report.html", params={"run": "night-24"}, headers=headers)
+    assert report.status_code == 200 and "<script" not in report.text and "&lt;script&gt;steal()" in report.text
+    assert report.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_a_malformed_report_shows_as_unreadable_not_a_500(api_server, storage, locations):
+    client, auth_manager = api_server
+    headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
+    storage.put_bytes(join_uri(locations.work, "runs", "night-25", "candidate", "validation_report.json"), b"{not json")
+    storage.put_json(join_uri(locations.work, "runs", "night-26", "candidate", "validation_report.json"), {"created_at": 5})
+    page = client.get("/matcher/", headers=headers)
+    assert page.status_code == 200 and "v-night-24" in page.text
+    assert "night-25</td><td>unreadable" in page.text and "night-26</td><td>unreadable" in page.text
+    missing = client.get("/matcher/report.html", params={"run": "night-25"}, headers=headers)
+    assert missing.status_code == 404 and "No readable validation report" in missing.text
+
+
+def test_the_plugin_adds_the_page_to_the_browse_menu():
+    import importlib.util
+
+    from tests.helpers import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("matcher_plugin_module", PROJECT_ROOT / "plugins" / "matcher_plugin.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    assert plugin.MatcherPlugin.external_views[0]["href"] == "/matcher/"
+    assert plugin.MatcherPlugin.fastapi_apps[0]["url_prefix"] == "/matcher"
