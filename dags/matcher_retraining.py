@@ -112,7 +112,7 @@ def matcher_retraining():
         def check_for_new_data(manifest_uri: str) -> bool:
             """Skip the rest of the run when no CV is new or changed and the jobs file is unchanged."""
             manifest = s3_storage().get_json(manifest_uri)
-            log.info("files: %s; jobs file changed: %s", manifest["counts"], manifest["jobs_file"]["changed"])
+            log.info("files: %s; jobs file changed: %s; corpus not yet trained on: %s", manifest["counts"], manifest["jobs_file"]["changed"], manifest.get("untrained_corpus"))
             if not manifest["has_work"]:
                 log.info("Nothing new tonight: training is skipped (trigger with force_retrain to retrain anyway).")
                 log_run_summary()
@@ -209,11 +209,13 @@ def matcher_retraining():
     @timed
     def promote(report_uri: str) -> str:
         """Copy the candidate into the registry and swap the production pointer (compare-and-swap)."""
+        from include.matcher.ingest import record_trained
         from include.matcher.registry import promote as promote_stage
 
-        config, _ = _run()
+        config, run_uri = _run()
         storage = s3_storage()
         version_uri = promote_stage(report_uri, config.locations.registry, storage)
+        record_trained(run_uri, config.locations, storage, "promoted")
         entry = storage.get_json(f"{version_uri}/entry.json")
         get_current_context()["outlet_events"][PRODUCTION_MODEL].extra = {"version": entry["version"], "uri": version_uri, "metrics": entry["metrics"]}
         return version_uri

@@ -293,9 +293,13 @@ def cmd_validate(args) -> int:
 
 
 def cmd_promote(args) -> int:
+    from include.matcher.ingest import record_trained
     from include.matcher.registry import promote
 
-    emit(promote(args.report, Locations.from_env().registry, storage()))
+    store, locations = storage(), Locations.from_env()
+    version_uri = promote(args.report, locations.registry, store)
+    record_trained(store.get_json(args.report)["run"], locations, store, "promoted")
+    emit(version_uri)
     return 0
 
 

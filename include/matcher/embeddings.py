@@ -26,11 +26,11 @@ import logging
 import time
 from datetime import datetime, timezone
 
-from include.matcher.documents import SUPPORTED_EXTENSIONS, Rejected, extract_text
+from include.matcher.documents import REJECT_REASONS, SUPPORTED_EXTENSIONS, Rejected
 from include.matcher.encoding import cv_pooling
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.registry import swap_pointer
-from include.matcher.settings import Locations, shard_config_from_env
+from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
 from include.matcher.storage import S3Uri, Storage, join_uri
 
 log = logging.getLogger(__name__)
@@ -52,26 +52,40 @@ def current_uri(embeddings_uri: str) -> str:
     return join_uri(embeddings_uri, "current.json")
 
 
-def job_offer_records(locations: Locations, storage: Storage) -> tuple[list[dict], list[dict]]:
-    """Job descriptions from the jobs file plus parsed job-offer documents; and offer rejects."""
+def job_offer_records(locations: Locations, storage: Storage, limits: ParseLimits | None = None) -> tuple[list[dict], list[dict]]:
+    """Job descriptions from the jobs file plus parsed job-offer documents; and offer rejects.
+
+    Offer documents are as untrusted as CVs: they are parsed in the same isolated pool, with the
+    same time and memory limits, and what cannot be parsed is a reject with its reason.
+    """
+    from include.matcher.isolation import IsolatedParser, Job
+
+    limits = limits or parse_limits_from_env()
     jobs = load_job_descriptions(locations.jobs_file, storage)
     records = [
         {"id": f"{category}#{index}", "source": "job_description", "category": category, "text": text}
         for category, texts in sorted(jobs.items())
         for index, text in enumerate(texts)
     ]
-    rejects = []
+    rejects, offers = [], []
     bucket = S3Uri.parse(locations.job_offers).bucket
     for info in storage.list(locations.job_offers):
-        if not info.key.lower().endswith(SUPPORTED_EXTENSIONS):
-            rejects.append({"key": info.key, "reason": "unsupported_type"})
-            continue
-        try:
-            parsed = extract_text(storage.get_bytes(f"s3://{bucket}/{info.key}"), info.key)
-        except Rejected as rejected:
-            rejects.append({"key": info.key, "reason": rejected.reason, "detail": rejected.detail})
-            continue
-        records.append({"id": info.key, "source": "job_offer", "category": None, "text": parsed.text})
+        if info.key.lower().endswith(SUPPORTED_EXTENSIONS):
+            offers.append(info.key)
+        else:
+            rejects.append({"key": info.key, "reason": "unsupported_type", "detail": REJECT_REASONS["unsupported_type"]})
+    if offers:
+        blobs = storage.get_many([f"s3://{bucket}/{key}" for key in offers])
+        with IsolatedParser(limits.workers or None, limits.timeout_s, limits.memory_mb, limits) as pool:
+            parsed = dict(pool.map(Job(key, data, key) for key, data in zip(offers, blobs)))
+        for key in offers:
+            result = parsed[key]
+            if isinstance(result, Rejected):
+                rejects.append({"key": key, "reason": result.reason, "detail": result.detail})
+            else:
+                records.append({"id": key, "source": "job_offer", "category": None, "text": result.text})
+    for reject in rejects:
+        log.warning("refresh_embeddings: job offer %r rejected: %s", reject["key"], reject["reason"])
     return records, rejects
 
 

@@ -2,19 +2,33 @@
 
 The raw layout is ``<prefix>/<CATEGORY>/<file>``; the folder is the label. The stage compares a
 listing with the ingestion ledger (key -> ETag, size, category, outcome) and writes this run's
-manifest. It never changes the ledger: the parse stage commits each file's outcome, so a run that
-dies between the two stages leaves its files to be picked up again.
+manifest. It never changes the ledger: the parse stage commits each file's outcome.
+
+Re-runs and failed nights lose nothing:
+
+* The manifest is written once per run: a retried or cleared ``ingest`` returns the run's manifest
+  as it was, never a fresh diff against a ledger its own run already committed (that would be empty).
+* A parsed file is "seen", but the night's work is done only when a model was trained and judged on
+  it: :func:`record_trained` stores that corpus's fingerprint when the gate has decided. A night
+  whose ledger holds a corpus no finished night trained on (one that failed after parsing) has work,
+  even with no new file.
+* The jobs file is parsed here, with the parser ``build_pairs`` uses: a malformed one fails the run
+  before anything is marked as seen.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import datetime, timezone
 
 from include.matcher.documents import SUPPORTED_EXTENSIONS
+from include.matcher.jobs import parse_job_descriptions
+from include.matcher.registry import read_production
 from include.matcher.settings import Locations
 from include.matcher.storage import S3Uri, Storage, join_uri
+from include.matcher.text import category_name
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +45,44 @@ def read_ledger(storage: Storage, locations: Locations) -> tuple[dict, str | Non
     return json.loads(found[0]), found[1]
 
 
+def trained_state_uri(locations: Locations) -> str:
+    return join_uri(locations.work, "state", "last_trained.json")
+
+
+def corpus_fingerprint(parsed: list[dict], jobs_etag: str | None) -> str:
+    """What a night trains on: every parsed CV's (category, text fingerprint) and the jobs file's version."""
+    digest = hashlib.sha256()
+    for category, text_hash in sorted((row["category"], row["text_hash"]) for row in parsed):
+        digest.update(f"{category}\0{text_hash}\n".encode())
+    digest.update(f"jobs\0{jobs_etag}\n".encode())
+    return digest.hexdigest()
+
+
+def ledger_fingerprint(ledger: dict, jobs_etag: str | None) -> str | None:
+    """The fingerprint of the corpus the ledger describes (None when it holds no parsed CV)."""
+    parsed = [entry for entry in ledger["objects"].values() if entry.get("status") == "parsed"]
+    return corpus_fingerprint(parsed, jobs_etag) if parsed else None
+
+
+def record_trained(run_uri: str, locations: Locations, storage: Storage, outcome: str) -> None:
+    """Mark the run's corpus as trained on and judged (``outcome``: promoted / refused): a later night
+    with the same corpus and jobs file is quiet."""
+    found = storage.get_with_etag(join_uri(run_uri, "parse", "summary.json"))
+    if found is None:  # a stage run by hand outside a pipeline run: no corpus to record
+        log.info("ingest state: %r has no parse summary; nothing recorded", run_uri)
+        return
+    summary = json.loads(found[0])
+    state = {"fingerprint": summary["corpus_fingerprint"], "run": run_uri, "outcome": outcome, "recorded_at": datetime.now(timezone.utc).isoformat()}
+    storage.put_json(trained_state_uri(locations), state)
+    log.info("ingest state: corpus of %s recorded as trained on (%s)", run_uri, outcome)
+
+
 def classify_key(relative_key: str) -> tuple[str | None, str | None]:
     """(category, None) for a usable ``<CATEGORY>/<file>`` key, else (None, why it is skipped)."""
     parts = relative_key.split("/")
     if len(parts) != 2 or not parts[0] or not parts[1]:
         return None, "outside_layout"
-    category, filename = parts
+    category, filename = category_name(parts[0]), parts[1]
     if filename.startswith("."):
         return None, "hidden_file"
     if not filename.lower().endswith(SUPPORTED_EXTENSIONS):
@@ -48,7 +94,13 @@ def ingest(run_uri: str, locations: Locations, storage: Storage, *, force: bool 
     """List the raw prefix, diff it with the ledger and write ``<run>/manifest.json``.
 
     Returns the manifest's URI. ``force`` marks the run as wanting a retrain even without new files.
+    A run's manifest is written once: a re-run of the same run returns it unchanged.
     """
+    uri = join_uri(run_uri, "manifest.json")
+    if storage.exists(uri):
+        log.info("ingest: this run's manifest already exists; reusing %r", uri)
+        return uri
+    jobs = read_jobs_file(locations, storage)
     ledger, _ = read_ledger(storage, locations)
     known = ledger["objects"]
     raw = S3Uri.parse(locations.raw_cvs)
@@ -77,10 +129,8 @@ def ingest(run_uri: str, locations: Locations, storage: Storage, *, force: bool 
         )
 
     removed = sorted(key for key in known if key not in seen)
-    jobs = storage.head(locations.jobs_file)
-    if jobs is None:
-        raise FileNotFoundError(f"job descriptions not found at {locations.jobs_file}")
-    jobs_changed = jobs.etag != ledger.get("jobs_file_etag")
+    jobs_changed = jobs["etag"] != ledger.get("jobs_file_etag")
+    pending = untrained_corpus(ledger, storage, locations)
 
     manifest = {
         "created_at": datetime.now(timezone.utc).isoformat(),
@@ -88,8 +138,12 @@ def ingest(run_uri: str, locations: Locations, storage: Storage, *, force: bool 
         "items": items,
         "skipped": skipped,
         "removed": removed,
-        "jobs_file": {"uri": locations.jobs_file, "etag": jobs.etag, "changed": jobs_changed},
+        "jobs_file": {"uri": locations.jobs_file, "etag": jobs["etag"], "changed": jobs_changed, "categories": jobs["categories"]},
         "force_retrain": force,
+        "untrained_corpus": pending,
+        # The night judges its candidate against the production it started with, so a re-run of
+        # validate after promote compares with the same model, not with the candidate itself.
+        "production_at_start": read_production(storage, locations.registry),
         "counts": {
             "new": sum(i["change"] == "new" for i in items),
             "changed": sum(i["change"] == "changed" for i in items),
@@ -98,10 +152,32 @@ def ingest(run_uri: str, locations: Locations, storage: Storage, *, force: bool 
             "already_ingested": len(seen) - len(items),
         },
     }
-    manifest["has_work"] = bool(items or removed or jobs_changed or force)
-    uri = join_uri(run_uri, "manifest.json")
-    storage.put_json(uri, manifest)
-    log.info("ingest: %s -> %s", manifest["counts"], uri)
+    manifest["has_work"] = bool(items or removed or jobs_changed or force or pending)
+    storage.put_json(uri, manifest, if_none_match=True)
+    log.info("ingest: %s -> %r", manifest["counts"], uri)
+    if pending:
+        log.warning("ingest: the corpus already parsed has not been trained on by a finished night (an earlier night failed after parsing): retraining")
     for entry in skipped:
-        log.warning("ingest: skipped %s (%s)", entry["key"], entry["reason"])
+        log.warning("ingest: skipped %r (%s)", entry["key"], entry["reason"])
     return uri
+
+
+def read_jobs_file(locations: Locations, storage: Storage) -> dict:
+    """The jobs file's ETag and categories, parsed as ``build_pairs`` will parse it; a clear error if unusable."""
+    found = storage.get_with_etag(locations.jobs_file)
+    if found is None:
+        raise FileNotFoundError(f"job descriptions not found at {locations.jobs_file}")
+    try:
+        jobs = parse_job_descriptions(found[0])
+    except ValueError as error:
+        raise ValueError(f"the jobs file {locations.jobs_file} is not usable, so nothing was ingested: {error}") from error
+    return {"etag": found[1], "categories": sorted(jobs)}
+
+
+def untrained_corpus(ledger: dict, storage: Storage, locations: Locations) -> bool:
+    """Whether the ledger's parsed corpus differs from the one the last finished night trained on."""
+    current = ledger_fingerprint(ledger, ledger.get("jobs_file_etag"))
+    if current is None:
+        return False
+    found = storage.get_with_etag(trained_state_uri(locations))
+    return found is None or json.loads(found[0]).get("fingerprint") != current

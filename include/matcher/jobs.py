@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from include.matcher.text import category_name
+
 
 def parse_job_descriptions(raw: bytes | str) -> dict[str, list[str]]:
     """Validate and normalise ``job_descriptions.json`` to ``{category: [text, ...]}``."""
@@ -19,7 +21,9 @@ def parse_job_descriptions(raw: bytes | str) -> dict[str, list[str]]:
         texts = [value] if isinstance(value, str) else value
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             raise ValueError(f"category {category!r}: expected a non-empty text or list of non-empty texts")
-        jobs[category] = [t.strip() for t in texts]
+        if category_name(category) in jobs:
+            raise ValueError(f"category {category!r} appears twice (once in another Unicode normal form)")
+        jobs[category_name(category)] = [t.strip() for t in texts]
     return jobs
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 
 def text_fingerprint(text: str) -> str:
@@ -16,3 +17,8 @@ def strip_title(text: str) -> str:
     """Drop the first non-empty line, which in many resumes is the job title (and names the label)."""
     lines = text.strip().split("\n", 1)
     return lines[1].strip() if len(lines) > 1 else ""
+
+
+def category_name(name: str) -> str:
+    """A category as compared everywhere (folders, the jobs file): NFC-normalised, so ``é`` typed two ways is one category."""
+    return unicodedata.normalize("NFC", name)

@@ -8,10 +8,12 @@ candidate may be promoted only if it beats production on the primary metric by `
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timezone
 
 from include.matcher.evaluation import evaluate_model, evaluate_tfidf_baseline
+from include.matcher.ingest import record_trained
 from include.matcher.registry import read_production, version_for
 from include.matcher.settings import GateConfig, Locations, TrainingConfig
 from include.matcher.storage import Storage, join_uri
@@ -115,7 +117,7 @@ def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locati
     train_cvs = storage.get_jsonl(join_uri(pairs_uri, "train_cvs.jsonl"))
     jobs = storage.get_json(join_uri(pairs_uri, "jobs.json"))
     pairs_summary = storage.get_json(join_uri(pairs_uri, "summary.json"))
-    production = read_production(storage, locations.registry)
+    production = production_for(run_uri, locations, storage)
     base_name = base_model or TrainingConfig().base_model
     production_name = production["uri"] if production else base_name
 
@@ -147,11 +149,21 @@ def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locati
     card = storage.get_bytes(card_uri).decode() if storage.exists(card_uri) else ""
     storage.put_bytes(card_uri, (card.split(MODEL_CARD_MARKER)[0].rstrip() + "\n\n" + MODEL_CARD_MARKER + "\n" + model_card_section(report)).encode())
     (log.warning if problems else log.info)("validate: %s", decision["reason"])
+    if not decision["promote"]:
+        record_trained(run_uri, locations, storage, "refused")  # the night's work is done: production stays
     log.info("validate: report at %s (for people: %s)", report_uri, report["html_report"])
     return report_uri
 
 
 MODEL_CARD_MARKER = "<!-- matcher evaluation -->"
+
+
+def production_for(run_uri: str, locations: Locations, storage: Storage) -> dict | None:
+    """The production model the run started with (its manifest says), else the one in production now."""
+    found = storage.get_with_etag(join_uri(run_uri, "manifest.json"))
+    if found is not None and "production_at_start" in json.loads(found[0]):
+        return json.loads(found[0])["production_at_start"]
+    return read_production(storage, locations.registry)
 
 
 def training_summary(storage: Storage, candidate_uri: str) -> dict | None:

@@ -73,6 +73,36 @@ def run_uri_of(dag_run, locations) -> str:
     return locations.run_uri(dag_run.run_id)
 
 
+VOLATILE = {"created_at", "recorded_at", "written_at", "updated_at", "train_seconds", "examples_per_second", "seconds", "encode_seconds", "cache_hits"}
+
+
+def _steady(value):
+    """A JSON value without the fields that say when or how fast, not what."""
+    if isinstance(value, dict):
+        return {k: _steady(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_steady(v) for v in value]
+    return value
+
+
+def artefacts(storage, prefix: str) -> dict:
+    """What a run wrote under ``prefix``, comparable across re-runs (timings and renders left out)."""
+    import json
+
+    bucket = prefix.split("/")[2]
+    found = {}
+    for info in storage.list(prefix):
+        if "/timings/" in info.key or info.key.endswith((".md", ".html")):
+            continue
+        body = storage.get_bytes(f"s3://{bucket}/{info.key}")
+        if info.key.endswith(".json"):
+            body = _steady(json.loads(body))
+        elif info.key.endswith(".jsonl"):
+            body = [_steady(json.loads(line)) for line in body.splitlines()]
+        found[info.key] = body
+    return found
+
+
 def test_three_nights_and_a_rollback(pipeline):
     dags, locations, storage = pipeline
     dag = dags["matcher_retraining"]
@@ -126,6 +156,16 @@ def test_three_nights_and_a_rollback(pipeline):
 
     assert asset_event_extras("matcher_production_model")[-1]["version"] == production["version"]
     assert asset_event_extras("matcher_current_embeddings")[-1]["version"] == production["version"]
+
+    # Clear the whole night and run every task again under the same run id: the same artefacts, the
+    # same production, the embeddings left as they are (nothing changed: the refresh plans no shard).
+    before = {**artefacts(storage, run), **artefacts(storage, locations.registry), **artefacts(storage, locations.embeddings)}
+    again = dag.test(logical_date=first.logical_date, run_after=first.run_after, run_conf={"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0})
+    assert again.run_id == first.run_id and str(again.state) in ("success", "DagRunState.SUCCESS"), states(again)
+    assert states(again)["promote"] == "success" and states(again)["refresh_embeddings.publish"] == "skipped", states(again)
+    after = {**artefacts(storage, run), **artefacts(storage, locations.registry), **artefacts(storage, locations.embeddings)}
+    assert sorted(after) == sorted(before)
+    assert [key for key in before if before[key] != after[key]] == []
 
     # Night 2: nothing new -> stops after ingest, downstream skipped, run green, production untouched.
     quiet = dag.test()
