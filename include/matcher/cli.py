@@ -30,9 +30,25 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
-    # Libraries print progress to stdout; keep stdout for the command's result alone.
-    with contextlib.redirect_stdout(sys.stderr):
-        return args.handler(args) or 0
+    try:
+        # Libraries print progress to stdout; keep stdout for the command's result alone.
+        with contextlib.redirect_stdout(sys.stderr):
+            return args.handler(args) or 0
+    except USER_ERRORS as error:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+class UsageError(ValueError):
+    """A command called with flags that do not fit together."""
+
+
+# What a user can cause and fix (a missing object or file, a bad value, an unknown version): one
+# line, exit status 2. Anything else is a bug and keeps its traceback; MATCHER_LOG_LEVEL=DEBUG
+# shows the traceback of these too.
+USER_ERRORS = (ValueError, LookupError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +216,10 @@ def cmd_upload(args) -> int:
     named = {"cvs": "raw_cvs", "jobs-file": "jobs_file", "job-offers": "job_offers"}
     target = getattr(Locations.from_env(), named[args.to]) if args.to in named else args.to
 
+    if not source.exists():
+        raise FileNotFoundError(f"nothing to upload: {str(source)!r} does not exist")
+    if source.is_dir() and not any(p.is_file() for p in source.rglob("*")):
+        raise FileNotFoundError(f"nothing to upload: the folder {str(source)!r} holds no files")
     store.ensure_bucket(S3Uri.parse(target).bucket)
     if source.is_file():
         store.put_bytes(target, source.read_bytes())
@@ -246,12 +266,12 @@ def cmd_fine_tune(args) -> int:
         from include.matcher.training import fine_tune
 
         if not args.run_id:
-            raise SystemExit("--pairs needs --run-id")
+            raise UsageError("--pairs needs --run-id")
         emit(fine_tune(args.pairs, run_uri(args.run_id), config, storage()))
         return 0
     missing = [flag for flag, value in (("--data-root", args.data_root), ("--jobs-file", args.jobs_file), ("--output", args.output)) if not value]
     if missing:
-        raise SystemExit(f"fine-tune needs {', '.join(missing)} (or --pairs and --run-id in stage mode)")
+        raise UsageError(f"fine-tune needs {', '.join(missing)} (or --pairs and --run-id in stage mode)")
     return legacy_fine_tune(args.data_root, args.jobs_file, args.output, config)
 
 
@@ -269,7 +289,7 @@ def legacy_fine_tune(data_root: str, jobs_file: str, output: str, config: Traini
     require_trainable(by_split, len(cvs), unknown)
     examples = training_examples(by_split["train"], jobs, config, store)
     for reject in rejects:
-        logging.getLogger("fine_tune").warning("skipped %s: %s", reject["key"], reject["reason"])
+        logging.getLogger("fine_tune").warning("skipped %r: %s", reject["key"], reject["reason"])
     logging.getLogger("fine_tune").info(
         "%d CVs (%s), %d rejected, %d without a job description -> %d examples",
         len(cvs), {k: len(v) for k, v in by_split.items()}, len(rejects), len(unknown), len(examples.rows),
@@ -316,17 +336,16 @@ def cmd_evaluate(args) -> int:
     from include.matcher.models import load_model
     from include.matcher.pairs import split_corpus
     from include.matcher.sources import load_labelled_cvs
-    from include.matcher.text import strip_title
 
     store = storage() if any(str(p).startswith("s3://") for p in (args.model, args.data_root, args.jobs_file)) or args.model == "production" else None
     cvs, _ = load_labelled_cvs(args.data_root, store)
     jobs = load_job_descriptions(args.jobs_file, store)
     by_split, _ = split_corpus(cvs, jobs, SplitConfig())
     selected = [cv for rows in by_split.values() for cv in rows] if args.split == "all" else by_split[args.split]
-    if args.strip_title:
-        selected = [{**cv, "text": strip_title(cv["text"])} for cv in selected]
     result = evaluate_model(load_model(args.model, store), selected, jobs)
-    emit({"model": args.model, "split": args.split, "strip_title": args.strip_title, **result["metrics"]})
+    # evaluate_model strips each title itself (its primary numbers); "with_title" reads the CVs as they are.
+    metrics = result["metrics"] if args.strip_title else result.get("with_title", result)["metrics"]
+    emit({"model": args.model, "split": args.split, "strip_title": args.strip_title, **metrics})
     return 0
 
 

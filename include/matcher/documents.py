@@ -155,14 +155,15 @@ def _docx_text(data: bytes, limits: ParseLimits) -> str:
     if uncompressed > limits.max_docx_uncompressed_bytes:
         raise Rejected("too_large", f"{uncompressed} bytes uncompressed > limit {limits.max_docx_uncompressed_bytes}")
     names = {entry.filename for entry in entries}
-    if "word/document.xml" not in names:
-        what = "an XLSX workbook" if "xl/workbook.xml" in names else f"a zip without word/document.xml ({len(names)} entries)"
+    main_part = _main_document_part(archive, names)
+    if main_part is None:
+        what = "an XLSX workbook" if "xl/workbook.xml" in names else f"a zip without a Word main document ({len(names)} entries)"
         raise Rejected("wrong_type", f"not a DOCX: {what}")
 
     import docx  # python-docx parses with resolve_entities=False: no external entities are fetched
 
-    if b"purl.oclc.org/ooxml/wordprocessingml" in archive.read("word/document.xml")[:4096]:
-        return _strict_docx_text(archive)  # python-docx reads only Transitional OOXML
+    if b"purl.oclc.org/ooxml/wordprocessingml" in archive.read(main_part)[:4096]:
+        return _strict_docx_text(archive, main_part)  # python-docx reads only Transitional OOXML
     try:
         document = docx.Document(io.BytesIO(data))
         parts: list[str] = []
@@ -180,15 +181,53 @@ def _docx_text(data: bytes, limits: ParseLimits) -> str:
     return "\n".join(parts)
 
 
-def _strict_docx_text(archive: zipfile.ZipFile) -> str:
+MAIN_DOCUMENT_RELATIONSHIPS = (
+    "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument",
+    "http://purl.oclc.org/ooxml/officeDocument/relationships/officeDocument",  # Strict
+)
+WORD_CONTENT_TYPES = ("wordprocessingml.document.main+xml", "wordprocessingml.template.main+xml", "ms-word.document.macroEnabled.main+xml")
+
+
+def _hardened_xml_parser():
+    from lxml import etree
+
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
+
+
+def _main_document_part(archive: zipfile.ZipFile, names: set[str]) -> str | None:
+    """The package's main Word part, found as python-docx finds it: the officeDocument relationship of
+    ``_rels/.rels`` (its name need not be ``word/document.xml``), checked against ``[Content_Types].xml``.
+    None when the package has no Word main part (another OOXML type, or no package at all)."""
+    from lxml import etree
+
+    if "_rels/.rels" not in names:
+        return "word/document.xml" if "word/document.xml" in names else None
+    try:
+        rels = etree.fromstring(archive.read("_rels/.rels"), _hardened_xml_parser())
+    except etree.XMLSyntaxError as error:
+        raise Rejected("corrupt", f"_rels/.rels is not well-formed XML: {error}") from error
+    targets = [r.get("Target", "") for r in rels if r.get("Type") in MAIN_DOCUMENT_RELATIONSHIPS and r.get("TargetMode") != "External"]
+    part = targets[0].lstrip("/") if targets else None
+    if part is None or part not in names:
+        return None
+    if "[Content_Types].xml" not in names:
+        return None
+    try:
+        types = etree.fromstring(archive.read("[Content_Types].xml"), _hardened_xml_parser())
+    except etree.XMLSyntaxError as error:
+        raise Rejected("corrupt", f"[Content_Types].xml is not well-formed XML: {error}") from error
+    declared = {o.get("PartName", "").lstrip("/"): o.get("ContentType", "") for o in types if etree.QName(o).localname == "Override"}
+    return part if declared.get(part, "").endswith(WORD_CONTENT_TYPES) else None
+
+
+def _strict_docx_text(archive: zipfile.ZipFile, main_part: str = "word/document.xml") -> str:
     """Text of an ISO 29500 Strict DOCX: paragraphs of ``w:t`` runs, read with a hardened XML parser."""
     from lxml import etree
 
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
     try:
-        root = etree.fromstring(archive.read("word/document.xml"), parser)
+        root = etree.fromstring(archive.read(main_part), _hardened_xml_parser())
     except etree.XMLSyntaxError as error:
-        raise Rejected("corrupt", f"word/document.xml is not well-formed XML: {error}") from error
+        raise Rejected("corrupt", f"{main_part} is not well-formed XML: {error}") from error
     paragraphs = ("".join(node.text or "" for node in p.iter() if etree.QName(node).localname == "t") for p in root.iter() if etree.QName(p).localname == "p")
     return "\n".join(paragraphs)
 

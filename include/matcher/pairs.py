@@ -175,9 +175,20 @@ def split_corpus(cvs: list[dict], jobs: dict[str, list[str]], split: SplitConfig
         else:
             known.append(cv)
     group_of = near_duplicate_groups(known) if "text" in (known[0] if known else {}) else {cv["key"]: cv["text_hash"] for cv in known}
+    ambiguous = set(several_categories(known, group_of))
     for cv in known:
-        by_split[assign_split(group_of[cv["key"]], split)].append(cv)
+        # One text filed under two categories has no single right answer to be judged on: train only.
+        by_split["train" if cv["key"] in ambiguous else assign_split(group_of[cv["key"]], split)].append(cv)
     return by_split, unknown
+
+
+def several_categories(cvs: list[dict], group_of: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """CVs whose text (or near-duplicate group) is filed under more than one category: key -> those categories."""
+    group_of = group_of or {cv["key"]: cv["text_hash"] for cv in cvs}
+    categories: dict[str, set[str]] = {}
+    for cv in cvs:
+        categories.setdefault(group_of[cv["key"]], set()).add(cv["category"])
+    return {cv["key"]: sorted(categories[group_of[cv["key"]]]) for cv in cvs if len(categories[group_of[cv["key"]]]) > 1}
 
 
 class UntrainableData(ValueError):
@@ -231,11 +242,15 @@ def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: 
         "cvs_by_split": {name: len(rows) for name, rows in by_split.items()},
         "categories": sorted(jobs),
         "cvs_without_job_description": unknown,
+        # Positives for every category they are filed under, and kept out of the held-out splits.
+        "cvs_under_several_categories": several_categories([cv for cv in cvs if cv["category"] in jobs]),
         "data_hash": data_hash(cvs, jobs),
     }
     storage.put_json(join_uri(pairs_uri, "summary.json"), summary)
     if unknown:
         log.warning("build_pairs: %d CVs have a category missing from the jobs file", len(unknown))
+    if summary["cvs_under_several_categories"]:
+        log.warning("build_pairs: %d CVs share their text with a CV of another category: trained on, never held out", len(summary["cvs_under_several_categories"]))
     log.info("build_pairs: %s", json.dumps({k: summary[k] for k in ("examples", "labels", "cvs_by_split")}))
     return pairs_uri
 

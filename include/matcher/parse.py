@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from include.matcher.documents import REJECT_REASONS, Rejected
 from include.matcher.ingest import corpus_fingerprint, ledger_uri, read_ledger
 from include.matcher.isolation import IsolatedParser, Job
+from include.matcher.pairs import several_categories
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
 from include.matcher.storage import Storage, join_uri
 from include.matcher.text import text_fingerprint
@@ -161,12 +162,15 @@ def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, loc
         "corpus_size": len(corpus),
         "corpus_fingerprint": corpus_fingerprint(corpus, manifest["jobs_file"]["etag"]),
         "corpus_categories": dict(Counter(row["category"] for row in corpus)),
+        "same_text_in_several_categories": several_categories(corpus),
     }
     storage.put_json(join_uri(run_uri, "parse", "summary.json"), summary)
     log.info("parse: %d parsed, %d rejected %s; rejects at %r", len(parsed), len(rejects), summary["rejects_by_reason"], rejects_uri)
     for reject in rejects:
         log.warning("parse: rejected %r: %s (%r)", reject["key"], reject["reason"], reject["detail"][:200])
     log.info("parse: corpus of %d CVs at %r", len(corpus), corpus_uri)
+    if summary["same_text_in_several_categories"]:
+        log.warning("parse: %d CVs have the same text as a CV filed under another category (see summary.json)", len(summary["same_text_in_several_categories"]))
     return corpus_uri
 
 

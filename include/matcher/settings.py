@@ -240,7 +240,10 @@ class PipelineConfig:
 
 def safe_run_id(run_id: str) -> str:
     """An Airflow run id made safe for an S3 key segment (``manual__2026-01-01T02:00:00+00:00``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-") or "run"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-")
+    if not safe.strip("."):
+        raise ValueError(f"run id {run_id!r} cannot name a run folder: use letters, digits, '.', '_' or '-'")
+    return safe
 
 
 def _boolean(value: Any) -> bool:

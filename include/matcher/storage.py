@@ -40,6 +40,10 @@ class PreconditionFailed(RuntimeError):
     """A conditional write lost its race: the object changed since it was read."""
 
 
+class MissingObject(FileNotFoundError):
+    """An object that was asked for by URI does not exist."""
+
+
 TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500"}
 
 
@@ -137,7 +141,12 @@ class Storage:
     @with_retries
     def get_bytes(self, uri: str) -> bytes:
         loc = S3Uri.parse(uri)
-        return self.client.get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
+        try:
+            return self.client.get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read()
+        except ClientError as error:
+            if _is_not_found(error) or error.response.get("Error", {}).get("Code") == "NoSuchBucket":
+                raise MissingObject(f"no object at {uri}") from error
+            raise
 
     @with_retries
     def get_with_etag(self, uri: str) -> tuple[bytes, str] | None:

@@ -59,3 +59,43 @@ def test_fine_tune_on_a_slice_of_the_real_resumes(tmp_path, shared_data):
     assert all(row["source_key"].endswith(".pdf") for row in metadata)
     lines = run_cli("evaluate", "--model", str(output), "--data-root", str(slice_root), "--jobs-file", str(jobs_file), "--split", "all", "--strip-title")
     assert json.loads(lines[-1])["count"] == 24
+
+
+def cli_error(*args, env=None):
+    """Run a command that must fail as a user error: exit 2, one line ``error: ...``, no traceback."""
+    result = subprocess.run([sys.executable, "-m", "include.matcher", *args], cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    return errors[0]
+
+
+def test_user_errors_are_one_line_with_exit_status_2(tmp_path, s3_server, locations):
+    env = {var: getattr(locations, name) for name, var in locations.ENV.items()}
+    missing = f"{locations.work}/runs/nope/manifest.json"
+    assert cli_error("parse", "--manifest", missing, "--run-id", "nope", env=env) == f"error: no object at {missing}"
+    assert "does not exist" in cli_error("upload", str(tmp_path / "no-such-folder"), "--to", "cvs", env=env)
+    for run_id in (".", ".."):
+        assert "cannot name a run folder" in cli_error("ingest", "--run-id", run_id, env=env)
+    broken_jobs = tmp_path / "jobs.json"
+    broken_jobs.write_text("{not json")
+    assert "not valid JSON" in cli_error("fine-tune", "--data-root", str(tmp_path), "--jobs-file", str(broken_jobs), "--output", str(tmp_path / "m"))
+    assert "learning_rate" in cli_error("fine-tune", "--data-root", str(tmp_path), "--jobs-file", str(broken_jobs), "--output", str(tmp_path / "m"), "--learning-rate", "inf")
+
+
+def test_evaluate_strip_title_strips_exactly_one_line(tmp_path, capfd):
+    """Line 1 is a title, line 2 the only line that tells the CVs apart: one strip keeps it, two would not."""
+    from include.matcher.cli import main
+
+    jobs = {"CHEF": "Cook who prepares meals in a restaurant kitchen.", "PILOT": "Aircraft pilot who flies commercial airplanes."}
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    lines = {"CHEF": ["Grill cook preparing steaks and sauces in a busy restaurant kitchen.", "Pastry cook baking bread and desserts for a hotel restaurant."],
+             "PILOT": ["Airline captain flying Airbus A320 passenger jets.", "First officer flying commercial Boeing 737 airplanes."]}  # fmt: skip
+    for category, distinctive in lines.items():
+        (tmp_path / "cvs" / category).mkdir(parents=True)
+        for i, line in enumerate(distinctive):
+            text = f"Candidate profile {i}\n{line}\n" + "Reliable, organised and punctual; references on request. " * 3
+            (tmp_path / "cvs" / category / f"{i}.txt").write_text(text)
+    assert main(["evaluate", "--model", "all-MiniLM-L6-v2", "--data-root", str(tmp_path / "cvs"), "--jobs-file", str(tmp_path / "jobs.json"), "--split", "all", "--strip-title"]) == 0
+    metrics = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
+    assert metrics["strip_title"] is True and metrics["accuracy@1"] == 1.0, metrics

@@ -95,3 +95,27 @@ def test_generated_demo_cv_parses(tmp_path):
 
     text = cv_text("FINANCE", random.Random(1))
     assert "Synthetic CV" in extract_text(render_pdf(text), "x.pdf").text
+
+
+def test_a_docx_whose_main_part_has_another_name_is_read_through_its_relationships():
+    import zipfile
+
+    from docx import Document
+
+    buffer = io.BytesIO()
+    document = Document()
+    document.add_paragraph("Head chef with ten years in French brasseries, sauces and pastry; menu costing, purchasing and staff rotas for two sites.")
+    document.save(buffer)
+    renamed = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(renamed, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            name = item.filename
+            if name == "word/document.xml":
+                name = "word/main.xml"
+            elif name == "word/_rels/document.xml.rels":
+                name = "word/_rels/main.xml.rels"
+            elif name in ("_rels/.rels", "[Content_Types].xml"):
+                data = data.replace(b"word/document.xml", b"word/main.xml")
+            target.writestr(name, data)
+    assert "Head chef" in extract_text(renamed.getvalue(), "cv.docx").text

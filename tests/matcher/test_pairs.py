@@ -191,3 +191,30 @@ def test_build_pairs_refuses_an_empty_or_single_category_training_split(storage,
     corpus_of([("ASTRONAUT", "Spacewalks.")] * 3)
     with pytest.raises(UntrainableData, match="training split is empty.*3 of them in categories missing from the jobs file"):
         build_pairs(corpus, run, PipelineConfig(locations=locations), storage)
+
+
+def test_the_same_text_under_two_categories_is_reported_and_never_held_out():
+    from include.matcher.pairs import several_categories
+
+    twin = "Bookkeeper and payroll clerk; month-end close, invoices and ledger reconciliation for a retail chain."
+    corpus = cvs(20) + [
+        {"key": f"{category}/twin.txt", "category": category, "text": twin, "text_hash": text_fingerprint(twin)} for category in ("A", "B")
+    ]
+    assert several_categories(corpus) == {"A/twin.txt": ["A", "B"], "B/twin.txt": ["A", "B"]}
+    by_split, _ = split_corpus(corpus, JOBS, SplitConfig(validation_fraction=0.45, test_fraction=0.45))
+    held_out = {cv["key"] for name in ("validation", "test") for cv in by_split[name]}
+    assert {"A/twin.txt", "B/twin.txt"} <= {cv["key"] for cv in by_split["train"]} and not held_out & {"A/twin.txt", "B/twin.txt"}
+
+
+def test_category_names_are_compared_nfc_normalised():
+    import unicodedata
+
+    from include.matcher.ingest import classify_key
+    from include.matcher.jobs import parse_job_descriptions
+
+    composed, decomposed = unicodedata.normalize("NFC", "CAFÉ"), unicodedata.normalize("NFD", "CAFÉ")
+    assert composed != decomposed
+    assert classify_key(f"{decomposed}/cv.txt") == (composed, None)
+    assert list(parse_job_descriptions(f'{{"{decomposed}": "Runs a café."}}'.encode())) == [composed]
+    with pytest.raises(ValueError, match="appears twice"):
+        parse_job_descriptions(f'{{"{decomposed}": "a", "{composed}": "b"}}'.encode())

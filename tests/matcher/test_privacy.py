@@ -78,3 +78,15 @@ def test_no_artefact_outside_texts_and_pairs_holds_cv_text(storage, locations, c
     assert not [c for c in canaries if c in pages]
     assert not [c for c in canaries if c in caplog.text]
     assert any(c in storage.get_bytes(join_uri(run_pairs, "train.jsonl")).decode() for c in canaries)  # the scan would see them
+
+
+def test_object_keys_are_logged_escaped_so_a_key_cannot_forge_a_log_line(storage, locations, caplog):
+    storage.put_json(locations.jobs_file, {"CHEF": "Cook.", "PILOT": "Pilot."})
+    forged = "CHEF/x.pdf\nERROR all CVs deleted"
+    storage.put_bytes(join_uri(locations.raw_cvs, forged), b"not a pdf at all " * 10)
+    storage.put_bytes(join_uri(locations.raw_cvs, "CHEF", "notes\nWARNING forged.md"), b"x")
+    run = join_uri(locations.work, "runs", "forged-keys")
+    with caplog.at_level(logging.INFO):
+        parse(ingest(run, locations, storage), run, locations, storage)
+    assert "\nERROR all CVs deleted" not in caplog.text and "\\nERROR all CVs deleted" in caplog.text
+    assert "\nWARNING forged" not in caplog.text
