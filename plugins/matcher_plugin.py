@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
-from airflow.api_fastapi.core_api.security import requires_access_view
+from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -25,10 +25,21 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
 
+MATCHER_DAG_ID = "matcher_retraining"
+
+
+def may_read_the_matcher_dag(user: GetUserDep) -> None:
+    """Authenticated (401/403 otherwise, by ``get_user``) and allowed to read the pipeline's DAG."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    if not get_auth_manager().is_authorized_dag(method="GET", user=user, details=DagDetails(id=MATCHER_DAG_ID)):
+        raise HTTPException(status_code=403, detail=f"not allowed to read the {MATCHER_DAG_ID} DAG")
+
+
 app = FastAPI(
     title="Matcher",
     description="CV-to-job matcher: model versions and gate decisions",
-    dependencies=[Depends(requires_access_view(AccessView.PLUGINS))],
+    dependencies=[Depends(may_read_the_matcher_dag)],
     docs_url=None,
     redoc_url=None,
     openapi_url=None,

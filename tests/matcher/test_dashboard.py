@@ -7,6 +7,7 @@ def put_night(storage, locations, run, mrr, promoted):
         "created_at": f"2026-11-{run[-2:]}T02:00:00", "run": join_uri(locations.work, "runs", run), "version": f"v-{run}",
         "candidate_metrics": {"metrics": {"mrr@10": mrr, "accuracy@1": mrr}}, "production_metrics": {"metrics": {"mrr@10": 0.5}},
         "decision": {"promote": promoted, "reason": f"reason for {run}"},
+        "held_out": {"count": 9}, "production": {"name": "all-MiniLM-L6-v2", "version": None},
     }  # fmt: skip
     storage.put_json(join_uri(locations.work, "runs", run, "candidate", "validation_report.json"), report_body)
     if promoted:

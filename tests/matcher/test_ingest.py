@@ -1,4 +1,4 @@
-from include.matcher.ingest import classify_key, ingest
+from include.matcher.ingest import classify_key, ingest, record_trained
 from include.matcher.parse import parse
 from include.matcher.storage import join_uri
 
@@ -33,6 +33,7 @@ def test_second_night_ingests_only_new_or_changed(storage, locations):
     put(storage, locations, "HR/b.txt", b"HR partner, benefits and employee relations. " * 5)
     run1 = join_uri(locations.work, "runs", "r1")
     parse(ingest(run1, locations, storage), run1, locations, storage)
+    record_trained(run1, locations, storage, "promoted")  # night 1 finished: trained and judged
 
     run2 = join_uri(locations.work, "runs", "r2")
     quiet = storage.get_json(ingest(run2, locations, storage))

@@ -101,3 +101,37 @@ def test_the_plugin_adds_the_page_to_the_browse_menu():
     spec.loader.exec_module(plugin)
     assert plugin.MatcherPlugin.external_views[0]["href"] == "/matcher/"
     assert plugin.MatcherPlugin.fastapi_apps[0]["url_prefix"] == "/matcher"
+
+
+def test_under_fab_auth_manager_too(s3_server, locations, storage, tmp_path):
+    """The compose deployment's FabAuthManager: anonymous refused, a FAB Viewer logged in through
+    FAB's own /auth/token sees the page."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import PROJECT_ROOT
+
+    pytest.importorskip("airflow.providers.fab", reason="apache-airflow-providers-fab is in requirements.txt")
+    put_night(storage, locations, "night-24", 0.7, True)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+        "AIRFLOW_CONN_AWS_DEFAULT": aws_connection_json(s3_server),
+        "PYTHONPATH": str(PROJECT_ROOT),
+        **{var: getattr(locations, name) for name, var in locations.ENV.items()},
+    }
+
+    def airflow(*args):
+        subprocess.run([sys.executable, "-m", "airflow", *args], check=True, capture_output=True, env=env, timeout=600)
+
+    airflow("db", "migrate")
+    airflow("users", "create", "--username", "viewer", "--password", "viewer-pass-1", "--role", "Viewer", "--firstname", "V", "--lastname", "V", "--email", "v@example.org")
+    probe = subprocess.run([sys.executable, str(PROJECT_ROOT / "tests" / "matcher" / "fab_probe.py"), "viewer-pass-1"], env=env, capture_output=True, text=True, timeout=600)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    statuses = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert set(statuses["anonymous"].values()) <= {401, 403}, statuses
+    assert "login" in statuses["browser_redirect"], statuses
+    assert statuses["login"] in (200, 201) and set(statuses["viewer"].values()) == {200} and statuses["page_shows_night"], statuses
