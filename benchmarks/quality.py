@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/quality.py --loss multiple_negatives            # ../shared/data by default
 
 Splits the corpus with the pipeline's own content-hash split, trains on the training split (title
-lines stripped unless --keep-titles), and scores the held-out test split twice: with each resume's
+lines stripped unless --no-strip-titles), and scores the held-out test split twice: with each resume's
 first line (its job title, which usually names the category) stripped (primary) and kept (secondary). CV -> job: accuracy@1/@3,
 MRR@10, NDCG@10 (a category scores the best of its descriptions). Job -> CV: Recall@10 and MAP@10
 over the held-out CVs. Prints a table and appends it to benchmarks/RESULTS.md with the commit.
@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from include.matcher.cli import add_setting_flags  # noqa: E402
 from include.matcher.evaluation import METRICS, evaluate_model, evaluate_tfidf_baseline  # noqa: E402
 from include.matcher.isolation import IsolatedParser, Job  # noqa: E402
 from include.matcher.jobs import load_job_descriptions  # noqa: E402
@@ -62,15 +63,7 @@ def log(message: str) -> None:
 
 def main() -> int:
     parser = benchmark_parser(__doc__, jobs_file=True)
-    parser.add_argument("--loss", default=TrainingConfig.loss, choices=["cosine", "multiple_negatives", "triplet"])
-    parser.add_argument("--epochs", type=int, default=TrainingConfig.epochs)
-    parser.add_argument("--batch-size", type=int, default=TrainingConfig.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=TrainingConfig.learning_rate)
-    parser.add_argument("--negative-ratio", type=float, default=TrainingConfig.negative_ratio)
-    parser.add_argument("--hard-negatives", type=int, default=TrainingConfig.hard_negatives)
-    parser.add_argument("--cached-mini-batch", type=int, default=TrainingConfig.cached_mini_batch)
-    parser.add_argument("--keep-last", action="store_true", help="keep the last checkpoint, not the best on the validation split")
-    parser.add_argument("--keep-titles", action="store_true", help="train on CVs with their title line (the default strips it)")
+    add_setting_flags(parser, TrainingConfig)  # the pipeline's own flags: --loss, --epochs, --strip-titles/--no-strip-titles, ...
     parser.add_argument("--max-train", type=int, default=0, help="subsample the training split (0: all)")
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
@@ -100,11 +93,7 @@ def main() -> int:
     rows["base all-MiniLM-L6-v2 (zero-shot)"] = evaluate_model(base, test, jobs)
     timings["base"] = time.monotonic() - started
 
-    config = TrainingConfig(
-        loss=args.loss, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, negative_ratio=args.negative_ratio,
-        hard_negatives=args.hard_negatives, cached_mini_batch=args.cached_mini_batch, select_best=not args.keep_last,
-        strip_titles=not args.keep_titles,
-    )  # fmt: skip
+    config = TrainingConfig.from_mapping(vars(args))
     examples = training_examples(train, jobs, config, model=base)
     log(f"baselines done; fine-tuning on {len(examples.rows)} examples")
     started = time.monotonic()
@@ -113,7 +102,14 @@ def main() -> int:
         stats = json.loads((tuned_path / "training_config.json").read_text())
         tuned = load_model(str(tuned_path))
     timings["fine-tune"] = time.monotonic() - started
-    label = f"fine-tuned ({args.loss}, {args.epochs} ep, lr {args.learning_rate:g}, bs {args.batch_size}" + (f", {args.hard_negatives} hard neg" if args.hard_negatives else "") + (f", cached mb {args.cached_mini_batch}" if args.cached_mini_batch else "") + (", trained with titles" if args.keep_titles else ", trained without titles") + (f", best {stats.get('best_checkpoint')}" if stats.get("best_checkpoint") else ", last") + ")"
+    label = (
+        f"fine-tuned ({config.loss}, {config.epochs} ep, lr {config.learning_rate:g}, bs {config.batch_size}"
+        + (f", {config.hard_negatives} hard neg" if config.hard_negatives else "")
+        + (f", cached mb {config.cached_mini_batch}" if config.cached_mini_batch else "")
+        + (", trained without titles" if config.strip_titles else ", trained with titles")
+        + (f", best {stats.get('best_checkpoint')}" if stats.get("best_checkpoint") else ", last")
+        + ")"
+    )
     rows[label] = evaluate_model(tuned, test, jobs)
 
     lines = [

@@ -28,6 +28,31 @@ PRODUCTION_MODEL = Asset(name="matcher_production_model", uri=f"{_LOCATIONS.regi
 CURRENT_EMBEDDINGS = Asset(name="matcher_current_embeddings", uri=f"{_LOCATIONS.embeddings.rstrip('/')}/current.json")
 
 
+JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
+
+
+def dag_params() -> dict:
+    """The trigger form, generated from the run settings' declarations (:func:`include.matcher.settings.setting`):
+    one ``Param`` per setting, with its type, bounds, choices, help and section (Training / Gate / Data)."""
+    from airflow.sdk import Param
+
+    from include.matcher.settings import run_setting_fields
+
+    params = {}
+    for _, f in run_setting_fields():
+        meta = f.metadata
+        schema = {"type": JSON_TYPES[str(f.type)], "description": meta["help"], "section": meta["section"]}
+        for rule, keyword in (("minimum", "minimum"), ("maximum", "maximum"), ("above", "exclusiveMinimum")):
+            if rule in meta:
+                schema[keyword] = meta[rule]
+        if "choices" in meta:
+            schema["enum"] = list(meta["choices"])
+        if "pattern" in meta:
+            schema["pattern"] = f"^{meta['pattern']}$"
+        params[f.name] = Param(f.default, **schema)
+    return params
+
+
 def default_args() -> dict:
     """Every matcher task: two retries with exponential backoff, and a notification on failure."""
     return {

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from include.matcher.settings import LOSSES, GateConfig, Locations, PipelineConfig, SplitConfig, TrainingConfig
+from include.matcher.settings import GateConfig, Locations, PipelineConfig, SplitConfig, TrainingConfig, settings_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_S3_DIR = PROJECT_ROOT / ".local" / "s3"
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     pairs = command("build-pairs", cmd_build_pairs, "Stage 3: training pairs from a corpus; prints the pairs URI.")
     pairs.add_argument("--corpus", required=True)
     pairs.add_argument("--run-id", required=True)
-    add_training_flags(pairs)
+    add_setting_flags(pairs, TrainingConfig)
 
     tune = command("fine-tune", cmd_fine_tune, "Stage 4: fine-tune. With --data-root/--jobs-file/--output it is the old fine_tune_matcher command.")
     tune.add_argument("--data-root", help="local <CATEGORY>/<file> folder or s3:// prefix")
@@ -93,14 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--output", help="where to write the model (local folder or s3:// prefix)")
     tune.add_argument("--pairs", help="stage mode: a build-pairs output URI")
     tune.add_argument("--run-id", help="stage mode: the run the candidate belongs to")
-    add_training_flags(tune)
+    add_setting_flags(tune, TrainingConfig)
 
     validate = command("validate", cmd_validate, "Stage 5: score candidate vs production and decide; prints the report URI.")
     validate.add_argument("--candidate", required=True)
     validate.add_argument("--pairs", required=True)
     validate.add_argument("--run-id", required=True)
-    validate.add_argument("--min-improvement", type=float, default=GateConfig.min_improvement)
-    validate.add_argument("--base-model", default=TrainingConfig.base_model)
+    add_setting_flags(validate, GateConfig)
+    add_setting_flags(validate, TrainingConfig, only=("base_model",))
 
     promote = command("promote", cmd_promote, "Stage 6: promote the candidate a report approved; prints the version URI.")
     promote.add_argument("--report", required=True)
@@ -120,44 +120,35 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--version", required=True, help="a version under <registry>/models/")
     rollback.add_argument("--skip-refresh", action="store_true", help="only move the pointer")
 
+    command("settings", cmd_settings, "Print the run settings (DAG params and these flags) as a Markdown table.")
     command("production", cmd_production, "Print the production pointer and the current embeddings pointer.")
     command("last-run", cmd_last_run, "Summarise the newest run: counts, artefacts, gate decision, pointers.")
     return parser
 
 
-def add_training_flags(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainingConfig()
-    parser.add_argument("--loss", choices=LOSSES, default=defaults.loss)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--negative-ratio", type=float, default=defaults.negative_ratio)
-    parser.add_argument("--base-model", default=defaults.base_model)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--checkpoint-steps", type=int, default=defaults.checkpoint_steps, help="steps between checkpoints (and validation scores)")
-    parser.add_argument("--hard-negatives", type=int, default=defaults.hard_negatives, help="hard negatives mined per CV with the base model (0: off)")
-    parser.add_argument("--hard-negative-margin", type=float, default=defaults.hard_negative_margin)
-    parser.add_argument("--cached-mini-batch", type=int, default=defaults.cached_mini_batch, help="multiple_negatives: CachedMultipleNegativesRankingLoss mini-batch (0: off)")
-    parser.add_argument("--keep-last", action="store_true", help="keep the last checkpoint instead of the best on the validation split")
-    parser.add_argument("--keep-titles", action="store_true", help="train on CVs with their first line (job title); by default it is stripped")
+CASTS = {"int": int, "float": float, "str": str}
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, *classes, only: tuple[str, ...] = ()) -> None:
+    """One flag per run setting of ``classes`` (``batch_size`` -> ``--batch-size``; booleans as
+    ``--strip-titles/--no-strip-titles``), generated from the settings' declarations. A flag left out
+    keeps the dataclass default."""
+    from dataclasses import fields
+
+    for cls in classes:
+        for f in fields(cls):
+            if only and f.name not in only:
+                continue
+            flag, meta = "--" + f.name.replace("_", "-"), f.metadata
+            help_text = f"{meta['help']} (default: {f.default!r})".replace("%", "%%")
+            if str(f.type) == "bool":
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            else:
+                parser.add_argument(flag, type=CASTS[str(f.type)], default=None, choices=meta.get("choices"), help=help_text)
 
 
 def training_config(args) -> TrainingConfig:
-    return TrainingConfig(
-        loss=args.loss,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        negative_ratio=args.negative_ratio,
-        base_model=args.base_model,
-        seed=args.seed,
-        checkpoint_steps=args.checkpoint_steps,
-        hard_negatives=args.hard_negatives,
-        hard_negative_margin=args.hard_negative_margin,
-        cached_mini_batch=args.cached_mini_batch,
-        select_best=not args.keep_last,
-        strip_titles=not args.keep_titles,
-    )
+    return TrainingConfig.from_mapping(vars(args))
 
 
 def storage():
@@ -307,8 +298,8 @@ def legacy_fine_tune(data_root: str, jobs_file: str, output: str, config: Traini
 def cmd_validate(args) -> int:
     from include.matcher.validation import validate
 
-    gate = GateConfig(min_improvement=args.min_improvement)
-    emit(validate(args.candidate, args.pairs, run_uri(args.run_id), Locations.from_env(), gate, storage(), base_model=args.base_model))
+    gate = GateConfig.from_mapping(vars(args))
+    emit(validate(args.candidate, args.pairs, run_uri(args.run_id), Locations.from_env(), gate, storage(), base_model=training_config(args).base_model))
     return 0
 
 
@@ -354,6 +345,11 @@ def cmd_rollback(args) -> int:
 
     locations, store = Locations.from_env(), storage()
     emit(rollback_and_refresh(args.version, locations, store, refresh=not args.skip_refresh))
+    return 0
+
+
+def cmd_settings(args) -> int:
+    print(settings_table(), file=sys.__stdout__)
     return 0
 
 

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from include.matcher.documents import REJECT_REASONS, SUPPORTED_EXTENSIONS, Rejected
 from include.matcher.encoding import cv_pooling
 from include.matcher.jobs import load_job_descriptions
-from include.matcher.registry import swap_pointer
+from include.matcher.registry import read_production, swap_pointer
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
 from include.matcher.storage import S3Uri, Storage, join_uri
 
@@ -264,6 +264,24 @@ def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], 
     swap_pointer(storage, current_uri(locations.embeddings), pointer, json.loads(found[0]) if found else None)
     log.info("refresh_embeddings: %s -> %s", manifest["counts"], target)
     return target
+
+
+def plan_production_refresh(corpus_uri: str, locations: Locations, storage: Storage, shard_size: int | None = None) -> list[str]:
+    """:func:`plan_refresh` with the model in production; no shard before the first promotion."""
+    production = read_production(storage, locations.registry)
+    if production is None:
+        log.info("refresh_embeddings: no model in production yet: nothing to embed with")
+        return []
+    return plan_refresh(production["uri"], corpus_uri, locations, storage, shard_size)
+
+
+def publish_shards(shard_uris: list[str], part_uris: list[str], locations: Locations, storage: Storage) -> dict:
+    """:func:`publish_embeddings` for the shards :func:`plan_refresh` planned; what was published
+    (uri, version, counts: the DAG's asset event)."""
+    shard = storage.get_json(sorted(shard_uris)[0])
+    target = publish_embeddings(shard["version_uri"], shard["corpus_uri"], list(part_uris), locations, storage)
+    manifest = storage.get_json(join_uri(target, "_manifest.json"))
+    return {"uri": target, "version": manifest["version"], "counts": manifest["counts"]}
 
 
 def refresh_embeddings(version_uri: str, corpus_uri: str, locations: Locations, storage: Storage, shard_size: int | None = None) -> str:

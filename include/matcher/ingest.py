@@ -181,3 +181,15 @@ def untrained_corpus(ledger: dict, storage: Storage, locations: Locations) -> bo
         return False
     found = storage.get_with_etag(trained_state_uri(locations))
     return found is None or json.loads(found[0]).get("fingerprint") != current
+
+
+def has_work(manifest_uri: str, storage: Storage) -> bool:
+    """Whether the run should go on past ingest; says why in the log either way."""
+    manifest = storage.get_json(manifest_uri)
+    log.info(
+        "ingest: files %s; jobs file changed: %s; corpus not yet trained on: %s; forced: %s",
+        manifest["counts"], manifest["jobs_file"]["changed"], manifest.get("untrained_corpus"), manifest["force_retrain"],
+    )  # fmt: skip
+    if not manifest["has_work"]:
+        log.info("ingest: nothing new tonight: training is skipped (trigger with force_retrain to retrain anyway)")
+    return manifest["has_work"]

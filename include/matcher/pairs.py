@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from include.matcher.jobs import load_job_descriptions
+from include.matcher.losses import loss_spec
 from include.matcher.near_duplicates import near_duplicate_groups
 from include.matcher.settings import PipelineConfig, SplitConfig, TrainingConfig
 from include.matcher.storage import Storage, join_uri
@@ -80,6 +81,7 @@ def build_examples(
     ``negative`` each on top of the in-batch ones. With ``strip_titles`` the CV side is
     :func:`training_text` (its first line dropped).
     """
+    spec = loss_spec(loss)
     rng = random.Random(seed)
     quota = NegativeQuota(negative_ratio)
     categories = sorted(jobs)
@@ -92,33 +94,19 @@ def build_examples(
         mined = list((hard_negatives or {}).get(cv["key"], []))
         cv_text = training_text(cv["text"], strip_titles)
         positives = list(enumerate(jobs[category]))
-        if loss == "multiple_negatives":
+        if spec.in_batch_negatives:  # one description per CV, the category's descriptions in turn
             positives = [positives[turns[category] % len(positives)]]
             turns[category] += 1
         for job_index, job_text in positives:
             base = {"source_key": cv["key"], "category": category, "split": "train", "job_category": category, "job_index": job_index}
-            if loss == "multiple_negatives":
-                wanted = 1 if hard_negatives is not None else 0
-            else:
-                wanted = quota.next()
+            wanted = spec.negatives_wanted(quota, mining=hard_negatives is not None)
             negatives = _take_hard(mined, wanted) if mined else _sample_negatives(rng, others, jobs, wanted)
-            if loss == "cosine":
-                rows.append({"sentence1": cv_text, "sentence2": job_text, "label": 1.0})
-                metadata.append({**base, "label": 1.0})
-                for neg_category, neg_index in negatives:
-                    rows.append({"sentence1": cv_text, "sentence2": jobs[neg_category][neg_index], "label": 0.0})
-                    metadata.append({**base, "label": 0.0, "job_category": neg_category, "job_index": neg_index})
-            elif loss == "multiple_negatives" and negatives:
-                (neg_category, neg_index), *_ = negatives
-                rows.append({"anchor": cv_text, "positive": job_text, "negative": jobs[neg_category][neg_index]})
-                metadata.append({**base, "role": "anchor-positive-negative", "negative_category": neg_category, "negative_index": neg_index, "hard": bool(mined)})
-            elif loss == "multiple_negatives":
-                rows.append({"anchor": cv_text, "positive": job_text})
-                metadata.append({**base, "role": "anchor-positive"})
-            else:
-                for neg_category, neg_index in negatives:
-                    rows.append({"anchor": cv_text, "positive": job_text, "negative": jobs[neg_category][neg_index]})
-                    metadata.append({**base, "role": "anchor-positive-negative", "negative_category": neg_category, "negative_index": neg_index})
+            for example in spec.shape(cv_text, job_text, [(jobs[c][i], c, i) for c, i in negatives]):
+                about = {**base, **example.about}
+                if spec.in_batch_negatives and "negative_category" in about:
+                    about["hard"] = bool(mined)
+                rows.append(example.row)
+                metadata.append(about)
 
     order = list(range(len(rows)))
     rng.shuffle(order)

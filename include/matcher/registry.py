@@ -88,6 +88,18 @@ def promote(report_uri: str, registry_uri: str, storage: Storage) -> str:
     return version_uri
 
 
+def promote_night(report_uri: str, locations, storage: Storage) -> dict:
+    """The pipeline's promote step: :func:`promote`, then the night's corpus recorded as trained on.
+
+    Returns the production entry (version, uri, metrics), what the DAG's asset event carries.
+    """
+    from include.matcher.ingest import record_trained
+
+    version_uri = promote(report_uri, locations.registry, storage)
+    record_trained(storage.get_json(report_uri)["run"], locations, storage, "promoted")
+    return storage.get_json(join_uri(version_uri, "entry.json"))
+
+
 def list_versions(storage: Storage, registry_uri: str) -> list[dict]:
     """Every promoted version's entry, oldest first."""
     entries = [info for info in storage.list(join_uri(registry_uri, "models")) if info.key.endswith("/entry.json")]

@@ -6,13 +6,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-LOSSES = ("cosine", "multiple_negatives", "triplet")
+from include.matcher.evaluation import METRICS
+from include.matcher.losses import LOSSES
+
 BASE_MODEL = "all-MiniLM-L6-v2"
 
 
@@ -67,57 +70,62 @@ class Locations:
         return join_uri(self.work, "runs", safe_run_id(run_id))
 
 
+def setting(default, help: str, section: str, *, minimum=None, maximum=None, above=None, choices=None, pattern=None):
+    """A run setting, declared once: the DAG's trigger form, the CLI flags, the README table and the
+    checks in ``__post_init__`` are all generated from this (``above``: an exclusive minimum)."""
+    bounds = {"minimum": minimum, "maximum": maximum, "above": above, "choices": choices, "pattern": pattern}
+    return field(default=default, metadata={"help": help, "section": section, **{k: v for k, v in bounds.items() if v is not None}})
+
+
+def check_settings(config) -> None:
+    """Refuse a value outside what its field declares (NaN and infinities too): one message per field."""
+    for f in fields(config):
+        value, rules = getattr(config, f.name), f.metadata
+        if not rules:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, not {value!r}")
+        if "choices" in rules and value not in rules["choices"]:
+            raise ValueError(f"{f.name} must be one of {tuple(rules['choices'])}, not {value!r}")
+        if "pattern" in rules and not re.fullmatch(rules["pattern"], value):
+            raise ValueError(f"{f.name} must match {rules['pattern']!r}, not {value!r}")
+        if "minimum" in rules and value < rules["minimum"]:
+            raise ValueError(f"{f.name} must be at least {rules['minimum']}, not {value!r}")
+        if "above" in rules and not value > rules["above"]:
+            raise ValueError(f"{f.name} must be above {rules['above']}, not {value!r}")
+        if "maximum" in rules and value > rules["maximum"]:
+            raise ValueError(f"{f.name} must be at most {rules['maximum']}, not {value!r}")
+
+
+TRAINING, GATE, DATA = "Training", "Gate", "Data"
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Hyperparameters of one fine-tuning run (the old ``fine_tune_matcher`` flags and a few more)."""
 
-    loss: str = "multiple_negatives"
-    epochs: int = 3
-    batch_size: int = 16
-    learning_rate: float = 5e-5
-    negative_ratio: float = 1.0
-    base_model: str = BASE_MODEL
-    warmup_ratio: float = 0.1
-    seed: int = 42
-    max_seq_length: int = 256
-    checkpoint_steps: int = 50
-    # Hard negatives per CV, mined with the base model (0: off); a candidate negative must score at
-    # least ``hard_negative_margin`` below the CV's own category, so near-synonyms are not used.
-    hard_negatives: int = 0
-    hard_negative_margin: float = 0.05
-    # multiple_negatives only: >0 uses CachedMultipleNegativesRankingLoss with this mini-batch, so
-    # a large batch (more in-batch negatives) fits in memory.
-    cached_mini_batch: int = 0
-    # Evaluate on the validation split every checkpoint and keep the best checkpoint, not the last.
-    select_best: bool = True
-    # Train on CV text without its first line. In the Kaggle-style data that line is the job title
-    # and names the label: a model trained with it learns to read the title, which new CVs need not
-    # have, instead of the experience below it.
-    strip_titles: bool = True
+    loss: str = setting("multiple_negatives", "Training loss: cosine (labelled pairs), multiple_negatives (in-batch negatives, one CV per category in a batch), triplet.", TRAINING, choices=LOSSES)
+    epochs: int = setting(3, "Passes over the training examples; with select_best the best checkpoint is kept.", TRAINING, minimum=1, maximum=50)
+    batch_size: int = setting(16, "Examples per step.", TRAINING, minimum=1, maximum=1024)
+    learning_rate: float = setting(5e-5, "AdamW peak learning rate (linear warmup, then decay).", TRAINING, above=0, maximum=1)
+    negative_ratio: float = setting(1.0, "Negatives per positive, fractions honoured on average; multiple_negatives uses in-batch negatives instead.", TRAINING, minimum=0, maximum=20)
+    base_model: str = setting(BASE_MODEL, "Model fine-tuned each night: the packaged base model, a folder or an s3:// URI.", TRAINING)
+    warmup_ratio: float = setting(0.1, "Share of the steps spent warming the learning rate up.", TRAINING, minimum=0, maximum=0.5)
+    seed: int = setting(42, "Random seed (sampling, shuffling, initialisation).", TRAINING, minimum=0)
+    max_seq_length: int = setting(256, "Tokens of a text the model reads; longer CVs are truncated.", TRAINING, minimum=16, maximum=512)
+    checkpoint_steps: int = setting(50, "Steps between checkpoints (mirrored to S3 for resume; scored when select_best).", TRAINING, minimum=1)
+    hard_negatives: int = setting(0, "Hard negatives mined per CV with the base model (0: off); multiple_negatives adds one per pair, triplet uses them.", TRAINING, minimum=0, maximum=20)
+    hard_negative_margin: float = setting(0.05, "A mined negative must score this far below the CV's own category (near-synonym categories are not negatives).", TRAINING, minimum=0, maximum=1)
+    cached_mini_batch: int = setting(0, "multiple_negatives: > 0 uses CachedMultipleNegativesRankingLoss with this mini-batch, for batches larger than memory.", TRAINING, minimum=0, maximum=1024)
+    select_best: bool = setting(True, "Score every checkpoint on the validation split and keep the best, not the last.", TRAINING)
+    strip_titles: bool = setting(True, "Train on CVs without their first line (the job title, which often names the category).", TRAINING)
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive finite number, not {self.learning_rate!r}")
-        if self.checkpoint_steps < 1:
-            raise ValueError(f"checkpoint_steps must be at least 1, not {self.checkpoint_steps!r}")
-        if not (math.isfinite(self.warmup_ratio) and 0 <= self.warmup_ratio < 1):
-            raise ValueError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio!r}")
-        if not (math.isfinite(self.negative_ratio) and self.negative_ratio >= 0):
-            raise ValueError(f"negative_ratio must be a finite number >= 0, not {self.negative_ratio!r}")
-        if not (math.isfinite(self.hard_negative_margin) and 0 <= self.hard_negative_margin <= 1):
-            raise ValueError(f"hard_negative_margin must be in [0, 1], not {self.hard_negative_margin!r}")
-        if self.hard_negatives < 0 or self.cached_mini_batch < 0:
-            raise ValueError("hard_negatives and cached_mini_batch must not be negative")
+        check_settings(self)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> TrainingConfig:
-        known = {f.name: f.type for f in fields(cls)}
-        kwargs = {k: v for k, v in values.items() if k in known and v is not None}
-        return _coerce(cls, kwargs)
+        return _coerce(cls, {k: v for k, v in values.items() if k in _names(cls) and v is not None})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,35 +143,47 @@ class SplitConfig:
 class GateConfig:
     """When a candidate may replace production."""
 
-    min_improvement: float = 0.01
-    primary_metric: str = "mrr@10"
-    # No category may lose more than this on the primary metric (only categories with enough
-    # held-out CVs to measure it), and the candidate must reach an absolute floor.
-    max_category_drop: float = 0.10
-    min_category_support: int = 5
-    min_primary: float = 0.30
-    # A candidate whose held-out CV vectors are this alike on average (mean pairwise cosine) has
-    # collapsed: it cannot rank anything, whatever its metrics say. Working models sit near 0.3.
-    max_mean_cosine: float = 0.95
+    min_improvement: float = setting(0.01, "How much the candidate must beat production on the primary metric.", GATE, minimum=0, maximum=1)
+    primary_metric: str = setting("mrr@10", "The metric the gate compares (held-out CVs, titles stripped).", GATE, choices=METRICS)
+    max_category_drop: float = setting(0.10, "Largest loss of the primary metric allowed in any category with min_category_support held-out CVs.", GATE, minimum=0, maximum=1)
+    min_category_support: int = setting(5, "Held-out CVs a category needs before its drop can refuse a candidate.", GATE, minimum=1)
+    min_primary: float = setting(0.30, "Absolute floor on the candidate's primary metric.", GATE, minimum=0, maximum=1)
+    max_mean_cosine: float = setting(0.95, "A candidate whose held-out CV vectors are this alike on average (mean pairwise cosine) has collapsed and is refused; working models sit near 0.3.", GATE, minimum=0, maximum=1)
 
     def __post_init__(self) -> None:
-        from include.matcher.evaluation import METRICS
-
-        if self.primary_metric not in METRICS:
-            raise ValueError(f"primary_metric must be one of {METRICS}, not {self.primary_metric!r}")
-        if not (math.isfinite(self.min_improvement) and 0 <= self.min_improvement <= 1):
-            raise ValueError(f"min_improvement must be in [0, 1], not {self.min_improvement!r}")
-        for name in ("max_category_drop", "min_primary", "max_mean_cosine"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and 0 <= value <= 1):
-                raise ValueError(f"{name} must be in [0, 1], not {value!r}")
-        if self.min_category_support < 1:
-            raise ValueError(f"min_category_support must be at least 1, not {self.min_category_support!r}")
+        check_settings(self)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> GateConfig:
-        kwargs = {f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None}
-        return _coerce(cls, kwargs)
+        return _coerce(cls, {k: v for k, v in values.items() if k in _names(cls) and v is not None})
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Per-run choices about the input rather than the model."""
+
+    raw_prefix: str = setting("", "Raw CV prefix (s3://bucket/prefix holding <CATEGORY>/<file>); empty: MATCHER_RAW_CVS_URI.", DATA, pattern=r"(s3://\S+)?")
+    force_retrain: bool = setting(False, "Retrain even when no CV is new or changed and the jobs file is the same.", DATA)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+RUN_SETTINGS = (TrainingConfig, GateConfig, DataOptions)
+
+
+def run_setting_fields():
+    """(dataclass, field) for every setting a run can be given (DAG params, CLI flags), in form order."""
+    return [(cls, f) for cls in RUN_SETTINGS for f in fields(cls)]
+
+
+def settings_table() -> str:
+    """The run settings as a Markdown table (README): name, default, section, meaning."""
+    rows = ["| param | default | section | meaning |", "| --- | --- | --- | --- |"]
+    for _, f in run_setting_fields():
+        default = "`MATCHER_RAW_CVS_URI`" if f.name == "raw_prefix" else f"`{json.dumps(f.default)}`"
+        rows.append(f"| `{f.name}` | {default} | {f.metadata['section']} | {f.metadata['help']} |")
+    return "\n".join(rows)
 
 
 @dataclass(frozen=True)
@@ -223,19 +243,20 @@ class PipelineConfig:
     limits: ParseLimits = field(default_factory=parse_limits_from_env)
     shards: ShardConfig = field(default_factory=shard_config_from_env)
 
+    data: DataOptions = field(default_factory=DataOptions)
+
     def with_params(self, params: dict[str, Any]) -> PipelineConfig:
-        """Apply a manual trigger's params (Airflow ``params``) over these defaults."""
-        merged_training = {**self.training.to_dict(), **{k: v for k, v in params.items() if v is not None}}
-        merged_gate = {**asdict(self.gate), **{k: v for k, v in params.items() if v is not None}}
-        locations = self.locations
-        if params.get("raw_prefix"):
-            locations = replace(locations, raw_cvs=params["raw_prefix"])
-        return replace(
-            self,
-            locations=locations,
-            training=TrainingConfig.from_mapping(merged_training),
-            gate=GateConfig.from_mapping(merged_gate),
-        )
+        """Apply a run's params (Airflow ``params``, CLI flags) over these defaults; an unknown name is an error."""
+        known = {f.name for _, f in run_setting_fields()}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"unknown run setting(s) {unknown}; the settings are {sorted(known)}")
+        given = {k: v for k, v in params.items() if v is not None}
+        training = _coerce(TrainingConfig, {**asdict(self.training), **{k: v for k, v in given.items() if k in _names(TrainingConfig)}})
+        gate = _coerce(GateConfig, {**asdict(self.gate), **{k: v for k, v in given.items() if k in _names(GateConfig)}})
+        data = _coerce(DataOptions, {**asdict(self.data), **{k: v for k, v in given.items() if k in _names(DataOptions)}})
+        locations = replace(self.locations, raw_cvs=data.raw_prefix) if data.raw_prefix else self.locations
+        return replace(self, locations=locations, training=training, gate=gate, data=data)
 
 
 def safe_run_id(run_id: str) -> str:
@@ -244,6 +265,10 @@ def safe_run_id(run_id: str) -> str:
     if not safe.strip("."):
         raise ValueError(f"run id {run_id!r} cannot name a run folder: use letters, digits, '.', '_' or '-'")
     return safe
+
+
+def _names(cls) -> set[str]:
+    return {f.name for f in fields(cls)}
 
 
 def _boolean(value: Any) -> bool:

@@ -16,34 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from include.matcher.losses import loss_spec
 from include.matcher.model_card import FILE_NAME as MODEL_CARD
 from include.matcher.model_card import write_model_card
 from include.matcher.settings import TrainingConfig
 from include.matcher.storage import S3Uri, Storage, join_uri
 
 log = logging.getLogger(__name__)
-
-LOSS_COLUMNS = {
-    "cosine": ("sentence1", "sentence2", "label"),
-    "multiple_negatives": ("anchor", "positive"),
-    "triplet": ("anchor", "positive", "negative"),
-}
-
-
-def make_loss(name: str, model, cached_mini_batch: int = 0):
-    from sentence_transformers.sentence_transformer import losses
-
-    if name == "cosine":
-        return losses.CosineSimilarityLoss(model)
-    if name == "multiple_negatives" and cached_mini_batch:
-        # Gradient caching: the batch (and its in-batch negatives) can be far larger than memory allows.
-        return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=cached_mini_batch)
-    if name == "multiple_negatives":
-        return losses.MultipleNegativesRankingLoss(model)
-    if name == "triplet":
-        return losses.TripletLoss(model)
-    raise ValueError(f"unknown loss {name!r}")
-
 
 def _logging_callback_class():
     from transformers import TrainerCallback
@@ -180,12 +159,10 @@ def train_model(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
-    from include.matcher.batching import category_distinct_sampler
     from include.matcher.models import load_model
 
-    columns = LOSS_COLUMNS[config.loss]
-    if config.loss == "multiple_negatives" and "negative" in rows[0]:
-        columns = (*columns, "negative")  # mined hard negatives, on top of the in-batch ones
+    spec = loss_spec(config.loss)
+    columns = spec.columns_for(rows)  # mined hard negatives add a column to the in-batch ones
     dataset = Dataset.from_dict({column: [row[column] for row in rows] for column in columns})
     model = load_model(config.base_model, storage)
     model.max_seq_length = config.max_seq_length
@@ -206,7 +183,7 @@ def train_model(
             seed=config.seed,
             data_seed=config.seed,
             # In-batch negatives must be true negatives: one CV per category in a batch.
-            batch_sampler=category_distinct_sampler(metadata) if config.loss == "multiple_negatives" else "batch_sampler",
+            batch_sampler=spec.batch_sampler(metadata),
             save_strategy="steps" if checkpoint_uri or selector else "no",
             save_steps=interval,
             save_total_limit=1,
@@ -217,7 +194,7 @@ def train_model(
             **device_flags(),
         )
         trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=dataset, loss=make_loss(config.loss, model, config.cached_mini_batch), evaluator=selector
+            model=model, args=args, train_dataset=dataset, loss=spec.build(model, config), evaluator=selector
         )
         trainer.remove_callback(PrinterCallback)  # progress goes to the task log through logging instead
         trainer.add_callback(_logging_callback_class()())

@@ -158,6 +158,15 @@ def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locati
 MODEL_CARD_MARKER = "<!-- matcher evaluation -->"
 
 
+def gate(report_uri: str, storage: Storage) -> bool:
+    """The gate's decision as stored in the report, logged with its reason; True lets promote run."""
+    report = storage.get_json(report_uri)
+    decision = report["decision"]
+    log.info("gate: %s: %s", "PROMOTE" if decision["promote"] else "KEEP PRODUCTION", decision["reason"])
+    log.info("gate: validation report %r (for people: %r)", report_uri, report.get("html_report"))
+    return decision["promote"]
+
+
 def production_for(run_uri: str, locations: Locations, storage: Storage) -> dict | None:
     """The production model the run started with (its manifest says), else the one in production now."""
     found = storage.get_with_etag(join_uri(run_uri, "manifest.json"))

@@ -99,3 +99,38 @@ def test_evaluate_strip_title_strips_exactly_one_line(tmp_path, capfd):
     assert main(["evaluate", "--model", "all-MiniLM-L6-v2", "--data-root", str(tmp_path / "cvs"), "--jobs-file", str(tmp_path / "jobs.json"), "--split", "all", "--strip-title"]) == 0
     metrics = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
     assert metrics["strip_title"] is True and metrics["accuracy@1"] == 1.0, metrics
+
+
+def test_readme_settings_table_is_the_generated_one():
+    from include.matcher.settings import settings_table
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
+    assert table == settings_table(), "README's settings table is stale: paste `python -m include.matcher settings` between its markers"
+
+
+def test_cli_flags_and_dag_params_come_from_the_same_settings():
+    from dataclasses import fields
+
+    from include.airflow_support import dag_params
+    from include.matcher.cli import build_parser
+    from include.matcher.settings import DataOptions, GateConfig, TrainingConfig, run_setting_fields
+
+    params = dag_params()
+    assert list(params) == [f.name for _, f in run_setting_fields()]
+    assert params["learning_rate"].schema["exclusiveMinimum"] == 0 and params["loss"].schema["enum"] == ["cosine", "multiple_negatives", "triplet"]
+    assert {params[f.name].schema["section"] for f in fields(GateConfig)} == {"Gate"} and params["raw_prefix"].schema["section"] == "Data"
+    tune = build_parser().parse_args(["fine-tune", "--pairs", "p", "--run-id", "r", "--no-strip-titles", "--epochs", "2", "--batch-size", "4"])
+    config = TrainingConfig.from_mapping(vars(tune))
+    assert (config.strip_titles, config.epochs, config.batch_size, config.select_best) == (False, 2, 4, True)
+    validate = build_parser().parse_args(["validate", "--candidate", "c", "--pairs", "p", "--run-id", "r", "--max-category-drop", "0.2"])
+    assert GateConfig.from_mapping(vars(validate)).max_category_drop == 0.2
+    assert DataOptions().raw_prefix == ""
+
+
+def test_a_misspelt_param_is_an_error_not_ignored():
+    from include.matcher.settings import PipelineConfig
+
+    with pytest.raises(ValueError, match=r"unknown run setting\(s\) \['learning_rat'\]"):
+        PipelineConfig().with_params({"learning_rat": 0.1})
+    assert PipelineConfig().with_params({"learning_rate": "0.001", "strip_titles": "false", "raw_prefix": "s3://b/p"}).training.strip_titles is False

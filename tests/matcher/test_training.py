@@ -115,10 +115,10 @@ def test_the_best_checkpoint_by_validation_metric_is_kept_not_the_last(tmp_path)
 def test_cached_multiple_negatives_trains_with_a_large_batch(tmp_path):
     examples = build_examples(CVS, JOBS, "multiple_negatives", 1.0, seed=1)
     config = TrainingConfig(epochs=1, batch_size=6, cached_mini_batch=2, max_seq_length=64)
+    from include.matcher.losses import loss_spec
     from include.matcher.models import load_model
-    from include.matcher.training import make_loss
 
-    assert type(make_loss("multiple_negatives", load_model("base", device="cpu"), cached_mini_batch=2)).__name__ == "CachedMultipleNegativesRankingLoss"
+    assert type(loss_spec("multiple_negatives").build(load_model("base", device="cpu"), config)).__name__ == "CachedMultipleNegativesRankingLoss"
     out = train_model(examples.rows, examples.metadata, config, tmp_path / "m")
     assert json.loads((out / "training_config.json").read_text())["config"]["cached_mini_batch"] == 2
 
