@@ -102,7 +102,7 @@ def timed(function):
 def record_timing(seconds: float, outcome: str) -> None:
     from airflow.sdk import get_current_context
 
-    from include.matcher.storage import join_uri
+    from include.matcher import layout
 
     context = get_current_context()
     ti = context["ti"]
@@ -110,7 +110,7 @@ def record_timing(seconds: float, outcome: str) -> None:
     name = ti.task_id + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
     run_uri = Locations.from_env().run_uri(context["run_id"])
     record = {"task": ti.task_id, "map_index": map_index, "try": ti.try_number, "seconds": round(seconds, 3), "outcome": outcome}
-    s3_storage().put_json(join_uri(run_uri, "timings", f"{name}.json"), record)
+    s3_storage().put_json(layout.Run(run_uri).timing(name), record)
 
 
 def log_run_summary() -> None:

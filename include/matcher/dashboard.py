@@ -11,24 +11,28 @@ import json
 
 from include.matcher.registry import list_versions, read_production
 from include.matcher.settings import GateConfig, Locations
-from include.matcher.storage import S3Uri, Storage, join_uri
+from include.matcher import layout
+from include.matcher.storage import ObjectStore
 
 
-def run_reports(storage: Storage, locations: Locations) -> tuple[list[dict], list[str]]:
+def run_reports(storage: ObjectStore, locations: Locations) -> tuple[list[dict], list[str]]:
     """Every run's validation report (promoted or not), oldest first; and the runs whose report is unreadable.
 
     Anyone who can write the work bucket can put any bytes there: a report that is not the JSON
     validation writes is listed as unreadable, never allowed to take the page down.
     """
-    runs = join_uri(locations.work, "runs")
-    bucket = S3Uri.parse(runs).bucket
-    keys = [info.key for info in storage.list(runs) if info.key.endswith("/candidate/validation_report.json")]
+    root = layout.runs(locations.work)
+    listed = {info.uri for info in storage.list(root)}
+    names = sorted({uri[len(root) + 1 :].split("/", 1)[0] for uri in listed})
+    runs = [layout.Run(locations.run_uri(name)) for name in names]
     reports, unreadable = [], []
-    for key in keys:
+    for run in runs:
+        if run.candidate.validation_report not in listed:
+            continue
         try:
-            reports.append(readable_report(storage.get_json(f"s3://{bucket}/{key}")))
+            reports.append(readable_report(storage.get_json(run.candidate.validation_report)))
         except (ValueError, KeyError, TypeError):
-            unreadable.append(key.removesuffix("/candidate/validation_report.json").rsplit("/", 1)[-1])
+            unreadable.append(run.name)
     return sorted(reports, key=lambda report: report["created_at"]), unreadable
 
 
@@ -69,7 +73,7 @@ def chart(reports: list[dict], metric: str, width: int = 640, height: int = 180)
     )
 
 
-def render(storage: Storage, locations: Locations, report_link=lambda run: f"report.html?run={run}", json_link=lambda run: f"report?run={run}") -> str:
+def render(storage: ObjectStore, locations: Locations, report_link=lambda run: f"report.html?run={run}", json_link=lambda run: f"report?run={run}") -> str:
     metric = GateConfig().primary_metric
     production = read_production(storage, locations.registry)
     versions = list_versions(storage, locations.registry)
@@ -99,12 +103,12 @@ def render(storage: Storage, locations: Locations, report_link=lambda run: f"rep
 </body></html>"""
 
 
-def report(storage: Storage, locations: Locations, run: str) -> dict:
+def report(storage: ObjectStore, locations: Locations, run: str) -> dict:
     """The validation report of one run (its name under ``<work>/runs/``)."""
-    return json.loads(storage.get_bytes(_report_uri(locations, run, "validation_report.json")))
+    return json.loads(storage.get_bytes(_report_uri(locations, run)))
 
 
-def report_html(storage: Storage, locations: Locations, run: str) -> str:
+def report_html(storage: ObjectStore, locations: Locations, run: str) -> str:
     """The human-readable validation report of one run, rendered (and escaped) from its JSON now.
 
     The HTML copy stored beside the report is for people reading the bucket; serving stored HTML
@@ -124,7 +128,7 @@ def unknown_report_page(run: str) -> str:
     )
 
 
-def _report_uri(locations: Locations, run: str, name: str) -> str:
+def _report_uri(locations: Locations, run: str) -> str:
     if "/" in run or run in {"", ".", ".."}:
         raise ValueError("not a run name")
-    return join_uri(locations.work, "runs", run, "candidate", name)
+    return layout.Run(locations.run_uri(run)).candidate.validation_report

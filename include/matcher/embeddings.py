@@ -31,7 +31,8 @@ from include.matcher.encoding import cv_pooling
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.registry import read_production, swap_pointer
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
-from include.matcher.storage import S3Uri, Storage, join_uri
+from include.matcher import layout
+from include.matcher.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,10 @@ def encoder_id() -> str:
 
 
 def current_uri(embeddings_uri: str) -> str:
-    return join_uri(embeddings_uri, "current.json")
+    return layout.current_embeddings(embeddings_uri)
 
 
-def job_offer_records(locations: Locations, storage: Storage, limits: ParseLimits | None = None) -> tuple[list[dict], list[dict]]:
+def job_offer_records(locations: Locations, storage: ObjectStore, limits: ParseLimits | None = None) -> tuple[list[dict], list[dict]]:
     """Job descriptions from the jobs file plus parsed job-offer documents; and offer rejects.
 
     Offer documents are as untrusted as CVs: they are parsed in the same isolated pool, with the
@@ -68,17 +69,16 @@ def job_offer_records(locations: Locations, storage: Storage, limits: ParseLimit
         for index, text in enumerate(texts)
     ]
     rejects, offers = [], []
-    bucket = S3Uri.parse(locations.job_offers).bucket
     for info in storage.list(locations.job_offers):
         if info.key.lower().endswith(SUPPORTED_EXTENSIONS):
-            offers.append(info.key)
+            offers.append(info)
         else:
             rejects.append({"key": info.key, "reason": "unsupported_type", "detail": REJECT_REASONS["unsupported_type"]})
     if offers:
-        blobs = storage.get_many([f"s3://{bucket}/{key}" for key in offers])
+        blobs = storage.get_many([info.uri for info in offers])
         with IsolatedParser(limits.workers or None, limits.timeout_s, limits.memory_mb, limits) as pool:
-            parsed = dict(pool.map(Job(key, data, key) for key, data in zip(offers, blobs)))
-        for key in offers:
+            parsed = dict(pool.map(Job(info.key, data, info.key) for info, data in zip(offers, blobs)))
+        for key in (info.key for info in offers):
             result = parsed[key]
             if isinstance(result, Rejected):
                 rejects.append({"key": key, "reason": result.reason, "detail": result.detail})
@@ -111,18 +111,13 @@ def to_parquet(records: list[dict], vectors, version: str) -> bytes:
     return buffer.getvalue()
 
 
-def read_parquet(uri: str, storage: Storage):
+def read_parquet(uri: str, storage: ObjectStore):
     import pyarrow.parquet as pq
 
     return pq.read_table(io.BytesIO(storage.get_bytes(uri)))
 
 
-def snapshot_uri(locations: Locations, version: str, corpus_uri: str) -> str:
-    """Where the embeddings of ``corpus_uri`` by model ``version`` go (the corpus's run names it)."""
-    return join_uri(locations.embeddings, version, corpus_uri.rstrip("/").rsplit("/", 2)[-2])
-
-
-def inputs_fingerprint(corpus_rows: list[dict], locations: Locations, storage: Storage) -> str:
+def inputs_fingerprint(corpus_rows: list[dict], locations: Locations, storage: ObjectStore) -> str:
     """What the embeddings depend on besides the model: every CV text and the job texts' sources."""
     digest = hashlib.sha256()
     for row in sorted(corpus_rows, key=lambda row: row["key"]):
@@ -135,14 +130,14 @@ def inputs_fingerprint(corpus_rows: list[dict], locations: Locations, storage: S
     return digest.hexdigest()
 
 
-def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storage: Storage, shard_size: int | None = None) -> list[str]:
+def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None) -> list[str]:
     """Cut the corpus into shards of CVs to embed with the model at ``version_uri``; their URIs.
 
     Returns no shard when ``current.json`` already holds this model's embeddings of the same inputs:
     nothing to do, and nothing will be published (so no asset event claims a change).
     """
     shard_size = shard_size or shard_config_from_env().embed_texts
-    version = storage.get_json(join_uri(version_uri, "entry.json"))["version"]
+    version = storage.get_json(layout.Model(version_uri).entry)["version"]
     rows = storage.get_jsonl(corpus_uri)
     fingerprint = inputs_fingerprint(rows, locations, storage)
     current = read_current(storage, locations.embeddings)
@@ -153,13 +148,14 @@ def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storag
     # Vectors can be reused only from embeddings made by this very model, encoding CVs the same way.
     same_encoder = previous and previous["version"] == version and previous.get("encoder", "truncate/torch") == encoder_id()
     reuse_from = current["manifest"] if same_encoder else None
-    target = snapshot_uri(locations, version, corpus_uri)
+    snapshot = layout.Snapshot.of(locations.embeddings, version, corpus_uri)
+    target = snapshot.uri
     count = max(1, -(-len(rows) // shard_size))
     uris = []
     for index in range(count):
         chunk = rows[index * shard_size : (index + 1) * shard_size]
         first = index * shard_size
-        uri = join_uri(target, "shards", f"{index + 1:04d}-of-{count:04d}.json")
+        uri = snapshot.shard(index, count)
         storage.put_json(
             uri,
             {
@@ -167,7 +163,7 @@ def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storag
                 "version_uri": version_uri,
                 "version": version,
                 "corpus_uri": corpus_uri,
-                "part_uri": join_uri(target, "cvs", f"part-{index + 1:04d}-of-{count:04d}.parquet"),
+                "part_uri": snapshot.cv_part(index, count),
                 "reuse_from": reuse_from,
                 "rows": [{k: row[k] for k in ("key", "category", "text_hash", "text_uri")} for row in chunk],
             },
@@ -177,7 +173,7 @@ def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storag
     return uris
 
 
-def reusable_vectors(manifest_uri: str | None, wanted: dict[str, str], storage: Storage) -> dict[str, list[float]]:
+def reusable_vectors(manifest_uri: str | None, wanted: dict[str, str], storage: ObjectStore) -> dict[str, list[float]]:
     """Vectors from an earlier snapshot of the same model for the ids whose text hash is unchanged."""
     if not manifest_uri or not wanted:
         return {}
@@ -192,7 +188,7 @@ def reusable_vectors(manifest_uri: str | None, wanted: dict[str, str], storage: 
     return found
 
 
-def embed_shard(shard_uri: str, storage: Storage, batch_size: int = BATCH_SIZE) -> str:
+def embed_shard(shard_uri: str, storage: ObjectStore, batch_size: int = BATCH_SIZE) -> str:
     """Embed one shard's CVs (reusing unchanged ones' vectors); write its parquet part; the part's URI."""
     import numpy as np
 
@@ -218,26 +214,27 @@ def embed_shard(shard_uri: str, storage: Storage, batch_size: int = BATCH_SIZE) 
     matrix = np.stack([vectors[row["key"]] for row in rows]) if rows else np.zeros((0, 0), dtype=np.float32)
     storage.put_bytes(shard["part_uri"], to_parquet(records, matrix, shard["version"]))
     stats = {"uri": shard["part_uri"], "rows": len(rows), "embedded": len(todo), "reused": len(reused), "seconds": round(time.perf_counter() - started, 2), "encode_seconds": round(encode_seconds, 2)}
-    storage.put_json(shard["part_uri"].removesuffix(".parquet") + ".json", stats)
+    storage.put_json(layout.Snapshot.part_stats(shard["part_uri"]), stats)
     log.info("refresh_embeddings: %s: %d embedded, %d reused in %.1f s (%.1f s encoding)", shard["name"], len(todo), len(reused), stats["seconds"], encode_seconds)
     return shard["part_uri"]
 
 
-def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], locations: Locations, storage: Storage, batch_size: int = BATCH_SIZE) -> str:
+def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], locations: Locations, storage: ObjectStore, batch_size: int = BATCH_SIZE) -> str:
     """Embed the job texts, write the snapshot's manifest and flip ``current.json`` to it."""
     from include.matcher.onnx_backend import load_encoder
 
-    version = storage.get_json(join_uri(version_uri, "entry.json"))["version"]
-    target = snapshot_uri(locations, version, corpus_uri)
+    version = storage.get_json(layout.Model(version_uri).entry)["version"]
+    snapshot = layout.Snapshot.of(locations.embeddings, version, corpus_uri)
+    target = snapshot.uri
     rows = storage.get_jsonl(corpus_uri)
-    cv_parts = [storage.get_json(uri.removesuffix(".parquet") + ".json") for uri in sorted(part_uris)]
+    cv_parts = [storage.get_json(layout.Snapshot.part_stats(uri)) for uri in sorted(part_uris)]
     if sum(part["rows"] for part in cv_parts) != len(rows):
         raise RuntimeError(f"embedding parts hold {sum(part['rows'] for part in cv_parts)} CVs, the corpus {len(rows)}")
 
     offers, offer_rejects = job_offer_records(locations, storage)
     model = load_encoder(version_uri, storage)
     vectors = model.encode([r["text"] for r in offers], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    jobs_uri = join_uri(target, "jobs.parquet")
+    jobs_uri = snapshot.jobs
     storage.put_bytes(jobs_uri, to_parquet(offers, vectors, version))
 
     manifest = {
@@ -258,15 +255,15 @@ def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], 
         "job_offer_rejects": offer_rejects,
         "written_at": datetime.now(timezone.utc).isoformat(),
     }
-    storage.put_json(join_uri(target, "_manifest.json"), manifest)
-    pointer = {"version": version, "uri": target, "manifest": join_uri(target, "_manifest.json"), "updated_at": manifest["written_at"]}
+    storage.put_json(snapshot.manifest, manifest)
+    pointer = {"version": version, "uri": target, "manifest": snapshot.manifest, "updated_at": manifest["written_at"]}
     found = storage.get_with_etag(current_uri(locations.embeddings))
     swap_pointer(storage, current_uri(locations.embeddings), pointer, json.loads(found[0]) if found else None)
     log.info("refresh_embeddings: %s -> %s", manifest["counts"], target)
     return target
 
 
-def plan_production_refresh(corpus_uri: str, locations: Locations, storage: Storage, shard_size: int | None = None) -> list[str]:
+def plan_production_refresh(corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None) -> list[str]:
     """:func:`plan_refresh` with the model in production; no shard before the first promotion."""
     production = read_production(storage, locations.registry)
     if production is None:
@@ -275,16 +272,16 @@ def plan_production_refresh(corpus_uri: str, locations: Locations, storage: Stor
     return plan_refresh(production["uri"], corpus_uri, locations, storage, shard_size)
 
 
-def publish_shards(shard_uris: list[str], part_uris: list[str], locations: Locations, storage: Storage) -> dict:
+def publish_shards(shard_uris: list[str], part_uris: list[str], locations: Locations, storage: ObjectStore) -> dict:
     """:func:`publish_embeddings` for the shards :func:`plan_refresh` planned; what was published
     (uri, version, counts: the DAG's asset event)."""
     shard = storage.get_json(sorted(shard_uris)[0])
     target = publish_embeddings(shard["version_uri"], shard["corpus_uri"], list(part_uris), locations, storage)
-    manifest = storage.get_json(join_uri(target, "_manifest.json"))
+    manifest = storage.get_json(layout.Snapshot(target).manifest)
     return {"uri": target, "version": manifest["version"], "counts": manifest["counts"]}
 
 
-def refresh_embeddings(version_uri: str, corpus_uri: str, locations: Locations, storage: Storage, shard_size: int | None = None) -> str:
+def refresh_embeddings(version_uri: str, corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None) -> str:
     """The whole stage in one process; the URI of the embeddings ``current.json`` points at."""
     shard_uris = plan_refresh(version_uri, corpus_uri, locations, storage, shard_size)
     if not shard_uris:
@@ -293,7 +290,7 @@ def refresh_embeddings(version_uri: str, corpus_uri: str, locations: Locations, 
     return publish_embeddings(version_uri, corpus_uri, part_uris, locations, storage)
 
 
-def read_cv_vectors(storage: Storage, embeddings_uri: str):
+def read_cv_vectors(storage: ObjectStore, embeddings_uri: str):
     """The current CV embeddings as one pyarrow table (all parts), or None before the first refresh."""
     import pyarrow as pa
 
@@ -304,6 +301,6 @@ def read_cv_vectors(storage: Storage, embeddings_uri: str):
     return pa.concat_tables([read_parquet(part["uri"], storage) for part in parts])
 
 
-def read_current(storage: Storage, embeddings_uri: str) -> dict | None:
+def read_current(storage: ObjectStore, embeddings_uri: str) -> dict | None:
     found = storage.get_with_etag(current_uri(embeddings_uri))
     return None if found is None else json.loads(found[0])

@@ -27,17 +27,18 @@ from include.matcher.documents import SUPPORTED_EXTENSIONS
 from include.matcher.jobs import parse_job_descriptions
 from include.matcher.registry import read_production
 from include.matcher.settings import Locations
-from include.matcher.storage import S3Uri, Storage, join_uri
+from include.matcher import layout
+from include.matcher.storage import S3Uri, ObjectStore
 from include.matcher.text import category_name
 
 log = logging.getLogger(__name__)
 
 
 def ledger_uri(locations: Locations) -> str:
-    return join_uri(locations.work, "state", "ledger.json")
+    return layout.ledger(locations.work)
 
 
-def read_ledger(storage: Storage, locations: Locations) -> tuple[dict, str | None]:
+def read_ledger(storage: ObjectStore, locations: Locations) -> tuple[dict, str | None]:
     """The ledger and its ETag (None before the first run)."""
     found = storage.get_with_etag(ledger_uri(locations))
     if found is None:
@@ -46,7 +47,7 @@ def read_ledger(storage: Storage, locations: Locations) -> tuple[dict, str | Non
 
 
 def trained_state_uri(locations: Locations) -> str:
-    return join_uri(locations.work, "state", "last_trained.json")
+    return layout.last_trained(locations.work)
 
 
 def corpus_fingerprint(parsed: list[dict], jobs_etag: str | None) -> str:
@@ -64,10 +65,10 @@ def ledger_fingerprint(ledger: dict, jobs_etag: str | None) -> str | None:
     return corpus_fingerprint(parsed, jobs_etag) if parsed else None
 
 
-def record_trained(run_uri: str, locations: Locations, storage: Storage, outcome: str) -> None:
+def record_trained(run_uri: str, locations: Locations, storage: ObjectStore, outcome: str) -> None:
     """Mark the run's corpus as trained on and judged (``outcome``: promoted / refused): a later night
     with the same corpus and jobs file is quiet."""
-    found = storage.get_with_etag(join_uri(run_uri, "parse", "summary.json"))
+    found = storage.get_with_etag(layout.Run(run_uri).parse_summary)
     if found is None:  # a stage run by hand outside a pipeline run: no corpus to record
         log.info("ingest state: %r has no parse summary; nothing recorded", run_uri)
         return
@@ -90,13 +91,13 @@ def classify_key(relative_key: str) -> tuple[str | None, str | None]:
     return category, None
 
 
-def ingest(run_uri: str, locations: Locations, storage: Storage, *, force: bool = False) -> str:
+def ingest(run_uri: str, locations: Locations, storage: ObjectStore, *, force: bool = False) -> str:
     """List the raw prefix, diff it with the ledger and write ``<run>/manifest.json``.
 
     Returns the manifest's URI. ``force`` marks the run as wanting a retrain even without new files.
     A run's manifest is written once: a re-run of the same run returns it unchanged.
     """
-    uri = join_uri(run_uri, "manifest.json")
+    uri = layout.Run(run_uri).manifest
     if storage.exists(uri):
         log.info("ingest: this run's manifest already exists; reusing %r", uri)
         return uri
@@ -120,7 +121,7 @@ def ingest(run_uri: str, locations: Locations, storage: Storage, *, force: bool 
         items.append(
             {
                 "key": info.key,
-                "uri": str(S3Uri(raw.bucket, info.key)),
+                "uri": info.uri,
                 "etag": info.etag,
                 "size": info.size,
                 "category": category,
@@ -162,7 +163,7 @@ def ingest(run_uri: str, locations: Locations, storage: Storage, *, force: bool 
     return uri
 
 
-def read_jobs_file(locations: Locations, storage: Storage) -> dict:
+def read_jobs_file(locations: Locations, storage: ObjectStore) -> dict:
     """The jobs file's ETag and categories, parsed as ``build_pairs`` will parse it; a clear error if unusable."""
     found = storage.get_with_etag(locations.jobs_file)
     if found is None:
@@ -174,7 +175,7 @@ def read_jobs_file(locations: Locations, storage: Storage) -> dict:
     return {"etag": found[1], "categories": sorted(jobs)}
 
 
-def untrained_corpus(ledger: dict, storage: Storage, locations: Locations) -> bool:
+def untrained_corpus(ledger: dict, storage: ObjectStore, locations: Locations) -> bool:
     """Whether the ledger's parsed corpus differs from the one the last finished night trained on."""
     current = ledger_fingerprint(ledger, ledger.get("jobs_file_etag"))
     if current is None:
@@ -183,7 +184,7 @@ def untrained_corpus(ledger: dict, storage: Storage, locations: Locations) -> bo
     return found is None or json.loads(found[0]).get("fingerprint") != current
 
 
-def has_work(manifest_uri: str, storage: Storage) -> bool:
+def has_work(manifest_uri: str, storage: ObjectStore) -> bool:
     """Whether the run should go on past ingest; says why in the log either way."""
     manifest = storage.get_json(manifest_uri)
     log.info(

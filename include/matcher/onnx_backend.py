@@ -130,7 +130,7 @@ def load_encoder(version_uri: str, storage, backend: str | None = None):
     import shutil
 
     from include.matcher.models import base_model_path, cache_dir, load_model, resolve_model
-    from include.matcher.storage import join_uri
+    from include.matcher import layout
 
     backend = backend or embed_backend()
     if backend == "torch":
@@ -143,12 +143,12 @@ def load_encoder(version_uri: str, storage, backend: str | None = None):
         local = copy
     file = local / "onnx" / FILES[backend]
     if not file.exists():
-        remote = join_uri(version_uri, "onnx", FILES[backend])
-        if version_uri.startswith("s3://") and storage.exists(remote):
+        remote = layout.Model(version_uri).onnx(FILES[backend]) if version_uri.startswith("s3://") else None
+        if remote and storage.exists(remote):
             file.parent.mkdir(exist_ok=True)
             file.write_bytes(storage.get_bytes(remote))
         else:
             for written in export_onnx(local, quantize=backend == "onnx-int8"):
                 if version_uri.startswith("s3://"):
-                    storage.put_bytes(join_uri(version_uri, "onnx", written.name), written.read_bytes())
+                    storage.put_bytes(layout.Model(version_uri).onnx(written.name), written.read_bytes())
     return OnnxEncoder(local, backend)

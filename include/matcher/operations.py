@@ -9,18 +9,19 @@ from include.matcher.ingest import read_ledger
 from include.matcher.parse import write_corpus_snapshot
 from include.matcher.registry import rollback
 from include.matcher.settings import Locations
-from include.matcher.storage import Storage, join_uri
+from include.matcher import layout
+from include.matcher.storage import ObjectStore
 
 
-def current_corpus(locations: Locations, storage: Storage, label: str) -> str:
+def current_corpus(locations: Locations, storage: ObjectStore, label: str) -> str:
     """A corpus snapshot of every parsed CV the ledger knows, under ``<work>/operations/<label>/``."""
     ledger, _ = read_ledger(storage, locations)
-    uri = join_uri(locations.work, "operations", label, "corpus.jsonl")
+    uri = layout.operations_corpus(locations.work, label)
     write_corpus_snapshot(ledger, uri, storage)
     return uri
 
 
-def rollback_and_refresh(version: str, locations: Locations, storage: Storage, refresh: bool = True) -> str:
+def rollback_and_refresh(version: str, locations: Locations, storage: ObjectStore, refresh: bool = True) -> str:
     """Repoint production at ``version`` and re-embed the corpus with it; returns the version URI."""
     version_uri = rollback(version, locations.registry, storage)
     if refresh:

@@ -27,7 +27,8 @@ from include.matcher.jobs import load_job_descriptions
 from include.matcher.losses import loss_spec
 from include.matcher.near_duplicates import near_duplicate_groups
 from include.matcher.settings import PipelineConfig, SplitConfig, TrainingConfig
-from include.matcher.storage import Storage, join_uri
+from include.matcher import layout
+from include.matcher.storage import ObjectStore
 from include.matcher.text import strip_title
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ def require_trainable(by_split: dict[str, list[dict]], corpus_size: int, unknown
         )
 
 
-def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: Storage) -> str:
+def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: ObjectStore) -> str:
     """Write ``<run>/pairs/{train,training_metadata,validation,test}.jsonl`` and ``jobs.json``."""
     from include.matcher.parse import load_corpus_texts
 
@@ -214,13 +215,13 @@ def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: 
     training = config.training
     examples = training_examples(by_split["train"], jobs, training, storage)
 
-    pairs_uri = join_uri(run_uri, "pairs")
-    storage.put_jsonl(join_uri(pairs_uri, "train.jsonl"), examples.rows)
-    storage.put_jsonl(join_uri(pairs_uri, "training_metadata.jsonl"), examples.metadata)
-    storage.put_jsonl(join_uri(pairs_uri, "train_cvs.jsonl"), [_held_out_row(cv) for cv in by_split["train"]])  # for baselines
+    pairs = layout.Run(run_uri).pairs
+    storage.put_jsonl(pairs.split("train"), examples.rows)
+    storage.put_jsonl(pairs.training_metadata, examples.metadata)
+    storage.put_jsonl(pairs.split("train_cvs"), [_held_out_row(cv) for cv in by_split["train"]])  # for baselines
     for name in ("validation", "test"):
-        storage.put_jsonl(join_uri(pairs_uri, f"{name}.jsonl"), [_held_out_row(cv) for cv in by_split[name]])
-    storage.put_json(join_uri(pairs_uri, "jobs.json"), jobs)
+        storage.put_jsonl(pairs.split(name), [_held_out_row(cv) for cv in by_split[name]])
+    storage.put_json(pairs.jobs, jobs)
     summary = {
         "loss": training.loss,
         "negative_ratio": training.negative_ratio,
@@ -234,13 +235,13 @@ def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: 
         "cvs_under_several_categories": several_categories([cv for cv in cvs if cv["category"] in jobs]),
         "data_hash": data_hash(cvs, jobs),
     }
-    storage.put_json(join_uri(pairs_uri, "summary.json"), summary)
+    storage.put_json(pairs.summary, summary)
     if unknown:
         log.warning("build_pairs: %d CVs have a category missing from the jobs file", len(unknown))
     if summary["cvs_under_several_categories"]:
         log.warning("build_pairs: %d CVs share their text with a CV of another category: trained on, never held out", len(summary["cvs_under_several_categories"]))
     log.info("build_pairs: %s", json.dumps({k: summary[k] for k in ("examples", "labels", "cvs_by_split")}))
-    return pairs_uri
+    return pairs.uri
 
 
 def data_hash(cvs: list[dict], jobs: dict[str, list[str]]) -> str:

@@ -24,7 +24,8 @@ from include.matcher.ingest import corpus_fingerprint, ledger_uri, read_ledger
 from include.matcher.isolation import IsolatedParser, Job
 from include.matcher.pairs import several_categories
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
-from include.matcher.storage import Storage, join_uri
+from include.matcher import layout
+from include.matcher.storage import ObjectStore
 from include.matcher.text import text_fingerprint
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def content_hash(data: bytes) -> str:
 
 
 def text_cache_uri(locations: Locations, digest: str) -> str:
-    return join_uri(locations.work, "texts", f"{digest}.json")
+    return layout.text_cache(locations.work, digest)
 
 
 # Outcomes that depend on the machine rather than the file are not cached: a retry may succeed.
@@ -55,7 +56,7 @@ def _outcome(item: dict, digest: str, entry: dict, cache_uri: str, cache: str) -
     return record
 
 
-def _parse_chunk(items: list[dict], pool: IsolatedParser, storage: Storage, locations: Locations) -> list[dict]:
+def _parse_chunk(items: list[dict], pool: IsolatedParser, storage: ObjectStore, locations: Locations) -> list[dict]:
     """Fetch a chunk (threads), answer what the cache knows, parse the rest in the isolated pool."""
 
     def fetch(item: dict):
@@ -82,7 +83,7 @@ def _parse_chunk(items: list[dict], pool: IsolatedParser, storage: Storage, loca
     return outcomes
 
 
-def plan_parse_shards(manifest_uri: str, run_uri: str, storage: Storage, shard_size: int) -> list[str]:
+def plan_parse_shards(manifest_uri: str, run_uri: str, storage: ObjectStore, shard_size: int) -> list[str]:
     """Split the manifest's files into shards of ``shard_size``; return the shard URIs (at least one).
 
     Each shard is ``<run>/parse/shards/<i>-of-<n>/items.json``. A night with nothing to parse still
@@ -93,7 +94,7 @@ def plan_parse_shards(manifest_uri: str, run_uri: str, storage: Storage, shard_s
     uris = []
     for index in range(count):
         chunk = items[index * shard_size : (index + 1) * shard_size]
-        uri = join_uri(run_uri, "parse", "shards", f"{index + 1:04d}-of-{count:04d}", "items.json")
+        uri = layout.Run(run_uri).parse_shard(index, count).items
         first = index * shard_size
         name = f"shard {index + 1}/{count}: files {first + 1}-{first + len(chunk)}" if chunk else f"shard {index + 1}/{count}: empty"
         storage.put_json(uri, {"index": index, "count": count, "name": name, "items": chunk})
@@ -101,12 +102,12 @@ def plan_parse_shards(manifest_uri: str, run_uri: str, storage: Storage, shard_s
     return uris
 
 
-def shard_name(shard_uri: str, storage: Storage) -> str:
+def shard_name(shard_uri: str, storage: ObjectStore) -> str:
     """The readable name of a shard (what the Airflow UI shows for its mapped task)."""
     return storage.get_json(shard_uri)["name"]
 
 
-def parse_shard(shard_uri: str, locations: Locations, storage: Storage, limits: ParseLimits | None = None, pool: IsolatedParser | None = None) -> str:
+def parse_shard(shard_uri: str, locations: Locations, storage: ObjectStore, limits: ParseLimits | None = None, pool: IsolatedParser | None = None) -> str:
     """Parse one shard's files; write and return ``<shard>/outcomes.jsonl`` (one outcome per file)."""
     limits = limits or parse_limits_from_env()
     items = storage.get_json(shard_uri)["items"]
@@ -119,16 +120,16 @@ def parse_shard(shard_uri: str, locations: Locations, storage: Storage, limits: 
     finally:
         if own_pool:
             pool.close()
-    folder = shard_uri.rsplit("/", 1)[0]
-    outcomes_uri = join_uri(folder, "outcomes.jsonl")
+    folder = layout.ParseShard.of(shard_uri)
+    outcomes_uri = folder.outcomes
     # Whether the cache answered is this attempt's business (stats only): a retry writes the same outcomes.
     storage.put_jsonl(outcomes_uri, sorted((_without_cache(o) for o in outcomes), key=lambda outcome: outcome["key"]))
-    storage.put_json(join_uri(folder, "stats.json"), {"files": len(outcomes), "cache_hits": sum(o["cache"] == "hit" for o in outcomes)})
+    storage.put_json(folder.stats, {"files": len(outcomes), "cache_hits": sum(o["cache"] == "hit" for o in outcomes)})
     log.info("parse: %s: %d files, %d cache hits", shard_uri.rsplit("/", 2)[-2], len(outcomes), sum(o["cache"] == "hit" for o in outcomes))
     return outcomes_uri
 
 
-def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, locations: Locations, storage: Storage) -> str:
+def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, locations: Locations, storage: ObjectStore) -> str:
     """Merge the shards' outcomes, commit them to the ledger and return the corpus snapshot URI."""
     manifest = storage.get_json(manifest_uri)
     outcomes = sorted((o for uri in outcome_uris for o in storage.get_jsonl(uri)), key=lambda outcome: outcome["key"])
@@ -139,13 +140,13 @@ def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, loc
 
     parsed = [o for o in outcomes if o["status"] == "parsed"]
     rejects = [o for o in outcomes if o["status"] == "rejected"]
-    parsed_uri = join_uri(run_uri, "parse", "parsed.jsonl")
-    rejects_uri = join_uri(run_uri, "parse", "rejects.jsonl")
+    run = layout.Run(run_uri)
+    parsed_uri, rejects_uri = run.parsed, run.rejects
     storage.put_jsonl(parsed_uri, parsed)
     storage.put_jsonl(rejects_uri, rejects)
 
     ledger = commit_to_ledger(manifest, outcomes, run_uri, locations, storage)
-    corpus_uri = join_uri(run_uri, "corpus.jsonl")
+    corpus_uri = run.corpus
     corpus = write_corpus_snapshot(ledger, corpus_uri, storage)
 
     summary = {
@@ -153,7 +154,7 @@ def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, loc
         "shards": len(outcome_uris),
         "parsed": len(parsed),
         "rejected": len(rejects),
-        "cache_hits": sum(storage.get_json(join_uri(uri.rsplit("/", 1)[0], "stats.json"))["cache_hits"] for uri in outcome_uris),
+        "cache_hits": sum(storage.get_json(layout.ParseShard.of(uri).stats)["cache_hits"] for uri in outcome_uris),
         "rejects_by_reason": dict(Counter(o["reason"] for o in rejects)),
         "reject_reasons": {reason: REJECT_REASONS[reason] for reason in {o["reason"] for o in rejects}},
         "parsed_uri": parsed_uri,
@@ -164,7 +165,7 @@ def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, loc
         "corpus_categories": dict(Counter(row["category"] for row in corpus)),
         "same_text_in_several_categories": several_categories(corpus),
     }
-    storage.put_json(join_uri(run_uri, "parse", "summary.json"), summary)
+    storage.put_json(run.parse_summary, summary)
     log.info("parse: %d parsed, %d rejected %s; rejects at %r", len(parsed), len(rejects), summary["rejects_by_reason"], rejects_uri)
     for reject in rejects:
         log.warning("parse: rejected %r: %s (%r)", reject["key"], reject["reason"], reject["detail"][:200])
@@ -175,7 +176,7 @@ def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, loc
 
 
 def parse(
-    manifest_uri: str, run_uri: str, locations: Locations, storage: Storage, limits: ParseLimits | None = None, shard_size: int | None = None
+    manifest_uri: str, run_uri: str, locations: Locations, storage: ObjectStore, limits: ParseLimits | None = None, shard_size: int | None = None
 ) -> str:
     """The whole stage in one process (CLI, tests): plan shards, parse each, merge; the corpus URI.
 
@@ -188,7 +189,7 @@ def parse(
     return collect_parsed(manifest_uri, outcome_uris, run_uri, locations, storage)
 
 
-def commit_to_ledger(manifest: dict, outcomes: list[dict], run_uri: str, locations: Locations, storage: Storage) -> dict:
+def commit_to_ledger(manifest: dict, outcomes: list[dict], run_uri: str, locations: Locations, storage: ObjectStore) -> dict:
     """Record each outcome (and removals, and the jobs file seen) with a compare-and-swap write."""
     ledger, etag = read_ledger(storage, locations)
     objects = ledger["objects"]
@@ -208,7 +209,7 @@ def _without_cache(outcome: dict) -> dict:
     return {k: v for k, v in outcome.items() if k != "cache"}
 
 
-def write_corpus_snapshot(ledger: dict, corpus_uri: str, storage: Storage) -> list[dict]:
+def write_corpus_snapshot(ledger: dict, corpus_uri: str, storage: ObjectStore) -> list[dict]:
     """Every parsed CV the ledger knows, one row each, written to ``corpus_uri``."""
     corpus = [
         {k: entry[k] for k in ("key", "category", "content_hash", "text_hash", "text_uri", "chars")}
@@ -219,7 +220,7 @@ def write_corpus_snapshot(ledger: dict, corpus_uri: str, storage: Storage) -> li
     return corpus
 
 
-def load_corpus_texts(corpus_uri: str, storage: Storage) -> list[dict]:
+def load_corpus_texts(corpus_uri: str, storage: ObjectStore) -> list[dict]:
     """The corpus snapshot with each row's text attached."""
     rows = storage.get_jsonl(corpus_uri)
     texts = storage.get_many([row["text_uri"] for row in rows])

@@ -18,16 +18,17 @@ import logging
 import re
 from datetime import datetime, timezone
 
-from include.matcher.storage import PreconditionFailed, Storage, join_uri
+from include.matcher import layout
+from include.matcher.storage import PreconditionFailed, ObjectStore
 
 log = logging.getLogger(__name__)
 
 
 def production_uri(registry_uri: str) -> str:
-    return join_uri(registry_uri, "production.json")
+    return layout.production_pointer(registry_uri)
 
 
-def read_production(storage: Storage, registry_uri: str) -> dict | None:
+def read_production(storage: ObjectStore, registry_uri: str) -> dict | None:
     found = storage.get_with_etag(production_uri(registry_uri))
     return None if found is None else json.loads(found[0])
 
@@ -42,7 +43,7 @@ def version_for(run_uri: str) -> str:
     return f"v{''.join(found.groups()[:3])}T{''.join(found.groups()[3:])}Z-{digest}" if found else f"v-{digest}"
 
 
-def swap_pointer(storage: Storage, uri: str, value: dict, expected: dict | None) -> str:
+def swap_pointer(storage: ObjectStore, uri: str, value: dict, expected: dict | None) -> str:
     """Replace the JSON pointer at ``uri`` only if it still holds ``expected`` (None: absent)."""
     found = storage.get_with_etag(uri)
     if expected is None:
@@ -54,7 +55,7 @@ def swap_pointer(storage: Storage, uri: str, value: dict, expected: dict | None)
     return storage.put_json(uri, value, if_match=found[1])
 
 
-def promote(report_uri: str, registry_uri: str, storage: Storage) -> str:
+def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
     """Copy the candidate beside ``report_uri`` into the registry and point production at it.
 
     Idempotent: a retry after a copy or a pointer write re-uses the version the report names.
@@ -65,7 +66,8 @@ def promote(report_uri: str, registry_uri: str, storage: Storage) -> str:
         raise ValueError(f"the gate refused this candidate: {report['decision']['reason']}")
     candidate_uri = report["candidate"]
     version = report["version"]
-    version_uri = join_uri(registry_uri, "models", version)
+    target = layout.version(registry_uri, version)
+    version_uri = target.uri
     copied = storage.copy_prefix(candidate_uri, version_uri)
 
     current = read_production(storage, registry_uri)
@@ -80,15 +82,15 @@ def promote(report_uri: str, registry_uri: str, storage: Storage) -> str:
         "metrics": report["candidate_metrics"]["metrics"],
         "primary_metric": report["decision"]["primary_metric"],
         "previous": current["version"] if current else None,
-        "report": join_uri(version_uri, "validation_report.json"),
+        "report": target.validation_report,
     }
-    storage.put_json(join_uri(version_uri, "entry.json"), entry)
+    storage.put_json(target.entry, entry)
     swap_pointer(storage, production_uri(registry_uri), entry, current)
     log.info("promote: %s (%d files) is now in production, replacing %s", version, copied, entry["previous"])
     return version_uri
 
 
-def promote_night(report_uri: str, locations, storage: Storage) -> dict:
+def promote_night(report_uri: str, locations, storage: ObjectStore) -> dict:
     """The pipeline's promote step: :func:`promote`, then the night's corpus recorded as trained on.
 
     Returns the production entry (version, uri, metrics), what the DAG's asset event carries.
@@ -97,20 +99,19 @@ def promote_night(report_uri: str, locations, storage: Storage) -> dict:
 
     version_uri = promote(report_uri, locations.registry, storage)
     record_trained(storage.get_json(report_uri)["run"], locations, storage, "promoted")
-    return storage.get_json(join_uri(version_uri, "entry.json"))
+    return storage.get_json(layout.Model(version_uri).entry)
 
 
-def list_versions(storage: Storage, registry_uri: str) -> list[dict]:
+def list_versions(storage: ObjectStore, registry_uri: str) -> list[dict]:
     """Every promoted version's entry, oldest first."""
-    entries = [info for info in storage.list(join_uri(registry_uri, "models")) if info.key.endswith("/entry.json")]
-    bucket = registry_uri[len("s3://") :].split("/", 1)[0]
-    return sorted((storage.get_json(f"s3://{bucket}/{info.key}") for info in entries), key=lambda e: e["version"])
+    entries = [info.uri for info in storage.list(layout.models(registry_uri)) if info.uri.endswith("/entry.json")]
+    return sorted((storage.get_json(uri) for uri in entries), key=lambda e: e["version"])
 
 
-def rollback(version: str, registry_uri: str, storage: Storage) -> str:
+def rollback(version: str, registry_uri: str, storage: ObjectStore) -> str:
     """Point production back at an earlier ``version`` (kept in the registry); returns its URI."""
-    version_uri = join_uri(registry_uri, "models", version)
-    found = storage.get_with_etag(join_uri(version_uri, "entry.json"))
+    version_uri = layout.version(registry_uri, version).uri
+    found = storage.get_with_etag(layout.Model(version_uri).entry)
     if found is None:
         known = ", ".join(v["version"] for v in list_versions(storage, registry_uri)) or "none"
         raise LookupError(f"no version {version!r} in {registry_uri} (known: {known})")

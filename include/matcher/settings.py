@@ -65,9 +65,10 @@ class Locations:
         return {S3Uri.parse(getattr(self, f.name)).bucket for f in fields(self)}
 
     def run_uri(self, run_id: str) -> str:
+        from include.matcher import layout
         from include.matcher.storage import join_uri
 
-        return join_uri(self.work, "runs", safe_run_id(run_id))
+        return join_uri(layout.runs(self.work), safe_run_id(run_id))
 
 
 def setting(default, help: str, section: str, *, minimum=None, maximum=None, above=None, choices=None, pattern=None):

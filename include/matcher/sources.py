@@ -11,18 +11,18 @@ from pathlib import Path
 from include.matcher.documents import Rejected, extract_text
 from include.matcher.ingest import classify_key
 from include.matcher.settings import ParseLimits
-from include.matcher.storage import S3Uri, Storage
+from include.matcher.storage import S3Uri, ObjectStore, Storage
 from include.matcher.text import text_fingerprint
 
 
-def iter_files(data_root: str, storage: Storage | None = None):
+def iter_files(data_root: str, storage: ObjectStore | None = None):
     """(relative key, bytes loader) for every file below ``data_root``."""
     if data_root.startswith("s3://"):
         storage = storage or Storage()
         root = S3Uri.parse(data_root)
         base = f"{root.key}/" if root.key else ""
         for info in storage.list(data_root):
-            yield info.key[len(base) :], (lambda key=info.key: storage.get_bytes(f"s3://{root.bucket}/{key}"))
+            yield info.key[len(base) :], (lambda uri=info.uri: storage.get_bytes(uri))
     else:
         root_path = Path(data_root)
         if not root_path.is_dir():
@@ -31,7 +31,7 @@ def iter_files(data_root: str, storage: Storage | None = None):
             yield path.relative_to(root_path).as_posix(), path.read_bytes
 
 
-def load_labelled_cvs(data_root: str, storage: Storage | None = None, limits: ParseLimits | None = None) -> tuple[list[dict], list[dict]]:
+def load_labelled_cvs(data_root: str, storage: ObjectStore | None = None, limits: ParseLimits | None = None) -> tuple[list[dict], list[dict]]:
     """(CVs, rejects): CVs are dicts with key, category, text, text_hash; rejects say why."""
     cvs, rejects = [], []
     for key, load in iter_files(data_root, storage):

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -103,10 +103,6 @@ class S3Uri:
         return f"s3://{self.bucket}/{self.key}" if self.key else f"s3://{self.bucket}"
 
 
-def is_s3_uri(value: str) -> bool:
-    return str(value).startswith("s3://")
-
-
 def join_uri(uri: str, *parts: str) -> str:
     return str(S3Uri.parse(uri).join(*parts))
 
@@ -116,6 +112,28 @@ class ObjectInfo:
     key: str
     etag: str
     size: int
+    uri: str  # s3://bucket/key: what the other methods take
+
+
+class ObjectStore(Protocol):
+    """What the pipeline's stages need of an object store, by ``s3://`` URI. :class:`Storage` (boto3)
+    implements it; the stages are typed against this, so another implementation can stand in."""
+
+    def get_bytes(self, uri: str) -> bytes: ...
+    def get_with_etag(self, uri: str) -> tuple[bytes, str] | None: ...
+    def put_bytes(self, uri: str, data: bytes, *, content_type: str = ..., if_match: str | None = None, if_none_match: bool = False) -> str: ...
+    def head(self, uri: str) -> ObjectInfo | None: ...
+    def exists(self, uri: str) -> bool: ...
+    def delete_prefix(self, prefix_uri: str) -> int: ...
+    def get_json(self, uri: str) -> Any: ...
+    def put_json(self, uri: str, value: Any, **conditions) -> str: ...
+    def get_jsonl(self, uri: str) -> list[dict]: ...
+    def put_jsonl(self, uri: str, rows: Iterable[dict]) -> str: ...
+    def list(self, prefix_uri: str) -> list[ObjectInfo]: ...
+    def get_many(self, uris: list[str], workers: int = 16) -> list[bytes]: ...
+    def upload_dir(self, local_dir: str | Path, prefix_uri: str) -> list[str]: ...
+    def download_dir(self, prefix_uri: str, local_dir: str | Path) -> Path: ...
+    def copy_prefix(self, source_uri: str, target_uri: str) -> int: ...
 
 
 def client_from_env():
@@ -197,7 +215,7 @@ class Storage:
             if _is_not_found(error):
                 return None
             raise
-        return ObjectInfo(loc.key, response["ETag"], response["ContentLength"])
+        return ObjectInfo(loc.key, response["ETag"], response["ContentLength"], uri)
 
     def exists(self, uri: str) -> bool:
         return self.head(uri) is not None
@@ -242,7 +260,7 @@ class Storage:
         prefix = f"{loc.key}/" if loc.key else ""
         paginator = self.client.get_paginator("list_objects_v2")
         return [
-            ObjectInfo(item["Key"], item["ETag"], item["Size"])
+            ObjectInfo(item["Key"], item["ETag"], item["Size"], f"s3://{loc.bucket}/{item['Key']}")
             for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix)
             for item in page.get("Contents", [])
         ]

@@ -5,34 +5,34 @@ from __future__ import annotations
 from include.matcher.embeddings import read_current
 from include.matcher.registry import read_production
 from include.matcher.settings import Locations
-from include.matcher.storage import S3Uri, Storage, join_uri
+from include.matcher import layout
+from include.matcher.storage import ObjectStore
 
 
-def latest_run_uri(locations: Locations, storage: Storage) -> str | None:
+def latest_run_uri(locations: Locations, storage: ObjectStore) -> str | None:
     """The run whose manifest is newest."""
-    runs = join_uri(locations.work, "runs")
-    bucket = S3Uri.parse(runs).bucket
-    manifests = [info for info in storage.list(runs) if info.key.endswith("/manifest.json")]
+    manifests = [info for info in storage.list(layout.runs(locations.work)) if info.uri.endswith("/manifest.json")]
     if not manifests:
         return None
-    newest = max(manifests, key=lambda info: storage.get_json(f"s3://{bucket}/{info.key}")["created_at"])
-    return f"s3://{bucket}/{newest.key.rsplit('/', 1)[0]}"
+    newest = max(manifests, key=lambda info: storage.get_json(info.uri)["created_at"])
+    return newest.uri.rsplit("/", 1)[0]
 
 
-def describe_run(run_uri: str, locations: Locations, storage: Storage) -> str:
+def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> str:
     lines = [f"run:        {run_uri}"]
-    manifest = storage.get_json(join_uri(run_uri, "manifest.json"))
+    run = layout.Run(run_uri)
+    manifest = storage.get_json(run.manifest)
     lines.append(f"ingest:     {manifest['counts']}")
-    parse = _maybe_json(storage, join_uri(run_uri, "parse", "summary.json"))
+    parse = _maybe_json(storage, run.parse_summary)
     if parse is None:
         lines.append("parse:      skipped (nothing new; trigger with force_retrain to retrain anyway)")
     else:
         lines.append(f"parse:      {parse['parsed']} parsed, {parse['rejected']} rejected {parse['rejects_by_reason']}; corpus {parse['corpus_size']} CVs")
         lines.append(f"rejects:    {parse['rejects_uri']}")
-    report = _maybe_json(storage, join_uri(run_uri, "candidate", "validation_report.json"))
+    report = _maybe_json(storage, run.candidate.validation_report)
     if report is not None:
         lines.append(f"candidate:  {report['candidate']}")
-        lines.append(f"report:     {join_uri(run_uri, 'candidate', 'validation_report.json')}")
+        lines.append(f"report:     {run.candidate.validation_report}")
         decision = report["decision"]
         metric = decision.get("primary_metric", "mrr@10")
         candidate, production = report["candidate_metrics"]["metrics"], report["production_metrics"]["metrics"]
@@ -51,23 +51,21 @@ def describe_run(run_uri: str, locations: Locations, storage: Storage) -> str:
     return "\n".join(lines)
 
 
-def task_timings(run_uri: str, storage: Storage) -> dict[str, float]:
+def task_timings(run_uri: str, storage: ObjectStore) -> dict[str, float]:
     """Seconds of work per task (mapped instances summed), from the DAG's ``timings/`` records."""
-    prefix = join_uri(run_uri, "timings")
-    bucket = S3Uri.parse(prefix).bucket
     totals: dict[str, float] = {}
-    for info in storage.list(prefix):
-        record = storage.get_json(f"s3://{bucket}/{info.key}")
+    for info in storage.list(layout.Run(run_uri).timings):
+        record = storage.get_json(info.uri)
         totals[record["task"]] = totals.get(record["task"], 0.0) + record["seconds"]
     return totals
 
 
-def describe_last_run(locations: Locations, storage: Storage) -> str:
+def describe_last_run(locations: Locations, storage: ObjectStore) -> str:
     run_uri = latest_run_uri(locations, storage)
     return "no run yet" if run_uri is None else describe_run(run_uri, locations, storage)
 
 
-def _maybe_json(storage: Storage, uri: str):
+def _maybe_json(storage: ObjectStore, uri: str):
     found = storage.get_with_etag(uri)
     if found is None:
         return None

@@ -20,7 +20,8 @@ from include.matcher.losses import loss_spec
 from include.matcher.model_card import FILE_NAME as MODEL_CARD
 from include.matcher.model_card import write_model_card
 from include.matcher.settings import TrainingConfig
-from include.matcher.storage import S3Uri, Storage, join_uri
+from include.matcher import layout
+from include.matcher.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def device_flags() -> dict:
     }
 
 
-def _s3_checkpoint_callback_class(storage: Storage, checkpoint_uri: str):
+def _s3_checkpoint_callback_class(storage: ObjectStore, checkpoint_uri: str):
     from transformers import TrainerCallback
 
     class S3Checkpoints(TrainerCallback):
@@ -112,21 +113,20 @@ def _s3_checkpoint_callback_class(storage: Storage, checkpoint_uri: str):
             local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             # sentence-transformers' card quotes training CVs; a resume needs weights and state, not the card.
             (local / MODEL_CARD).unlink(missing_ok=True)
-            target = join_uri(checkpoint_uri, local.name)
+            target = layout.checkpoint(checkpoint_uri, local.name)
             storage.upload_dir(local, target)
-            storage.put_json(join_uri(checkpoint_uri, "latest.json"), {"step": state.global_step, "uri": target})
+            storage.put_json(layout.latest_checkpoint(checkpoint_uri), {"step": state.global_step, "uri": target})
             log.info("fine_tune: checkpoint at step %d saved to %s", state.global_step, target)
-            folder = S3Uri.parse(checkpoint_uri).key
-            names = {info.key[len(folder) :].lstrip("/").split("/", 1)[0] for info in storage.list(checkpoint_uri)}
+            names = {info.uri[len(checkpoint_uri.rstrip("/")) + 1 :].split("/", 1)[0] for info in storage.list(checkpoint_uri)}
             for name in sorted(n for n in names if n.startswith("checkpoint-") and n != local.name):
-                storage.delete_prefix(join_uri(checkpoint_uri, name))
+                storage.delete_prefix(layout.checkpoint(checkpoint_uri, name))
 
     return S3Checkpoints
 
 
-def _restore_checkpoint(storage: Storage, checkpoint_uri: str, scratch: str) -> str | None:
+def _restore_checkpoint(storage: ObjectStore, checkpoint_uri: str, scratch: str) -> str | None:
     """Download the newest S3 checkpoint into ``scratch``; its local path, or None."""
-    found = storage.get_with_etag(join_uri(checkpoint_uri, "latest.json"))
+    found = storage.get_with_etag(layout.latest_checkpoint(checkpoint_uri))
     if found is None:
         return None
     latest = json.loads(found[0])
@@ -227,19 +227,20 @@ def train_model(
     return output_dir
 
 
-def fine_tune(pairs_uri: str, run_uri: str, config: TrainingConfig, storage: Storage) -> str:
+def fine_tune(pairs_uri: str, run_uri: str, config: TrainingConfig, storage: ObjectStore) -> str:
     """Train on ``<pairs>/train.jsonl`` and upload the candidate to ``<run>/candidate/``.
 
     The validation split (``<pairs>/validation.jsonl``) picks the best checkpoint; the test split
     stays unseen until the gate.
     """
-    rows = storage.get_jsonl(join_uri(pairs_uri, "train.jsonl"))
-    metadata = storage.get_jsonl(join_uri(pairs_uri, "training_metadata.jsonl"))
-    validation = storage.get_jsonl(join_uri(pairs_uri, "validation.jsonl")) if storage.exists(join_uri(pairs_uri, "validation.jsonl")) else []
-    jobs = storage.get_json(join_uri(pairs_uri, "jobs.json")) if storage.exists(join_uri(pairs_uri, "jobs.json")) else None
-    candidate_uri = join_uri(run_uri, "candidate")
+    pairs, run = layout.Pairs(pairs_uri), layout.Run(run_uri)
+    rows = storage.get_jsonl(pairs.split("train"))
+    metadata = storage.get_jsonl(pairs.training_metadata)
+    validation = storage.get_jsonl(pairs.split("validation")) if storage.exists(pairs.split("validation")) else []
+    jobs = storage.get_json(pairs.jobs) if storage.exists(pairs.jobs) else None
+    candidate_uri = run.candidate.uri
     with tempfile.TemporaryDirectory(prefix="matcher-candidate-") as local:
-        checkpoint_uri = join_uri(run_uri, "checkpoints")
+        checkpoint_uri = run.checkpoints
         train_model(rows, metadata, config, local, storage, checkpoint_uri=checkpoint_uri, validation=validation, jobs=jobs)
         storage.upload_dir(local, candidate_uri)
     # The candidate is safe on S3: the checkpoints that guarded the training are no longer needed.

@@ -16,7 +16,8 @@ from include.matcher.evaluation import evaluate_model, evaluate_tfidf_baseline
 from include.matcher.ingest import record_trained
 from include.matcher.registry import read_production, version_for
 from include.matcher.settings import GateConfig, Locations, TrainingConfig
-from include.matcher.storage import Storage, join_uri
+from include.matcher import layout
+from include.matcher.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int, p
     }
 
 
-def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locations, gate: GateConfig, storage: Storage, base_model: str | None = None) -> str:
+def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locations, gate: GateConfig, storage: ObjectStore, base_model: str | None = None) -> str:
     """Score candidate, production and the baselines; decide; store the report, its HTML and the model card.
 
     Writes ``<candidate>/validation_report.json`` (the gate reads it), ``validation_report.html`` (for
@@ -113,10 +114,11 @@ def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locati
     from include.matcher.models import load_model
     from include.matcher.report import model_card_section, render_report
 
-    held_out = storage.get_jsonl(join_uri(pairs_uri, "test.jsonl"))
-    train_cvs = storage.get_jsonl(join_uri(pairs_uri, "train_cvs.jsonl"))
-    jobs = storage.get_json(join_uri(pairs_uri, "jobs.json"))
-    pairs_summary = storage.get_json(join_uri(pairs_uri, "summary.json"))
+    pairs, candidate = layout.Pairs(pairs_uri), layout.Model(candidate_uri)
+    held_out = storage.get_jsonl(pairs.split("test"))
+    train_cvs = storage.get_jsonl(pairs.split("train_cvs"))
+    jobs = storage.get_json(pairs.jobs)
+    pairs_summary = storage.get_json(pairs.summary)
     production = production_for(run_uri, locations, storage)
     base_name = base_model or TrainingConfig().base_model
     production_name = production["uri"] if production else base_name
@@ -127,25 +129,25 @@ def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locati
     production_result = evaluate_model(load_model(production_name, storage), held_out, jobs)
     base_result = production_result if production_name == base_name else evaluate_model(load_model(base_name, storage), held_out, jobs)
     decision = decide(candidate_result, production_result, gate, len(held_out), problems)
-    report_uri = join_uri(candidate_uri, "validation_report.json")
+    report_uri = candidate.validation_report
     report = {
         "created_at": datetime.now(timezone.utc).isoformat(),
         "run": run_uri,
         "candidate": candidate_uri,
         "version": version_for(run_uri),
         "production": {"name": production_name, "version": production["version"] if production else None},
-        "held_out": {"split": "test", "count": len(held_out), "uri": join_uri(pairs_uri, "test.jsonl"), "titles": "stripped (primary); kept (with_title)"},
+        "held_out": {"split": "test", "count": len(held_out), "uri": pairs.split("test"), "titles": "stripped (primary); kept (with_title)"},
         "data_hash": pairs_summary.get("data_hash"),
         "training": training_summary(storage, candidate_uri),
         "candidate_metrics": candidate_result,
         "production_metrics": production_result,
         "baselines": {"base_zero_shot": base_result, "tfidf_logreg": evaluate_tfidf_baseline(train_cvs, held_out, jobs)},
         "decision": decision,
-        "html_report": join_uri(candidate_uri, "validation_report.html"),
+        "html_report": candidate.validation_report_html,
     }
     storage.put_json(report_uri, report)
     storage.put_bytes(report["html_report"], render_report(report).encode(), content_type="text/html; charset=utf-8")
-    card_uri = join_uri(candidate_uri, "README.md")
+    card_uri = candidate.card
     card = storage.get_bytes(card_uri).decode() if storage.exists(card_uri) else ""
     storage.put_bytes(card_uri, (card.split(MODEL_CARD_MARKER)[0].rstrip() + "\n\n" + MODEL_CARD_MARKER + "\n" + model_card_section(report)).encode())
     (log.warning if problems else log.info)("validate: %s", decision["reason"])
@@ -158,7 +160,7 @@ def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locati
 MODEL_CARD_MARKER = "<!-- matcher evaluation -->"
 
 
-def gate(report_uri: str, storage: Storage) -> bool:
+def gate(report_uri: str, storage: ObjectStore) -> bool:
     """The gate's decision as stored in the report, logged with its reason; True lets promote run."""
     report = storage.get_json(report_uri)
     decision = report["decision"]
@@ -167,17 +169,17 @@ def gate(report_uri: str, storage: Storage) -> bool:
     return decision["promote"]
 
 
-def production_for(run_uri: str, locations: Locations, storage: Storage) -> dict | None:
+def production_for(run_uri: str, locations: Locations, storage: ObjectStore) -> dict | None:
     """The production model the run started with (its manifest says), else the one in production now."""
-    found = storage.get_with_etag(join_uri(run_uri, "manifest.json"))
+    found = storage.get_with_etag(layout.Run(run_uri).manifest)
     if found is not None and "production_at_start" in json.loads(found[0]):
         return json.loads(found[0])["production_at_start"]
     return read_production(storage, locations.registry)
 
 
-def training_summary(storage: Storage, candidate_uri: str) -> dict | None:
+def training_summary(storage: ObjectStore, candidate_uri: str) -> dict | None:
     """The candidate's hyperparameters and training cost, from its ``training_config.json``."""
-    uri = join_uri(candidate_uri, "training_config.json")
+    uri = layout.Model(candidate_uri).training_config
     if not storage.exists(uri):
         return None
     stats = storage.get_json(uri)
