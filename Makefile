@@ -13,14 +13,17 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# Progress bars are for terminals: in task logs tqdm's stderr lines read as errors.
+export TQDM_DISABLE := 1
 S3_PORT ?= 8333
 S3_ENV = eval "$$($(BIN)/python -m include.matcher s3 env --port $(S3_PORT))"
 
-.PHONY: help install demo test up down s3-start s3-stop demo-data clean browser-deps
+.PHONY: help install demo test lint up down s3-start s3-stop demo-data clean browser-deps
 
 help:
 	@echo "make demo   - install, start the embedded S3, upload demo data, run the DAG once"
-	@echo "make test   - run the test suite (what CI runs)"
+	@echo "make test   - run the test suite (what CI runs, after make lint)"
+	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make up     - embedded S3 + airflow standalone (UI on http://localhost:8080)"
 	@echo "make down   - stop the embedded S3"
 
@@ -41,9 +44,11 @@ s3-stop:
 demo: s3-start
 	$(S3_ENV) && scripts/demo.sh
 
+# Manual and API triggers only by default: the trigger dialog's "unpause" would otherwise start the
+# latest nightly run at once. MATCHER_SCHEDULE="0 2 * * *" make up runs the nightly schedule.
 up: s3-start
 	@echo "Airflow UI: http://localhost:8080  user: admin  password: printed below on first start, and kept in .airflow/simple_auth_manager_passwords.json.generated"
-	$(S3_ENV) && AIRFLOW__API__HOST=127.0.0.1 scripts/airflow_env.sh $(BIN)/airflow standalone
+	$(S3_ENV) && MATCHER_SCHEDULE=$${MATCHER_SCHEDULE:-none} AIRFLOW__API__HOST=127.0.0.1 scripts/airflow_env.sh $(BIN)/airflow standalone
 
 down: s3-stop
 
@@ -54,6 +59,10 @@ browser-deps:
 	  echo "installing Debian's chromium and chromium-driver for the browser test"; \
 	  (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)); \
 	else echo "chromium/chromium-driver missing and not root: the browser test will be skipped (sudo apt-get install chromium chromium-driver)"; fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: install browser-deps
 	$(BIN)/python -m pytest

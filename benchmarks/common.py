@@ -30,8 +30,13 @@ def benchmark_parser(doc: str, resumes: bool = True, jobs_file: bool = False) ->
 
 def commit() -> str:
     """The short HEAD, marked when the working tree differs from it (results files aside)."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip() or "unknown"
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
+    head = (
+        subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        or "unknown"
+    )
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     # Benchmarks run one after another append to RESULTS.md: that is not a change to what they measure.
     dirty = [line for line in status.splitlines() if not line.endswith("RESULTS.md")]
     return f"{head} (+ uncommitted changes)" if dirty else head
@@ -55,7 +60,7 @@ def shared_data_missing(path: Path) -> bool:
 @contextmanager
 def throwaway_s3(folder: Path):
     """A SeaweedFS on a free loopback port, its AWS_* variables set; yields fresh-bucket Locations factory."""
-    from include.matcher import embedded_s3
+    from include.devtools import embedded_s3
     from include.matcher.settings import Locations
     from include.matcher.storage import Storage
 

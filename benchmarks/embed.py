@@ -76,7 +76,7 @@ def main() -> int:
     shutil.copytree(base_model_path(), model_dir)
     export_onnx(model_dir, quantize=True)
     for backend in ("onnx", "onnx-int8"):
-        _, seconds = timed(lambda: OnnxEncoder(model_dir, backend).encode(texts, batch_size=32))
+        _, seconds = timed(lambda backend=backend: OnnxEncoder(model_dir, backend).encode(texts, batch_size=32))
         rows.append((f"bare OnnxEncoder: load + encode ({backend})", seconds, None))
 
     with throwaway_s3(work / "s3") as (_, fresh_locations):
@@ -95,10 +95,14 @@ def main() -> int:
             os.environ["MATCHER_MODEL_CACHE"] = str(work / f"cache-{backend}")  # cold: each backend downloads its model
             corpus_uri = join_uri(locations.work, "runs", f"r{run}", "corpus.jsonl")
             storage.put_jsonl(corpus_uri, corpus)
-            target, seconds = timed(lambda: refresh_embeddings(version_uri, corpus_uri, locations, storage))
+            target, seconds = timed(
+                lambda corpus_uri=corpus_uri: refresh_embeddings(version_uri, corpus_uri, locations, storage)
+            )
             parts = storage.get_json(join_uri(target, "_manifest.json"))["parts"]["cvs"]
             encoding = sum(part["encode_seconds"] for part in parts)
-            rows.append((f"refresh_embeddings stage ({backend}; model and texts from S3, parquet out)", seconds, encoding))
+            rows.append(
+                (f"refresh_embeddings stage ({backend}; model and texts from S3, parquet out)", seconds, encoding)
+            )
     os.environ.pop("MATCHER_EMBED_BACKEND", None)
 
     test = split_corpus(cvs, jobs, SplitConfig())[0]["test"]
@@ -108,15 +112,24 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
 
     lines = [
-        f"### embed: {datetime.date.today()} commit {commit()}, {len(cv_texts)} CV texts + {len(texts) - len(cv_texts)} job texts, {os.cpu_count()} cores",
+        f"### embed: {datetime.date.today()} commit {commit()}, {len(cv_texts)} CV texts + "
+        f"{len(texts) - len(cv_texts)} job texts, {os.cpu_count()} cores",
         "",
         "| path | seconds | texts/s | vs bare torch (load + encode) | CV encoding alone, s |",
         "| --- | --- | --- | --- | --- |",
     ]
     for name, seconds, encoding in rows:
         encoding_cell = f"{encoding:.1f}" if encoding is not None else ""
-        lines.append(f"| {name} | {seconds:.1f} | {len(texts) / seconds:.1f} | {bare_torch / seconds:.2f}x | {encoding_cell} |")
-    lines += ["", f"Held-out quality, base model, {len(test)} test CVs, titles stripped:", "", "| backend | accuracy@1 | mrr@10 |", "| --- | --- | --- |"]
+        lines.append(
+            f"| {name} | {seconds:.1f} | {len(texts) / seconds:.1f} | {bare_torch / seconds:.2f}x | {encoding_cell} |"
+        )
+    lines += [
+        "",
+        f"Held-out quality, base model, {len(test)} test CVs, titles stripped:",
+        "",
+        "| backend | accuracy@1 | mrr@10 |",
+        "| --- | --- | --- |",
+    ]
     for backend, metrics in qualities.items():
         lines.append(f"| {backend} | {metrics['accuracy@1']:.3f} | {metrics['mrr@10']:.3f} |")
     record(lines, args.results)

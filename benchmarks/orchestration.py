@@ -30,11 +30,16 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="matcher-orchestration-bench-"))
     os.environ.update(
-        AIRFLOW_HOME=str(work / "airflow"), AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"), AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", MATCHER_MODEL_CACHE=str(work / "models"),
-    )  # fmt: skip
+        AIRFLOW_HOME=str(work / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        MATCHER_MODEL_CACHE=str(work / "models"),
+    )
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
-    from include.matcher.demo_data import generate
+    from include.devtools.demo_data import generate
     from include.matcher.settings import Locations
     from include.matcher.summary import task_timings
 
@@ -46,7 +51,12 @@ def main() -> int:
         storage.put_bytes(locations.jobs_file, (work / "demo" / "job_descriptions.json").read_bytes())
         os.environ.update({var: getattr(locations, name) for name, var in Locations.ENV.items()})
         os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-            {"conn_type": "aws", "login": server.access_key, "password": server.secret_key, "extra": {"endpoint_url": server.endpoint, "region_name": "us-east-1"}}
+            {
+                "conn_type": "aws",
+                "login": server.access_key,
+                "password": server.secret_key,
+                "extra": {"endpoint_url": server.endpoint, "region_name": "us-east-1"},
+            }
         )
         from airflow.dag_processing.dagbag import DagBag
 
@@ -59,11 +69,21 @@ def main() -> int:
 
     work_seconds = sum(timings.values())
     overhead = (wall - work_seconds) / wall
-    lines = [f"### orchestration: {datetime.date.today()} commit {commit()}, demo data ({args.cvs_per_category} CVs per category), dag.test(), task states {states}", "",
-             "| task | seconds of work |", "| --- | --- |"]  # fmt: skip
+    lines = [
+        f"### orchestration: {datetime.date.today()} commit {commit()}, demo data ({args.cvs_per_category} CVs per "
+        f"category), dag.test(), task states {states}",
+        "",
+        "| task | seconds of work |",
+        "| --- | --- |",
+    ]
     lines += [f"| {task} | {seconds:.1f} |" for task, seconds in timings.items()]
-    lines += [f"| **sum of task work** | {work_seconds:.1f} |", f"| **DAG run wall time** | {wall:.1f} |", "",
-              f"Airflow overhead: {wall - work_seconds:.1f} s = {overhead:.1%} of the run (target <= 15%: {'met' if overhead <= 0.15 else 'NOT met'})."]  # fmt: skip
+    lines += [
+        f"| **sum of task work** | {work_seconds:.1f} |",
+        f"| **DAG run wall time** | {wall:.1f} |",
+        "",
+        f"Airflow overhead: {wall - work_seconds:.1f} s = {overhead:.1%} of the run (target <= 15%: "
+        f"{'met' if overhead <= 0.15 else 'NOT met'}).",
+    ]
     record(lines, args.results)
     return 0
 

@@ -45,7 +45,9 @@ def main() -> int:
     from include.matcher.settings import ParseLimits
     from include.matcher.storage import join_uri
 
-    files = sorted(args.resumes.glob("*/*.pdf"))[:: max(1, len(sorted(args.resumes.glob("*/*.pdf"))) // args.limit)][: args.limit]
+    files = sorted(args.resumes.glob("*/*.pdf"))[:: max(1, len(sorted(args.resumes.glob("*/*.pdf"))) // args.limit)][
+        : args.limit
+    ]
     blobs = [(f"{path.parent.name}/{path.name}", path.read_bytes()) for path in files]
     cores = os.cpu_count() or 1
     rows = []
@@ -73,8 +75,12 @@ def main() -> int:
             seconds = time.perf_counter() - started
             rows.append((f"ingest + parse stage, {workers} worker(s)", seconds, bare_one))
 
-    lines = [f"### parse: {datetime.date.today()} commit {commit()}, {len(blobs)} PDF resumes, {cores} cores", "",
-             "| path | seconds | files/s | vs bare loop on 1 process |", "| --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        f"### parse: {datetime.date.today()} commit {commit()}, {len(blobs)} PDF resumes, {cores} cores",
+        "",
+        "| path | seconds | files/s | vs bare loop on 1 process |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, seconds, reference in rows:
         lines.append(f"| {name} | {seconds:.1f} | {len(blobs) / seconds:.2f} | {reference / seconds:.2f}x |")
     record(lines, args.results)

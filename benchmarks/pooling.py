@@ -42,8 +42,13 @@ def main() -> int:
     job_texts = [t for c in sorted(jobs) for t in jobs[c]]
     job_categories = [c for c in sorted(jobs) for _ in jobs[c]]
     job_vectors = model.encode(job_texts, normalize_embeddings=True, convert_to_numpy=True)
-    lines = [f"### pooling: {datetime.date.today()} commit {commit()}, model {args.model}, {len(test)} held-out CVs (titles stripped)", "",
-             "| pooling | accuracy@1 | mrr@10 | encode seconds |", "| --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        f"### pooling: {datetime.date.today()} commit {commit()}, model {args.model}, {len(test)} held-out CVs "
+        "(titles stripped)",
+        "",
+        "| pooling | accuracy@1 | mrr@10 | encode seconds |",
+        "| --- | --- | --- | --- |",
+    ]
     for pooling in POOLINGS:
         started = time.monotonic()
         vectors = encode_cvs(model, [cv["text"] for cv in test], pooling)

@@ -4,9 +4,10 @@
 
 Splits the corpus with the pipeline's own content-hash split, trains on the training split (title
 lines stripped unless --no-strip-titles), and scores the held-out test split twice: with each resume's
-first line (its job title, which usually names the category) stripped (primary) and kept (secondary). CV -> job: accuracy@1/@3,
-MRR@10, NDCG@10 (a category scores the best of its descriptions). Job -> CV: Recall@10 and MAP@10
-over the held-out CVs. Prints a table and appends it to benchmarks/RESULTS.md with the commit.
+first line (its job title, which usually names the category) stripped (primary) and kept (secondary).
+CV -> job: accuracy@1/@3, MRR@10, NDCG@10 (a category scores the best of its descriptions).
+Job -> CV: Recall@10 and MAP@10 over the held-out CVs.
+Prints a table and appends it to benchmarks/RESULTS.md with the commit.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import benchmark_parser, commit, record, shared_data_missing  # noqa: E402
 from include.matcher.cli import add_setting_flags  # noqa: E402
 from include.matcher.evaluation import METRICS, evaluate_model, evaluate_tfidf_baseline  # noqa: E402
 from include.matcher.isolation import IsolatedParser, Job  # noqa: E402
@@ -30,9 +31,6 @@ from include.matcher.jobs import load_job_descriptions  # noqa: E402
 from include.matcher.pairs import split_corpus, training_examples  # noqa: E402
 from include.matcher.settings import SplitConfig, TrainingConfig  # noqa: E402
 from include.matcher.text import text_fingerprint  # noqa: E402
-
-from benchmarks.common import benchmark_parser, commit, record, shared_data_missing  # noqa: E402
-
 
 CACHE = ROOT / ".local" / "benchmarks" / "parsed-resumes.jsonl"
 
@@ -42,7 +40,11 @@ def load_resumes(root: Path) -> list[dict]:
     files = sorted(root.glob("*/*.pdf"))
     cached = {row["sha256"]: row for row in map(json.loads, CACHE.read_text().splitlines())} if CACHE.exists() else {}
     digests = {f"{path.parent.name}/{path.name}": hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
-    jobs = [Job(key, path.read_bytes(), path.name) for key, path in zip(digests, files) if digests[key] not in cached]
+    jobs = [
+        Job(key, path.read_bytes(), path.name)
+        for key, path in zip(digests, files, strict=True)
+        if digests[key] not in cached
+    ]
     log(f"{len(files)} resumes, {len(files) - len(jobs)} from the cache, parsing {len(jobs)}")
     with IsolatedParser() as pool:
         for key, result in pool.map(jobs):
@@ -63,7 +65,9 @@ def log(message: str) -> None:
 
 def main() -> int:
     parser = benchmark_parser(__doc__, jobs_file=True)
-    add_setting_flags(parser, TrainingConfig)  # the pipeline's own flags: --loss, --epochs, --strip-titles/--no-strip-titles, ...
+    add_setting_flags(
+        parser, TrainingConfig
+    )  # the pipeline's own flags: --loss, --epochs, --strip-titles/--no-strip-titles, ...
     parser.add_argument("--max-train", type=int, default=0, help="subsample the training split (0: all)")
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
@@ -98,7 +102,9 @@ def main() -> int:
     log(f"baselines done; fine-tuning on {len(examples.rows)} examples")
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
-        tuned_path = train_model(examples.rows, examples.metadata, config, folder, validation=by_split["validation"], jobs=jobs)
+        tuned_path = train_model(
+            examples.rows, examples.metadata, config, folder, validation=by_split["validation"], jobs=jobs
+        )
         stats = json.loads((tuned_path / "training_config.json").read_text())
         tuned = load_model(str(tuned_path))
     timings["fine-tune"] = time.monotonic() - started
@@ -115,21 +121,28 @@ def main() -> int:
     lines = [
         f"### quality: {datetime.date.today()} commit {commit()}",
         "",
-        f"{len(cvs)} resumes parsed; split train {len(by_split['train'])} (used {len(train)}), validation {len(by_split['validation'])}, test {len(test)}; "
-        f"{len(examples.rows)} training examples, {stats.get('examples_per_second')} examples/s on {stats.get('device')}; seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
+        f"{len(cvs)} resumes parsed; split train {len(by_split['train'])} (used {len(train)}), validation "
+        f"{len(by_split['validation'])}, test {len(test)}; "
+        f"{len(examples.rows)} training examples, {stats.get('examples_per_second')} examples/s on "
+        f"{stats.get('device')}; seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
         "",
         "| model | " + " | ".join(f"{n} (no title)" for n in METRICS) + " | accuracy@1 (with title) |",
         "| --- |" + " --- |" * (len(METRICS) + 1),
     ]
     for name, result in rows.items():
         primary, secondary = result["metrics"], result["with_title"]["metrics"]
-        lines.append(f"| {name} | " + " | ".join(f"{primary[n]:.3f}" for n in METRICS) + f" | {secondary['accuracy@1']:.3f} |")
+        lines.append(
+            f"| {name} | " + " | ".join(f"{primary[n]:.3f}" for n in METRICS) + f" | {secondary['accuracy@1']:.3f} |"
+        )
     tfidf, zero_shot, tuned_metrics = (result["metrics"] for result in rows.values())
     lines += [
         "",
-        f"Targets (title-stripped): accuracy@1 >= TF-IDF ({tfidf['accuracy@1']:.3f}): {'met' if tuned_metrics['accuracy@1'] >= tfidf['accuracy@1'] else 'NOT met'}; "
-        f">= zero-shot + 0.20 ({zero_shot['accuracy@1'] + 0.2:.3f}): {'met' if tuned_metrics['accuracy@1'] >= zero_shot['accuracy@1'] + 0.2 else 'NOT met'}; "
-        f"MRR@10 ahead of both: {'met' if tuned_metrics['mrr@10'] > max(tfidf['mrr@10'], zero_shot['mrr@10']) else 'NOT met'}.",
+        f"Targets (title-stripped): accuracy@1 >= TF-IDF ({tfidf['accuracy@1']:.3f}): "
+        f"{'met' if tuned_metrics['accuracy@1'] >= tfidf['accuracy@1'] else 'NOT met'}; "
+        f">= zero-shot + 0.20 ({zero_shot['accuracy@1'] + 0.2:.3f}): "
+        f"{'met' if tuned_metrics['accuracy@1'] >= zero_shot['accuracy@1'] + 0.2 else 'NOT met'}; "
+        "MRR@10 ahead of both: "
+        f"{'met' if tuned_metrics['mrr@10'] > max(tfidf['mrr@10'], zero_shot['mrr@10']) else 'NOT met'}.",
     ]
     record(lines, args.results)
     return 0

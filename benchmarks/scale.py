@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import ROOT, benchmark_parser, commit, record, shared_data_missing, throwaway_s3  # noqa: E402
 
-
 # Runs one command and reports the largest RSS among its processes: a fresh parent per stage, so
 # each stage's peak is its own (RUSAGE_CHILDREN only ever grows within one process).
 PEAK_WRAPPER = (
@@ -72,16 +71,25 @@ def main() -> int:
             storage.put_json(join_uri(version_uri, "entry.json"), {"version": "v1"})
             manifest, ingest_s, ingest_gb = run_stage(["ingest", "--run-id", f"scale-{size}"])
             corpus, parse_s, parse_gb = run_stage(["parse", "--run-id", f"scale-{size}", "--manifest", manifest])
-            _, refresh_s, refresh_gb = run_stage(["refresh-embeddings", "--version-uri", version_uri, "--corpus", corpus])
+            _, refresh_s, refresh_gb = run_stage(
+                ["refresh-embeddings", "--version-uri", version_uri, "--corpus", corpus]
+            )
             rows.append((size, ingest_s, parse_s, refresh_s, ingest_gb, parse_gb, refresh_gb))
             print(rows[-1], flush=True)
 
     base = rows[0]
-    lines = [f"### scale: {datetime.date.today()} commit {commit()}, {os.cpu_count()} cores", "",
-             "| CVs | ingest s | parse s | refresh s | total s | s per 1,000 CVs | peak RSS GB: ingest / parse / refresh |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        f"### scale: {datetime.date.today()} commit {commit()}, {os.cpu_count()} cores",
+        "",
+        "| CVs | ingest s | parse s | refresh s | total s | s per 1,000 CVs | peak RSS GB: ingest / parse / refresh |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for size, ingest_s, parse_s, refresh_s, ingest_gb, parse_gb, refresh_gb in rows:
         total = ingest_s + parse_s + refresh_s
-        lines.append(f"| {size} | {ingest_s:.0f} | {parse_s:.0f} | {refresh_s:.0f} | {total:.0f} | {1000 * total / size:.1f} | {ingest_gb:.2f} / {parse_gb:.2f} / {refresh_gb:.2f} |")
+        lines.append(
+            f"| {size} | {ingest_s:.0f} | {parse_s:.0f} | {refresh_s:.0f} | {total:.0f} | {1000 * total / size:.1f} "
+            f"| {ingest_gb:.2f} / {parse_gb:.2f} / {refresh_gb:.2f} |"
+        )
     if len(rows) > 1:
         growth = (sum(rows[-1][1:4]) / rows[-1][0]) / (sum(base[1:4]) / base[0])
         lines += ["", f"Cost per CV at {rows[-1][0]} vs {base[0]}: {growth:.2f}x (1.00x is linear)."]

@@ -47,12 +47,22 @@ def bare_trainer_seconds(rows: list[dict], config) -> float:
     dataset = Dataset.from_dict({"anchor": [r["anchor"] for r in rows], "positive": [r["positive"] for r in rows]})
     with tempfile.TemporaryDirectory() as scratch:
         args = SentenceTransformerTrainingArguments(
-            output_dir=scratch, num_train_epochs=config.epochs, per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
-            warmup_steps=config.warmup_ratio, batch_sampler="no_duplicates", save_strategy="no", report_to="none", disable_tqdm=True, seed=config.seed,
+            output_dir=scratch,
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup_ratio,
+            batch_sampler="no_duplicates",
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            seed=config.seed,
             # A tutorial's run: mixed precision on CUDA, the trainer's default data loader.
             **{flag: value for flag, value in device_flags().items() if flag in ("bf16", "fp16")},
-        )  # fmt: skip
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model))
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model)
+        )
         started = time.perf_counter()
         trainer.train()
         return time.perf_counter() - started
@@ -85,7 +95,9 @@ def training_flops_per_example(rows: list[dict], config) -> float:
     total = 0.0
     for row in rows:
         for text in (row["anchor"], row["positive"]):
-            tokens = min(config.max_seq_length, len(model.tokenizer(text, truncation=False, verbose=False)["input_ids"]))
+            tokens = min(
+                config.max_seq_length, len(model.tokenizer(text, truncation=False, verbose=False)["input_ids"])
+            )
             total += 6 * parameters * tokens + 12 * layers * hidden * tokens**2
     return total / len(rows)
 
@@ -135,22 +147,37 @@ def main() -> int:
         candidate = fine_tune(pairs_uri, run_uri, TrainingConfig(), storage)
         wall = time.perf_counter() - started
         stage = json.loads(storage.get_bytes(join_uri(candidate, "training_config.json")))["train_seconds"]
-    rows.append((f"fine_tune stage as the DAG runs it (S3 checkpoints scored on {len(by_split['validation'])} validation CVs, best kept)", stage, wall))
+    rows.append(
+        (
+            f"fine_tune stage as the DAG runs it (S3 checkpoints scored on {len(by_split['validation'])} validation "
+            "CVs, best kept)",
+            stage,
+            wall,
+        )
+    )
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
     lines = [
-        f"### train: {datetime.date.today()} commit {commit()}, {len(examples.rows)} examples x {config.epochs} epoch, batch {config.batch_size}, {device}",
+        f"### train: {datetime.date.today()} commit {commit()}, {len(examples.rows)} examples x {config.epochs} "
+        f"epoch, batch {config.batch_size}, {device}",
         "",
         "| path | trainer seconds | examples/s | vs bare | wall seconds (load, save, S3 included) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for name, seconds, wall in rows:
-        lines.append(f"| {name} | {seconds:.1f} | {len(examples.rows) * config.epochs / seconds:.2f} | {bare / seconds:.2f}x | {wall:.1f} |")
+        lines.append(
+            f"| {name} | {seconds:.1f} | {len(examples.rows) * config.epochs / seconds:.2f} | {bare / seconds:.2f}x "
+            f"| {wall:.1f} |"
+        )
     if torch.cuda.is_available():
         peak = bf16_matmul_tflops()
         per_example = training_flops_per_example(examples.rows, config)
         achieved = per_example * len(examples.rows) * config.epochs / rows[1][1] / 1e12
-        lines += ["", f"GPU: measured bf16 matmul {peak:.0f} TFLOP/s; train_model reaches {achieved:.2f} TFLOP/s of model FLOPs ({achieved / peak:.1%} of it)."]
+        lines += [
+            "",
+            f"GPU: measured bf16 matmul {peak:.0f} TFLOP/s; train_model reaches {achieved:.2f} TFLOP/s of model "
+            f"FLOPs ({achieved / peak:.1%} of it).",
+        ]
     record(lines, args.results)
     return 0
 

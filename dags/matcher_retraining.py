@@ -40,12 +40,28 @@ from datetime import datetime
 
 from airflow.sdk import TaskGroup, TriggerRule, dag, task
 
-from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, dag_params, default_args, log_run_summary, s3_storage, timed
+from include.airflow_support import (
+    CURRENT_EMBEDDINGS,
+    PRODUCTION_MODEL,
+    dag_params,
+    default_args,
+    log_run_summary,
+    s3_storage,
+    timed,
+)
 
 # A cron expression; "none" leaves only manual and API triggers (an external scheduler, or tests).
-SCHEDULE = None if os.environ.get("MATCHER_SCHEDULE", "").lower() == "none" else os.environ.get("MATCHER_SCHEDULE") or "0 2 * * *"
+SCHEDULE = (
+    None
+    if os.environ.get("MATCHER_SCHEDULE", "").lower() == "none"
+    else os.environ.get("MATCHER_SCHEDULE") or "0 2 * * *"
+)
 # The fine-tune task goes to a GPU worker when a deployment has one (Celery queue and pool names).
-GPU_ROUTING = {key: os.environ[var] for key, var in (("queue", "MATCHER_GPU_QUEUE"), ("pool", "MATCHER_GPU_POOL")) if os.environ.get(var)}
+GPU_ROUTING = {
+    key: os.environ[var]
+    for key, var in (("queue", "MATCHER_GPU_QUEUE"), ("pool", "MATCHER_GPU_POOL"))
+    if os.environ.get(var)
+}
 
 
 def run_config(params: dict, run_id: str):
@@ -168,7 +184,16 @@ def matcher_retraining():
             from include.matcher.validation import validate as validate_stage
 
             config, run_uri = run_config(params, run_id)
-            return validate_stage(candidate_uri, pairs_uri, run_uri, config.locations, config.gate, s3_storage(), base_model=config.training.base_model)
+            return validate_stage(
+                candidate_uri,
+                pairs_uri,
+                run_uri,
+                config.locations,
+                config.gate,
+                s3_storage(),
+                base_model=config.training.base_model,
+                airflow_run_id=run_id,
+            )
 
         @task.short_circuit(ignore_downstream_trigger_rules=False)
         @timed
@@ -191,7 +216,11 @@ def matcher_retraining():
 
         config, _ = run_config(params, run_id)
         entry = promote_night(report_uri, config.locations, s3_storage())
-        outlet_events[PRODUCTION_MODEL].extra = {"version": entry["version"], "uri": entry["uri"], "metrics": entry["metrics"]}
+        outlet_events[PRODUCTION_MODEL].extra = {
+            "version": entry["version"],
+            "uri": entry["uri"],
+            "metrics": entry["metrics"],
+        }
         return entry["uri"]
 
     promoted = promote(report)
@@ -225,7 +254,11 @@ def matcher_retraining():
 
             config, _ = run_config(params, run_id)
             published = publish_shards(list(shard_uris), list(part_uris), config.locations, s3_storage())
-            outlet_events[CURRENT_EMBEDDINGS].extra = {"version": published["version"], "uri": published["uri"], "counts": published["counts"]}
+            outlet_events[CURRENT_EMBEDDINGS].extra = {
+                "version": published["version"],
+                "uri": published["uri"],
+                "counts": published["counts"],
+            }
             log_run_summary()
             return published["uri"]
 

@@ -16,7 +16,6 @@ from airflow.sdk import Param, dag, task
 from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, default_args, s3_storage
 
 
-
 @dag(
     dag_id="matcher_rollback",
     schedule=None,
@@ -24,7 +23,13 @@ from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, defaul
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
-    params={"version": Param(type="string", minLength=1, description="Registry version to put back in production, e.g. v20261125T020000Z-1a2b3c.")},
+    params={
+        "version": Param(
+            type="string",
+            minLength=1,
+            description="Registry version to put back in production, e.g. v20261125T020000Z-1a2b3c.",
+        )
+    },
     tags=["ml", "matcher", "operations"],
     doc_md=__doc__,
 )

@@ -109,7 +109,13 @@ def record_timing(seconds: float, outcome: str) -> None:
     map_index = getattr(ti, "map_index", -1)
     name = ti.task_id + (f"[{map_index}]" if map_index is not None and map_index >= 0 else "")
     run_uri = Locations.from_env().run_uri(context["run_id"])
-    record = {"task": ti.task_id, "map_index": map_index, "try": ti.try_number, "seconds": round(seconds, 3), "outcome": outcome}
+    record = {
+        "task": ti.task_id,
+        "map_index": map_index,
+        "try": ti.try_number,
+        "seconds": round(seconds, 3),
+        "outcome": outcome,
+    }
     s3_storage().put_json(layout.Run(run_uri).timing(name), record)
 
 
@@ -138,11 +144,15 @@ class MatcherFailureNotifier(BaseNotifier):
         if os.environ.get("MATCHER_ALERT_EMAIL"):
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-            SmtpNotifier(to=os.environ["MATCHER_ALERT_EMAIL"], subject="Matcher pipeline failure", html_content=message).notify(context)
+            SmtpNotifier(
+                to=os.environ["MATCHER_ALERT_EMAIL"], subject="Matcher pipeline failure", html_content=message
+            ).notify(context)
         if os.environ.get("MATCHER_SLACK_CONN_ID"):
             try:
                 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
             except ImportError:
                 log.warning("MATCHER_SLACK_CONN_ID is set but apache-airflow-providers-slack is not installed")
                 return
-            SlackWebhookNotifier(slack_webhook_conn_id=os.environ["MATCHER_SLACK_CONN_ID"], text=message).notify(context)
+            SlackWebhookNotifier(slack_webhook_conn_id=os.environ["MATCHER_SLACK_CONN_ID"], text=message).notify(
+                context
+            )

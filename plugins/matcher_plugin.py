@@ -23,7 +23,10 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'self'"
+)
 
 MATCHER_DAG_ID = "matcher_retraining"
 
@@ -61,7 +64,9 @@ async def login_or_error(request: Request, error: HTTPException):
     if error.status_code == 401 and "text/html" in request.headers.get("accept", ""):
         from airflow.api_fastapi.app import get_auth_manager
 
-        return RedirectResponse(get_auth_manager().get_url_login(next_url=quote(str(request.url), safe=":/?=&")), status_code=303)
+        return RedirectResponse(
+            get_auth_manager().get_url_login(next_url=quote(str(request.url), safe=":/?=&")), status_code=303
+        )
     return await http_exception_handler(request, error)
 
 
@@ -105,4 +110,7 @@ def validation_report_page(run: str) -> HTMLResponse:
 class MatcherPlugin(AirflowPlugin):
     name = "matcher"
     fastapi_apps = [{"app": app, "url_prefix": "/matcher", "name": "Matcher"}]
-    external_views = [{"name": "Matcher", "href": "/matcher/", "destination": "nav", "category": "browse"}]
+    # url_route: the UI shows the page inside Airflow (at /plugin/matcher), in the same tab.
+    external_views = [
+        {"name": "Matcher", "href": "/matcher/", "destination": "nav", "category": "browse", "url_route": "matcher"}
+    ]

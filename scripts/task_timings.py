@@ -12,7 +12,7 @@ SKIPPED = re.compile(r"tasks_skipped=(\d+)")
 
 def main(path: str) -> None:
     started, ended, order, skipped = {}, {}, [], 0
-    for line in open(path, errors="replace"):
+    for line in open(path, errors="replace"):  # noqa: SIM115 - read once, closed at exit
         if match := re.search(r"^(\S+Z) .*\[DAG TEST\] starting task_id=(\S+)", line):
             started[match[2]] = datetime.fromisoformat(match[1].replace("Z", "+00:00"))
             order.append(match[2])

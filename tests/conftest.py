@@ -40,13 +40,19 @@ def airflow_db():
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy(), timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A real SeaweedFS ``weed mini`` on free loopback ports, with keys, for the whole session."""
-    from include.matcher import embedded_s3
+    from include.devtools import embedded_s3
 
     data_dir = tmp_path_factory.mktemp("seaweedfs")
     server = embedded_s3.start(data_dir, s3_port=embedded_s3.free_port(), base_port=None)
@@ -95,7 +101,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def demo_folder(tmp_path_factory) -> Path:
     """Generated demo data: 5 categories x 6 CVs in PDF, DOCX and TXT, plus broken files."""
-    from include.matcher.demo_data import generate
+    from include.devtools.demo_data import generate
 
     target = tmp_path_factory.mktemp("demo")
     generate(target, cvs_per_category=6)
@@ -105,7 +111,7 @@ def demo_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_night_folder(tmp_path_factory) -> Path:
     """What ``make demo`` uploads: 5 categories x 16 CVs plus broken files, enough held-out CVs to judge."""
-    from include.matcher.demo_data import generate
+    from include.devtools.demo_data import generate
 
     target = tmp_path_factory.mktemp("demo-night")
     generate(target, cvs_per_category=16)

@@ -14,7 +14,9 @@ def tfidf_scores(train: list[dict], texts: list[str], categories: list[str]) -> 
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=2 if len(train) > 50 else 1, ngram_range=(1, 2), max_features=100_000)
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=True, min_df=2 if len(train) > 50 else 1, ngram_range=(1, 2), max_features=100_000
+    )
     features = vectorizer.fit_transform([cv["text"] for cv in train])
     classifier = LogisticRegression(max_iter=2000, C=10.0).fit(features, [cv["category"] for cv in train])
     probabilities = classifier.predict_proba(vectorizer.transform(texts))

@@ -29,9 +29,26 @@ class CategoryDistinctBatchSampler(DefaultBatchSampler):
     than one batch's share of the data leaves smaller batches at the end.
     """
 
-    def __init__(self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None, generator=None, seed: int = 0,
-                 *, categories: list[str], negative_categories: list[str | None] | None = None) -> None:  # fmt: skip
-        super().__init__(dataset, batch_size=batch_size, drop_last=drop_last, valid_label_columns=valid_label_columns, generator=generator, seed=seed)
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        drop_last: bool,
+        valid_label_columns=None,
+        generator=None,
+        seed: int = 0,
+        *,
+        categories: list[str],
+        negative_categories: list[str | None] | None = None,
+    ) -> None:
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            valid_label_columns=valid_label_columns,
+            generator=generator,
+            seed=seed,
+        )
         if len(categories) != len(dataset):
             raise ValueError(f"{len(categories)} categories for {len(dataset)} examples")
         self.categories = list(categories)
@@ -47,7 +64,7 @@ class CategoryDistinctBatchSampler(DefaultBatchSampler):
         while any(queues.values()):
             # Fullest categories first (random among equals): a large category left for the end
             # would have to fill the last batches alone.
-            tiebreak = dict(zip(queues, torch.rand(len(queues), generator=generator).tolist()))
+            tiebreak = dict(zip(queues, torch.rand(len(queues), generator=generator).tolist(), strict=True))
             order = sorted((c for c in queues if queues[c]), key=lambda c: (-len(queues[c]), tiebreak[c]))
             batch, anchored, negated = [], set(), set()
             for category in order:
@@ -56,7 +73,14 @@ class CategoryDistinctBatchSampler(DefaultBatchSampler):
                 if category in negated:
                     continue
                 queue = queues[category]
-                fitting = next((position for position, index in enumerate(queue) if self.negative_categories[index] not in anchored), None)
+                fitting = next(
+                    (
+                        position
+                        for position, index in enumerate(queue)
+                        if self.negative_categories[index] not in anchored
+                    ),
+                    None,
+                )
                 if fitting is None:
                     continue
                 index = queue.pop(fitting)

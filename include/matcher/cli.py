@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from include.matcher.settings import GateConfig, Locations, PipelineConfig, SplitConfig, TrainingConfig, settings_table
@@ -23,7 +22,9 @@ LOCAL_S3_DIR = PROJECT_ROOT / ".local" / "s3"
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=os.environ.get("MATCHER_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("MATCHER_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("botocore").setLevel(logging.WARNING)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -87,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--run-id", required=True)
     add_setting_flags(pairs, TrainingConfig)
 
-    tune = command("fine-tune", cmd_fine_tune, "Stage 4: fine-tune. With --data-root/--jobs-file/--output it is the old fine_tune_matcher command.")
+    tune = command(
+        "fine-tune",
+        cmd_fine_tune,
+        "Stage 4: fine-tune. With --data-root/--jobs-file/--output it is the old fine_tune_matcher command.",
+    )
     tune.add_argument("--data-root", help="local <CATEGORY>/<file> folder or s3:// prefix")
     tune.add_argument("--jobs-file", help="job_descriptions.json, local or s3://")
     tune.add_argument("--output", help="where to write the model (local folder or s3:// prefix)")
@@ -95,28 +100,36 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--run-id", help="stage mode: the run the candidate belongs to")
     add_setting_flags(tune, TrainingConfig)
 
-    validate = command("validate", cmd_validate, "Stage 5: score candidate vs production and decide; prints the report URI.")
+    validate = command(
+        "validate", cmd_validate, "Stage 5: score candidate vs production and decide; prints the report URI."
+    )
     validate.add_argument("--candidate", required=True)
     validate.add_argument("--pairs", required=True)
     validate.add_argument("--run-id", required=True)
     add_setting_flags(validate, GateConfig)
     add_setting_flags(validate, TrainingConfig, only=("base_model",))
 
-    promote = command("promote", cmd_promote, "Stage 6: promote the candidate a report approved; prints the version URI.")
+    promote = command(
+        "promote", cmd_promote, "Stage 6: promote the candidate a report approved; prints the version URI."
+    )
     promote.add_argument("--report", required=True)
 
     refresh = command("refresh-embeddings", cmd_refresh, "Stage 7: re-embed the corpus and job offers with a version.")
     refresh.add_argument("--version-uri", required=True)
     refresh.add_argument("--corpus", required=True)
 
-    evaluate = command("evaluate", cmd_evaluate, "Score a model on labelled CVs; the last line printed is the metrics JSON.")
+    evaluate = command(
+        "evaluate", cmd_evaluate, "Score a model on labelled CVs; the last line printed is the metrics JSON."
+    )
     evaluate.add_argument("--model", required=True, help="model folder, s3:// URI, 'production' or the base model name")
     evaluate.add_argument("--data-root", required=True)
     evaluate.add_argument("--jobs-file", required=True)
     evaluate.add_argument("--split", choices=["all", "train", "validation", "test"], default="test")
     evaluate.add_argument("--strip-title", action="store_true", help="drop each CV's first line (its job title)")
 
-    rollback = command("rollback", cmd_rollback, "Point production back at an earlier version and refresh the embeddings with it.")
+    rollback = command(
+        "rollback", cmd_rollback, "Point production back at an earlier version and refresh the embeddings with it."
+    )
     rollback.add_argument("--version", required=True, help="a version under <registry>/models/")
     rollback.add_argument("--skip-refresh", action="store_true", help="only move the pointer")
 
@@ -144,7 +157,9 @@ def add_setting_flags(parser: argparse.ArgumentParser, *classes, only: tuple[str
             if str(f.type) == "bool":
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
             else:
-                parser.add_argument(flag, type=CASTS[str(f.type)], default=None, choices=meta.get("choices"), help=help_text)
+                parser.add_argument(
+                    flag, type=CASTS[str(f.type)], default=None, choices=meta.get("choices"), help=help_text
+                )
 
 
 def training_config(args) -> TrainingConfig:
@@ -170,14 +185,18 @@ def emit(value) -> None:
 
 
 def cmd_s3(args) -> int:
-    from include.matcher import embedded_s3
+    from include.devtools import embedded_s3
 
     if args.action == "start":
         if embedded_s3.running(LOCAL_S3_DIR):
             print(f"SeaweedFS already running (data in {LOCAL_S3_DIR})", file=sys.stderr)
         else:
             server = embedded_s3.start(LOCAL_S3_DIR, s3_port=args.port)
-            print(f"SeaweedFS S3 on {server.endpoint} (data in {LOCAL_S3_DIR}, keys in {LOCAL_S3_DIR / 'credentials.env'})", file=sys.stderr)
+            print(
+                f"SeaweedFS S3 on {server.endpoint} (data in {LOCAL_S3_DIR}, keys in "
+                f"{LOCAL_S3_DIR / 'credentials.env'})",
+                file=sys.stderr,
+            )
     elif args.action == "stop":
         print("stopped" if embedded_s3.stop(LOCAL_S3_DIR) else "not running", file=sys.stderr)
     elif args.action == "status":
@@ -187,15 +206,21 @@ def cmd_s3(args) -> int:
     else:  # env: shell lines for `eval`
         access, secret = embedded_s3.load_or_create_keys(LOCAL_S3_DIR)
         endpoint = f"http://127.0.0.1:{args.port}"
-        emit(f"export AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_ENDPOINT_URL_S3={endpoint} AWS_DEFAULT_REGION=us-east-1")
+        emit(
+            f"export AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_ENDPOINT_URL_S3={endpoint} "
+            "AWS_DEFAULT_REGION=us-east-1"
+        )
     return 0
 
 
 def cmd_demo_data(args) -> int:
-    from include.matcher.demo_data import generate
+    from include.devtools.demo_data import generate
 
     counts = generate(args.target, cvs_per_category=args.cvs_per_category)
-    print(f"generated {counts['cvs']} demo CVs and {counts['broken']} deliberately broken files in {args.target}", file=sys.stderr)
+    print(
+        f"generated {counts['cvs']} demo CVs and {counts['broken']} deliberately broken files in {args.target}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -260,38 +285,16 @@ def cmd_fine_tune(args) -> int:
             raise UsageError("--pairs needs --run-id")
         emit(fine_tune(args.pairs, run_uri(args.run_id), config, storage()))
         return 0
-    missing = [flag for flag, value in (("--data-root", args.data_root), ("--jobs-file", args.jobs_file), ("--output", args.output)) if not value]
+    missing = [
+        flag
+        for flag, value in (("--data-root", args.data_root), ("--jobs-file", args.jobs_file), ("--output", args.output))
+        if not value
+    ]
     if missing:
         raise UsageError(f"fine-tune needs {', '.join(missing)} (or --pairs and --run-id in stage mode)")
-    return legacy_fine_tune(args.data_root, args.jobs_file, args.output, config)
+    from include.legacy.fine_tune_matcher import fine_tune_matcher
 
-
-def legacy_fine_tune(data_root: str, jobs_file: str, output: str, config: TrainingConfig) -> int:
-    """The old management command: labelled folder + jobs file -> fine-tuned model folder."""
-    from include.matcher.jobs import load_job_descriptions
-    from include.matcher.pairs import require_trainable, split_corpus, training_examples
-    from include.matcher.sources import load_labelled_cvs
-    from include.matcher.training import train_model
-
-    store = storage() if any(str(p).startswith("s3://") for p in (data_root, jobs_file, output)) else None
-    cvs, rejects = load_labelled_cvs(data_root, store)
-    jobs = load_job_descriptions(jobs_file, store)
-    by_split, unknown = split_corpus(cvs, jobs, SplitConfig())
-    require_trainable(by_split, len(cvs), unknown)
-    examples = training_examples(by_split["train"], jobs, config, store)
-    for reject in rejects:
-        logging.getLogger("fine_tune").warning("skipped %r: %s", reject["key"], reject["reason"])
-    logging.getLogger("fine_tune").info(
-        "%d CVs (%s), %d rejected, %d without a job description -> %d examples",
-        len(cvs), {k: len(v) for k, v in by_split.items()}, len(rejects), len(unknown), len(examples.rows),
-    )  # fmt: skip
-    if output.startswith("s3://"):
-        with tempfile.TemporaryDirectory(prefix="matcher-output-") as local:
-            train_model(examples.rows, examples.metadata, config, local, store, validation=by_split["validation"], jobs=jobs)
-            store.upload_dir(local, output)
-    else:
-        train_model(examples.rows, examples.metadata, config, output, store, validation=by_split["validation"], jobs=jobs)
-    emit(output)
+    emit(fine_tune_matcher(args.data_root, args.jobs_file, args.output, config))
     return 0
 
 
@@ -299,7 +302,17 @@ def cmd_validate(args) -> int:
     from include.matcher.validation import validate
 
     gate = GateConfig.from_mapping(vars(args))
-    emit(validate(args.candidate, args.pairs, run_uri(args.run_id), Locations.from_env(), gate, storage(), base_model=training_config(args).base_model))
+    emit(
+        validate(
+            args.candidate,
+            args.pairs,
+            run_uri(args.run_id),
+            Locations.from_env(),
+            gate,
+            storage(),
+            base_model=training_config(args).base_model,
+        )
+    )
     return 0
 
 
@@ -322,13 +335,18 @@ def cmd_refresh(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from include.legacy.labelled_folders import load_labelled_cvs
     from include.matcher.evaluation import evaluate_model
     from include.matcher.jobs import load_job_descriptions
     from include.matcher.models import load_model
     from include.matcher.pairs import split_corpus
-    from include.matcher.sources import load_labelled_cvs
 
-    store = storage() if any(str(p).startswith("s3://") for p in (args.model, args.data_root, args.jobs_file)) or args.model == "production" else None
+    store = (
+        storage()
+        if any(str(p).startswith("s3://") for p in (args.model, args.data_root, args.jobs_file))
+        or args.model == "production"
+        else None
+    )
     cvs, _ = load_labelled_cvs(args.data_root, store)
     jobs = load_job_descriptions(args.jobs_file, store)
     by_split, _ = split_corpus(cvs, jobs, SplitConfig())
@@ -358,7 +376,12 @@ def cmd_production(args) -> int:
     from include.matcher.registry import read_production
 
     locations, store = Locations.from_env(), storage()
-    emit({"production": read_production(store, locations.registry), "embeddings": read_current(store, locations.embeddings)})
+    emit(
+        {
+            "production": read_production(store, locations.registry),
+            "embeddings": read_current(store, locations.embeddings),
+        }
+    )
     return 0
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import html
 import json
+import math
+from urllib.parse import quote
 
+from include.matcher import layout
 from include.matcher.registry import list_versions, read_production
 from include.matcher.settings import GateConfig, Locations
-from include.matcher import layout
 from include.matcher.storage import ObjectStore
 
 
@@ -42,38 +44,99 @@ def readable_report(report) -> dict:
     if not isinstance(report, dict) or any(not isinstance(report.get(name), kind) for name, kind in fields.items()):
         raise ValueError("not a validation report")
     decision = report.get("decision")
-    if not isinstance(decision, dict) or not isinstance(decision.get("promote"), bool) or not isinstance(decision.get("reason"), str):
+    if (
+        not isinstance(decision, dict)
+        or not isinstance(decision.get("promote"), bool)
+        or not isinstance(decision.get("reason"), str)
+    ):
         raise ValueError("validation report without a decision")
     for side in ("candidate_metrics", "production_metrics"):
         metrics = (report.get(side) or {}).get("metrics")
-        if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()):
+        if not isinstance(metrics, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()
+        ):
             raise ValueError(f"validation report with unreadable {side}")
     return report
 
 
-def chart(reports: list[dict], metric: str, width: int = 640, height: int = 180) -> str:
-    """SVG line of the candidate's and production's primary metric per night."""
+DAG_ID = "matcher_retraining"
+NAV = (
+    f'<nav><a href="/matcher/">Matcher</a><a href="/dags/{DAG_ID}" target="_top">{DAG_ID} DAG</a>'
+    '<a href="/" target="_top">Airflow</a></nav>'
+)
+
+
+def page(title: str, body: str) -> str:
+    """A page of the Matcher views, with the links back into Airflow."""
+    from include.matcher.report import html_page
+
+    return html_page(title, body, NAV)
+
+
+def airflow_run_link(report: dict) -> str:
+    """The run's page in the Airflow UI (opened in the whole window, not the Matcher frame)."""
+    run_id = report.get("airflow_run_id")
+    name = html.escape(report["run"].rsplit("/", 1)[-1])
+    if not run_id:
+        return name
+    return f'<a href="/dags/{DAG_ID}/runs/{quote(run_id, safe="")}" target="_top">{name}</a>'
+
+
+def chart(reports: list[dict], metric: str, width: int = 640, height: int = 200) -> str:
+    """SVG of the candidate's and production's primary metric per night, with axes, ticks and values."""
     if not reports:
         return "<p>No validated run yet.</p>"
+    values = [
+        r[side]["metrics"].get(metric, 0.0) for r in reports for side in ("candidate_metrics", "production_metrics")
+    ]
+    low = max(0.0, math.floor((min(values) - 0.05) * 10) / 10)
+    high = min(1.0, math.ceil((max(values) + 0.05) * 10) / 10)
+    left, bottom = 44, 36
     step = width / max(1, len(reports) - 1)
 
-    def points(key: str) -> str:
-        return " ".join(f"{i * step:.1f},{height - r[key]['metrics'].get(metric, 0) * height:.1f}" for i, r in enumerate(reports))
+    def x(i: int) -> float:
+        return left + (i * step if len(reports) > 1 else width / 2)
 
-    dots = "".join(
-        f'<circle cx="{i * step:.1f}" cy="{height - r["candidate_metrics"]["metrics"].get(metric, 0) * height:.1f}" r="4" '
-        f'fill="{"#2a7" if r["decision"]["promote"] else "#c33"}"><title>{html.escape(r["version"])}</title></circle>'
-        for i, r in enumerate(reports)
+    def y(value: float) -> float:
+        return height - (value - low) / ((high - low) or 1) * height
+
+    def line(side: str) -> str:
+        return " ".join(f"{x(i):.1f},{y(r[side]['metrics'].get(metric, 0.0)):.1f}" for i, r in enumerate(reports))
+
+    ticks = [low + (high - low) * k / 4 for k in range(5)]
+    axes = f'<line x1="{left}" y1="0" x2="{left}" y2="{height}" stroke="#333"/>'
+    axes += f'<line x1="{left}" y1="{height}" x2="{left + width}" y2="{height}" stroke="#333"/>'
+    for tick in ticks:
+        axes += f'<line x1="{left - 4}" y1="{y(tick):.1f}" x2="{left + width}" y2="{y(tick):.1f}" stroke="#eee"/>'
+        axes += f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.2f}</text>'
+    dots = ""
+    for i, r in enumerate(reports):
+        value = r["candidate_metrics"]["metrics"].get(metric, 0.0)
+        colour = "#2a7" if r["decision"]["promote"] else "#c33"
+        dots += f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="4" fill="{colour}"><title>{html.escape(r["version"])}'
+        dots += "</title></circle>"
+        dots += f'<text x="{x(i):.1f}" y="{y(value) - 8:.1f}" text-anchor="middle">{value:.3f}</text>'
+        dots += (
+            f'<text x="{x(i):.1f}" y="{height + 16}" text-anchor="middle">{html.escape(r["created_at"][5:10])}</text>'
+        )
+    svg_size = (
+        f'width="{width + left + 30}" height="{height + bottom}" viewBox="0 -14 {width + left + 30} {height + bottom}"'
     )
     return (
-        f'<svg width="{width + 20}" height="{height + 20}" viewBox="-10 -10 {width + 20} {height + 20}" role="img" aria-label="{metric} per night">'
-        f'<polyline fill="none" stroke="#999" stroke-dasharray="4" points="{points("production_metrics")}"/>'
-        f'<polyline fill="none" stroke="#36c" stroke-width="2" points="{points("candidate_metrics")}"/>{dots}</svg>'
-        f"<p>{metric} of each night's candidate (blue; green dot: promoted, red: refused) and of production (grey).</p>"
+        f'<svg {svg_size} font-size="11" role="img" aria-label="{metric} per night">{axes}'
+        f'<polyline fill="none" stroke="#999" stroke-dasharray="4" points="{line("production_metrics")}"/>'
+        f'<polyline fill="none" stroke="#36c" stroke-width="2" points="{line("candidate_metrics")}"/>{dots}</svg>'
+        f"<p>{metric} (y) of each night's candidate (blue; green dot: promoted, red: refused) and of the production "
+        "model it was judged against (grey), by night (x, month-day).</p>"
     )
 
 
-def render(storage: ObjectStore, locations: Locations, report_link=lambda run: f"report.html?run={run}", json_link=lambda run: f"report?run={run}") -> str:
+def render(
+    storage: ObjectStore,
+    locations: Locations,
+    report_link=lambda run: f"report.html?run={run}",
+    json_link=lambda run: f"report?run={run}",
+) -> str:
     metric = GateConfig().primary_metric
     production = read_production(storage, locations.registry)
     versions = list_versions(storage, locations.registry)
@@ -87,20 +150,28 @@ def render(storage: ObjectStore, locations: Locations, report_link=lambda run: f
         for v in reversed(versions)
     )
     run_rows = "".join(
-        f"<tr><td>{html.escape(r['run'].rsplit('/', 1)[-1])}</td><td>{'promoted' if r['decision']['promote'] else 'refused'}</td>"
+        f"<tr><td>{airflow_run_link(r)}</td><td>{'promoted' if r['decision']['promote'] else 'refused'}</td>"
         f"<td>{html.escape(r['decision']['reason'])}</td>"
-        f"<td><a href=\"{html.escape(report_link(r['run'].rsplit('/', 1)[-1]))}\">report</a> "
-        f"(<a href=\"{html.escape(json_link(r['run'].rsplit('/', 1)[-1]))}\">json</a>)</td></tr>"
+        f'<td><a href="{html.escape(report_link(r["run"].rsplit("/", 1)[-1]))}">report</a> '
+        f'(<a href="{html.escape(json_link(r["run"].rsplit("/", 1)[-1]))}">json</a>)</td></tr>'
         for r in reversed(reports)
-    ) + "".join(f"<tr><td>{html.escape(run)}</td><td>unreadable</td><td>its validation report is not one this page can read</td><td>-</td></tr>" for run in unreadable)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Matcher</title>
-<style>body{{font-family:sans-serif;margin:1.5rem}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style>
-</head><body><h1>Matcher</h1>
-<p>In production: <strong>{html.escape(live or "none yet")}</strong>{f" ({html.escape(production['uri'])})" if production else ""}</p>
-<h2>{metric} over nights</h2>{chart(reports, metric)}
-<h2>Model versions</h2><table><tr><th>version</th><th>promoted</th><th>accuracy@1</th><th>mrr@10</th><th>ndcg@10</th><th>replaced</th></tr>{version_rows}</table>
-<h2>Gate decisions</h2><table><tr><th>run</th><th>decision</th><th>why</th><th>report</th></tr>{run_rows}</table>
-</body></html>"""
+    ) + "".join(
+        f"<tr><td>{html.escape(run)}</td><td>unreadable</td>"
+        "<td>its validation report is not one this page can read</td><td>-</td></tr>"
+        for run in unreadable
+    )
+    in_production = html.escape(live or "none yet") + (f" ({html.escape(production['uri'])})" if production else "")
+    version_head = (
+        "<tr><th>version</th><th>promoted</th><th>accuracy@1</th><th>mrr@10</th><th>ndcg@10</th><th>replaced</th></tr>"
+    )
+    return page(
+        "Matcher",
+        f"<h1>Matcher</h1><p>In production: <strong>{in_production}</strong></p>"
+        f"<h2>{metric} over nights</h2>{chart(reports, metric)}"
+        f"<h2>Model versions</h2><table>{version_head}{version_rows}</table>"
+        "<h2>Gate decisions</h2><table><tr><th>run (Airflow)</th><th>decision</th><th>why</th><th>report</th></tr>"
+        f"{run_rows}</table>",
+    )
 
 
 def report(storage: ObjectStore, locations: Locations, run: str) -> dict:
@@ -116,15 +187,15 @@ def report_html(storage: ObjectStore, locations: Locations, run: str) -> str:
     """
     from include.matcher.report import render_report
 
-    return render_report(readable_report(report(storage, locations, run)))
+    return render_report(readable_report(report(storage, locations, run)), nav=NAV)
 
 
 def unknown_report_page(run: str) -> str:
-    return (
-        '<!doctype html><html><head><meta charset="utf-8"><title>No report</title></head><body>'
+    return page(
+        "No report",
         f"<h1>No readable validation report for run {html.escape(run)}</h1>"
-        '<p>The run may not have reached validation, or its report is damaged. <a href="./">Back to the Matcher page</a>.</p>'
-        "</body></html>"
+        '<p>The run may not have reached validation, or its report is damaged. <a href="./">Back to the Matcher '
+        "page</a>.</p>",
     )
 
 

@@ -157,7 +157,11 @@ def _docx_text(data: bytes, limits: ParseLimits) -> str:
     names = {entry.filename for entry in entries}
     main_part = _main_document_part(archive, names)
     if main_part is None:
-        what = "an XLSX workbook" if "xl/workbook.xml" in names else f"a zip without a Word main document ({len(names)} entries)"
+        what = (
+            "an XLSX workbook"
+            if "xl/workbook.xml" in names
+            else f"a zip without a Word main document ({len(names)} entries)"
+        )
         raise Rejected("wrong_type", f"not a DOCX: {what}")
 
     import docx  # python-docx parses with resolve_entities=False: no external entities are fetched
@@ -185,7 +189,11 @@ MAIN_DOCUMENT_RELATIONSHIPS = (
     "http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument",
     "http://purl.oclc.org/ooxml/officeDocument/relationships/officeDocument",  # Strict
 )
-WORD_CONTENT_TYPES = ("wordprocessingml.document.main+xml", "wordprocessingml.template.main+xml", "ms-word.document.macroEnabled.main+xml")
+WORD_CONTENT_TYPES = (
+    "wordprocessingml.document.main+xml",
+    "wordprocessingml.template.main+xml",
+    "ms-word.document.macroEnabled.main+xml",
+)
 
 
 def _hardened_xml_parser():
@@ -206,7 +214,11 @@ def _main_document_part(archive: zipfile.ZipFile, names: set[str]) -> str | None
         rels = etree.fromstring(archive.read("_rels/.rels"), _hardened_xml_parser())
     except etree.XMLSyntaxError as error:
         raise Rejected("corrupt", f"_rels/.rels is not well-formed XML: {error}") from error
-    targets = [r.get("Target", "") for r in rels if r.get("Type") in MAIN_DOCUMENT_RELATIONSHIPS and r.get("TargetMode") != "External"]
+    targets = [
+        r.get("Target", "")
+        for r in rels
+        if r.get("Type") in MAIN_DOCUMENT_RELATIONSHIPS and r.get("TargetMode") != "External"
+    ]
     part = targets[0].lstrip("/") if targets else None
     if part is None or part not in names:
         return None
@@ -216,7 +228,11 @@ def _main_document_part(archive: zipfile.ZipFile, names: set[str]) -> str | None
         types = etree.fromstring(archive.read("[Content_Types].xml"), _hardened_xml_parser())
     except etree.XMLSyntaxError as error:
         raise Rejected("corrupt", f"[Content_Types].xml is not well-formed XML: {error}") from error
-    declared = {o.get("PartName", "").lstrip("/"): o.get("ContentType", "") for o in types if etree.QName(o).localname == "Override"}
+    declared = {
+        o.get("PartName", "").lstrip("/"): o.get("ContentType", "")
+        for o in types
+        if etree.QName(o).localname == "Override"
+    }
     return part if declared.get(part, "").endswith(WORD_CONTENT_TYPES) else None
 
 
@@ -228,7 +244,11 @@ def _strict_docx_text(archive: zipfile.ZipFile, main_part: str = "word/document.
         root = etree.fromstring(archive.read(main_part), _hardened_xml_parser())
     except etree.XMLSyntaxError as error:
         raise Rejected("corrupt", f"{main_part} is not well-formed XML: {error}") from error
-    paragraphs = ("".join(node.text or "" for node in p.iter() if etree.QName(node).localname == "t") for p in root.iter() if etree.QName(p).localname == "p")
+    paragraphs = (
+        "".join(node.text or "" for node in p.iter() if etree.QName(node).localname == "t")
+        for p in root.iter()
+        if etree.QName(p).localname == "p"
+    )
     return "\n".join(paragraphs)
 
 

@@ -24,14 +24,14 @@ import io
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from include.matcher import layout
 from include.matcher.documents import REJECT_REASONS, SUPPORTED_EXTENSIONS, Rejected
 from include.matcher.encoding import cv_pooling
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.registry import read_production, swap_pointer
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
-from include.matcher import layout
 from include.matcher.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,9 @@ def current_uri(embeddings_uri: str) -> str:
     return layout.current_embeddings(embeddings_uri)
 
 
-def job_offer_records(locations: Locations, storage: ObjectStore, limits: ParseLimits | None = None) -> tuple[list[dict], list[dict]]:
+def job_offer_records(
+    locations: Locations, storage: ObjectStore, limits: ParseLimits | None = None
+) -> tuple[list[dict], list[dict]]:
     """Job descriptions from the jobs file plus parsed job-offer documents; and offer rejects.
 
     Offer documents are as untrusted as CVs: they are parsed in the same isolated pool, with the
@@ -73,11 +75,13 @@ def job_offer_records(locations: Locations, storage: ObjectStore, limits: ParseL
         if info.key.lower().endswith(SUPPORTED_EXTENSIONS):
             offers.append(info)
         else:
-            rejects.append({"key": info.key, "reason": "unsupported_type", "detail": REJECT_REASONS["unsupported_type"]})
+            rejects.append(
+                {"key": info.key, "reason": "unsupported_type", "detail": REJECT_REASONS["unsupported_type"]}
+            )
     if offers:
         blobs = storage.get_many([info.uri for info in offers])
-        with IsolatedParser(limits.workers or None, limits.timeout_s, limits.memory_mb, limits) as pool:
-            parsed = dict(pool.map(Job(info.key, data, info.key) for info, data in zip(offers, blobs)))
+        with IsolatedParser(limits=limits) as pool:
+            parsed = dict(pool.map(Job(info.key, data, info.key) for info, data in zip(offers, blobs, strict=True)))
         for key in (info.key for info in offers):
             result = parsed[key]
             if isinstance(result, Rejected):
@@ -130,7 +134,9 @@ def inputs_fingerprint(corpus_rows: list[dict], locations: Locations, storage: O
     return digest.hexdigest()
 
 
-def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None) -> list[str]:
+def plan_refresh(
+    version_uri: str, corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None
+) -> list[str]:
     """Cut the corpus into shards of CVs to embed with the model at ``version_uri``; their URIs.
 
     Returns no shard when ``current.json`` already holds this model's embeddings of the same inputs:
@@ -143,10 +149,16 @@ def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storag
     current = read_current(storage, locations.embeddings)
     previous = storage.get_json(current["manifest"]) if current else None
     if previous and previous["version"] == version and previous.get("inputs_fingerprint") == fingerprint:
-        log.info("refresh_embeddings: %s already holds model %s's embeddings of these inputs; nothing to do", current["uri"], version)
+        log.info(
+            "refresh_embeddings: %s already holds model %s's embeddings of these inputs; nothing to do",
+            current["uri"],
+            version,
+        )
         return []
     # Vectors can be reused only from embeddings made by this very model, encoding CVs the same way.
-    same_encoder = previous and previous["version"] == version and previous.get("encoder", "truncate/torch") == encoder_id()
+    same_encoder = (
+        previous and previous["version"] == version and previous.get("encoder", "truncate/torch") == encoder_id()
+    )
     reuse_from = current["manifest"] if same_encoder else None
     snapshot = layout.Snapshot.of(locations.embeddings, version, corpus_uri)
     target = snapshot.uri
@@ -159,7 +171,9 @@ def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storag
         storage.put_json(
             uri,
             {
-                "name": f"shard {index + 1}/{count}: CVs {first + 1}-{first + len(chunk)}" if chunk else f"shard {index + 1}/{count}: empty",
+                "name": f"shard {index + 1}/{count}: CVs {first + 1}-{first + len(chunk)}"
+                if chunk
+                else f"shard {index + 1}/{count}: empty",
                 "version_uri": version_uri,
                 "version": version,
                 "corpus_uri": corpus_uri,
@@ -169,7 +183,13 @@ def plan_refresh(version_uri: str, corpus_uri: str, locations: Locations, storag
             },
         )
         uris.append(uri)
-    log.info("refresh_embeddings: %d CVs in %d shards -> %s (reusing vectors from %s)", len(rows), count, target, reuse_from or "nothing")
+    log.info(
+        "refresh_embeddings: %d CVs in %d shards -> %s (reusing vectors from %s)",
+        len(rows),
+        count,
+        target,
+        reuse_from or "nothing",
+    )
     return uris
 
 
@@ -182,7 +202,12 @@ def reusable_vectors(manifest_uri: str | None, wanted: dict[str, str], storage: 
         table = read_parquet(part["uri"], storage)
         if "text_hash" not in table.column_names:
             continue
-        for row_id, text_hash, vector in zip(table.column("id").to_pylist(), table.column("text_hash").to_pylist(), table.column("vector").to_pylist()):
+        for row_id, text_hash, vector in zip(
+            table.column("id").to_pylist(),
+            table.column("text_hash").to_pylist(),
+            table.column("vector").to_pylist(),
+            strict=False,
+        ):
             if wanted.get(row_id) == text_hash:
                 found[row_id] = vector
     return found
@@ -207,19 +232,42 @@ def embed_shard(shard_uri: str, storage: ObjectStore, batch_size: int = BATCH_SI
         encoding_started = time.perf_counter()
         encoded = encode_cvs(model, texts, batch_size=batch_size)  # the pipeline's one CV encoding (MATCHER_CV_POOLING)
         encode_seconds = time.perf_counter() - encoding_started
-        vectors.update(zip((row["key"] for row in todo), encoded))
+        vectors.update(zip((row["key"] for row in todo), encoded, strict=True))
     else:
         encode_seconds = 0.0
-    records = [{"id": row["key"], "source": "cv", "category": row["category"], "text_hash": row["text_hash"]} for row in rows]
+    records = [
+        {"id": row["key"], "source": "cv", "category": row["category"], "text_hash": row["text_hash"]} for row in rows
+    ]
     matrix = np.stack([vectors[row["key"]] for row in rows]) if rows else np.zeros((0, 0), dtype=np.float32)
     storage.put_bytes(shard["part_uri"], to_parquet(records, matrix, shard["version"]))
-    stats = {"uri": shard["part_uri"], "rows": len(rows), "embedded": len(todo), "reused": len(reused), "seconds": round(time.perf_counter() - started, 2), "encode_seconds": round(encode_seconds, 2)}
+    stats = {
+        "uri": shard["part_uri"],
+        "rows": len(rows),
+        "embedded": len(todo),
+        "reused": len(reused),
+        "seconds": round(time.perf_counter() - started, 2),
+        "encode_seconds": round(encode_seconds, 2),
+    }
     storage.put_json(layout.Snapshot.part_stats(shard["part_uri"]), stats)
-    log.info("refresh_embeddings: %s: %d embedded, %d reused in %.1f s (%.1f s encoding)", shard["name"], len(todo), len(reused), stats["seconds"], encode_seconds)
+    log.info(
+        "refresh_embeddings: %s: %d embedded, %d reused in %.1f s (%.1f s encoding)",
+        shard["name"],
+        len(todo),
+        len(reused),
+        stats["seconds"],
+        encode_seconds,
+    )
     return shard["part_uri"]
 
 
-def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], locations: Locations, storage: ObjectStore, batch_size: int = BATCH_SIZE) -> str:
+def publish_embeddings(
+    version_uri: str,
+    corpus_uri: str,
+    part_uris: list[str],
+    locations: Locations,
+    storage: ObjectStore,
+    batch_size: int = BATCH_SIZE,
+) -> str:
     """Embed the job texts, write the snapshot's manifest and flip ``current.json`` to it."""
     from include.matcher.onnx_backend import load_encoder
 
@@ -233,7 +281,9 @@ def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], 
 
     offers, offer_rejects = job_offer_records(locations, storage)
     model = load_encoder(version_uri, storage)
-    vectors = model.encode([r["text"] for r in offers], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    vectors = model.encode(
+        [r["text"] for r in offers], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+    )
     jobs_uri = snapshot.jobs
     storage.put_bytes(jobs_uri, to_parquet(offers, vectors, version))
 
@@ -253,7 +303,7 @@ def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], 
         "cv_pooling": cv_pooling(),
         "encoder": encoder_id(),
         "job_offer_rejects": offer_rejects,
-        "written_at": datetime.now(timezone.utc).isoformat(),
+        "written_at": datetime.now(UTC).isoformat(),
     }
     storage.put_json(snapshot.manifest, manifest)
     pointer = {"version": version, "uri": target, "manifest": snapshot.manifest, "updated_at": manifest["written_at"]}
@@ -263,7 +313,9 @@ def publish_embeddings(version_uri: str, corpus_uri: str, part_uris: list[str], 
     return target
 
 
-def plan_production_refresh(corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None) -> list[str]:
+def plan_production_refresh(
+    corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None
+) -> list[str]:
     """:func:`plan_refresh` with the model in production; no shard before the first promotion."""
     production = read_production(storage, locations.registry)
     if production is None:
@@ -281,7 +333,9 @@ def publish_shards(shard_uris: list[str], part_uris: list[str], locations: Locat
     return {"uri": target, "version": manifest["version"], "counts": manifest["counts"]}
 
 
-def refresh_embeddings(version_uri: str, corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None) -> str:
+def refresh_embeddings(
+    version_uri: str, corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None
+) -> str:
     """The whole stage in one process; the URI of the embeddings ``current.json`` points at."""
     shard_uris = plan_refresh(version_uri, corpus_uri, locations, storage, shard_size)
     if not shard_uris:

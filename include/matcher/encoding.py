@@ -45,5 +45,10 @@ def encode_cvs(model, texts: list[str], pooling: str | None = None, batch_size: 
         owners.extend([index] * len(pieces))
     vectors = model.encode(chunks, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
     owners = np.asarray(owners)
-    pooled = np.stack([(vectors[owners == i].mean(axis=0) if pooling == "mean" else vectors[owners == i].max(axis=0)) for i in range(len(texts))])
+    pooled = np.stack(
+        [
+            (vectors[owners == i].mean(axis=0) if pooling == "mean" else vectors[owners == i].max(axis=0))
+            for i in range(len(texts))
+        ]
+    )
     return pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(min=1e-12)

@@ -20,7 +20,9 @@ from include.matcher.text import strip_title
 METRICS = ("accuracy@1", "accuracy@3", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10")
 
 
-def category_scores(cv_embeddings: np.ndarray, job_embeddings: np.ndarray, job_categories: list[str]) -> tuple[np.ndarray, list[str]]:
+def category_scores(
+    cv_embeddings: np.ndarray, job_embeddings: np.ndarray, job_categories: list[str]
+) -> tuple[np.ndarray, list[str]]:
     """(n_cvs x n_categories) scores: cosine to each category's best description."""
     categories = sorted(set(job_categories))
     similarity = cv_embeddings @ job_embeddings.T
@@ -87,7 +89,7 @@ def confusion(scores: np.ndarray, categories: list[str], truth: list[str]) -> di
     """Counts of (true category, top-ranked category): rows are the truth."""
     index = {c: i for i, c in enumerate(categories)}
     matrix = np.zeros((len(categories), len(categories)), dtype=int)
-    for row, predicted in zip((index[t] for t in truth), finite_scores(scores).argmax(axis=1)):
+    for row, predicted in zip((index[t] for t in truth), finite_scores(scores).argmax(axis=1), strict=True):
         matrix[row, predicted] += 1
     return {"labels": categories, "matrix": matrix.tolist()}
 
@@ -97,7 +99,10 @@ def evaluate_scores(scores: np.ndarray, categories: list[str], truth: list[str])
     if not truth:
         return {"metrics": {}, "per_category": {}, "confusion": {"labels": categories, "matrix": []}}
     ranks = ranks_of_truth(scores, categories, truth)
-    per_category = {category: retrieval_metrics(ranks[[i for i, t in enumerate(truth) if t == category]]) for category in sorted(set(truth))}
+    per_category = {
+        category: retrieval_metrics(ranks[[i for i, t in enumerate(truth) if t == category]])
+        for category in sorted(set(truth))
+    }
     return {
         "metrics": {**retrieval_metrics(ranks), **job_to_cv(scores, categories, truth)},
         "per_category": per_category,
@@ -105,7 +110,9 @@ def evaluate_scores(scores: np.ndarray, categories: list[str], truth: list[str])
     }
 
 
-def embed_for_evaluation(model, texts: list[str], jobs: dict[str, list[str]], pooling: str | None = None, batch_size: int = 32):
+def embed_for_evaluation(
+    model, texts: list[str], jobs: dict[str, list[str]], pooling: str | None = None, batch_size: int = 32
+):
     """(CV embeddings, job-description embeddings, each description's category)."""
     from include.matcher.encoding import encode_cvs
 
@@ -115,7 +122,9 @@ def embed_for_evaluation(model, texts: list[str], jobs: dict[str, list[str]], po
     return encode_cvs(model, texts, pooling, batch_size), job_embeddings, job_categories
 
 
-def encoder_scores(model, texts: list[str], jobs: dict[str, list[str]], pooling: str | None = None, batch_size: int = 32) -> tuple[np.ndarray, list[str]]:
+def encoder_scores(
+    model, texts: list[str], jobs: dict[str, list[str]], pooling: str | None = None, batch_size: int = 32
+) -> tuple[np.ndarray, list[str]]:
     return category_scores(*embed_for_evaluation(model, texts, jobs, pooling, batch_size))
 
 
@@ -127,7 +136,12 @@ def embedding_health(cv_embeddings: np.ndarray, job_embeddings: np.ndarray) -> d
     score well below that (the base model about 0.3 on CVs).
     """
     vectors = np.asarray(cv_embeddings, dtype=np.float64)
-    everything = np.concatenate([vectors.reshape(len(vectors), -1), np.asarray(job_embeddings, dtype=np.float64).reshape(len(job_embeddings), -1)])
+    everything = np.concatenate(
+        [
+            vectors.reshape(len(vectors), -1),
+            np.asarray(job_embeddings, dtype=np.float64).reshape(len(job_embeddings), -1),
+        ]
+    )
     finite = bool(np.isfinite(everything).all())
     norms = np.linalg.norm(np.nan_to_num(vectors), axis=1)
     health = {"finite": finite, "zero_vectors": int((norms < 1e-6).sum()), "mean_cosine": None}
@@ -138,7 +152,14 @@ def embedding_health(cv_embeddings: np.ndarray, job_embeddings: np.ndarray) -> d
     return health
 
 
-def evaluate_model(model, cvs: list[dict], jobs: dict[str, list[str]], batch_size: int = 32, pooling: str | None = None, with_title: bool = True) -> dict:
+def evaluate_model(
+    model,
+    cvs: list[dict],
+    jobs: dict[str, list[str]],
+    batch_size: int = 32,
+    pooling: str | None = None,
+    with_title: bool = True,
+) -> dict:
     """Metrics for ``model`` on CV dicts (``text``, ``category``): titles stripped (primary) and kept.
 
     ``health`` describes the title-stripped CV vectors (:func:`embedding_health`), for the gate.
@@ -147,8 +168,13 @@ def evaluate_model(model, cvs: list[dict], jobs: dict[str, list[str]], batch_siz
     truth = [cv["category"] for cv in cvs]
     if not cvs:
         return {**evaluate_scores(np.zeros((0, 0)), sorted(jobs), []), "text": "title stripped"}
-    cv_embeddings, job_embeddings, job_categories = embed_for_evaluation(model, [strip_title(cv["text"]) for cv in cvs], jobs, pooling, batch_size)
-    stripped = {**evaluate_scores(*category_scores(cv_embeddings, job_embeddings, job_categories), truth), "health": embedding_health(cv_embeddings, job_embeddings)}
+    cv_embeddings, job_embeddings, job_categories = embed_for_evaluation(
+        model, [strip_title(cv["text"]) for cv in cvs], jobs, pooling, batch_size
+    )
+    stripped = {
+        **evaluate_scores(*category_scores(cv_embeddings, job_embeddings, job_categories), truth),
+        "health": embedding_health(cv_embeddings, job_embeddings),
+    }
     if not with_title:
         return {**stripped, "text": "title stripped"}
     titled = evaluate_scores(*encoder_scores(model, [cv["text"] for cv in cvs], jobs, pooling, batch_size), truth)

@@ -15,21 +15,32 @@ import logging
 
 import numpy as np
 
+from include.matcher.text import training_text
+
 log = logging.getLogger(__name__)
 
 
-def mine_hard_negatives(model, cvs: list[dict], jobs: dict[str, list[str]], count: int, margin: float, strip_titles: bool = True, batch_size: int = 32) -> dict[str, list[tuple[str, int]]]:
+def mine_hard_negatives(
+    model,
+    cvs: list[dict],
+    jobs: dict[str, list[str]],
+    count: int,
+    margin: float,
+    strip_titles: bool = True,
+    batch_size: int = 32,
+) -> dict[str, list[tuple[str, int]]]:
     """``{cv key: [(category, description index), ...]}``, hardest first, at most ``count`` each.
 
-    CVs are read as training will read them (:func:`include.matcher.pairs.training_text`).
+    CVs are read as training will read them (:func:`include.matcher.text.training_text`).
     """
     from include.matcher.encoding import encode_cvs
-    from include.matcher.pairs import training_text
 
     if count <= 0 or not cvs:
         return {}
     references = [(category, index) for category in sorted(jobs) for index in range(len(jobs[category]))]
-    job_vectors = model.encode([jobs[c][i] for c, i in references], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    job_vectors = model.encode(
+        [jobs[c][i] for c, i in references], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+    )
     cv_vectors = encode_cvs(model, [training_text(cv["text"], strip_titles) for cv in cvs], batch_size=batch_size)
     similarity = cv_vectors @ job_vectors.T
     categories = np.array([category for category, _ in references])
@@ -41,5 +52,11 @@ def mine_hard_negatives(model, cvs: list[dict], jobs: dict[str, list[str]], coun
         hard = [references[j] for j in order if not own[j] and similarity[row, j] < ceiling][:count]
         skipped += sum(1 for j in order[: count + own.sum()] if not own[j] and similarity[row, j] >= ceiling)
         mined[cv["key"]] = hard
-    log.info("hard negatives: %d per CV for %d CVs; %d too-close descriptions skipped by the %.2f margin", count, len(cvs), skipped, margin)
+    log.info(
+        "hard negatives: %d per CV for %d CVs; %d too-close descriptions skipped by the %.2f margin",
+        count,
+        len(cvs),
+        skipped,
+        margin,
+    )
     return mined

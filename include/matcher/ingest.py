@@ -21,14 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from include.matcher import layout
 from include.matcher.documents import SUPPORTED_EXTENSIONS
 from include.matcher.jobs import parse_job_descriptions
 from include.matcher.registry import read_production
 from include.matcher.settings import Locations
-from include.matcher import layout
-from include.matcher.storage import S3Uri, ObjectStore
+from include.matcher.storage import ObjectStore, S3Uri
 from include.matcher.text import category_name
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,12 @@ def record_trained(run_uri: str, locations: Locations, storage: ObjectStore, out
         log.info("ingest state: %r has no parse summary; nothing recorded", run_uri)
         return
     summary = json.loads(found[0])
-    state = {"fingerprint": summary["corpus_fingerprint"], "run": run_uri, "outcome": outcome, "recorded_at": datetime.now(timezone.utc).isoformat()}
+    state = {
+        "fingerprint": summary["corpus_fingerprint"],
+        "run": run_uri,
+        "outcome": outcome,
+        "recorded_at": datetime.now(UTC).isoformat(),
+    }
     storage.put_json(trained_state_uri(locations), state)
     log.info("ingest state: corpus of %s recorded as trained on (%s)", run_uri, outcome)
 
@@ -134,12 +139,17 @@ def ingest(run_uri: str, locations: Locations, storage: ObjectStore, *, force: b
     pending = untrained_corpus(ledger, storage, locations)
 
     manifest = {
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "raw_prefix": locations.raw_cvs,
         "items": items,
         "skipped": skipped,
         "removed": removed,
-        "jobs_file": {"uri": locations.jobs_file, "etag": jobs["etag"], "changed": jobs_changed, "categories": jobs["categories"]},
+        "jobs_file": {
+            "uri": locations.jobs_file,
+            "etag": jobs["etag"],
+            "changed": jobs_changed,
+            "categories": jobs["categories"],
+        },
         "force_retrain": force,
         "untrained_corpus": pending,
         # The night judges its candidate against the production it started with, so a re-run of
@@ -157,7 +167,10 @@ def ingest(run_uri: str, locations: Locations, storage: ObjectStore, *, force: b
     storage.put_json(uri, manifest, if_none_match=True)
     log.info("ingest: %s -> %r", manifest["counts"], uri)
     if pending:
-        log.warning("ingest: the corpus already parsed has not been trained on by a finished night (an earlier night failed after parsing): retraining")
+        log.warning(
+            "ingest: the corpus already parsed has not been trained on by a finished night (an earlier night failed "
+            "after parsing): retraining"
+        )
     for entry in skipped:
         log.warning("ingest: skipped %r (%s)", entry["key"], entry["reason"])
     return uri
@@ -171,7 +184,9 @@ def read_jobs_file(locations: Locations, storage: ObjectStore) -> dict:
     try:
         jobs = parse_job_descriptions(found[0])
     except ValueError as error:
-        raise ValueError(f"the jobs file {locations.jobs_file} is not usable, so nothing was ingested: {error}") from error
+        raise ValueError(
+            f"the jobs file {locations.jobs_file} is not usable, so nothing was ingested: {error}"
+        ) from error
     return {"etag": found[1], "categories": sorted(jobs)}
 
 
@@ -189,8 +204,11 @@ def has_work(manifest_uri: str, storage: ObjectStore) -> bool:
     manifest = storage.get_json(manifest_uri)
     log.info(
         "ingest: files %s; jobs file changed: %s; corpus not yet trained on: %s; forced: %s",
-        manifest["counts"], manifest["jobs_file"]["changed"], manifest.get("untrained_corpus"), manifest["force_retrain"],
-    )  # fmt: skip
+        manifest["counts"],
+        manifest["jobs_file"]["changed"],
+        manifest.get("untrained_corpus"),
+        manifest["force_retrain"],
+    )
     if not manifest["has_work"]:
         log.info("ingest: nothing new tonight: training is skipped (trigger with force_retrain to retrain anyway)")
     return manifest["has_work"]

@@ -42,7 +42,9 @@ def _main_module_hidden():
     so every worker would die at start-up. The workers need only this package.
     """
     main = sys.modules.get("__main__")
-    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if main is not None and name in main.__dict__}
+    saved = {
+        name: main.__dict__[name] for name in ("__file__", "__spec__") if main is not None and name in main.__dict__
+    }
     try:
         for name in saved:
             setattr(main, name, None) if name == "__spec__" else delattr(main, name)
@@ -114,15 +116,17 @@ class IsolatedParser:
     def __init__(
         self,
         workers: int | None = None,
-        timeout_s: float = 60.0,
-        memory_mb: int = 2048,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
         limits: ParseLimits | None = None,
         parse: Callable[[bytes, str, ParseLimits], ParsedText] = extract_text,
     ):
-        self.size = max(1, workers or os.cpu_count() or 1)
-        self.timeout_s = timeout_s
-        self.memory_bytes = memory_mb * 2**20 if memory_mb else 0
+        """Pool size, per-file timeout and memory cap come from ``limits`` unless given here."""
         self.limits = limits or ParseLimits()
+        self.size = max(1, workers or self.limits.workers or os.cpu_count() or 1)
+        self.timeout_s = self.limits.timeout_s if timeout_s is None else timeout_s
+        memory_mb = self.limits.memory_mb if memory_mb is None else memory_mb
+        self.memory_bytes = memory_mb * 2**20 if memory_mb else 0
         self.parse = parse
         self.workers: list[_Worker] = []
 
@@ -175,7 +179,10 @@ class IsolatedParser:
                         self._replace(worker)
                         continue
                     worker.job = None
-                    yield job_id, ParsedText(reply[1], reply[2]) if reply[0] == "parsed" else Rejected(reply[1], reply[2])
+                    yield (
+                        job_id,
+                        ParsedText(reply[1], reply[2]) if reply[0] == "parsed" else Rejected(reply[1], reply[2]),
+                    )
                 elif time.monotonic() >= worker.deadline:
                     yield job.id, Rejected("timeout", f"parsing took longer than {self.timeout_s:g}s")
                     self._replace(worker)

@@ -42,7 +42,9 @@ class LossSpec:
         return quota.next()
 
     def columns_for(self, rows: list[dict]) -> tuple[str, ...]:
-        return (*self.columns, "negative") if self.in_batch_negatives and rows and "negative" in rows[0] else self.columns
+        return (
+            (*self.columns, "negative") if self.in_batch_negatives and rows and "negative" in rows[0] else self.columns
+        )
 
     def batch_sampler(self, metadata: list[dict]):
         from include.matcher.batching import category_distinct_sampler
@@ -53,7 +55,12 @@ class LossSpec:
 def _cosine_rows(cv: str, job: str, negatives: list[tuple[str, str, int]]) -> list[Example]:
     rows = [Example({"sentence1": cv, "sentence2": job, "label": 1.0}, {"label": 1.0})]
     for text, category, index in negatives:
-        rows.append(Example({"sentence1": cv, "sentence2": text, "label": 0.0}, {"label": 0.0, "job_category": category, "job_index": index}))
+        rows.append(
+            Example(
+                {"sentence1": cv, "sentence2": text, "label": 0.0},
+                {"label": 0.0, "job_category": category, "job_index": index},
+            )
+        )
     return rows
 
 
@@ -67,7 +74,10 @@ def _in_batch_rows(cv: str, job: str, negatives: list[tuple[str, str, int]]) -> 
 
 def _triplet_rows(cv: str, job: str, negatives: list[tuple[str, str, int]]) -> list[Example]:
     return [
-        Example({"anchor": cv, "positive": job, "negative": text}, {"role": "anchor-positive-negative", "negative_category": category, "negative_index": index})
+        Example(
+            {"anchor": cv, "positive": job, "negative": text},
+            {"role": "anchor-positive-negative", "negative_category": category, "negative_index": index},
+        )
         for text, category, index in negatives
     ]
 

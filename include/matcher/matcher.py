@@ -33,7 +33,9 @@ class VectorMatcher:
         registry_uri: where ``production`` is looked up; ``MATCHER_REGISTRY_URI`` by default.
     """
 
-    def __init__(self, model_name: str = BASE_MODEL, device: str | None = None, registry_uri: str | None = None, storage=None):
+    def __init__(
+        self, model_name: str = BASE_MODEL, device: str | None = None, registry_uri: str | None = None, storage=None
+    ):
         from include.matcher.models import load_model
 
         self.model_name = model_name
@@ -49,20 +51,6 @@ class VectorMatcher:
 
         return encode_cvs(self.model, list(texts), batch_size=batch_size)
 
-    def similarity(self, left: str, right: str) -> float:
-        a, b = self.encode([left, right])
-        return float(a @ b)
-
-    def rank(self, query: str, items: Mapping[str, str] | Sequence[str], top_k: int | None = None) -> list[Match]:
-        """Items (an id -> text mapping, or a list whose ids are positions) by similarity to ``query``."""
-        ids, texts = (list(items.keys()), list(items.values())) if isinstance(items, Mapping) else ([str(i) for i in range(len(items))], list(items))
-        if not texts:
-            return []
-        query_vector, *item_vectors = self.encode([query, *texts])
-        scores = np.asarray(item_vectors) @ query_vector
-        order = np.argsort(-scores, kind="stable")[: top_k or len(texts)]
-        return [Match(ids[i], float(scores[i])) for i in order]
-
     def rank_jobs(self, cv_text: str, jobs: Mapping[str, str] | Sequence[str], top_k: int | None = None) -> list[Match]:
         """Jobs best suited to a CV, best first."""
         ids, texts = _ids_and_texts(jobs)
@@ -71,7 +59,9 @@ class VectorMatcher:
         scores = self.encode(texts) @ self.encode_cvs([cv_text])[0]
         return _ranked(ids, scores, top_k)
 
-    def rank_candidates(self, job_text: str, cvs: Mapping[str, str] | Sequence[str], top_k: int | None = None) -> list[Match]:
+    def rank_candidates(
+        self, job_text: str, cvs: Mapping[str, str] | Sequence[str], top_k: int | None = None
+    ) -> list[Match]:
         """Candidates best suited to a job, best first."""
         ids, texts = _ids_and_texts(cvs)
         if not texts:
@@ -81,7 +71,11 @@ class VectorMatcher:
 
 
 def _ids_and_texts(items: Mapping[str, str] | Sequence[str]) -> tuple[list[str], list[str]]:
-    return (list(items.keys()), list(items.values())) if isinstance(items, Mapping) else ([str(i) for i in range(len(items))], list(items))
+    return (
+        (list(items.keys()), list(items.values()))
+        if isinstance(items, Mapping)
+        else ([str(i) for i in range(len(items))], list(items))
+    )
 
 
 def _ranked(ids: list[str], scores: np.ndarray, top_k: int | None) -> list[Match]:

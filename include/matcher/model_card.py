@@ -26,23 +26,27 @@ def render_model_card(stats: dict) -> str:
             "",
             "# CV-to-job matcher",
             "",
-            f"A bi-encoder fine-tuned from `{config.get('base_model', '?')}` with the `{config.get('loss', '?')}` loss to score how well a CV fits a job description.",
+            f"A bi-encoder fine-tuned from `{config.get('base_model', '?')}` with the `{config.get('loss', '?')}` "
+            "loss to score how well a CV fits a job description.",
             "",
             "```python",
             "from include.matcher import VectorMatcher",
             "",
             'matcher = VectorMatcher(model_name="<this folder, its s3:// URI, or production>")',
-            "matcher.rank_jobs(cv_text, {\"job-1\": job_text})",
+            'matcher.rank_jobs(cv_text, {"job-1": job_text})',
             "```",
             "",
             "## Training",
             "",
-            f"{stats.get('examples', '?')} training examples, {stats.get('train_seconds', '?')} s on {stats.get('device', '?')}"
-            f" ({stats.get('examples_per_second', '?')} examples/s); best validation checkpoint: {stats.get('best_checkpoint') or '-'}.",
+            f"{stats.get('examples', '?')} training examples, {stats.get('train_seconds', '?')} s on "
+            f"{stats.get('device', '?')}"
+            f" ({stats.get('examples_per_second', '?')} examples/s); best validation checkpoint: "
+            f"{stats.get('best_checkpoint') or '-'}.",
             "",
             f"Hyperparameters: {hyper}",
             "",
-            "The training CVs are personal data and are not quoted here; `training_metadata.jsonl` beside the model lists each",
+            "The training CVs are personal data and are not quoted here; `training_metadata.jsonl` beside the model "
+            "lists each",
             "example's source key and categories.",
             "",
         ]

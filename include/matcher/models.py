@@ -15,9 +15,6 @@ from include.matcher.settings import BASE_MODEL
 BASE_MODEL_ALIASES = {BASE_MODEL, f"sentence-transformers/{BASE_MODEL}", "base"}
 PRODUCTION = "production"
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 
 def cache_dir() -> Path:
     return Path(os.environ.get("MATCHER_MODEL_CACHE", Path.home() / ".cache" / "matcher" / "models"))
@@ -66,6 +63,9 @@ def resolve_model(name: str, storage=None, registry_uri: str | None = None) -> P
 
 def load_model(name: str, storage=None, registry_uri: str | None = None, device: str | None = None):
     """A :class:`SentenceTransformer` for ``name`` (see :func:`resolve_model`)."""
+    # Nothing is ever downloaded: the Hugging Face libraries read these when they load a model.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
     path = resolve_model(name, storage, registry_uri)

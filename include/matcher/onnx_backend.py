@@ -38,8 +38,14 @@ def _check_pipeline(model_dir: Path) -> None:
     """Only Transformer -> mean Pooling (-> Normalize) models are repeated faithfully by OnnxEncoder."""
     modules = [module["type"].rsplit(".", 1)[-1] for module in json.loads((model_dir / "modules.json").read_text())]
     pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
-    if modules[:2] != ["Transformer", "Pooling"] or not pooling.get("pooling_mode_mean_tokens") or set(modules[2:]) - {"Normalize"}:
-        raise ValueError(f"ONNX export supports Transformer + mean Pooling (+ Normalize) models, not {modules} with {pooling}")
+    if (
+        modules[:2] != ["Transformer", "Pooling"]
+        or not pooling.get("pooling_mode_mean_tokens")
+        or set(modules[2:]) - {"Normalize"}
+    ):
+        raise ValueError(
+            f"ONNX export supports Transformer + mean Pooling (+ Normalize) models, not {modules} with {pooling}"
+        )
 
 
 def export_onnx(model_dir: str | Path, quantize: bool = True) -> list[Path]:
@@ -59,9 +65,13 @@ def export_onnx(model_dir: str | Path, quantize: bool = True) -> list[Path]:
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
-    sample = AutoTokenizer.from_pretrained(model_dir)(["an example CV", "a somewhat longer example job description"], padding=True, return_tensors="pt")
+    sample = AutoTokenizer.from_pretrained(model_dir)(
+        ["an example CV", "a somewhat longer example job description"], padding=True, return_tensors="pt"
+    )
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=512)
     torch.onnx.export(
         LastHiddenState(transformer).eval(),
@@ -79,7 +89,13 @@ def export_onnx(model_dir: str | Path, quantize: bool = True) -> list[Path]:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         # Per-channel scales with a 7-bit range keep cosine to the fp32 vectors at ~0.99 (per-tensor: ~0.93).
-        quantize_dynamic(str(target / FILES["onnx"]), str(target / FILES["onnx-int8"]), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
+        quantize_dynamic(
+            str(target / FILES["onnx"]),
+            str(target / FILES["onnx-int8"]),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=True,
+        )
         written.append(target / FILES["onnx-int8"])
     log.info("onnx: exported %s", ", ".join(path.name for path in written))
     return written
@@ -95,13 +111,24 @@ class OnnxEncoder:
         model_dir = Path(model_dir)
         _check_pipeline(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.max_seq_length = json.loads((model_dir / "sentence_bert_config.json").read_text()).get("max_seq_length", 256)
+        self.max_seq_length = json.loads((model_dir / "sentence_bert_config.json").read_text()).get(
+            "max_seq_length", 256
+        )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
-        self.session = onnxruntime.InferenceSession(str(model_dir / "onnx" / FILES[backend]), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            str(model_dir / "onnx" / FILES[backend]), options, providers=["CPUExecutionProvider"]
+        )
         self.inputs = {i.name for i in self.session.get_inputs()}
 
-    def encode(self, texts: list[str], batch_size: int = 32, normalize_embeddings: bool = True, convert_to_numpy: bool = True, **_) -> np.ndarray:
+    def encode(
+        self,
+        texts: list[str],
+        batch_size: int = 32,
+        normalize_embeddings: bool = True,
+        convert_to_numpy: bool = True,
+        **_,
+    ) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         # Longest first, as sentence-transformers does: batches of similar length pad little.
@@ -109,8 +136,16 @@ class OnnxEncoder:
         vectors = np.zeros((len(texts), 0), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             indices = order[start : start + batch_size]
-            batch = self.tokenizer([texts[i] for i in indices], padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np")
-            hidden = self.session.run(None, {name: batch[name].astype(np.int64) for name in INPUTS if name in self.inputs})[0]
+            batch = self.tokenizer(
+                [texts[i] for i in indices],
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+                return_tensors="np",
+            )
+            hidden = self.session.run(
+                None, {name: batch[name].astype(np.int64) for name in INPUTS if name in self.inputs}
+            )[0]
             mask = batch["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / mask.sum(axis=1).clip(min=1e-9)
             if vectors.shape[1] == 0:
@@ -129,8 +164,8 @@ def load_encoder(version_uri: str, storage, backend: str | None = None):
     """
     import shutil
 
-    from include.matcher.models import base_model_path, cache_dir, load_model, resolve_model
     from include.matcher import layout
+    from include.matcher.models import base_model_path, cache_dir, load_model, resolve_model
 
     backend = backend or embed_backend()
     if backend == "torch":

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from include.matcher import layout
 from include.matcher.embeddings import refresh_embeddings
 from include.matcher.ingest import read_ledger
 from include.matcher.parse import write_corpus_snapshot
 from include.matcher.registry import rollback
 from include.matcher.settings import Locations
-from include.matcher import layout
 from include.matcher.storage import ObjectStore
 
 
@@ -25,6 +25,6 @@ def rollback_and_refresh(version: str, locations: Locations, storage: ObjectStor
     """Repoint production at ``version`` and re-embed the corpus with it; returns the version URI."""
     version_uri = rollback(version, locations.registry, storage)
     if refresh:
-        label = f"rollback-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{version}"
+        label = f"rollback-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{version}"
         refresh_embeddings(version_uri, current_corpus(locations, storage, label), locations, storage)
     return version_uri

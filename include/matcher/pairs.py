@@ -23,13 +23,13 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+from include.matcher import layout
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.losses import loss_spec
 from include.matcher.near_duplicates import near_duplicate_groups
 from include.matcher.settings import PipelineConfig, SplitConfig, TrainingConfig
-from include.matcher import layout
 from include.matcher.storage import ObjectStore
-from include.matcher.text import strip_title
+from include.matcher.text import training_text
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,13 @@ def build_examples(
             positives = [positives[turns[category] % len(positives)]]
             turns[category] += 1
         for job_index, job_text in positives:
-            base = {"source_key": cv["key"], "category": category, "split": "train", "job_category": category, "job_index": job_index}
+            base = {
+                "source_key": cv["key"],
+                "category": category,
+                "split": "train",
+                "job_category": category,
+                "job_index": job_index,
+            }
             wanted = spec.negatives_wanted(quota, mining=hard_negatives is not None)
             negatives = _take_hard(mined, wanted) if mined else _sample_negatives(rng, others, jobs, wanted)
             for example in spec.shape(cv_text, job_text, [(jobs[c][i], c, i) for c, i in negatives]):
@@ -114,7 +120,9 @@ def build_examples(
     return Examples([rows[i] for i in order], [metadata[i] for i in order])
 
 
-def training_examples(train_cvs: list[dict], jobs: dict[str, list[str]], training: TrainingConfig, storage=None, model=None) -> Examples:
+def training_examples(
+    train_cvs: list[dict], jobs: dict[str, list[str]], training: TrainingConfig, storage=None, model=None
+) -> Examples:
     """:func:`build_examples` under a :class:`TrainingConfig`, mining hard negatives first when it asks.
 
     Mining uses ``model`` if given, else loads ``training.base_model``.
@@ -125,13 +133,12 @@ def training_examples(train_cvs: list[dict], jobs: dict[str, list[str]], trainin
         from include.matcher.models import load_model
 
         miner = model if model is not None else load_model(training.base_model, storage)
-        hard = mine_hard_negatives(miner, train_cvs, jobs, training.hard_negatives, training.hard_negative_margin, training.strip_titles)
-    return build_examples(train_cvs, jobs, training.loss, training.negative_ratio, training.seed, hard, training.strip_titles)
-
-
-def training_text(text: str, strip_titles: bool) -> str:
-    """The CV side of a training example: without its title line when asked, unless that leaves nothing."""
-    return (strip_title(text) or text) if strip_titles else text
+        hard = mine_hard_negatives(
+            miner, train_cvs, jobs, training.hard_negatives, training.hard_negative_margin, training.strip_titles
+        )
+    return build_examples(
+        train_cvs, jobs, training.loss, training.negative_ratio, training.seed, hard, training.strip_titles
+    )
 
 
 def _take_hard(mined: list[tuple[str, int]], count: int) -> list[tuple[str, int]]:
@@ -143,12 +150,16 @@ def _take_hard(mined: list[tuple[str, int]], count: int) -> list[tuple[str, int]
     return taken
 
 
-def _sample_negatives(rng: random.Random, others: list[str], jobs: dict[str, list[str]], count: int) -> list[tuple[str, int]]:
+def _sample_negatives(
+    rng: random.Random, others: list[str], jobs: dict[str, list[str]], count: int
+) -> list[tuple[str, int]]:
     pool = [(category, index) for category in others for index in range(len(jobs[category]))]
     return rng.sample(pool, min(count, len(pool))) if count else []
 
 
-def split_corpus(cvs: list[dict], jobs: dict[str, list[str]], split: SplitConfig) -> tuple[dict[str, list[dict]], list[str]]:
+def split_corpus(
+    cvs: list[dict], jobs: dict[str, list[str]], split: SplitConfig
+) -> tuple[dict[str, list[dict]], list[str]]:
     """CVs by split; CVs whose category has no job description are left out and returned by key.
 
     A group of near-duplicates (:mod:`include.matcher.near_duplicates`) goes to one split, the one
@@ -163,7 +174,11 @@ def split_corpus(cvs: list[dict], jobs: dict[str, list[str]], split: SplitConfig
             unknown.append(cv["key"])
         else:
             known.append(cv)
-    group_of = near_duplicate_groups(known) if "text" in (known[0] if known else {}) else {cv["key"]: cv["text_hash"] for cv in known}
+    group_of = (
+        near_duplicate_groups(known)
+        if "text" in (known[0] if known else {})
+        else {cv["key"]: cv["text_hash"] for cv in known}
+    )
     ambiguous = set(several_categories(known, group_of))
     for cv in known:
         # One text filed under two categories has no single right answer to be judged on: train only.
@@ -177,7 +192,9 @@ def several_categories(cvs: list[dict], group_of: dict[str, str] | None = None) 
     categories: dict[str, set[str]] = {}
     for cv in cvs:
         categories.setdefault(group_of[cv["key"]], set()).add(cv["category"])
-    return {cv["key"]: sorted(categories[group_of[cv["key"]]]) for cv in cvs if len(categories[group_of[cv["key"]]]) > 1}
+    return {
+        cv["key"]: sorted(categories[group_of[cv["key"]]]) for cv in cvs if len(categories[group_of[cv["key"]]]) > 1
+    }
 
 
 class UntrainableData(ValueError):
@@ -193,13 +210,16 @@ def require_trainable(by_split: dict[str, list[dict]], corpus_size: int, unknown
     train = by_split["train"]
     if not train:
         raise UntrainableData(
-            f"the training split is empty: the corpus holds {corpus_size} parsed CVs, {len(unknown)} of them in categories "
-            f"missing from the jobs file, and the rest fell in the held-out splits; add CVs under <raw prefix>/<CATEGORY>/"
+            f"the training split is empty: the corpus holds {corpus_size} parsed CVs, {len(unknown)} of them in "
+            "categories "
+            "missing from the jobs file, and the rest fell in the held-out splits; add CVs under <raw "
+            "prefix>/<CATEGORY>/"
         )
     categories = sorted({cv["category"] for cv in train})
     if len(categories) < 2:
         raise UntrainableData(
-            f"the training split holds CVs of one category only ({categories[0]!r}, {len(train)} CVs): a matcher learns by "
+            f"the training split holds CVs of one category only ({categories[0]!r}, {len(train)} CVs): a matcher "
+            "learns by "
             f"contrasting categories, so it needs CVs of at least two categories that the jobs file describes"
         )
 
@@ -239,7 +259,10 @@ def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: 
     if unknown:
         log.warning("build_pairs: %d CVs have a category missing from the jobs file", len(unknown))
     if summary["cvs_under_several_categories"]:
-        log.warning("build_pairs: %d CVs share their text with a CV of another category: trained on, never held out", len(summary["cvs_under_several_categories"]))
+        log.warning(
+            "build_pairs: %d CVs share their text with a CV of another category: trained on, never held out",
+            len(summary["cvs_under_several_categories"]),
+        )
     log.info("build_pairs: %s", json.dumps({k: summary[k] for k in ("examples", "labels", "cvs_by_split")}))
     return pairs.uri
 

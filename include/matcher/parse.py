@@ -19,12 +19,12 @@ import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+from include.matcher import layout
 from include.matcher.documents import REJECT_REASONS, Rejected
 from include.matcher.ingest import corpus_fingerprint, ledger_uri, read_ledger
 from include.matcher.isolation import IsolatedParser, Job
 from include.matcher.pairs import several_categories
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
-from include.matcher import layout
 from include.matcher.storage import ObjectStore
 from include.matcher.text import text_fingerprint
 
@@ -46,9 +46,14 @@ CHUNK = 64
 
 def _outcome(item: dict, digest: str, entry: dict, cache_uri: str, cache: str) -> dict:
     record = {
-        "key": item["key"], "etag": item["etag"], "size": item["size"], "category": item["category"],
-        "content_hash": digest, "status": entry["status"], "cache": cache,
-    }  # fmt: skip
+        "key": item["key"],
+        "etag": item["etag"],
+        "size": item["size"],
+        "category": item["category"],
+        "content_hash": digest,
+        "status": entry["status"],
+        "cache": cache,
+    }
     if entry["status"] == "parsed":
         record.update(text_uri=cache_uri, text_hash=entry["text_hash"], chars=len(entry["text"]), kind=entry["kind"])
     else:
@@ -67,7 +72,11 @@ def _parse_chunk(items: list[dict], pool: IsolatedParser, storage: ObjectStore, 
 
     with ThreadPoolExecutor(max_workers=8) as threads:
         fetched = list(threads.map(fetch, items))
-    outcomes = [_outcome(item, digest, entry, text_cache_uri(locations, digest), "hit") for item, _, digest, entry in fetched if entry]
+    outcomes = [
+        _outcome(item, digest, entry, text_cache_uri(locations, digest), "hit")
+        for item, _, digest, entry in fetched
+        if entry
+    ]
     misses = {item["key"]: (item, digest) for item, _, digest, entry in fetched if entry is None}
     jobs = [Job(item["key"], data, item["key"]) for item, data, _, entry in fetched if entry is None]
     for key, result in pool.map(jobs):
@@ -75,7 +84,12 @@ def _parse_chunk(items: list[dict], pool: IsolatedParser, storage: ObjectStore, 
         if isinstance(result, Rejected):
             entry = {"status": "rejected", "reason": result.reason, "detail": result.detail}
         else:
-            entry = {"status": "parsed", "text": result.text, "kind": result.kind, "text_hash": text_fingerprint(result.text)}
+            entry = {
+                "status": "parsed",
+                "text": result.text,
+                "kind": result.kind,
+                "text_hash": text_fingerprint(result.text),
+            }
         cache_uri = text_cache_uri(locations, digest)
         if entry.get("reason") not in UNCACHED_REASONS:
             storage.put_json(cache_uri, entry)
@@ -96,7 +110,11 @@ def plan_parse_shards(manifest_uri: str, run_uri: str, storage: ObjectStore, sha
         chunk = items[index * shard_size : (index + 1) * shard_size]
         uri = layout.Run(run_uri).parse_shard(index, count).items
         first = index * shard_size
-        name = f"shard {index + 1}/{count}: files {first + 1}-{first + len(chunk)}" if chunk else f"shard {index + 1}/{count}: empty"
+        name = (
+            f"shard {index + 1}/{count}: files {first + 1}-{first + len(chunk)}"
+            if chunk
+            else f"shard {index + 1}/{count}: empty"
+        )
         storage.put_json(uri, {"index": index, "count": count, "name": name, "items": chunk})
         uris.append(uri)
     return uris
@@ -107,13 +125,19 @@ def shard_name(shard_uri: str, storage: ObjectStore) -> str:
     return storage.get_json(shard_uri)["name"]
 
 
-def parse_shard(shard_uri: str, locations: Locations, storage: ObjectStore, limits: ParseLimits | None = None, pool: IsolatedParser | None = None) -> str:
+def parse_shard(
+    shard_uri: str,
+    locations: Locations,
+    storage: ObjectStore,
+    limits: ParseLimits | None = None,
+    pool: IsolatedParser | None = None,
+) -> str:
     """Parse one shard's files; write and return ``<shard>/outcomes.jsonl`` (one outcome per file)."""
     limits = limits or parse_limits_from_env()
     items = storage.get_json(shard_uri)["items"]
     outcomes: list[dict] = []
     own_pool = pool is None  # workers start lazily: an all-cached shard starts none
-    pool = pool or IsolatedParser(limits.workers or None, limits.timeout_s, limits.memory_mb, limits)
+    pool = pool or IsolatedParser(limits=limits)
     try:
         for start in range(0, len(items), CHUNK):
             outcomes.extend(_parse_chunk(items[start : start + CHUNK], pool, storage, locations))
@@ -125,18 +149,28 @@ def parse_shard(shard_uri: str, locations: Locations, storage: ObjectStore, limi
     # Whether the cache answered is this attempt's business (stats only): a retry writes the same outcomes.
     storage.put_jsonl(outcomes_uri, sorted((_without_cache(o) for o in outcomes), key=lambda outcome: outcome["key"]))
     storage.put_json(folder.stats, {"files": len(outcomes), "cache_hits": sum(o["cache"] == "hit" for o in outcomes)})
-    log.info("parse: %s: %d files, %d cache hits", shard_uri.rsplit("/", 2)[-2], len(outcomes), sum(o["cache"] == "hit" for o in outcomes))
+    log.info(
+        "parse: %s: %d files, %d cache hits",
+        shard_uri.rsplit("/", 2)[-2],
+        len(outcomes),
+        sum(o["cache"] == "hit" for o in outcomes),
+    )
     return outcomes_uri
 
 
-def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, locations: Locations, storage: ObjectStore) -> str:
+def collect_parsed(
+    manifest_uri: str, outcome_uris: list[str], run_uri: str, locations: Locations, storage: ObjectStore
+) -> str:
     """Merge the shards' outcomes, commit them to the ledger and return the corpus snapshot URI."""
     manifest = storage.get_json(manifest_uri)
     outcomes = sorted((o for uri in outcome_uris for o in storage.get_jsonl(uri)), key=lambda outcome: outcome["key"])
     expected = sorted(item["key"] for item in manifest["items"])
     if [o["key"] for o in outcomes] != expected:  # every file ends in exactly one place, or the run stops
         missing = set(expected) - {o["key"] for o in outcomes}
-        raise RuntimeError(f"parse shards do not cover the manifest: {len(missing)} files missing, {len(outcomes)} outcomes for {len(expected)} files")
+        raise RuntimeError(
+            f"parse shards do not cover the manifest: {len(missing)} files missing, {len(outcomes)} outcomes for "
+            f"{len(expected)} files"
+        )
 
     parsed = [o for o in outcomes if o["status"] == "parsed"]
     rejects = [o for o in outcomes if o["status"] == "rejected"]
@@ -166,17 +200,31 @@ def collect_parsed(manifest_uri: str, outcome_uris: list[str], run_uri: str, loc
         "same_text_in_several_categories": several_categories(corpus),
     }
     storage.put_json(run.parse_summary, summary)
-    log.info("parse: %d parsed, %d rejected %s; rejects at %r", len(parsed), len(rejects), summary["rejects_by_reason"], rejects_uri)
+    log.info(
+        "parse: %d parsed, %d rejected %s; rejects at %r",
+        len(parsed),
+        len(rejects),
+        summary["rejects_by_reason"],
+        rejects_uri,
+    )
     for reject in rejects:
         log.warning("parse: rejected %r: %s (%r)", reject["key"], reject["reason"], reject["detail"][:200])
     log.info("parse: corpus of %d CVs at %r", len(corpus), corpus_uri)
     if summary["same_text_in_several_categories"]:
-        log.warning("parse: %d CVs have the same text as a CV filed under another category (see summary.json)", len(summary["same_text_in_several_categories"]))
+        log.warning(
+            "parse: %d CVs have the same text as a CV filed under another category (see summary.json)",
+            len(summary["same_text_in_several_categories"]),
+        )
     return corpus_uri
 
 
 def parse(
-    manifest_uri: str, run_uri: str, locations: Locations, storage: ObjectStore, limits: ParseLimits | None = None, shard_size: int | None = None
+    manifest_uri: str,
+    run_uri: str,
+    locations: Locations,
+    storage: ObjectStore,
+    limits: ParseLimits | None = None,
+    shard_size: int | None = None,
 ) -> str:
     """The whole stage in one process (CLI, tests): plan shards, parse each, merge; the corpus URI.
 
@@ -184,12 +232,14 @@ def parse(
     """
     limits = limits or parse_limits_from_env()
     shard_uris = plan_parse_shards(manifest_uri, run_uri, storage, shard_size or shard_config_from_env().parse_files)
-    with IsolatedParser(limits.workers or None, limits.timeout_s, limits.memory_mb, limits) as pool:
+    with IsolatedParser(limits=limits) as pool:
         outcome_uris = [parse_shard(uri, locations, storage, limits, pool) for uri in shard_uris]
     return collect_parsed(manifest_uri, outcome_uris, run_uri, locations, storage)
 
 
-def commit_to_ledger(manifest: dict, outcomes: list[dict], run_uri: str, locations: Locations, storage: ObjectStore) -> dict:
+def commit_to_ledger(
+    manifest: dict, outcomes: list[dict], run_uri: str, locations: Locations, storage: ObjectStore
+) -> dict:
     """Record each outcome (and removals, and the jobs file seen) with a compare-and-swap write."""
     ledger, etag = read_ledger(storage, locations)
     objects = ledger["objects"]
@@ -224,4 +274,4 @@ def load_corpus_texts(corpus_uri: str, storage: ObjectStore) -> list[dict]:
     """The corpus snapshot with each row's text attached."""
     rows = storage.get_jsonl(corpus_uri)
     texts = storage.get_many([row["text_uri"] for row in rows])
-    return [{**row, "text": json.loads(blob)["text"]} for row, blob in zip(rows, texts)]
+    return [{**row, "text": json.loads(blob)["text"]} for row, blob in zip(rows, texts, strict=True)]

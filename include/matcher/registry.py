@@ -16,10 +16,10 @@ import hashlib
 import json
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from include.matcher import layout
-from include.matcher.storage import PreconditionFailed, ObjectStore
+from include.matcher.storage import ObjectStore, PreconditionFailed
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
     entry = {
         "version": version,
         "uri": version_uri,
-        "promoted_at": datetime.now(timezone.utc).isoformat(),
+        "promoted_at": datetime.now(UTC).isoformat(),
         "run": report["run"],
         "metrics": report["candidate_metrics"]["metrics"],
         "primary_metric": report["decision"]["primary_metric"],
@@ -121,7 +121,7 @@ def rollback(version: str, registry_uri: str, storage: ObjectStore) -> str:
         return version_uri
     entry = {
         **json.loads(found[0]),
-        "promoted_at": datetime.now(timezone.utc).isoformat(),
+        "promoted_at": datetime.now(UTC).isoformat(),
         "previous": current["version"] if current else None,
         "rolled_back_from": current["version"] if current else None,
     }

@@ -10,13 +10,18 @@ from __future__ import annotations
 import html
 
 from include.matcher.evaluation import METRICS
-
-ROWS = (("candidate", "candidate_metrics"), ("production", "production_metrics"))
+from include.matcher.settings import GateConfig
 
 
 def model_rows(report: dict) -> list[tuple[str, dict]]:
     """(label, result) for the candidate, production and the baselines, in that order."""
-    rows = [("candidate", report["candidate_metrics"]), (f"production ({report['production'].get('version') or report['production']['name']})", report["production_metrics"])]
+    rows = [
+        ("candidate", report["candidate_metrics"]),
+        (
+            f"production ({report['production'].get('version') or report['production']['name']})",
+            report["production_metrics"],
+        ),
+    ]
     baselines = report.get("baselines", {})
     if "base_zero_shot" in baselines:
         rows.append(("base model, zero-shot", baselines["base_zero_shot"]))
@@ -50,14 +55,20 @@ def category_chart(report: dict, metric: str) -> str:
         new = candidate[category].get(metric, 0.0)
         old = production.get(category, {}).get(metric, 0.0)
         parts.append(
-            f'<text x="{label_width - 6}" y="{y + 13}" text-anchor="end">{html.escape(category)} ({candidate[category].get("count", 0)})</text>'
-            f'<rect x="{label_width}" y="{y}" width="{old * bar_width:.1f}" height="8" fill="#bbb"><title>production {old:.3f}</title></rect>'
-            f'<rect x="{label_width}" y="{y + 9}" width="{new * bar_width:.1f}" height="8" fill="#36c"><title>candidate {new:.3f}</title></rect>'
+            f'<text x="{label_width - 6}" y="{y + 13}" text-anchor="end">{html.escape(category)} '
+            f"({candidate[category].get('count', 0)})</text>"
+            f'<rect x="{label_width}" y="{y}" width="{old * bar_width:.1f}" height="8" fill="#bbb"><title>production '
+            f"{old:.3f}</title></rect>"
+            f'<rect x="{label_width}" y="{y + 9}" width="{new * bar_width:.1f}" height="8" '
+            f'fill="#36c"><title>candidate {new:.3f}</title></rect>'
             f'<text x="{label_width + bar_width + 8}" y="{y + 13}">{new:.2f} ({new - old:+.2f})</text>'
         )
-    axis = f'<text x="{label_width}" y="12">0</text><text x="{label_width + bar_width}" y="12" text-anchor="end">1</text>'
+    axis = (
+        f'<text x="{label_width}" y="12">0</text><text x="{label_width + bar_width}" y="12" text-anchor="end">1</text>'
+    )
     return (
-        f'<svg class="category-chart" width="{label_width + bar_width + 90}" height="{height}" font-size="11" role="img" aria-label="{metric} per category">{axis}{"".join(parts)}</svg>'
+        f'<svg class="category-chart" width="{label_width + bar_width + 90}" height="{height}" font-size="11" '
+        f'role="img" aria-label="{metric} per category">{axis}{"".join(parts)}</svg>'
         f"<p>{html.escape(metric)} per category (held-out CVs in brackets): candidate blue, production grey.</p>"
     )
 
@@ -67,47 +78,80 @@ def confusion_picture(confusion: dict) -> str:
     labels, matrix = confusion.get("labels", []), confusion.get("matrix", [])
     if not matrix:
         return "<p>No held-out CVs.</p>"
-    cell, margin = 18, 170
+    # Cells and margins sized for the longest label, so 24 categories stay legible.
+    cell = 26
+    margin = 20 + int(6.5 * max((len(label) for label in labels), default=4))
     size = cell * len(labels)
     parts = []
     for r, row in enumerate(matrix):
         total = max(1, sum(row))
-        parts.append(f'<text x="{margin - 4}" y="{margin + r * cell + 13}" text-anchor="end">{html.escape(labels[r])}</text>')
+        parts.append(
+            f'<text x="{margin - 4}" y="{margin + r * cell + 13}" text-anchor="end">{html.escape(labels[r])}</text>'
+        )
         for c, count in enumerate(row):
             share = count / total
-            colour = f"rgb({255 - int(200 * share)},{255 - int(150 * share)},255)" if r == c else f"rgb(255,{255 - int(200 * share)},{255 - int(200 * share)})"
+            colour = (
+                f"rgb({255 - int(200 * share)},{255 - int(150 * share)},255)"
+                if r == c
+                else f"rgb(255,{255 - int(200 * share)},{255 - int(200 * share)})"
+            )
             parts.append(
-                f'<rect x="{margin + c * cell}" y="{margin + r * cell}" width="{cell - 1}" height="{cell - 1}" fill="{colour}">'
+                f'<rect x="{margin + c * cell}" y="{margin + r * cell}" width="{cell - 1}" height="{cell - 1}" '
+                f'fill="{colour}">'
                 f"<title>{html.escape(labels[r])} ranked as {html.escape(labels[c])}: {count}</title></rect>"
             )
             if count:
-                parts.append(f'<text x="{margin + c * cell + cell / 2 - 0.5}" y="{margin + r * cell + 12.5}" text-anchor="middle" font-size="9">{count}</text>')
+                parts.append(
+                    f'<text x="{margin + c * cell + cell / 2 - 0.5}" y="{margin + r * cell + 17}" '
+                    f'text-anchor="middle" font-size="11">{count}</text>'
+                )
     for c, label in enumerate(labels):
-        x = margin + c * cell + 12
+        x = margin + c * cell + 16
         parts.append(f'<text transform="translate({x},{margin - 4}) rotate(-60)">{html.escape(label)}</text>')
     return (
-        f'<svg class="confusion-matrix" width="{margin + size + 120}" height="{margin + size + 10}" font-size="10" role="img" aria-label="confusion matrix">{"".join(parts)}</svg>'
-        "<p>Rows: true category; columns: the category the candidate ranks first (titles stripped). Blue diagonal: right; red: wrong.</p>"
+        f'<svg class="confusion-matrix" width="{margin + size + 40}" height="{margin + size + 10}" font-size="11" '
+        f'role="img" aria-label="confusion matrix">{"".join(parts)}</svg>'
+        "<p>Rows: true category; columns: the category the candidate ranks first (titles stripped). Blue diagonal: "
+        "right; red: wrong.</p>"
     )
 
 
-def render_report(report: dict) -> str:
+STYLE = (
+    "body{font-family:sans-serif;margin:1.5rem;max-width:1200px}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}nav a{margin-right:1rem}"
+    ".promote{color:#171}.refuse{color:#a11}"
+)
+
+
+def html_page(title: str, body: str, nav: str = "") -> str:
+    """A whole page: the shared style, ``nav`` (links, when served inside Airflow) and ``body``."""
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>{nav}{body}</body></html>"
+    )
+
+
+def render_report(report: dict, nav: str = "") -> str:
     decision = report["decision"]
-    metric = decision.get("primary_metric", "mrr@10")
+    metric = decision.get("primary_metric", GateConfig().primary_metric)
     verdict = "PROMOTE" if decision["promote"] else "KEEP PRODUCTION"
     training = report.get("training") or {}
     hyper = ", ".join(f"{k}={v}" for k, v in sorted(training.items())) if training else "-"
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Validation report {html.escape(report["version"])}</title>
-<style>body{{font-family:sans-serif;margin:1.5rem;max-width:1100px}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 7px;text-align:left}}
-.promote{{color:#171}}.refuse{{color:#a11}}</style></head><body>
-<h1>Validation report: {html.escape(report["version"])}</h1>
-<p class="{"promote" if decision["promote"] else "refuse"}"><strong>{verdict}</strong>: {html.escape(decision["reason"])}</p>
-<p>Run {html.escape(report["run"])}; {report["held_out"]["count"]} held-out CVs (test split), first line (job title) stripped for the primary numbers; data hash <code>{html.escape(str(report.get("data_hash")))}</code>.</p>
-<h2>Metrics (titles stripped) and baselines</h2>{metrics_table(report)}
-<h2>{html.escape(metric)} per category</h2>{category_chart(report, metric)}
-<h2>Confusion matrix of the candidate</h2>{confusion_picture(report["candidate_metrics"].get("confusion", {}))}
-<h2>Training</h2><p>{html.escape(hyper)}</p>
-</body></html>"""
+    version = html.escape(report["version"])
+    outcome = "promote" if decision["promote"] else "refuse"
+    body = (
+        f"<h1>Validation report: {version}</h1>"
+        f'<p class="{outcome}"><strong>{verdict}</strong>: {html.escape(decision["reason"])}</p>'
+        f"<p>Run {html.escape(report['run'])}; {report['held_out']['count']} held-out CVs (test split), first line "
+        f"(job title) stripped for the primary numbers; data hash <code>{html.escape(str(report.get('data_hash')))}"
+        "</code>.</p>"
+        f"<h2>Metrics (titles stripped) and baselines</h2>{metrics_table(report)}"
+        f"<h2>{html.escape(metric)} per category</h2>{category_chart(report, metric)}"
+        "<h2>Confusion matrix of the candidate</h2>"
+        f"{confusion_picture(report['candidate_metrics'].get('confusion', {}))}"
+        f"<h2>Training</h2><p>{html.escape(hyper)}</p>"
+    )
+    return html_page(f"Validation report {report['version']}", body, nav)
 
 
 def model_card_section(report: dict) -> str:
@@ -123,7 +167,11 @@ def model_card_section(report: dict) -> str:
     ]
     for label, result in model_rows(report):
         metrics, titled = result.get("metrics", {}), result.get("with_title", {}).get("metrics", {})
-        lines.append(f"| {label} | " + " | ".join(f"{metrics[m]:.3f}" if m in metrics else "-" for m in METRICS) + f" | {titled.get('accuracy@1', float('nan')):.3f} |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{metrics[m]:.3f}" if m in metrics else "-" for m in METRICS)
+            + f" | {titled.get('accuracy@1', float('nan')):.3f} |"
+        )
     decision = report["decision"]
     lines += [
         "",
@@ -131,7 +179,8 @@ def model_card_section(report: dict) -> str:
         "",
         f"Data content hash: `{report.get('data_hash')}`",
         "",
-        "Hyperparameters: " + (", ".join(f"`{k}={v}`" for k, v in sorted((report.get("training") or {}).items())) or "-"),
+        "Hyperparameters: "
+        + (", ".join(f"`{k}={v}`" for k, v in sorted((report.get("training") or {}).items())) or "-"),
         "",
     ]
     return "\n".join(lines)

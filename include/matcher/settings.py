@@ -57,7 +57,9 @@ class Locations:
     @classmethod
     def in_bucket(cls, bucket: str) -> Locations:
         """The default layout, in another bucket (tests and benchmarks use throwaway ones)."""
-        return cls(**{f.name: getattr(cls(), f.name).replace("s3://matcher/", f"s3://{bucket}/", 1) for f in fields(cls)})
+        return cls(
+            **{f.name: getattr(cls(), f.name).replace("s3://matcher/", f"s3://{bucket}/", 1) for f in fields(cls)}
+        )
 
     def buckets(self) -> set[str]:
         from include.matcher.storage import S3Uri
@@ -75,7 +77,10 @@ def setting(default, help: str, section: str, *, minimum=None, maximum=None, abo
     """A run setting, declared once: the DAG's trigger form, the CLI flags, the README table and the
     checks in ``__post_init__`` are all generated from this (``above``: an exclusive minimum)."""
     bounds = {"minimum": minimum, "maximum": maximum, "above": above, "choices": choices, "pattern": pattern}
-    return field(default=default, metadata={"help": help, "section": section, **{k: v for k, v in bounds.items() if v is not None}})
+    return field(
+        default=default,
+        metadata={"help": help, "section": section, **{k: v for k, v in bounds.items() if v is not None}},
+    )
 
 
 def check_settings(config) -> None:
@@ -105,21 +110,73 @@ TRAINING, GATE, DATA = "Training", "Gate", "Data"
 class TrainingConfig:
     """Hyperparameters of one fine-tuning run (the old ``fine_tune_matcher`` flags and a few more)."""
 
-    loss: str = setting("multiple_negatives", "Training loss: cosine (labelled pairs), multiple_negatives (in-batch negatives, one CV per category in a batch), triplet.", TRAINING, choices=LOSSES)
-    epochs: int = setting(3, "Passes over the training examples; with select_best the best checkpoint is kept.", TRAINING, minimum=1, maximum=50)
+    loss: str = setting(
+        "multiple_negatives",
+        "Training loss: cosine (labelled pairs), multiple_negatives (in-batch negatives, one CV per category in a "
+        "batch), triplet.",
+        TRAINING,
+        choices=LOSSES,
+    )
+    epochs: int = setting(
+        3,
+        "Passes over the training examples; with select_best the best checkpoint is kept.",
+        TRAINING,
+        minimum=1,
+        maximum=50,
+    )
     batch_size: int = setting(16, "Examples per step.", TRAINING, minimum=1, maximum=1024)
-    learning_rate: float = setting(5e-5, "AdamW peak learning rate (linear warmup, then decay).", TRAINING, above=0, maximum=1)
-    negative_ratio: float = setting(1.0, "Negatives per positive, fractions honoured on average; multiple_negatives uses in-batch negatives instead.", TRAINING, minimum=0, maximum=20)
-    base_model: str = setting(BASE_MODEL, "Model fine-tuned each night: the packaged base model, a folder or an s3:// URI.", TRAINING)
-    warmup_ratio: float = setting(0.1, "Share of the steps spent warming the learning rate up.", TRAINING, minimum=0, maximum=0.5)
+    learning_rate: float = setting(
+        5e-5, "AdamW peak learning rate (linear warmup, then decay).", TRAINING, above=0, maximum=1
+    )
+    negative_ratio: float = setting(
+        1.0,
+        "Negatives per positive, fractions honoured on average; multiple_negatives uses in-batch negatives instead.",
+        TRAINING,
+        minimum=0,
+        maximum=20,
+    )
+    base_model: str = setting(
+        BASE_MODEL, "Model fine-tuned each night: the packaged base model, a folder or an s3:// URI.", TRAINING
+    )
+    warmup_ratio: float = setting(
+        0.1, "Share of the steps spent warming the learning rate up.", TRAINING, minimum=0, maximum=0.5
+    )
     seed: int = setting(42, "Random seed (sampling, shuffling, initialisation).", TRAINING, minimum=0)
-    max_seq_length: int = setting(256, "Tokens of a text the model reads; longer CVs are truncated.", TRAINING, minimum=16, maximum=512)
-    checkpoint_steps: int = setting(50, "Steps between checkpoints (mirrored to S3 for resume; scored when select_best).", TRAINING, minimum=1)
-    hard_negatives: int = setting(0, "Hard negatives mined per CV with the base model (0: off); multiple_negatives adds one per pair, triplet uses them.", TRAINING, minimum=0, maximum=20)
-    hard_negative_margin: float = setting(0.05, "A mined negative must score this far below the CV's own category (near-synonym categories are not negatives).", TRAINING, minimum=0, maximum=1)
-    cached_mini_batch: int = setting(0, "multiple_negatives: > 0 uses CachedMultipleNegativesRankingLoss with this mini-batch, for batches larger than memory.", TRAINING, minimum=0, maximum=1024)
-    select_best: bool = setting(True, "Score every checkpoint on the validation split and keep the best, not the last.", TRAINING)
-    strip_titles: bool = setting(True, "Train on CVs without their first line (the job title, which often names the category).", TRAINING)
+    max_seq_length: int = setting(
+        256, "Tokens of a text the model reads; longer CVs are truncated.", TRAINING, minimum=16, maximum=512
+    )
+    checkpoint_steps: int = setting(
+        50, "Steps between checkpoints (mirrored to S3 for resume; scored when select_best).", TRAINING, minimum=1
+    )
+    hard_negatives: int = setting(
+        0,
+        "Hard negatives mined per CV with the base model (0: off); multiple_negatives adds one per pair, triplet "
+        "uses them.",
+        TRAINING,
+        minimum=0,
+        maximum=20,
+    )
+    hard_negative_margin: float = setting(
+        0.05,
+        "A mined negative must score this far below the CV's own category (near-synonym categories are not negatives).",
+        TRAINING,
+        minimum=0,
+        maximum=1,
+    )
+    cached_mini_batch: int = setting(
+        0,
+        "multiple_negatives: > 0 uses CachedMultipleNegativesRankingLoss with this mini-batch, for batches larger "
+        "than memory.",
+        TRAINING,
+        minimum=0,
+        maximum=1024,
+    )
+    select_best: bool = setting(
+        True, "Score every checkpoint on the validation split and keep the best, not the last.", TRAINING
+    )
+    strip_titles: bool = setting(
+        True, "Train on CVs without their first line (the job title, which often names the category).", TRAINING
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -144,12 +201,31 @@ class SplitConfig:
 class GateConfig:
     """When a candidate may replace production."""
 
-    min_improvement: float = setting(0.01, "How much the candidate must beat production on the primary metric.", GATE, minimum=0, maximum=1)
-    primary_metric: str = setting("mrr@10", "The metric the gate compares (held-out CVs, titles stripped).", GATE, choices=METRICS)
-    max_category_drop: float = setting(0.10, "Largest loss of the primary metric allowed in any category with min_category_support held-out CVs.", GATE, minimum=0, maximum=1)
-    min_category_support: int = setting(5, "Held-out CVs a category needs before its drop can refuse a candidate.", GATE, minimum=1)
+    min_improvement: float = setting(
+        0.01, "How much the candidate must beat production on the primary metric.", GATE, minimum=0, maximum=1
+    )
+    primary_metric: str = setting(
+        "mrr@10", "The metric the gate compares (held-out CVs, titles stripped).", GATE, choices=METRICS
+    )
+    max_category_drop: float = setting(
+        0.10,
+        "Largest loss of the primary metric allowed in any category with min_category_support held-out CVs.",
+        GATE,
+        minimum=0,
+        maximum=1,
+    )
+    min_category_support: int = setting(
+        5, "Held-out CVs a category needs before its drop can refuse a candidate.", GATE, minimum=1
+    )
     min_primary: float = setting(0.30, "Absolute floor on the candidate's primary metric.", GATE, minimum=0, maximum=1)
-    max_mean_cosine: float = setting(0.95, "A candidate whose held-out CV vectors are this alike on average (mean pairwise cosine) has collapsed and is refused; working models sit near 0.3.", GATE, minimum=0, maximum=1)
+    max_mean_cosine: float = setting(
+        0.95,
+        "A candidate whose held-out CV vectors are this alike on average (mean pairwise cosine) has collapsed and is "
+        "refused; working models sit near 0.3.",
+        GATE,
+        minimum=0,
+        maximum=1,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -163,8 +239,15 @@ class GateConfig:
 class DataOptions:
     """Per-run choices about the input rather than the model."""
 
-    raw_prefix: str = setting("", "Raw CV prefix (s3://bucket/prefix holding <CATEGORY>/<file>); empty: MATCHER_RAW_CVS_URI.", DATA, pattern=r"(s3://\S+)?")
-    force_retrain: bool = setting(False, "Retrain even when no CV is new or changed and the jobs file is the same.", DATA)
+    raw_prefix: str = setting(
+        "",
+        "Raw CV prefix (s3://bucket/prefix holding <CATEGORY>/<file>); empty: MATCHER_RAW_CVS_URI.",
+        DATA,
+        pattern=r"(s3://\S+)?",
+    )
+    force_retrain: bool = setting(
+        False, "Retrain even when no CV is new or changed and the jobs file is the same.", DATA
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -206,7 +289,12 @@ class ParseLimits:
 
 def parse_limits_from_env(environ: dict[str, str] | None = None) -> ParseLimits:
     environ = os.environ if environ is None else environ
-    names = {"timeout_s": "MATCHER_PARSE_TIMEOUT_S", "memory_mb": "MATCHER_PARSE_MEMORY_MB", "workers": "MATCHER_PARSE_WORKERS", "max_bytes": "MATCHER_MAX_FILE_BYTES"}
+    names = {
+        "timeout_s": "MATCHER_PARSE_TIMEOUT_S",
+        "memory_mb": "MATCHER_PARSE_MEMORY_MB",
+        "workers": "MATCHER_PARSE_WORKERS",
+        "max_bytes": "MATCHER_MAX_FILE_BYTES",
+    }
     return _coerce(ParseLimits, {field_name: environ[var] for field_name, var in names.items() if environ.get(var)})
 
 
@@ -253,9 +341,13 @@ class PipelineConfig:
         if unknown:
             raise ValueError(f"unknown run setting(s) {unknown}; the settings are {sorted(known)}")
         given = {k: v for k, v in params.items() if v is not None}
-        training = _coerce(TrainingConfig, {**asdict(self.training), **{k: v for k, v in given.items() if k in _names(TrainingConfig)}})
+        training = _coerce(
+            TrainingConfig, {**asdict(self.training), **{k: v for k, v in given.items() if k in _names(TrainingConfig)}}
+        )
         gate = _coerce(GateConfig, {**asdict(self.gate), **{k: v for k, v in given.items() if k in _names(GateConfig)}})
-        data = _coerce(DataOptions, {**asdict(self.data), **{k: v for k, v in given.items() if k in _names(DataOptions)}})
+        data = _coerce(
+            DataOptions, {**asdict(self.data), **{k: v for k, v in given.items() if k in _names(DataOptions)}}
+        )
         locations = replace(self.locations, raw_cvs=data.raw_prefix) if data.raw_prefix else self.locations
         return replace(self, locations=locations, training=training, gate=gate, data=data)
 

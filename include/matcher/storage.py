@@ -21,7 +21,13 @@ from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,16 @@ class MissingObject(FileNotFoundError):
     """An object that was asked for by URI does not exist."""
 
 
-TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500"}
+TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+}
 
 
 def is_transient(error: Exception) -> bool:
@@ -74,7 +89,9 @@ def with_retries(method):
             except Exception as error:
                 if not is_transient(error) or time.monotonic() + delay > deadline:
                     raise
-                log.warning("S3 %s failed transiently (%s); retrying in %.1fs", method.__name__, type(error).__name__, delay)
+                log.warning(
+                    "S3 %s failed transiently (%s); retrying in %.1fs", method.__name__, type(error).__name__, delay
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -121,7 +138,15 @@ class ObjectStore(Protocol):
 
     def get_bytes(self, uri: str) -> bytes: ...
     def get_with_etag(self, uri: str) -> tuple[bytes, str] | None: ...
-    def put_bytes(self, uri: str, data: bytes, *, content_type: str = ..., if_match: str | None = None, if_none_match: bool = False) -> str: ...
+    def put_bytes(
+        self,
+        uri: str,
+        data: bytes,
+        *,
+        content_type: str = ...,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str: ...
     def head(self, uri: str) -> ObjectInfo | None: ...
     def exists(self, uri: str) -> bool: ...
     def delete_prefix(self, prefix_uri: str) -> int: ...
@@ -277,7 +302,7 @@ class Storage:
         files = sorted(p for p in local_dir.rglob("*") if p.is_file())
         uris = [join_uri(prefix_uri, p.relative_to(local_dir).as_posix()) for p in files]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda pair: self.put_bytes(pair[1], pair[0].read_bytes()), zip(files, uris)))
+            list(pool.map(lambda pair: self.put_bytes(pair[1], pair[0].read_bytes()), zip(files, uris, strict=True)))
         return uris
 
     def download_dir(self, prefix_uri: str, local_dir: str | Path) -> Path:
@@ -314,7 +339,9 @@ class Storage:
 
     @with_retries
     def _copy_one(self, source_bucket: str, source_key: str, target_bucket: str, target_key: str) -> None:
-        self.client.copy_object(Bucket=target_bucket, Key=target_key, CopySource={"Bucket": source_bucket, "Key": source_key})
+        self.client.copy_object(
+            Bucket=target_bucket, Key=target_key, CopySource={"Bucket": source_bucket, "Key": source_key}
+        )
 
 
 def _is_not_found(error: ClientError) -> bool:

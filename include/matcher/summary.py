@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from include.matcher import layout
 from include.matcher.embeddings import read_current
 from include.matcher.registry import read_production
-from include.matcher.settings import Locations
-from include.matcher import layout
+from include.matcher.settings import GateConfig, Locations
 from include.matcher.storage import ObjectStore
 
 
@@ -27,17 +27,23 @@ def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> st
     if parse is None:
         lines.append("parse:      skipped (nothing new; trigger with force_retrain to retrain anyway)")
     else:
-        lines.append(f"parse:      {parse['parsed']} parsed, {parse['rejected']} rejected {parse['rejects_by_reason']}; corpus {parse['corpus_size']} CVs")
+        lines.append(
+            f"parse:      {parse['parsed']} parsed, {parse['rejected']} rejected {parse['rejects_by_reason']}; "
+            f"corpus {parse['corpus_size']} CVs"
+        )
         lines.append(f"rejects:    {parse['rejects_uri']}")
     report = _maybe_json(storage, run.candidate.validation_report)
     if report is not None:
         lines.append(f"candidate:  {report['candidate']}")
         lines.append(f"report:     {run.candidate.validation_report}")
         decision = report["decision"]
-        metric = decision.get("primary_metric", "mrr@10")
+        metric = decision.get("primary_metric", GateConfig().primary_metric)
         candidate, production = report["candidate_metrics"]["metrics"], report["production_metrics"]["metrics"]
-        lines.append(f"metrics:    {metric} candidate {candidate.get(metric, 0):.3f} vs production {production.get(metric, 0):.3f}; "
-                     f"accuracy@1 {candidate.get('accuracy@1', 0):.3f} vs {production.get('accuracy@1', 0):.3f}")
+        lines.append(
+            f"metrics:    {metric} candidate {candidate.get(metric, 0):.3f} vs production "
+            f"{production.get(metric, 0):.3f}; "
+            f"accuracy@1 {candidate.get('accuracy@1', 0):.3f} vs {production.get('accuracy@1', 0):.3f}"
+        )
         lines.append(f"gate:       {'PROMOTED' if decision['promote'] else 'NOT PROMOTED'}: {decision['reason']}")
     production = read_production(storage, locations.registry)
     lines.append(f"production: {production['version'] + ' at ' + production['uri'] if production else 'none yet'}")

@@ -19,6 +19,12 @@ def strip_title(text: str) -> str:
     return lines[1].strip() if len(lines) > 1 else ""
 
 
+def training_text(text: str, strip_titles: bool) -> str:
+    """The CV side of a training example: without its title line when asked, unless that leaves nothing."""
+    return (strip_title(text) or text) if strip_titles else text
+
+
 def category_name(name: str) -> str:
-    """A category as compared everywhere (folders, the jobs file): NFC-normalised, so ``é`` typed two ways is one category."""
+    """A category as compared everywhere (folders, the jobs file): NFC-normalised, so ``é`` typed two
+    ways is one category."""
     return unicodedata.normalize("NFC", name)

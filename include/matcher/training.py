@@ -3,9 +3,9 @@
 Checkpoints go to ``<run>/checkpoints/`` on S3, so a retry after a killed worker resumes from the
 last one instead of starting over.
 
-AdamW with linear warmup, a fixed seed, bf16 (or fp16) and a prefetching data loader on CUDA, fp32 on CPU. The candidate folder
-holds the model, its model card (``README.md``, :mod:`include.matcher.model_card`: no training text),
-``training_metadata.jsonl`` and ``training_config.json``.
+AdamW with linear warmup, a fixed seed, bf16 (or fp16) and a prefetching data loader on CUDA, fp32
+on CPU. The candidate folder holds the model, its model card (``README.md``,
+:mod:`include.matcher.model_card`: no training text), ``training_metadata.jsonl`` and ``training_config.json``.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from include.matcher import layout
 from include.matcher.losses import loss_spec
 from include.matcher.model_card import FILE_NAME as MODEL_CARD
 from include.matcher.model_card import write_model_card
-from include.matcher.settings import TrainingConfig
-from include.matcher import layout
+from include.matcher.settings import GateConfig, TrainingConfig
 from include.matcher.storage import ObjectStore
 
 log = logging.getLogger(__name__)
+
 
 def _logging_callback_class():
     from transformers import TrainerCallback
@@ -33,12 +34,14 @@ def _logging_callback_class():
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs:
-                log.info("fine_tune: step %d/%d %s", state.global_step, state.max_steps, {k: logs[k] for k in sorted(logs)})
+                log.info(
+                    "fine_tune: step %d/%d %s", state.global_step, state.max_steps, {k: logs[k] for k in sorted(logs)}
+                )
 
     return LoggingCallback
 
 
-SELECTION_METRIC = "mrr@10"
+SELECTION_METRIC = GateConfig().primary_metric  # checkpoints are chosen by what the gate will judge
 
 
 def validation_selector(validation: list[dict], jobs: dict[str, list[str]]):
@@ -55,7 +58,9 @@ def validation_selector(validation: list[dict], jobs: dict[str, list[str]]):
 
         def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
             metrics = evaluate_model(model, validation, jobs, with_title=False)["metrics"]
-            log.info("fine_tune: validation at step %d: %s %.4f", steps, SELECTION_METRIC, metrics.get(SELECTION_METRIC, 0.0))
+            log.info(
+                "fine_tune: validation at step %d: %s %.4f", steps, SELECTION_METRIC, metrics.get(SELECTION_METRIC, 0.0)
+            )
             return self.prefix_name_to_metrics({SELECTION_METRIC: metrics.get(SELECTION_METRIC, 0.0)}, self.name)
 
     return HeldOutRetrieval()
@@ -106,7 +111,8 @@ def _s3_checkpoint_callback_class(storage: ObjectStore, checkpoint_uri: str):
         """Mirror each checkpoint to S3, move ``latest.json`` to it (pointer last), then drop the older ones.
 
         A resume needs only the latest; each checkpoint holds the model and the optimizer state
-        (for MiniLM, 91 MB of weights plus two AdamW moments of that size), so keeping every one would fill the bucket night after night.
+        (for MiniLM, 91 MB of weights plus two AdamW moments of that size), so keeping every one
+        would fill the bucket night after night.
         """
 
         def on_save(self, args, state, control, **kwargs):
@@ -117,7 +123,10 @@ def _s3_checkpoint_callback_class(storage: ObjectStore, checkpoint_uri: str):
             storage.upload_dir(local, target)
             storage.put_json(layout.latest_checkpoint(checkpoint_uri), {"step": state.global_step, "uri": target})
             log.info("fine_tune: checkpoint at step %d saved to %s", state.global_step, target)
-            names = {info.uri[len(checkpoint_uri.rstrip("/")) + 1 :].split("/", 1)[0] for info in storage.list(checkpoint_uri)}
+            names = {
+                info.uri[len(checkpoint_uri.rstrip("/")) + 1 :].split("/", 1)[0]
+                for info in storage.list(checkpoint_uri)
+            }
             for name in sorted(n for n in names if n.startswith("checkpoint-") and n != local.name):
                 storage.delete_prefix(layout.checkpoint(checkpoint_uri, name))
 
@@ -217,7 +226,8 @@ def train_model(
         "examples_per_second": round(len(rows) * config.epochs / seconds, 3) if seconds else None,
         "train_loss": result.training_loss,
         "resumed_from": resume and Path(resume).name,
-        "best_checkpoint": getattr(trainer.state, "best_model_checkpoint", None) and Path(trainer.state.best_model_checkpoint).name,
+        "best_checkpoint": getattr(trainer.state, "best_model_checkpoint", None)
+        and Path(trainer.state.best_model_checkpoint).name,
         "best_validation": getattr(trainer.state, "best_metric", None),
         "device": str(model.device),
     }
@@ -241,7 +251,9 @@ def fine_tune(pairs_uri: str, run_uri: str, config: TrainingConfig, storage: Obj
     candidate_uri = run.candidate.uri
     with tempfile.TemporaryDirectory(prefix="matcher-candidate-") as local:
         checkpoint_uri = run.checkpoints
-        train_model(rows, metadata, config, local, storage, checkpoint_uri=checkpoint_uri, validation=validation, jobs=jobs)
+        train_model(
+            rows, metadata, config, local, storage, checkpoint_uri=checkpoint_uri, validation=validation, jobs=jobs
+        )
         storage.upload_dir(local, candidate_uri)
     # The candidate is safe on S3: the checkpoints that guarded the training are no longer needed.
     storage.delete_prefix(checkpoint_uri)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
+from include.matcher import layout
 from include.matcher.evaluation import evaluate_model, evaluate_tfidf_baseline
 from include.matcher.ingest import record_trained
 from include.matcher.registry import read_production, version_for
 from include.matcher.settings import GateConfig, Locations, TrainingConfig
-from include.matcher import layout
 from include.matcher.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -56,12 +56,15 @@ def model_problems(model, health: dict | None, gate: GateConfig) -> list[str]:
         if health.get("zero_vectors"):
             problems.append(f"{health['zero_vectors']} held-out CVs embed to a zero vector")
         if health.get("mean_cosine") is not None and health["mean_cosine"] > gate.max_mean_cosine:
-            problems.append(f"its embeddings have collapsed: held-out CVs have mean cosine similarity {health['mean_cosine']:.3f} (> {gate.max_mean_cosine:.2f})")
+            problems.append(
+                "its embeddings have collapsed: held-out CVs have mean cosine similarity "
+                f"{health['mean_cosine']:.3f} (> {gate.max_mean_cosine:.2f})"
+            )
     return problems
 
 
 def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int, problems: list[str] = ()) -> dict:
-    """The gate's decision: a sound model, better overall by ``min_improvement``, no category collapsing, above the floor.
+    """The gate's decision: a sound model, better by ``min_improvement``, no category collapsing, above the floor.
 
     ``problems`` (from :func:`model_problems`) refuse the candidate outright: a broken model is never
     promoted, whatever its metrics.
@@ -87,7 +90,10 @@ def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int, p
         "floor": new >= gate.min_primary,
     }
     verdict = "beats" if checks["improvement"] else "does not beat"
-    reasons = [f"candidate {metric} {new:.4f} {verdict} production {old:.4f} by the required {gate.min_improvement:+.4f} (change {improvement:+.4f})"]
+    reasons = [
+        f"candidate {metric} {new:.4f} {verdict} production {old:.4f} by the required {gate.min_improvement:+.4f} "
+        f"(change {improvement:+.4f})"
+    ]
     if drops:
         reasons.append(f"{metric} drops by more than {gate.max_category_drop:.2f} in {drops}")
     if not checks["floor"]:
@@ -105,8 +111,19 @@ def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int, p
     }
 
 
-def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locations, gate: GateConfig, storage: ObjectStore, base_model: str | None = None) -> str:
+def validate(
+    candidate_uri: str,
+    pairs_uri: str,
+    run_uri: str,
+    locations: Locations,
+    gate: GateConfig,
+    storage: ObjectStore,
+    base_model: str | None = None,
+    airflow_run_id: str | None = None,
+) -> str:
     """Score candidate, production and the baselines; decide; store the report, its HTML and the model card.
+
+    ``airflow_run_id`` (the DAG passes its run id) lets the Matcher page link the night to its Airflow run.
 
     Writes ``<candidate>/validation_report.json`` (the gate reads it), ``validation_report.html`` (for
     people: per-category chart, confusion matrix) and adds the evaluation to the model card.
@@ -127,21 +144,34 @@ def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locati
     candidate_result = evaluate_model(candidate_model, held_out, jobs)
     problems = model_problems(candidate_model, candidate_result.get("health"), gate)
     production_result = evaluate_model(load_model(production_name, storage), held_out, jobs)
-    base_result = production_result if production_name == base_name else evaluate_model(load_model(base_name, storage), held_out, jobs)
+    base_result = (
+        production_result
+        if production_name == base_name
+        else evaluate_model(load_model(base_name, storage), held_out, jobs)
+    )
     decision = decide(candidate_result, production_result, gate, len(held_out), problems)
     report_uri = candidate.validation_report
     report = {
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "run": run_uri,
+        "airflow_run_id": airflow_run_id,
         "candidate": candidate_uri,
         "version": version_for(run_uri),
         "production": {"name": production_name, "version": production["version"] if production else None},
-        "held_out": {"split": "test", "count": len(held_out), "uri": pairs.split("test"), "titles": "stripped (primary); kept (with_title)"},
+        "held_out": {
+            "split": "test",
+            "count": len(held_out),
+            "uri": pairs.split("test"),
+            "titles": "stripped (primary); kept (with_title)",
+        },
         "data_hash": pairs_summary.get("data_hash"),
         "training": training_summary(storage, candidate_uri),
         "candidate_metrics": candidate_result,
         "production_metrics": production_result,
-        "baselines": {"base_zero_shot": base_result, "tfidf_logreg": evaluate_tfidf_baseline(train_cvs, held_out, jobs)},
+        "baselines": {
+            "base_zero_shot": base_result,
+            "tfidf_logreg": evaluate_tfidf_baseline(train_cvs, held_out, jobs),
+        },
         "decision": decision,
         "html_report": candidate.validation_report_html,
     }
@@ -149,7 +179,12 @@ def validate(candidate_uri: str, pairs_uri: str, run_uri: str, locations: Locati
     storage.put_bytes(report["html_report"], render_report(report).encode(), content_type="text/html; charset=utf-8")
     card_uri = candidate.card
     card = storage.get_bytes(card_uri).decode() if storage.exists(card_uri) else ""
-    storage.put_bytes(card_uri, (card.split(MODEL_CARD_MARKER)[0].rstrip() + "\n\n" + MODEL_CARD_MARKER + "\n" + model_card_section(report)).encode())
+    storage.put_bytes(
+        card_uri,
+        (
+            card.split(MODEL_CARD_MARKER)[0].rstrip() + "\n\n" + MODEL_CARD_MARKER + "\n" + model_card_section(report)
+        ).encode(),
+    )
     (log.warning if problems else log.info)("validate: %s", decision["reason"])
     if not decision["promote"]:
         record_trained(run_uri, locations, storage, "refused")  # the night's work is done: production stays
@@ -183,4 +218,7 @@ def training_summary(storage: ObjectStore, candidate_uri: str) -> dict | None:
     if not storage.exists(uri):
         return None
     stats = storage.get_json(uri)
-    return {**stats.get("config", {}), **{key: stats.get(key) for key in ("examples", "train_seconds", "examples_per_second", "device")}}
+    return {
+        **stats.get("config", {}),
+        **{key: stats.get(key) for key in ("examples", "train_seconds", "examples_per_second", "device")},
+    }

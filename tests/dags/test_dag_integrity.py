@@ -63,7 +63,9 @@ def test_matcher_dag_reads_like_the_pipeline(dag_bag):
     assert dag.get_task("validate.gate").ignore_downstream_trigger_rules is False
     assert dag.get_task("refresh_embeddings.plan_embedding_shards").trigger_rule == "none_failed"
     for task in dag.tasks:
-        assert task.doc_md or task.doc or (task.python_callable.__doc__ if hasattr(task, "python_callable") else None), task.task_id
+        assert (
+            task.doc_md or task.doc or (task.python_callable.__doc__ if hasattr(task, "python_callable") else None)
+        ), task.task_id
 
 
 def test_heavy_stages_are_mapped_over_named_shards(dag_bag):
@@ -76,13 +78,25 @@ def test_heavy_stages_are_mapped_over_named_shards(dag_bag):
 
 def test_params_form(dag_bag):
     params = dag_bag.dags["matcher_retraining"].params
-    expected = {"loss", "epochs", "batch_size", "learning_rate", "negative_ratio", "base_model", "min_improvement", "raw_prefix", "force_retrain"}
+    expected = {
+        "loss",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "negative_ratio",
+        "base_model",
+        "min_improvement",
+        "raw_prefix",
+        "force_retrain",
+    }
     assert expected <= set(params.keys())
     loss = params.get_param("loss")
     assert loss.schema["enum"] == ["cosine", "multiple_negatives", "triplet"]
-    with pytest.raises(Exception):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="less than the minimum"):
         params.get_param("epochs").resolve(0)
-    with pytest.raises(Exception):
+    with pytest.raises(ParamValidationError, match="is not one of"):
         loss.resolve("hinge")
 
 
@@ -90,10 +104,16 @@ def test_dag_file_imports_no_ml_stack():
     """Parsing the DAG (every scheduler loop) must not import torch or sentence-transformers."""
     code = (
         "import sys, runpy; runpy.run_path(sys.argv[1]);"
-        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'pdfplumber', 'docx') if m in sys.modules];"
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'pdfplumber', 'docx') if m in "
+        "sys.modules];"
         "print(','.join(heavy))"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(DAGS_FOLDER / "matcher_retraining.py")], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(DAGS_FOLDER / "matcher_retraining.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert result.stdout.strip() == ""
 
 
@@ -106,7 +126,10 @@ def test_rollback_dag_is_manual_and_asks_for_a_version(dag_bag):
 def test_promote_and_refresh_update_assets_and_failures_notify(dag_bag):
     dag = dag_bag.dags["matcher_retraining"]
     outlets = {task.task_id: [a.name for a in task.outlets] for task in dag.tasks if task.outlets}
-    assert outlets == {"promote": ["matcher_production_model"], "refresh_embeddings.publish": ["matcher_current_embeddings"]}
+    assert outlets == {
+        "promote": ["matcher_production_model"],
+        "refresh_embeddings.publish": ["matcher_current_embeddings"],
+    }
     assert dag.get_task("promote").outlets[0].uri.endswith("/production.json")
     for task in dag.tasks:
         assert task.on_failure_callback, task.task_id
@@ -119,7 +142,9 @@ def test_failure_notifier_logs_without_cv_text(caplog):
 
     ti = SimpleNamespace(dag_id="matcher_retraining", task_id="parse", try_number=2, log_url="http://ui/log")
     with caplog.at_level("ERROR"):
-        MatcherFailureNotifier().notify({"task_instance": ti, "run_id": "scheduled__x", "exception": ValueError("CV text here")})
+        MatcherFailureNotifier().notify(
+            {"task_instance": ti, "run_id": "scheduled__x", "exception": ValueError("CV text here")}
+        )
     assert "matcher_retraining.parse failed" in caplog.text and "ValueError" in caplog.text
     assert "CV text here" not in caplog.text
 

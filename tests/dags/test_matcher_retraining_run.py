@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -52,7 +50,10 @@ def pipeline(s3_server, airflow_db, demo_night_folder, tmp_path_factory):
 
 
 def states(dag_run) -> dict[str, str]:
-    return {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state) for ti in dag_run.get_task_instances()}
+    return {
+        ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state)
+        for ti in dag_run.get_task_instances()
+    }
 
 
 def asset_event_extras(name: str) -> list[dict]:
@@ -61,7 +62,12 @@ def asset_event_extras(name: str) -> list[dict]:
     from sqlalchemy import select
 
     with create_session() as session:
-        query = select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.name == name).order_by(AssetEvent.timestamp)
+        query = (
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == name)
+            .order_by(AssetEvent.timestamp)
+        )
         return [event.extra for event in session.scalars(query)]
 
 
@@ -73,7 +79,17 @@ def run_uri_of(dag_run, locations) -> str:
     return locations.run_uri(dag_run.run_id)
 
 
-VOLATILE = {"created_at", "recorded_at", "written_at", "updated_at", "train_seconds", "examples_per_second", "seconds", "encode_seconds", "cache_hits"}
+VOLATILE = {
+    "created_at",
+    "recorded_at",
+    "written_at",
+    "updated_at",
+    "train_seconds",
+    "examples_per_second",
+    "seconds",
+    "encode_seconds",
+    "cache_hits",
+}
 
 
 def _steady(value):
@@ -113,13 +129,19 @@ def test_three_nights_and_a_rollback(pipeline):
     assert set(states(first).values()) == {"success"}, states(first)
     run = run_uri_of(first, locations)
     # MATCHER_PARSE_SHARD_SIZE=20 in the fixture: 83 files -> five parse_shard tasks, named in the UI.
-    assert shard_names(first, "parse.parse_shard") == [f"shard {i}/5: files {20 * i - 19}-{min(20 * i, 83)}" for i in range(1, 6)]
-    assert shard_names(first, "refresh_embeddings.embed_shard") == [f"shard {i}/4: CVs {20 * i - 19}-{20 * i}" for i in range(1, 5)]
+    assert shard_names(first, "parse.parse_shard") == [
+        f"shard {i}/5: files {20 * i - 19}-{min(20 * i, 83)}" for i in range(1, 6)
+    ]
+    assert shard_names(first, "refresh_embeddings.embed_shard") == [
+        f"shard {i}/4: CVs {20 * i - 19}-{20 * i}" for i in range(1, 5)
+    ]
     timings = storage.list(join_uri(run, "timings"))
     assert len(timings) == len(first.get_task_instances()), [t.key for t in timings]
 
     manifest = storage.get_json(join_uri(run, "manifest.json"))
-    assert manifest["counts"]["new"] == 83 and manifest["counts"]["skipped"] == 2  # 80 CVs + 3 broken; .md and stray file
+    assert (
+        manifest["counts"]["new"] == 83 and manifest["counts"]["skipped"] == 2
+    )  # 80 CVs + 3 broken; .md and stray file
     parse_summary = storage.get_json(join_uri(run, "parse", "summary.json"))
     assert parse_summary["parsed"] == 80 and parse_summary["rejected"] == 3
     assert parse_summary["parsed"] + parse_summary["rejected"] == len(manifest["items"])
@@ -131,13 +153,24 @@ def test_three_nights_and_a_rollback(pipeline):
     metadata = storage.get_jsonl(join_uri(pairs, "training_metadata.jsonl"))
     assert len(train) == len(metadata) > 0 and set(train[0]) == {"anchor", "positive"}
     candidate = join_uri(run, "candidate")
-    for name in ("model.safetensors", "README.md", "training_metadata.jsonl", "training_config.json", "validation_report.json"):
+    for name in (
+        "model.safetensors",
+        "README.md",
+        "training_metadata.jsonl",
+        "training_config.json",
+        "validation_report.json",
+    ):
         assert storage.exists(join_uri(candidate, name)), name
     assert storage.get_jsonl(join_uri(candidate, "training_metadata.jsonl")) == metadata
     report = storage.get_json(join_uri(candidate, "validation_report.json"))
     assert report["decision"]["promote"] and report["production"]["version"] is None  # compared with the base model
-    assert {"accuracy@1", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10"} <= set(report["candidate_metrics"]["metrics"])
-    assert report["candidate_metrics"]["text"] == "title stripped" and "accuracy@1" in report["candidate_metrics"]["with_title"]["metrics"]
+    assert {"accuracy@1", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10"} <= set(
+        report["candidate_metrics"]["metrics"]
+    )
+    assert (
+        report["candidate_metrics"]["text"] == "title stripped"
+        and "accuracy@1" in report["candidate_metrics"]["with_title"]["metrics"]
+    )
     assert {"base_zero_shot", "tfidf_logreg"} <= set(report["baselines"]) and report["data_hash"]
     page = storage.get_bytes(report["html_report"]).decode()
     assert 'class="confusion-matrix"' in page and 'class="category-chart"' in page
@@ -159,11 +192,25 @@ def test_three_nights_and_a_rollback(pipeline):
 
     # Clear the whole night and run every task again under the same run id: the same artefacts, the
     # same production, the embeddings left as they are (nothing changed: the refresh plans no shard).
-    before = {**artefacts(storage, run), **artefacts(storage, locations.registry), **artefacts(storage, locations.embeddings)}
-    again = dag.test(logical_date=first.logical_date, run_after=first.run_after, run_conf={"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0})
+    before = {
+        **artefacts(storage, run),
+        **artefacts(storage, locations.registry),
+        **artefacts(storage, locations.embeddings),
+    }
+    again = dag.test(
+        logical_date=first.logical_date,
+        run_after=first.run_after,
+        run_conf={"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0},
+    )
     assert again.run_id == first.run_id and str(again.state) in ("success", "DagRunState.SUCCESS"), states(again)
-    assert states(again)["promote"] == "success" and states(again)["refresh_embeddings.publish"] == "skipped", states(again)
-    after = {**artefacts(storage, run), **artefacts(storage, locations.registry), **artefacts(storage, locations.embeddings)}
+    assert states(again)["promote"] == "success" and states(again)["refresh_embeddings.publish"] == "skipped", states(
+        again
+    )
+    after = {
+        **artefacts(storage, run),
+        **artefacts(storage, locations.registry),
+        **artefacts(storage, locations.embeddings),
+    }
     assert sorted(after) == sorted(before)
     assert [key for key in before if before[key] != after[key]] == []
 
@@ -178,15 +225,27 @@ def test_three_nights_and_a_rollback(pipeline):
     # Night 3: two new CVs, and a retrain that cannot clear an impossible bar -> gate refuses, promote
     # skipped; the refresh embeds just the two new CVs with the production model and reuses the rest.
     for name in ("late-1.txt", "late-2.txt"):
-        storage.put_bytes(join_uri(locations.raw_cvs, f"CHEF/{name}"), f"Sous chef ({name}): sauces, grill station, kitchen brigade of six. ".encode() * 4)
+        storage.put_bytes(
+            join_uri(locations.raw_cvs, f"CHEF/{name}"),
+            f"Sous chef ({name}): sauces, grill station, kitchen brigade of six. ".encode() * 4,
+        )
     events_before_refusal = len(asset_event_extras("matcher_production_model"))
-    refused = dag.test(run_conf={"force_retrain": True, "min_improvement": 1.0, "loss": "cosine", "negative_ratio": 0.5})
+    refused = dag.test(
+        run_conf={"force_retrain": True, "min_improvement": 1.0, "loss": "cosine", "negative_ratio": 0.5}
+    )
     refused_states = states(refused)
     assert refused_states["validate.evaluate"] == "success" and refused_states["validate.gate"] == "success"
-    assert refused_states["promote"] == "skipped" and refused_states["refresh_embeddings.publish"] == "success", refused_states
+    assert refused_states["promote"] == "skipped" and refused_states["refresh_embeddings.publish"] == "success", (
+        refused_states
+    )
     refreshed = storage.get_json(join_uri(locations.embeddings, "current.json"))
     assert refreshed["version"] == production["version"] and refreshed["uri"] != current["uri"]
-    assert storage.get_json(refreshed["manifest"])["counts"] == {"cvs": 82, "cvs_embedded": 2, "cvs_reused": 80, "job_texts": 11}
+    assert storage.get_json(refreshed["manifest"])["counts"] == {
+        "cvs": 82,
+        "cvs_embedded": 2,
+        "cvs_reused": 80,
+        "job_texts": 11,
+    }
     assert asset_event_extras("matcher_current_embeddings")[-1]["counts"]["cvs_embedded"] == 2
     refused_report = storage.get_json(join_uri(run_uri_of(refused, locations), "candidate", "validation_report.json"))
     assert not refused_report["decision"]["promote"] and "does not beat" in refused_report["decision"]["reason"]

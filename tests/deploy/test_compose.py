@@ -14,7 +14,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((Path(__file__).parent / "compose_spec.json").read_text())
-AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-init"}
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
+}
 
 
 def load(name: str) -> dict:
@@ -43,9 +50,15 @@ def test_agrees_with_the_code():
     dag_source = (ROOT / "include" / "airflow_support.py").read_text()
     # the connection the DAG reads is the one the environment defines
     assert re.search(r'MATCHER_AWS_CONN_ID", "(\w+)"', dag_source)[1] == env["MATCHER_AWS_CONN_ID"] == "aws_default"
-    connection = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"].replace("${MATCHER_S3_ACCESS_KEY:?set it in .env}", "k").replace("${MATCHER_S3_SECRET_KEY:?set it in .env}", "s"))
+    connection = json.loads(
+        env["AIRFLOW_CONN_AWS_DEFAULT"]
+        .replace("${MATCHER_S3_ACCESS_KEY:?set it in .env}", "k")
+        .replace("${MATCHER_S3_SECRET_KEY:?set it in .env}", "s")
+    )
     assert connection["extra"]["endpoint_url"] == env["AWS_ENDPOINT_URL_S3"] == "http://seaweedfs:8333"
-    assert "8333" in " ".join(services["seaweedfs"]["command"]) and "127.0.0.1" not in " ".join(services["seaweedfs"]["command"])
+    assert "8333" in " ".join(services["seaweedfs"]["command"]) and "127.0.0.1" not in " ".join(
+        services["seaweedfs"]["command"]
+    )
     # include/ is mounted beside dags/ and plugins/, and importable
     mounts = {volume.rsplit(":", 1)[1] for volume in worker["volumes"]}
     assert {"/opt/airflow/dags", "/opt/airflow/include", "/opt/airflow/plugins"} <= mounts
@@ -54,7 +67,10 @@ def test_agrees_with_the_code():
         assert local in {"logs", "config"} or (ROOT / local).is_dir(), local
     assert env["PYTHONPATH"] == "/opt/airflow"
     # every MATCHER_* setting the stack passes is one the code reads, and the shard defaults agree
-    code = "\n".join(path.read_text() for path in (ROOT / "include").rglob("*.py")) + (ROOT / "dags" / "matcher_retraining.py").read_text()
+    code = (
+        "\n".join(path.read_text() for path in (ROOT / "include").rglob("*.py"))
+        + (ROOT / "dags" / "matcher_retraining.py").read_text()
+    )
     for name in (key for key in env if key.startswith("MATCHER_")):
         assert f'"{name}"' in code, name
     from include.matcher.settings import ShardConfig
@@ -93,7 +109,13 @@ def test_gpu_routing_reaches_the_fine_tune_task():
         "print(fine_tune.queue, fine_tune.pool, parse.queue)"
     )
     env = {**os.environ, "MATCHER_GPU_QUEUE": "gpu", "MATCHER_GPU_POOL": "gpu"}
-    result = subprocess.run([sys.executable, "-c", code, str(ROOT / "dags" / "matcher_retraining.py")], capture_output=True, text=True, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "dags" / "matcher_retraining.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     fine_tune_queue, fine_tune_pool, parse_queue = result.stdout.splitlines()[-1].split()
     assert (fine_tune_queue, fine_tune_pool) == ("gpu", "gpu")
     assert parse_queue != "gpu"

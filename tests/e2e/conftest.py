@@ -36,7 +36,9 @@ class AirflowServer:
     log_path: Path
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
-        response = requests.request(method, f"{self.url}/api/v2{path}", headers={"Authorization": f"Bearer {self.token}"}, timeout=60, **kwargs)
+        response = requests.request(
+            method, f"{self.url}/api/v2{path}", headers={"Authorization": f"Bearer {self.token}"}, timeout=60, **kwargs
+        )
         response.raise_for_status()
         return response
 
@@ -66,7 +68,7 @@ def _wait(condition, timeout_s: float, what: str, log_path: Path):
 
 @pytest.fixture(scope="module")
 def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
-    from include.matcher import embedded_s3
+    from include.devtools import embedded_s3
     from include.matcher.settings import Locations
     from include.matcher.storage import Storage
 
@@ -101,16 +103,35 @@ def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
     }
     log_path = home / "standalone.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "standalone"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: requests.get(f"{url}/api/v2/monitor/health", timeout=5).ok, STARTUP_TIMEOUT_S, "API server", log_path)
+        _wait(
+            lambda: requests.get(f"{url}/api/v2/monitor/health", timeout=5).ok,
+            STARTUP_TIMEOUT_S,
+            "API server",
+            log_path,
+        )
         passwords = home / "simple_auth_manager_passwords.json.generated"
         credentials = _wait(lambda: json.loads(passwords.read_text()), 60, "admin password", log_path)
         username, password = next(iter(credentials.items()))
-        token = requests.post(f"{url}/auth/token", json={"username": username, "password": password}, timeout=30).json()["access_token"]
+        token = requests.post(
+            f"{url}/auth/token", json={"username": username, "password": password}, timeout=30
+        ).json()["access_token"]
         server = AirflowServer(url, username, password, token, locations, log_path)
-        _wait(lambda: server.api("GET", "/dags/matcher_retraining").ok, STARTUP_TIMEOUT_S, "matcher_retraining DAG", log_path)
+        _wait(
+            lambda: server.api("GET", "/dags/matcher_retraining").ok,
+            STARTUP_TIMEOUT_S,
+            "matcher_retraining DAG",
+            log_path,
+        )
         yield server
     finally:
         os.killpg(process.pid, signal.SIGTERM)

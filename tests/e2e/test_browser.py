@@ -34,9 +34,17 @@ def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--window-size=1600,1100", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
-    ):  # fmt: skip
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1600,1100",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(120)
@@ -54,7 +62,9 @@ def wait_for_text(driver, texts: list[str], timeout_s: float = 90) -> str:
         if all(text in body for text in texts):
             return body
         time.sleep(1)
-    raise AssertionError(f"{[t for t in texts if t not in body]} not on {driver.current_url}; page text:\n{body[:3000]}")
+    raise AssertionError(
+        f"{[t for t in texts if t not in body]} not on {driver.current_url}; page text:\n{body[:3000]}"
+    )
 
 
 def log_in(driver, server) -> None:
@@ -76,10 +86,14 @@ def test_trigger_through_the_api_then_watch_the_run_and_the_matcher_page(airflow
     run = server.api("POST", "/dags/matcher_retraining/dagRuns", json={"logical_date": None, "conf": RUN_CONF}).json()
     assert run["conf"] == RUN_CONF
     finished = server.wait_for_run("matcher_retraining", run["dag_run_id"], timeout_s=1200)
-    instances = server.api("GET", f"/dags/matcher_retraining/dagRuns/{run['dag_run_id']}/taskInstances").json()["task_instances"]
+    instances = server.api("GET", f"/dags/matcher_retraining/dagRuns/{run['dag_run_id']}/taskInstances").json()[
+        "task_instances"
+    ]
     assert finished["state"] == "success", {ti["task_id"]: ti["state"] for ti in instances}
     shard_names = sorted(ti["rendered_map_index"] for ti in instances if ti["task_id"] == "parse.parse_shard")
-    assert shard_names == [f"shard {i}/5: files {20 * i - 19}-{min(20 * i, 83)}" for i in range(1, 6)]  # 80 CVs + 3 broken
+    assert shard_names == [
+        f"shard {i}/5: files {20 * i - 19}-{min(20 * i, 83)}" for i in range(1, 6)
+    ]  # 80 CVs + 3 broken
 
     log_in(browser, server)
     browser.get(f"{server.url}/dags/matcher_retraining/runs/{run['dag_run_id']}")
@@ -90,7 +104,9 @@ def test_trigger_through_the_api_then_watch_the_run_and_the_matcher_page(airflow
     from include.matcher.storage import Storage
 
     production = Storage().get_json(server.locations.registry + "/production.json")
-    page = wait_for_text(browser, ["Matcher", f"In production: {production['version']}", "Model versions", "Gate decisions"])
+    page = wait_for_text(
+        browser, ["Matcher", f"In production: {production['version']}", "Model versions", "Gate decisions"]
+    )
     assert "(production)" in page and "promoted" in page.split("Gate decisions")[1]
     assert browser.find_elements("css selector", "svg circle"), "no metric chart"
     browser.save_screenshot(str(ARTIFACTS / "02-matcher-page.png"))

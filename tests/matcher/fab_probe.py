@@ -5,9 +5,8 @@ Prints one JSON line of status codes."""
 import json
 import sys
 
-from fastapi.testclient import TestClient
-
 from airflow.api_fastapi.app import create_app
+from fastapi.testclient import TestClient
 
 password = sys.argv[1]
 client = TestClient(create_app(), follow_redirects=False)
@@ -21,5 +20,7 @@ statuses["login"] = login.status_code
 for route in ("/matcher/", "/matcher/report?run=night-24", "/matcher/report.html?run=night-24"):
     response = client.get(route, headers={"Authorization": f"Bearer {token}"})
     statuses["viewer"][route] = response.status_code
-statuses["page_shows_night"] = "v-night-24" in client.get("/matcher/", headers={"Authorization": f"Bearer {token}"}).text
+statuses["page_shows_night"] = (
+    "v-night-24" in client.get("/matcher/", headers={"Authorization": f"Bearer {token}"}).text
+)
 print(json.dumps(statuses))

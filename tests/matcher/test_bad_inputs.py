@@ -1,4 +1,4 @@
-"""Every file of ../shared/data/bad-inputs through the real parse stage: parsed or rejected for the right kind of reason."""
+"""Every file of ../shared/data/bad-inputs through the real parse stage: parsed or rejected for the right reason."""
 
 import csv
 
@@ -45,11 +45,14 @@ def expected_for(name: str) -> set[str]:
 
 def test_every_bad_input_ends_in_exactly_one_place_with_the_right_reason(shared_data, storage, locations):
     folder = shared_data / "bad-inputs"
-    manifest_rows = list(csv.DictReader(open(folder / "MANIFEST.tsv"), delimiter="\t"))
+    with open(folder / "MANIFEST.tsv") as manifest:
+        manifest_rows = list(csv.DictReader(manifest, delimiter="\t"))
     assert len(manifest_rows) == 42
     storage.put_json(locations.jobs_file, {"MIXED": "any job"})
     for row in manifest_rows:
-        storage.put_bytes(join_uri(locations.raw_cvs, "MIXED", row["filename"]), (folder / row["filename"]).read_bytes())
+        storage.put_bytes(
+            join_uri(locations.raw_cvs, "MIXED", row["filename"]), (folder / row["filename"]).read_bytes()
+        )
 
     run = join_uri(locations.work, "runs", "bad")
     parse(ingest(run, locations, storage), run, locations, storage)

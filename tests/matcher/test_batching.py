@@ -7,7 +7,9 @@ from include.matcher.batching import CategoryDistinctBatchSampler, category_dist
 from include.matcher.pairs import build_examples
 
 JOBS = {c: [f"{c} job one", f"{c} job two"] for c in "ABCDEFGH"}
-CVS = [{"key": f"{c}/{i}", "category": c, "text": f"cv {c} {i}"} for c in "ABCDEFGH" for i in range(9 if c == "A" else 3)]
+CVS = [
+    {"key": f"{c}/{i}", "category": c, "text": f"cv {c} {i}"} for c in "ABCDEFGH" for i in range(9 if c == "A" else 3)
+]
 
 
 def batches_for(examples, batch_size=4, epoch=0):

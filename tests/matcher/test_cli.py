@@ -14,8 +14,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def run_cli(*args, env=None, timeout=900):
     result = subprocess.run(
         [sys.executable, "-m", "include.matcher", *args],
-        cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip().splitlines()
 
@@ -23,10 +27,24 @@ def run_cli(*args, env=None, timeout=900):
 def test_fine_tune_keeps_the_old_commands_flags(tmp_path, demo_folder):
     output = tmp_path / "model"
     lines = run_cli(
-        "fine-tune", "--data-root", str(demo_folder / "cvs"), "--jobs-file", str(demo_folder / "job_descriptions.json"),
-        "--output", str(output), "--loss", "cosine", "--batch-size", "8", "--epochs", "1",
-        "--learning-rate", "3e-5", "--negative-ratio", "0.5",
-    )  # fmt: skip
+        "fine-tune",
+        "--data-root",
+        str(demo_folder / "cvs"),
+        "--jobs-file",
+        str(demo_folder / "job_descriptions.json"),
+        "--output",
+        str(output),
+        "--loss",
+        "cosine",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "1",
+        "--learning-rate",
+        "3e-5",
+        "--negative-ratio",
+        "0.5",
+    )
     assert lines[-1] == str(output)
     metadata = [json.loads(line) for line in (output / "training_metadata.jsonl").read_text().splitlines()]
     labels = [row["label"] for row in metadata]
@@ -36,7 +54,17 @@ def test_fine_tune_keeps_the_old_commands_flags(tmp_path, demo_folder):
 
 
 def test_evaluate_prints_metrics_json_last(demo_folder):
-    lines = run_cli("evaluate", "--model", "all-MiniLM-L6-v2", "--data-root", str(demo_folder / "cvs"), "--jobs-file", str(demo_folder / "job_descriptions.json"), "--split", "all")
+    lines = run_cli(
+        "evaluate",
+        "--model",
+        "all-MiniLM-L6-v2",
+        "--data-root",
+        str(demo_folder / "cvs"),
+        "--jobs-file",
+        str(demo_folder / "job_descriptions.json"),
+        "--split",
+        "all",
+    )
     metrics = json.loads(lines[-1])
     assert 0.0 <= metrics["accuracy@1"] <= 1.0 and metrics["count"] == 30
 
@@ -53,17 +81,47 @@ def test_fine_tune_on_a_slice_of_the_real_resumes(tmp_path, shared_data):
     jobs_file = tmp_path / "jobs.json"
     jobs_file.write_text(json.dumps({c: jobs[c] for c in ("CHEF", "AVIATION", "TEACHER")}))
     output = tmp_path / "model"
-    run_cli("fine-tune", "--data-root", str(slice_root), "--jobs-file", str(jobs_file), "--output", str(output), "--epochs", "1", "--batch-size", "8")
+    run_cli(
+        "fine-tune",
+        "--data-root",
+        str(slice_root),
+        "--jobs-file",
+        str(jobs_file),
+        "--output",
+        str(output),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    )
     metadata = [json.loads(line) for line in (output / "training_metadata.jsonl").read_text().splitlines()]
     assert {row["category"] for row in metadata} <= {"CHEF", "AVIATION", "TEACHER"} and len(metadata) > 10
     assert all(row["source_key"].endswith(".pdf") for row in metadata)
-    lines = run_cli("evaluate", "--model", str(output), "--data-root", str(slice_root), "--jobs-file", str(jobs_file), "--split", "all", "--strip-title")
+    lines = run_cli(
+        "evaluate",
+        "--model",
+        str(output),
+        "--data-root",
+        str(slice_root),
+        "--jobs-file",
+        str(jobs_file),
+        "--split",
+        "all",
+        "--strip-title",
+    )
     assert json.loads(lines[-1])["count"] == 24
 
 
 def cli_error(*args, env=None):
     """Run a command that must fail as a user error: exit 2, one line ``error: ...``, no traceback."""
-    result = subprocess.run([sys.executable, "-m", "include.matcher", *args], cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "include.matcher", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -79,24 +137,63 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path, s3_server, locati
         assert "cannot name a run folder" in cli_error("ingest", "--run-id", run_id, env=env)
     broken_jobs = tmp_path / "jobs.json"
     broken_jobs.write_text("{not json")
-    assert "not valid JSON" in cli_error("fine-tune", "--data-root", str(tmp_path), "--jobs-file", str(broken_jobs), "--output", str(tmp_path / "m"))
-    assert "learning_rate" in cli_error("fine-tune", "--data-root", str(tmp_path), "--jobs-file", str(broken_jobs), "--output", str(tmp_path / "m"), "--learning-rate", "inf")
+    assert "not valid JSON" in cli_error(
+        "fine-tune", "--data-root", str(tmp_path), "--jobs-file", str(broken_jobs), "--output", str(tmp_path / "m")
+    )
+    assert "learning_rate" in cli_error(
+        "fine-tune",
+        "--data-root",
+        str(tmp_path),
+        "--jobs-file",
+        str(broken_jobs),
+        "--output",
+        str(tmp_path / "m"),
+        "--learning-rate",
+        "inf",
+    )
 
 
 def test_evaluate_strip_title_strips_exactly_one_line(tmp_path, capfd):
     """Line 1 is a title, line 2 the only line that tells the CVs apart: one strip keeps it, two would not."""
     from include.matcher.cli import main
 
-    jobs = {"CHEF": "Cook who prepares meals in a restaurant kitchen.", "PILOT": "Aircraft pilot who flies commercial airplanes."}
+    jobs = {
+        "CHEF": "Cook who prepares meals in a restaurant kitchen.",
+        "PILOT": "Aircraft pilot who flies commercial airplanes.",
+    }
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
-    lines = {"CHEF": ["Grill cook preparing steaks and sauces in a busy restaurant kitchen.", "Pastry cook baking bread and desserts for a hotel restaurant."],
-             "PILOT": ["Airline captain flying Airbus A320 passenger jets.", "First officer flying commercial Boeing 737 airplanes."]}  # fmt: skip
+    lines = {
+        "CHEF": [
+            "Grill cook preparing steaks and sauces in a busy restaurant kitchen.",
+            "Pastry cook baking bread and desserts for a hotel restaurant.",
+        ],
+        "PILOT": [
+            "Airline captain flying Airbus A320 passenger jets.",
+            "First officer flying commercial Boeing 737 airplanes.",
+        ],
+    }
     for category, distinctive in lines.items():
         (tmp_path / "cvs" / category).mkdir(parents=True)
         for i, line in enumerate(distinctive):
             text = f"Candidate profile {i}\n{line}\n" + "Reliable, organised and punctual; references on request. " * 3
             (tmp_path / "cvs" / category / f"{i}.txt").write_text(text)
-    assert main(["evaluate", "--model", "all-MiniLM-L6-v2", "--data-root", str(tmp_path / "cvs"), "--jobs-file", str(tmp_path / "jobs.json"), "--split", "all", "--strip-title"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                "all-MiniLM-L6-v2",
+                "--data-root",
+                str(tmp_path / "cvs"),
+                "--jobs-file",
+                str(tmp_path / "jobs.json"),
+                "--split",
+                "all",
+                "--strip-title",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
     assert metrics["strip_title"] is True and metrics["accuracy@1"] == 1.0, metrics
 
@@ -106,7 +203,9 @@ def test_readme_settings_table_is_the_generated_one():
 
     readme = (PROJECT_ROOT / "README.md").read_text()
     table = readme.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
-    assert table == settings_table(), "README's settings table is stale: paste `python -m include.matcher settings` between its markers"
+    assert table == settings_table(), (
+        "README's settings table is stale: paste `python -m include.matcher settings` between its markers"
+    )
 
 
 def test_cli_flags_and_dag_params_come_from_the_same_settings():
@@ -118,12 +217,22 @@ def test_cli_flags_and_dag_params_come_from_the_same_settings():
 
     params = dag_params()
     assert list(params) == [f.name for _, f in run_setting_fields()]
-    assert params["learning_rate"].schema["exclusiveMinimum"] == 0 and params["loss"].schema["enum"] == ["cosine", "multiple_negatives", "triplet"]
-    assert {params[f.name].schema["section"] for f in fields(GateConfig)} == {"Gate"} and params["raw_prefix"].schema["section"] == "Data"
-    tune = build_parser().parse_args(["fine-tune", "--pairs", "p", "--run-id", "r", "--no-strip-titles", "--epochs", "2", "--batch-size", "4"])
+    assert params["learning_rate"].schema["exclusiveMinimum"] == 0 and params["loss"].schema["enum"] == [
+        "cosine",
+        "multiple_negatives",
+        "triplet",
+    ]
+    assert {params[f.name].schema["section"] for f in fields(GateConfig)} == {"Gate"} and params["raw_prefix"].schema[
+        "section"
+    ] == "Data"
+    tune = build_parser().parse_args(
+        ["fine-tune", "--pairs", "p", "--run-id", "r", "--no-strip-titles", "--epochs", "2", "--batch-size", "4"]
+    )
     config = TrainingConfig.from_mapping(vars(tune))
     assert (config.strip_titles, config.epochs, config.batch_size, config.select_best) == (False, 2, 4, True)
-    validate = build_parser().parse_args(["validate", "--candidate", "c", "--pairs", "p", "--run-id", "r", "--max-category-drop", "0.2"])
+    validate = build_parser().parse_args(
+        ["validate", "--candidate", "c", "--pairs", "p", "--run-id", "r", "--max-category-drop", "0.2"]
+    )
     assert GateConfig.from_mapping(vars(validate)).max_category_drop == 0.2
     assert DataOptions().raw_prefix == ""
 
@@ -133,4 +242,9 @@ def test_a_misspelt_param_is_an_error_not_ignored():
 
     with pytest.raises(ValueError, match=r"unknown run setting\(s\) \['learning_rat'\]"):
         PipelineConfig().with_params({"learning_rat": 0.1})
-    assert PipelineConfig().with_params({"learning_rate": "0.001", "strip_titles": "false", "raw_prefix": "s3://b/p"}).training.strip_titles is False
+    assert (
+        PipelineConfig()
+        .with_params({"learning_rate": "0.001", "strip_titles": "false", "raw_prefix": "s3://b/p"})
+        .training.strip_titles
+        is False
+    )

@@ -3,7 +3,7 @@ import zipfile
 
 import pytest
 
-from include.matcher.demo_data import cv_text, render_docx, render_pdf
+from include.devtools.demo_data import cv_text, render_docx, render_pdf
 from include.matcher.documents import Rejected, extract_text, sniff_kind
 from include.matcher.settings import ParseLimits
 
@@ -33,7 +33,8 @@ def test_docx_tables_and_headers_are_read():
 
 
 @pytest.mark.parametrize(
-    "encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-32", "cp1252"],
+    "encoding",
+    ["utf-8", "utf-8-sig", "utf-16", "utf-32", "cp1252"],
 )
 def test_txt_encodings_are_detected(encoding):
     text = "Résumé — Café manager. Führte Teams, gérait les stocks et la caisse. " * 4
@@ -104,7 +105,10 @@ def test_a_docx_whose_main_part_has_another_name_is_read_through_its_relationshi
 
     buffer = io.BytesIO()
     document = Document()
-    document.add_paragraph("Head chef with ten years in French brasseries, sauces and pastry; menu costing, purchasing and staff rotas for two sites.")
+    document.add_paragraph(
+        "Head chef with ten years in French brasseries, sauces and pastry; menu costing, purchasing and staff rotas "
+        "for two sites."
+    )
     document.save(buffer)
     renamed = io.BytesIO()
     with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(renamed, "w") as target:

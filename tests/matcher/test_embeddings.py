@@ -5,7 +5,11 @@ from include.matcher.embeddings import plan_refresh, read_current, read_cv_vecto
 from include.matcher.models import resolve_model
 from include.matcher.storage import join_uri
 
-TEXTS = {"CHEF/a.txt": "Grill cook, steaks and burgers", "PILOT/b.txt": "First officer on A320", "CHEF/c.txt": "Pastry cook, breads and cakes"}
+TEXTS = {
+    "CHEF/a.txt": "Grill cook, steaks and burgers",
+    "PILOT/b.txt": "First officer on A320",
+    "CHEF/c.txt": "Pastry cook, breads and cakes",
+}
 
 
 def write_corpus(storage, locations, run: str, texts: dict[str, str]) -> str:
@@ -13,7 +17,9 @@ def write_corpus(storage, locations, run: str, texts: dict[str, str]) -> str:
     for key, text in texts.items():
         text_uri = join_uri(locations.work, "texts", f"{abs(hash(text))}.json")
         storage.put_json(text_uri, {"text": text})
-        rows.append({"key": key, "category": key.split("/")[0], "text_uri": text_uri, "text_hash": str(abs(hash(text)))})
+        rows.append(
+            {"key": key, "category": key.split("/")[0], "text_uri": text_uri, "text_hash": str(abs(hash(text)))}
+        )
     corpus_uri = join_uri(locations.work, "runs", run, "corpus.jsonl")
     storage.put_jsonl(corpus_uri, rows)
     return corpus_uri
@@ -29,7 +35,10 @@ def register(storage, locations, version: str) -> str:
 @pytest.fixture
 def jobs(storage, locations):
     storage.put_json(locations.jobs_file, {"CHEF": ["Cook in a kitchen.", "Pastry chef."], "PILOT": "Airline pilot."})
-    storage.put_bytes(join_uri(locations.job_offers, "offer-1.txt"), b"Job offer: sous chef wanted for a busy bistro kitchen, evenings." * 2)
+    storage.put_bytes(
+        join_uri(locations.job_offers, "offer-1.txt"),
+        b"Job offer: sous chef wanted for a busy bistro kitchen, evenings." * 2,
+    )
     storage.put_bytes(join_uri(locations.job_offers, "offer-broken.pdf"), b"not a pdf")
 
 
@@ -76,13 +85,21 @@ def test_same_model_reuses_unchanged_vectors_and_skips_an_unchanged_night(storag
 
 
 def test_reused_vectors_equal_fresh_ones_and_a_new_model_reuses_nothing(storage, locations, jobs):
-    refresh_embeddings(register(storage, locations, "v1"), write_corpus(storage, locations, "r1", TEXTS), locations, storage)
-    target = refresh_embeddings(register(storage, locations, "v2"), write_corpus(storage, locations, "r2", TEXTS), locations, storage)
+    refresh_embeddings(
+        register(storage, locations, "v1"), write_corpus(storage, locations, "r1", TEXTS), locations, storage
+    )
+    target = refresh_embeddings(
+        register(storage, locations, "v2"), write_corpus(storage, locations, "r2", TEXTS), locations, storage
+    )
     manifest = storage.get_json(join_uri(target, "_manifest.json"))
     assert manifest["version"] == "v2" and manifest["counts"]["cvs_reused"] == 0
     fresh = {row["id"]: np.asarray(row["vector"]) for row in read_cv_vectors(storage, locations.embeddings).to_pylist()}
     # v1 and v2 hold the same weights here, so v1's vectors (had they been reused) and v2's agree.
-    first = {row["id"]: np.asarray(row["vector"]) for part in storage.get_json(join_uri(locations.embeddings, "v1", "r1", "_manifest.json"))["parts"]["cvs"] for row in read_parquet(part["uri"], storage).to_pylist()}
+    first = {
+        row["id"]: np.asarray(row["vector"])
+        for part in storage.get_json(join_uri(locations.embeddings, "v1", "r1", "_manifest.json"))["parts"]["cvs"]
+        for row in read_parquet(part["uri"], storage).to_pylist()
+    }
     for key in TEXTS:
         np.testing.assert_allclose(fresh[key], first[key], atol=1e-5)
 
@@ -93,4 +110,8 @@ def test_a_different_cv_pooling_reuses_nothing(storage, locations, jobs, monkeyp
     monkeypatch.setenv("MATCHER_CV_POOLING", "mean")
     target = refresh_embeddings(version_uri, write_corpus(storage, locations, "r2", TEXTS), locations, storage)
     manifest = storage.get_json(join_uri(target, "_manifest.json"))
-    assert manifest["cv_pooling"] == "mean" and manifest["counts"]["cvs_reused"] == 0 and manifest["counts"]["cvs_embedded"] == 3
+    assert (
+        manifest["cv_pooling"] == "mean"
+        and manifest["counts"]["cvs_reused"] == 0
+        and manifest["counts"]["cvs_embedded"] == 3
+    )

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from include.matcher.evaluation import category_scores, evaluate_model, evaluate_tfidf_baseline, job_to_cv, ranks_of_truth, retrieval_metrics
+from include.matcher.evaluation import (
+    category_scores,
+    evaluate_model,
+    evaluate_tfidf_baseline,
+    job_to_cv,
+    ranks_of_truth,
+    retrieval_metrics,
+)
 
 
 def test_metrics_from_ranks():
@@ -22,7 +29,10 @@ def test_a_category_scores_its_best_description():
 
 
 def test_evaluate_model_with_the_base_model(base_model):
-    jobs = {"CHEF": ["Cook who prepares meals in a restaurant kitchen."], "PILOT": ["Aircraft pilot who flies commercial airplanes."]}
+    jobs = {
+        "CHEF": ["Cook who prepares meals in a restaurant kitchen."],
+        "PILOT": ["Aircraft pilot who flies commercial airplanes."],
+    }
     cvs = [
         {"category": "CHEF", "text": "Chef\nLine cook, prepared pasta and grilled dishes for 200 covers a night."},
         {"category": "PILOT", "text": "Pilot\nCaptain with 5,000 flight hours on Airbus A320 aircraft."},
@@ -61,8 +71,13 @@ def test_job_to_cv_recall_and_map():
 
 
 def test_tfidf_baseline_learns_from_the_training_split():
-    train = [{"category": "CHEF", "text": f"sauce grill kitchen menu {i}"} for i in range(5)] + [{"category": "PILOT", "text": f"cockpit flight aircraft runway {i}"} for i in range(5)]
-    held_out = [{"category": "CHEF", "text": "Head chef\nkitchen sauce menu"}, {"category": "PILOT", "text": "Captain\nflight cockpit runway"}]
+    train = [{"category": "CHEF", "text": f"sauce grill kitchen menu {i}"} for i in range(5)] + [
+        {"category": "PILOT", "text": f"cockpit flight aircraft runway {i}"} for i in range(5)
+    ]
+    held_out = [
+        {"category": "CHEF", "text": "Head chef\nkitchen sauce menu"},
+        {"category": "PILOT", "text": "Captain\nflight cockpit runway"},
+    ]
     result = evaluate_tfidf_baseline(train, held_out, {"CHEF": ["x"], "PILOT": ["y"]})
     assert result["metrics"]["accuracy@1"] == 1.0
 

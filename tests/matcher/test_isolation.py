@@ -27,7 +27,17 @@ GOOD = b"Sous chef, ran the pass and trained commis cooks in a busy kitchen. " *
 
 
 def test_hangs_memory_bombs_and_crashes_become_rejects_and_the_rest_still_parses():
-    jobs = [Job(name, data, f"{name}.txt") for name, data in [("hang", b"hang"), ("balloon", b"balloon"), ("segfault", b"segfault"), ("raise", b"raise"), ("good-1", GOOD), ("good-2", GOOD)]]
+    jobs = [
+        Job(name, data, f"{name}.txt")
+        for name, data in [
+            ("hang", b"hang"),
+            ("balloon", b"balloon"),
+            ("segfault", b"segfault"),
+            ("raise", b"raise"),
+            ("good-1", GOOD),
+            ("good-2", GOOD),
+        ]
+    ]
     started = time.monotonic()
     with IsolatedParser(workers=2, timeout_s=5, memory_mb=512, parse=misbehaving_parse) as pool:
         results = dict(pool.map(jobs))
@@ -54,7 +64,8 @@ if sys.argv[1:] == ["--reimport-main"]:
     isolation._main_module_hidden = contextlib.nullcontext  # what spawn does by default
 try:
     with isolation.IsolatedParser(2) as pool:
-        print(sorted(type(result).__name__ for _, result in pool.map([isolation.Job(str(i), GOOD, "cv.txt") for i in range(3)])))
+        results = pool.map([isolation.Job(str(i), GOOD, "cv.txt") for i in range(3)])
+        print(sorted(type(result).__name__ for _, result in results))
 except isolation.WorkerStartupError as error:
     print("WorkerStartupError", error)
 """
@@ -68,7 +79,14 @@ def run_entry(tmp_path, *args: str) -> str:
 
     script = tmp_path / "entry.py"
     script.write_text(ENTRY.replace("GOOD", repr(GOOD)))
-    result = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout.strip()
 
@@ -79,4 +97,6 @@ def test_workers_start_under_a_main_script_that_cannot_be_reimported(tmp_path):
 
 
 def test_a_worker_that_cannot_start_fails_the_task_instead_of_rejecting_files(tmp_path):
-    assert run_entry(tmp_path, "--reimport-main").startswith("WorkerStartupError a parser process failed to start (exit code 1)")
+    assert run_entry(tmp_path, "--reimport-main").startswith(
+        "WorkerStartupError a parser process failed to start (exit code 1)"
+    )

@@ -4,7 +4,11 @@ from include.matcher import VectorMatcher
 from include.matcher.models import resolve_model
 from include.matcher.storage import join_uri
 
-JOBS = {"chef": "Cook preparing meals in a restaurant kitchen.", "pilot": "Pilot flying commercial aircraft.", "nurse": "Nurse caring for hospital patients."}
+JOBS = {
+    "chef": "Cook preparing meals in a restaurant kitchen.",
+    "pilot": "Pilot flying commercial aircraft.",
+    "nurse": "Nurse caring for hospital patients.",
+}
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,12 @@ from include.matcher.models import resolve_model
 from include.matcher.onnx_backend import FILES, load_encoder
 from include.matcher.storage import join_uri
 
-TEXTS = ["Sous chef: sauces, grill station, a brigade of six.", "Captain on A320 jets, 8,000 hours.", "x", "Payroll, month-end close and audits " * 40]
+TEXTS = [
+    "Sous chef: sauces, grill station, a brigade of six.",
+    "Captain on A320 jets, 8,000 hours.",
+    "x",
+    "Payroll, month-end close and audits " * 40,
+]
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,16 @@ def promoted_version(storage, locations, run: str) -> str:
     candidate = join_uri(locations.work, "runs", run, "candidate")
     storage.upload_dir(resolve_model("all-MiniLM-L6-v2"), candidate)
     report = join_uri(candidate, "validation_report.json")
-    storage.put_json(report, {
-        "run": run, "candidate": candidate, "version": f"v-{run}",
-        "candidate_metrics": {"metrics": {"mrr@10": 0.5}},
-        "decision": {"promote": True, "primary_metric": "mrr@10", "reason": "test"},
-    })  # fmt: skip
+    storage.put_json(
+        report,
+        {
+            "run": run,
+            "candidate": candidate,
+            "version": f"v-{run}",
+            "candidate_metrics": {"metrics": {"mrr@10": 0.5}},
+            "decision": {"promote": True, "primary_metric": "mrr@10", "reason": "test"},
+        },
+    )
     return promote(report, locations.registry, storage)
 
 
@@ -23,11 +28,23 @@ def test_rollback_repoints_production_and_refreshes_embeddings(storage, location
     storage.put_json(locations.jobs_file, {"CHEF": "Cook in a kitchen."})
     text_uri = join_uri(locations.work, "texts", "a.json")
     storage.put_json(text_uri, {"text": "Grill cook"})
-    storage.put_json(join_uri(locations.work, "state", "ledger.json"), {
-        "objects": {"raw/cvs/CHEF/a.txt": {"key": "raw/cvs/CHEF/a.txt", "category": "CHEF", "status": "parsed",
-                    "content_hash": "h", "text_hash": "t", "text_uri": text_uri, "chars": 10}},
-        "jobs_file_etag": None,
-    })  # fmt: skip
+    storage.put_json(
+        join_uri(locations.work, "state", "ledger.json"),
+        {
+            "objects": {
+                "raw/cvs/CHEF/a.txt": {
+                    "key": "raw/cvs/CHEF/a.txt",
+                    "category": "CHEF",
+                    "status": "parsed",
+                    "content_hash": "h",
+                    "text_hash": "t",
+                    "text_uri": text_uri,
+                    "chars": 10,
+                }
+            },
+            "jobs_file_etag": None,
+        },
+    )
     promoted_version(storage, locations, "night1")
     promoted_version(storage, locations, "night2")
     assert read_production(storage, locations.registry)["version"] == "v-night2"

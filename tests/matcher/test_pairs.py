@@ -33,7 +33,7 @@ def test_cosine_examples_have_labels_and_ratio():
 
 def test_negatives_come_from_other_categories():
     examples = build_examples(cvs(), JOBS, "cosine", 2.0, seed=1)
-    for row, meta in zip(examples.rows, examples.metadata):
+    for row, meta in zip(examples.rows, examples.metadata, strict=True):
         if row["label"] == 0.0:
             assert meta["job_category"] != meta["category"]
             assert row["sentence2"] not in JOBS[meta["category"]]
@@ -42,7 +42,9 @@ def test_negatives_come_from_other_categories():
 def test_triplet_and_mnr_shapes():
     triplets = build_examples(cvs(), JOBS, "triplet", 1.0, seed=1)
     assert all(set(r) == {"anchor", "positive", "negative"} for r in triplets.rows)
-    assert all(r["negative"] not in (JOBS[m["category"]]) for r, m in zip(triplets.rows, triplets.metadata))
+    assert all(
+        r["negative"] not in (JOBS[m["category"]]) for r, m in zip(triplets.rows, triplets.metadata, strict=True)
+    )
     mnr = build_examples(cvs(), JOBS, "multiple_negatives", 1.0, seed=1)
     assert all(set(r) == {"anchor", "positive"} for r in mnr.rows)
     assert len(mnr.rows) == 6 + 6 + 6  # one description per CV, taken in turn: both of A's are used
@@ -52,14 +54,17 @@ def test_triplet_and_mnr_shapes():
 def test_metadata_matches_examples_row_by_row():
     examples = build_examples(cvs(), JOBS, "cosine", 1.0, seed=3)
     assert len(examples.rows) == len(examples.metadata)
-    for row, meta in zip(examples.rows, examples.metadata):
+    for row, meta in zip(examples.rows, examples.metadata, strict=True):
         assert row["sentence1"].startswith(f"cv {meta['category']}")
         assert row["label"] == meta["label"]
         assert meta["split"] == "train"
 
 
 def test_examples_are_deterministic_for_a_seed():
-    assert build_examples(cvs(), JOBS, "cosine", 1.0, seed=5).rows == build_examples(cvs(), JOBS, "cosine", 1.0, seed=5).rows
+    assert (
+        build_examples(cvs(), JOBS, "cosine", 1.0, seed=5).rows
+        == build_examples(cvs(), JOBS, "cosine", 1.0, seed=5).rows
+    )
 
 
 def test_split_is_stable_as_the_corpus_grows_and_duplicates_stay_together():
@@ -75,7 +80,10 @@ def test_split_is_stable_as_the_corpus_grows_and_duplicates_stay_together():
 
 
 def test_split_fractions_are_roughly_respected():
-    many = [{"key": str(i), "category": "A", "text": str(i), "text_hash": text_fingerprint(f"cv number {i}")} for i in range(2000)]
+    many = [
+        {"key": str(i), "category": "A", "text": str(i), "text_hash": text_fingerprint(f"cv number {i}")}
+        for i in range(2000)
+    ]
     by_split, _ = split_corpus(many, JOBS, SplitConfig(validation_fraction=0.1, test_fraction=0.2))
     assert len(by_split["test"]) == pytest.approx(400, abs=60)
     assert len(by_split["validation"]) == pytest.approx(200, abs=50)
@@ -143,7 +151,14 @@ def test_near_duplicates_never_straddle_splits():
         twin = original.replace("word7 ", f"edited{n} ", 1)
         other = " ".join(f"other{n}w{k}" for k in range(200))
         for suffix, text in (("a", original), ("b", twin), ("c", other)):
-            cvs.append({"key": f"CHEF/{n}{suffix}", "category": "CHEF", "text": text, "text_hash": hashlib.sha256(text.encode()).hexdigest()})
+            cvs.append(
+                {
+                    "key": f"CHEF/{n}{suffix}",
+                    "category": "CHEF",
+                    "text": text,
+                    "text_hash": hashlib.sha256(text.encode()).hexdigest(),
+                }
+            )
     groups = near_duplicate_groups(cvs)
     assert all(groups[f"CHEF/{n}a"] == groups[f"CHEF/{n}b"] for n in range(40))
     assert len(set(groups.values())) == 40 * 2  # each twin pair is one group, every other CV its own
@@ -159,7 +174,9 @@ def test_training_reads_cvs_without_their_title_line_unless_asked():
     assert {row["anchor"] for row in stripped.rows} == {"ten years of a-work"}
     kept = build_examples(titled, JOBS, "multiple_negatives", 1.0, seed=0, strip_titles=False)
     assert {row["anchor"] for row in kept.rows} == {"Senior A Specialist\nten years of a-work"}
-    one_line = build_examples(cvs(1), JOBS, "multiple_negatives", 1.0, seed=0)  # nothing left once stripped: keep it whole
+    one_line = build_examples(
+        cvs(1), JOBS, "multiple_negatives", 1.0, seed=0
+    )  # nothing left once stripped: keep it whole
     assert {row["anchor"] for row in one_line.rows} == {"cv A 0", "cv B 0", "cv C 0"}
 
 
@@ -178,18 +195,45 @@ def test_build_pairs_refuses_an_empty_or_single_category_training_split(storage,
         for i, (category, text) in enumerate(cvs):
             uri = join_uri(locations.work, "texts", f"{i}.json")
             storage.put_json(uri, {"text": text})
-            rows.append({"key": f"{category}/{i}.txt", "category": category, "content_hash": str(i), "text_hash": text_fingerprint(text), "text_uri": uri, "chars": len(text)})
+            rows.append(
+                {
+                    "key": f"{category}/{i}.txt",
+                    "category": category,
+                    "content_hash": str(i),
+                    "text_hash": text_fingerprint(text),
+                    "text_uri": uri,
+                    "chars": len(text),
+                }
+            )
         storage.put_jsonl(corpus, rows)
 
     import random
 
-    words = "sauce grill pastry brasserie menu stock knife oven bread fish garnish plating station brigade butcher".split()
+    words = [
+        "sauce",
+        "grill",
+        "pastry",
+        "brasserie",
+        "menu",
+        "stock",
+        "knife",
+        "oven",
+        "bread",
+        "fish",
+        "garnish",
+        "plating",
+        "station",
+        "brigade",
+        "butcher",
+    ]
     rng = random.Random(1)
     corpus_of([("CHEF", " ".join(rng.choice(words) + str(rng.randrange(1000)) for _ in range(40))) for _ in range(30)])
     with pytest.raises(UntrainableData, match="one category only .'CHEF'"):
         build_pairs(corpus, run, PipelineConfig(locations=locations), storage)
     corpus_of([("ASTRONAUT", "Spacewalks.")] * 3)
-    with pytest.raises(UntrainableData, match="training split is empty.*3 of them in categories missing from the jobs file"):
+    with pytest.raises(
+        UntrainableData, match="training split is empty.*3 of them in categories missing from the jobs file"
+    ):
         build_pairs(corpus, run, PipelineConfig(locations=locations), storage)
 
 
@@ -198,12 +242,16 @@ def test_the_same_text_under_two_categories_is_reported_and_never_held_out():
 
     twin = "Bookkeeper and payroll clerk; month-end close, invoices and ledger reconciliation for a retail chain."
     corpus = cvs(20) + [
-        {"key": f"{category}/twin.txt", "category": category, "text": twin, "text_hash": text_fingerprint(twin)} for category in ("A", "B")
+        {"key": f"{category}/twin.txt", "category": category, "text": twin, "text_hash": text_fingerprint(twin)}
+        for category in ("A", "B")
     ]
     assert several_categories(corpus) == {"A/twin.txt": ["A", "B"], "B/twin.txt": ["A", "B"]}
     by_split, _ = split_corpus(corpus, JOBS, SplitConfig(validation_fraction=0.45, test_fraction=0.45))
     held_out = {cv["key"] for name in ("validation", "test") for cv in by_split[name]}
-    assert {"A/twin.txt", "B/twin.txt"} <= {cv["key"] for cv in by_split["train"]} and not held_out & {"A/twin.txt", "B/twin.txt"}
+    assert {"A/twin.txt", "B/twin.txt"} <= {cv["key"] for cv in by_split["train"]} and not held_out & {
+        "A/twin.txt",
+        "B/twin.txt",
+    }
 
 
 def test_category_names_are_compared_nfc_normalised():

@@ -1,6 +1,6 @@
 import pytest
 
-from include.matcher.demo_data import render_pdf
+from include.devtools.demo_data import render_pdf
 from include.matcher.ingest import ingest, read_ledger
 from include.matcher.parse import load_corpus_texts, parse
 from include.matcher.storage import join_uri
@@ -25,7 +25,10 @@ def test_every_file_ends_in_exactly_one_place_and_text_is_cached(storage, locati
     parsed = storage.get_jsonl(join_uri(run, "parse", "parsed.jsonl"))
     rejects = storage.get_jsonl(join_uri(run, "parse", "rejects.jsonl"))
     assert sorted(r["key"].rsplit("/", 1)[1] for r in parsed + rejects) == sorted(k.split("/")[1] for k in files)
-    assert {r["key"].rsplit("/", 1)[1]: r["reason"] for r in rejects} == {"empty.pdf": "empty", "fake.pdf": "wrong_type"}
+    assert {r["key"].rsplit("/", 1)[1]: r["reason"] for r in rejects} == {
+        "empty.pdf": "empty",
+        "fake.pdf": "wrong_type",
+    }
     summary = storage.get_json(join_uri(run, "parse", "summary.json"))
     assert summary["rejects_by_reason"] == {"empty": 1, "wrong_type": 1}
     assert summary["cache_hits"] + len(parsed) + len(rejects) >= len(files)

@@ -44,13 +44,22 @@ def test_every_plugin_route_refuses_anonymous_callers(api_server):
     for route in NOT_SERVED:
         assert client.get(route).status_code == 404, route
     browser = client.get("/matcher/", headers={"Accept": "text/html"})
-    assert browser.status_code == 303 and "/login" in browser.headers["location"] and "next=" in browser.headers["location"]
+    assert (
+        browser.status_code == 303
+        and "/login" in browser.headers["location"]
+        and "next=" in browser.headers["location"]
+    )
 
 
 def test_a_forged_or_expired_token_is_refused(api_server):
     client, auth_manager = api_server
     assert client.get("/matcher/", headers={"Authorization": "Bearer not.a.jwt"}).status_code == 403
-    expired = auth_manager.generate_jwt(__import__("airflow.api_fastapi.auth.managers.simple.user", fromlist=["x"]).SimpleAuthManagerUser(username="v", role="viewer"), expiration_time_in_seconds=-10)
+    expired = auth_manager.generate_jwt(
+        __import__("airflow.api_fastapi.auth.managers.simple.user", fromlist=["x"]).SimpleAuthManagerUser(
+            username="v", role="viewer"
+        ),
+        expiration_time_in_seconds=-10,
+    )
     assert client.get("/matcher/", headers={"Authorization": f"Bearer {expired}"}).status_code == 401
 
 
@@ -59,7 +68,10 @@ def test_logged_in_the_page_and_reports_render_without_script(api_server, storag
     headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
     page = client.get("/matcher/", headers=headers)
     assert page.status_code == 200 and "v-night-24" in page.text
-    assert "script-src" not in page.headers["content-security-policy"] and "default-src 'none'" in page.headers["content-security-policy"]
+    assert (
+        "script-src" not in page.headers["content-security-policy"]
+        and "default-src 'none'" in page.headers["content-security-policy"]
+    )
     client.cookies.set("_token", token_for(auth_manager, "admin"))  # the UI's session cookie works as well
     assert client.get("/matcher/report", params={"run": "night-24"}).json()["version"] == "v-night-24"
     client.cookies.clear()
@@ -68,9 +80,15 @@ def test_logged_in_the_page_and_reports_render_without_script(api_server, storag
     assert client.get("/matcher/report.html", params={"run": "night-99"}, headers=headers).status_code == 404
 
     # A stored HTML report is never served: the page is rendered from the JSON, escaped.
-    storage.put_bytes(join_uri(locations.work, "runs", "night-24", "candidate", "validation_report.html"), b"<script>alert(1)</script>")
+    storage.put_bytes(
+        join_uri(locations.work, "runs", "night-24", "candidate", "validation_report.html"),
+        b"<script>alert(1)</script>",
+    )
     evil = storage.get_json(join_uri(locations.work, "runs", "night-24", "candidate", "validation_report.json"))
-    evil.update(held_out={"count": 1}, decision={"promote": True, "reason": "<script>steal()</script>", "primary_metric": "mrr@10"})
+    evil.update(
+        held_out={"count": 1},
+        decision={"promote": True, "reason": "<script>steal()</script>", "primary_metric": "mrr@10"},
+    )
     evil["candidate_metrics"]["per_category"] = {}
     evil["production"] = {"name": "base", "version": None}
     storage.put_json(join_uri(locations.work, "runs", "night-24", "candidate", "validation_report.json"), evil)
@@ -83,7 +101,9 @@ def test_a_malformed_report_shows_as_unreadable_not_a_500(api_server, storage, l
     client, auth_manager = api_server
     headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
     storage.put_bytes(join_uri(locations.work, "runs", "night-25", "candidate", "validation_report.json"), b"{not json")
-    storage.put_json(join_uri(locations.work, "runs", "night-26", "candidate", "validation_report.json"), {"created_at": 5})
+    storage.put_json(
+        join_uri(locations.work, "runs", "night-26", "candidate", "validation_report.json"), {"created_at": 5}
+    )
     page = client.get("/matcher/", headers=headers)
     assert page.status_code == 200 and "v-night-24" in page.text
     assert "night-25</td><td>unreadable" in page.text and "night-26</td><td>unreadable" in page.text
@@ -96,7 +116,9 @@ def test_the_plugin_adds_the_page_to_the_browse_menu():
 
     from tests.helpers import PROJECT_ROOT
 
-    spec = importlib.util.spec_from_file_location("matcher_plugin_module", PROJECT_ROOT / "plugins" / "matcher_plugin.py")
+    spec = importlib.util.spec_from_file_location(
+        "matcher_plugin_module", PROJECT_ROOT / "plugins" / "matcher_plugin.py"
+    )
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
     assert plugin.MatcherPlugin.external_views[0]["href"] == "/matcher/"
@@ -128,10 +150,33 @@ def test_under_fab_auth_manager_too(s3_server, locations, storage, tmp_path):
         subprocess.run([sys.executable, "-m", "airflow", *args], check=True, capture_output=True, env=env, timeout=600)
 
     airflow("db", "migrate")
-    airflow("users", "create", "--username", "viewer", "--password", "viewer-pass-1", "--role", "Viewer", "--firstname", "V", "--lastname", "V", "--email", "v@example.org")
-    probe = subprocess.run([sys.executable, str(PROJECT_ROOT / "tests" / "matcher" / "fab_probe.py"), "viewer-pass-1"], env=env, capture_output=True, text=True, timeout=600)
+    airflow(
+        "users",
+        "create",
+        "--username",
+        "viewer",
+        "--password",
+        "viewer-pass-1",
+        "--role",
+        "Viewer",
+        "--firstname",
+        "V",
+        "--lastname",
+        "V",
+        "--email",
+        "v@example.org",
+    )
+    probe = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "tests" / "matcher" / "fab_probe.py"), "viewer-pass-1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert probe.returncode == 0, probe.stderr[-3000:]
     statuses = json.loads(probe.stdout.strip().splitlines()[-1])
     assert set(statuses["anonymous"].values()) <= {401, 403}, statuses
     assert "login" in statuses["browser_redirect"], statuses
-    assert statuses["login"] in (200, 201) and set(statuses["viewer"].values()) == {200} and statuses["page_shows_night"], statuses
+    assert (
+        statuses["login"] in (200, 201) and set(statuses["viewer"].values()) == {200} and statuses["page_shows_night"]
+    ), statuses

@@ -32,8 +32,8 @@ def test_no_artefact_outside_texts_and_pairs_holds_cv_text(storage, locations, c
     import random
     import uuid
 
+    from include.devtools.demo_data import JOB_DESCRIPTIONS, cv_text
     from include.matcher.dashboard import render, report_html
-    from include.matcher.demo_data import JOB_DESCRIPTIONS, cv_text
     from include.matcher.embeddings import refresh_embeddings
     from include.matcher.registry import promote
     from include.matcher.settings import GateConfig, TrainingConfig
@@ -59,7 +59,9 @@ def test_no_artefact_outside_texts_and_pairs_holds_cv_text(storage, locations, c
         pairs = build_pairs(corpus, run, config, storage)
         candidate = fine_tune(pairs, run, config.training, storage)
         report_uri = validate(candidate, pairs, run, locations, gate, storage)
-        assert storage.get_json(report_uri)["decision"]["promote"], "the registry must be written for the scan to cover it"
+        assert storage.get_json(report_uri)["decision"]["promote"], (
+            "the registry must be written for the scan to cover it"
+        )
         version_uri = promote(report_uri, locations.registry, storage)
         refresh_embeddings(version_uri, corpus, locations, storage)
         pages = render(storage, locations) + report_html(storage, locations, "canary-night")
@@ -77,7 +79,9 @@ def test_no_artefact_outside_texts_and_pairs_holds_cv_text(storage, locations, c
     assert scanned > 30 and storage.exists(join_uri(version_uri, "README.md"))
     assert not [c for c in canaries if c in pages]
     assert not [c for c in canaries if c in caplog.text]
-    assert any(c in storage.get_bytes(join_uri(run_pairs, "train.jsonl")).decode() for c in canaries)  # the scan would see them
+    assert any(
+        c in storage.get_bytes(join_uri(run_pairs, "train.jsonl")).decode() for c in canaries
+    )  # the scan would see them
 
 
 def test_object_keys_are_logged_escaped_so_a_key_cannot_forge_a_log_line(storage, locations, caplog):

@@ -21,12 +21,18 @@ def fake_candidate(storage, locations, run: str, promote_it: bool = True) -> str
 
 
 def test_promote_copies_the_version_and_moves_the_pointer(storage, locations):
-    first = promote(fake_candidate(storage, locations, "scheduled__2026-11-24T02-00-00-00-00"), locations.registry, storage)
-    second = promote(fake_candidate(storage, locations, "scheduled__2026-11-25T02-00-00-00-00"), locations.registry, storage)
+    first = promote(
+        fake_candidate(storage, locations, "scheduled__2026-11-24T02-00-00-00-00"), locations.registry, storage
+    )
+    second = promote(
+        fake_candidate(storage, locations, "scheduled__2026-11-25T02-00-00-00-00"), locations.registry, storage
+    )
     production = read_production(storage, locations.registry)
     assert production["uri"] == second
     assert production["previous"] == first.rsplit("/", 1)[1]
-    assert storage.get_bytes(join_uri(first, "model.safetensors")) == b"weights-scheduled__2026-11-24T02-00-00-00-00"  # old versions kept
+    assert (
+        storage.get_bytes(join_uri(first, "model.safetensors")) == b"weights-scheduled__2026-11-24T02-00-00-00-00"
+    )  # old versions kept
     assert [v["uri"] for v in list_versions(storage, locations.registry)] == [first, second]
 
 

@@ -4,7 +4,14 @@ from include.matcher.report import model_card_section, render_report
 def sample_report(promote: bool = True) -> dict:
     def result(acc, per_category):
         return {
-            "metrics": {"accuracy@1": acc, "accuracy@3": 0.9, "mrr@10": acc + 0.05, "ndcg@10": acc + 0.1, "job_to_cv_recall@10": 0.5, "job_to_cv_map@10": 0.4},
+            "metrics": {
+                "accuracy@1": acc,
+                "accuracy@3": 0.9,
+                "mrr@10": acc + 0.05,
+                "ndcg@10": acc + 0.1,
+                "job_to_cv_recall@10": 0.5,
+                "job_to_cv_map@10": 0.4,
+            },
             "per_category": {c: {"accuracy@1": v, "mrr@10": v, "count": 6} for c, v in per_category.items()},
             "confusion": {"labels": ["CHEF", "PILOT"], "matrix": [[5, 1], [2, 4]]},
             "with_title": {"metrics": {"accuracy@1": acc + 0.2}},
@@ -21,7 +28,11 @@ def sample_report(promote: bool = True) -> dict:
         "candidate_metrics": result(0.75, {"CHEF": 0.8, "PILOT": 0.7}),
         "production_metrics": result(0.5, {"CHEF": 0.6, "PILOT": 0.4}),
         "baselines": {"base_zero_shot": result(0.5, {}), "tfidf_logreg": result(0.65, {})},
-        "decision": {"promote": promote, "primary_metric": "mrr@10", "reason": "candidate mrr@10 0.8000 beats production 0.5500"},
+        "decision": {
+            "promote": promote,
+            "primary_metric": "mrr@10",
+            "reason": "candidate mrr@10 0.8000 beats production 0.5500",
+        },
     }
 
 

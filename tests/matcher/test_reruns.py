@@ -58,7 +58,9 @@ def test_a_night_that_failed_after_parsing_leaves_its_cvs_to_the_next_night(stor
     "body, message",
     [(b"{not json", "not valid JSON"), (b"[]", "non-empty JSON object"), (b'{"CHEF": ""}', "category 'CHEF'")],
 )
-def test_a_malformed_jobs_file_fails_at_ingest_with_the_ledger_untouched(storage, locations, demo_folder, body, message):
+def test_a_malformed_jobs_file_fails_at_ingest_with_the_ledger_untouched(
+    storage, locations, demo_folder, body, message
+):
     upload_demo(storage, locations, demo_folder)
     storage.put_bytes(locations.jobs_file, body)
     run = join_uri(locations.work, "runs", "bad-jobs")
@@ -74,7 +76,8 @@ def pdf_bomb(inflated_bytes: int = 40_000_000) -> bytes:
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
@@ -83,7 +86,9 @@ def pdf_bomb(inflated_bytes: int = 40_000_000) -> bytes:
         offsets.append(len(out))
         out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
     xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1) + b"".join(
+        b"%010d 00000 n \n" % o for o in offsets
+    )
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
 
@@ -99,5 +104,8 @@ def test_a_decompression_bomb_job_offer_is_a_reject_in_bounded_time(storage, loc
     started = time.monotonic()
     records, rejects = job_offer_records(locations, storage, ParseLimits(timeout_s=3, memory_mb=1024, workers=1))
     assert time.monotonic() - started < 60
-    assert [(r["key"].rsplit("/", 1)[-1], r["reason"]) for r in rejects if r["key"].endswith("bomb.pdf")] in ([("bomb.pdf", "timeout")], [("bomb.pdf", "memory")])
+    assert [(r["key"].rsplit("/", 1)[-1], r["reason"]) for r in rejects if r["key"].endswith("bomb.pdf")] in (
+        [("bomb.pdf", "timeout")],
+        [("bomb.pdf", "memory")],
+    )
     assert [r["source"] for r in records].count("job_offer") == 1  # the demo's real offer is still there

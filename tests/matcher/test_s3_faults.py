@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import boto3
 import pytest
 
-from include.matcher import embedded_s3
+from include.devtools import embedded_s3
 from include.matcher.ingest import ingest
 from include.matcher.parse import parse
 from include.matcher.settings import Locations
@@ -25,15 +25,21 @@ from include.matcher.storage import CLIENT_CONFIG, Storage, join_uri
 
 def client_for(server, endpoint: str | None = None):
     return boto3.client(
-        "s3", endpoint_url=endpoint or server.endpoint, aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key, region_name="us-east-1", config=CLIENT_CONFIG,
-    )  # fmt: skip
+        "s3",
+        endpoint_url=endpoint or server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name="us-east-1",
+        config=CLIENT_CONFIG,
+    )
 
 
 def seed(storage: Storage, demo_folder) -> Locations:
     bucket = f"faults-{uuid.uuid4().hex[:8]}"
     storage.ensure_bucket(bucket)
-    locations = Locations(**{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()})
+    locations = Locations(
+        **{name: value.replace("s3://matcher/", f"s3://{bucket}/") for name, value in Locations().__dict__.items()}
+    )
     storage.upload_dir(demo_folder / "cvs", locations.raw_cvs)
     storage.put_bytes(locations.jobs_file, (demo_folder / "job_descriptions.json").read_bytes())
     return locations
@@ -63,7 +69,12 @@ def test_the_server_restarting_mid_parse_is_survived(own_server, demo_folder):
         if requests["count"] == 20 and not requests["restarted"]:
             requests["restarted"] = True
             embedded_s3.stop(own_server.data_dir)  # the next requests meet a closed port
-            threading.Timer(1.0, embedded_s3.start, args=(own_server.data_dir,), kwargs={"s3_port": port, "internal_ports": list(own_server.internal_ports)}).start()
+            threading.Timer(
+                1.0,
+                embedded_s3.start,
+                args=(own_server.data_dir,),
+                kwargs={"s3_port": port, "internal_ports": list(own_server.internal_ports)},
+            ).start()
 
     storage.client.meta.events.register("before-send.s3", restart_once)
     summary = ingest_and_parse(storage, locations)
@@ -100,7 +111,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             throttle = server.seen % server.every == 0 and server.seen <= server.burst
             server.throttled += throttle
         if throttle:
-            payload = b"<?xml version='1.0'?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            payload = (
+                b"<?xml version='1.0'?><Error><Code>SlowDown</Code>"
+                b"<Message>Please reduce your request rate.</Message></Error>"
+            )
             self.send_response(503)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

@@ -15,7 +15,13 @@ def test_uri_parsing_and_joining():
 
 
 def test_server_requires_keys(s3_server):
-    anonymous = boto3.client("s3", endpoint_url=s3_server.endpoint, aws_access_key_id="wrong", aws_secret_access_key="wrong", region_name="us-east-1")
+    anonymous = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint,
+        aws_access_key_id="wrong",
+        aws_secret_access_key="wrong",
+        region_name="us-east-1",
+    )
     with pytest.raises(ClientError):
         anonymous.list_buckets()
 
@@ -24,7 +30,9 @@ def test_server_listens_on_loopback_only(s3_server):
     """Every socket the SeaweedFS process listens on is bound to 127.0.0.1, not just the S3 one."""
     import psutil
 
-    listening = [c.laddr for c in psutil.Process(s3_server.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    listening = [
+        c.laddr for c in psutil.Process(s3_server.pid).net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+    ]
     assert listening, "the server listens on nothing?"
     assert {address.ip for address in listening} == {"127.0.0.1"}, listening
 

@@ -6,14 +6,24 @@ from include.matcher.pairs import build_examples
 from include.matcher.settings import TrainingConfig
 from include.matcher.training import train_model
 
-JOBS = {"CHEF": ["Cook preparing meals in a restaurant kitchen."], "PILOT": ["Pilot flying commercial aircraft."], "NURSE": ["Nurse caring for patients in a hospital."]}
+JOBS = {
+    "CHEF": ["Cook preparing meals in a restaurant kitchen."],
+    "PILOT": ["Pilot flying commercial aircraft."],
+    "NURSE": ["Nurse caring for patients in a hospital."],
+}
 CVS = [
     {"key": f"{c}/{i}", "category": c, "text": t}
     for i, (c, t) in enumerate(
-        [("CHEF", "Grill cook at a steakhouse"), ("CHEF", "Pastry chef, breads and cakes"), ("PILOT", "First officer on A320 jets"),
-         ("PILOT", "Helicopter pilot, 2,000 hours"), ("NURSE", "ICU nurse, ventilated patients"), ("NURSE", "Midwife on a maternity ward")]
+        [
+            ("CHEF", "Grill cook at a steakhouse"),
+            ("CHEF", "Pastry chef, breads and cakes"),
+            ("PILOT", "First officer on A320 jets"),
+            ("PILOT", "Helicopter pilot, 2,000 hours"),
+            ("NURSE", "ICU nurse, ventilated patients"),
+            ("NURSE", "Midwife on a maternity ward"),
+        ]
     )
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("loss", ["cosine", "multiple_negatives", "triplet"])
@@ -30,7 +40,12 @@ def test_each_loss_trains_and_writes_metadata_beside_the_model(loss, tmp_path):
 
 def test_training_moves_the_weights(tmp_path, base_model):
     examples = build_examples(CVS, JOBS, "multiple_negatives", 1.0, seed=1)
-    out = train_model(examples.rows, examples.metadata, TrainingConfig(epochs=2, batch_size=3, learning_rate=1e-4, max_seq_length=64), tmp_path / "m")
+    out = train_model(
+        examples.rows,
+        examples.metadata,
+        TrainingConfig(epochs=2, batch_size=3, learning_rate=1e-4, max_seq_length=64),
+        tmp_path / "m",
+    )
     from include.matcher.models import load_model
 
     tuned = load_model(str(out), device="cpu")
@@ -68,11 +83,28 @@ def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, location
     examples = build_examples(CVS * 8, JOBS, "multiple_negatives", 1.0, seed=1)
     storage.put_jsonl(join_uri(pairs, "train.jsonl"), examples.rows)
     storage.put_jsonl(join_uri(pairs, "training_metadata.jsonl"), examples.metadata)
-    command = [sys.executable, "-m", "include.matcher", "fine-tune", "--pairs", pairs, "--run-id", run_id, "--batch-size", "2", "--epochs", "2", "--checkpoint-steps", "4"]
+    command = [
+        sys.executable,
+        "-m",
+        "include.matcher",
+        "fine-tune",
+        "--pairs",
+        pairs,
+        "--run-id",
+        run_id,
+        "--batch-size",
+        "2",
+        "--epochs",
+        "2",
+        "--checkpoint-steps",
+        "4",
+    ]
     env = {**os.environ, "MATCHER_WORK_URI": locations.work}
     root = Path(__file__).resolve().parents[2]
 
-    first = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    first = subprocess.Popen(
+        command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     latest = join_uri(run, "checkpoints", "latest.json")
     deadline = time.monotonic() + 300
     while not storage.exists(latest) and time.monotonic() < deadline and first.poll() is None:
@@ -82,7 +114,9 @@ def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, location
     assert storage.exists(latest), first.stderr.read().decode()[-2000:]
     step = storage.get_json(latest)["step"]
     # Only the latest checkpoint is kept on S3 (each is model + optimizer state).
-    folders = {info.key.split("/checkpoints/", 1)[1].split("/", 1)[0] for info in storage.list(join_uri(run, "checkpoints"))}
+    folders = {
+        info.key.split("/checkpoints/", 1)[1].split("/", 1)[0] for info in storage.list(join_uri(run, "checkpoints"))
+    }
     assert folders <= {"latest.json", f"checkpoint-{step}", f"checkpoint-{step + 4}"}
     assert not storage.exists(join_uri(run, "candidate", "model.safetensors"))
 
@@ -97,8 +131,16 @@ def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, location
 
 def test_the_best_checkpoint_by_validation_metric_is_kept_not_the_last(tmp_path):
     """A run whose later steps get worse (a very high learning rate) keeps its best-scoring checkpoint."""
-    validation = [{"key": f"v{i}", "category": c, "text": f"{c.title()} CV\n{t}"} for i, (c, t) in enumerate(
-        [("CHEF", "Sous chef running the grill"), ("PILOT", "Captain on long-haul jets"), ("NURSE", "Night nurse on a surgical ward")])]  # fmt: skip
+    validation = [
+        {"key": f"v{i}", "category": c, "text": f"{c.title()} CV\n{t}"}
+        for i, (c, t) in enumerate(
+            [
+                ("CHEF", "Sous chef running the grill"),
+                ("PILOT", "Captain on long-haul jets"),
+                ("NURSE", "Night nurse on a surgical ward"),
+            ]
+        )
+    ]
     examples = build_examples(CVS * 4, JOBS, "multiple_negatives", 1.0, seed=1)
     config = TrainingConfig(epochs=2, batch_size=3, learning_rate=5e-4, max_seq_length=64, checkpoint_steps=2)
     out = train_model(examples.rows, examples.metadata, config, tmp_path / "m", validation=validation, jobs=JOBS)
@@ -118,7 +160,10 @@ def test_cached_multiple_negatives_trains_with_a_large_batch(tmp_path):
     from include.matcher.losses import loss_spec
     from include.matcher.models import load_model
 
-    assert type(loss_spec("multiple_negatives").build(load_model("base", device="cpu"), config)).__name__ == "CachedMultipleNegativesRankingLoss"
+    assert (
+        type(loss_spec("multiple_negatives").build(load_model("base", device="cpu"), config)).__name__
+        == "CachedMultipleNegativesRankingLoss"
+    )
     out = train_model(examples.rows, examples.metadata, config, tmp_path / "m")
     assert json.loads((out / "training_config.json").read_text())["config"]["cached_mini_batch"] == 2
 
@@ -130,14 +175,20 @@ def test_device_flags_use_mixed_precision_and_loader_workers_only_on_cuda(monkey
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cpu = device_flags()
-    assert not cpu["bf16"] and not cpu["fp16"] and cpu["dataloader_num_workers"] == 0 and not cpu["dataloader_pin_memory"]
+    assert (
+        not cpu["bf16"] and not cpu["fp16"] and cpu["dataloader_num_workers"] == 0 and not cpu["dataloader_pin_memory"]
+    )
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     for bf16_supported, expected in ((True, (True, False)), (False, (False, True))):
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=bf16_supported: supported)
         cuda = device_flags()
         assert (cuda["bf16"], cuda["fp16"]) == expected
-        assert cuda["dataloader_pin_memory"] and cuda["dataloader_num_workers"] >= 1 and cuda["dataloader_persistent_workers"]
+        assert (
+            cuda["dataloader_pin_memory"]
+            and cuda["dataloader_num_workers"] >= 1
+            and cuda["dataloader_persistent_workers"]
+        )
 
 
 def test_each_s3_checkpoint_replaces_the_one_before(storage, locations, tmp_path):
@@ -157,5 +208,9 @@ def test_each_s3_checkpoint_replaces_the_one_before(storage, locations, tmp_path
         (folder / "README.md").write_text("sentence-transformers' card, quoting training CVs")
         callback.on_save(SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(global_step=step), None)
     keys = sorted(info.key.split("/checkpoints/", 1)[1] for info in storage.list(checkpoints))
-    assert keys == ["checkpoint-12/1_Pooling/config.json", "checkpoint-12/model.safetensors", "latest.json"]  # no README.md
+    assert keys == [
+        "checkpoint-12/1_Pooling/config.json",
+        "checkpoint-12/model.safetensors",
+        "latest.json",
+    ]  # no README.md
     assert storage.get_json(join_uri(checkpoints, "latest.json"))["step"] == 12

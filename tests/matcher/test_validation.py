@@ -1,6 +1,5 @@
 import random
 
-
 from include.matcher.evaluation import evaluate_model
 from include.matcher.settings import GateConfig, SplitConfig, TrainingConfig
 from include.matcher.validation import decide
@@ -54,10 +53,10 @@ def test_reason_names_the_numbers():
 
 def test_a_candidate_trained_on_shuffled_labels_is_refused(tmp_path, demo_folder, base_model):
     """Deliberate damage: every CV trained against a random category's descriptions."""
+    from include.legacy.labelled_folders import load_labelled_cvs
     from include.matcher.jobs import load_job_descriptions
     from include.matcher.models import load_model
     from include.matcher.pairs import build_examples, split_corpus
-    from include.matcher.sources import load_labelled_cvs
     from include.matcher.training import train_model
 
     cvs, _ = load_labelled_cvs(str(demo_folder / "cvs"))
@@ -66,13 +65,23 @@ def test_a_candidate_trained_on_shuffled_labels_is_refused(tmp_path, demo_folder
     rng = random.Random(0)
     shuffled = [{**cv, "category": rng.choice(sorted(jobs))} for cv in by_split["train"]]
     examples = build_examples(shuffled, jobs, "multiple_negatives", 1.0, seed=0)
-    damaged = train_model(examples.rows, examples.metadata, TrainingConfig(epochs=4, learning_rate=1e-4, batch_size=8), tmp_path / "damaged")
+    damaged = train_model(
+        examples.rows,
+        examples.metadata,
+        TrainingConfig(epochs=4, learning_rate=1e-4, batch_size=8),
+        tmp_path / "damaged",
+    )
 
     held_out = by_split["test"] + by_split["validation"]
     candidate = evaluate_model(load_model(str(damaged), device="cpu"), held_out, jobs)
     production = evaluate_model(base_model, held_out, jobs)
-    decision = decide(candidate, production, GateConfig(min_improvement=0.0, min_category_support=3), held_out=len(held_out))
-    assert candidate["metrics"]["mrr@10"] < production["metrics"]["mrr@10"], (candidate["metrics"], production["metrics"])
+    decision = decide(
+        candidate, production, GateConfig(min_improvement=0.0, min_category_support=3), held_out=len(held_out)
+    )
+    assert candidate["metrics"]["mrr@10"] < production["metrics"]["mrr@10"], (
+        candidate["metrics"],
+        production["metrics"],
+    )
     assert not decision["promote"], decision
 
 
@@ -102,7 +111,13 @@ def test_settings_refuse_values_that_would_break_training_or_the_gate():
 
 def test_a_broken_candidate_is_refused_whatever_its_metrics():
     candidate = result(0.99, {"A": cat(1.0)})
-    decision = decide(candidate, result(0.5), GateConfig(), held_out=20, problems=["3 of 103 weight tensors hold NaN or infinite values (first: x)"])
+    decision = decide(
+        candidate,
+        result(0.5),
+        GateConfig(),
+        held_out=20,
+        problems=["3 of 103 weight tensors hold NaN or infinite values (first: x)"],
+    )
     assert not decision["promote"] and decision["checks"] == {"healthy": False}
     assert decision["reason"].startswith("candidate refused as broken: 3 of 103 weight tensors")
 
@@ -129,7 +144,10 @@ HELD_OUT = [
     {"category": "CHEF", "text": "Cook\nPastry section, bread and desserts for a hotel restaurant."},
     {"category": "PILOT", "text": "First officer\nInstrument rating, long-haul flights, crew resource management."},
 ]
-JOBS = {"CHEF": ["Cook who prepares meals in a restaurant kitchen."], "PILOT": ["Aircraft pilot who flies commercial airplanes."]}
+JOBS = {
+    "CHEF": ["Cook who prepares meals in a restaurant kitchen."],
+    "PILOT": ["Aircraft pilot who flies commercial airplanes."],
+}
 
 
 def test_nan_and_all_zero_models_score_nothing_and_are_refused(base_model, tmp_path):
@@ -140,14 +158,28 @@ def test_nan_and_all_zero_models_score_nothing_and_are_refused(base_model, tmp_p
     for how in ("nan", "zero"):
         broken = _damaged_copy(base_model, tmp_path, how)
         scored = evaluate_model(broken, HELD_OUT, JOBS)
-        assert scored["metrics"]["accuracy@1"] == 0.0 and scored["metrics"]["mrr@10"] == 0.5, (how, scored["metrics"])  # truth last of 2
+        assert scored["metrics"]["accuracy@1"] == 0.0 and scored["metrics"]["mrr@10"] == 0.5, (
+            how,
+            scored["metrics"],
+        )  # truth last of 2
         problems = model_problems(broken, scored["health"], GateConfig())
-        decision = decide(scored, production, GateConfig(min_improvement=0.0, min_primary=0.0), held_out=len(HELD_OUT), problems=problems)
+        decision = decide(
+            scored,
+            production,
+            GateConfig(min_improvement=0.0, min_primary=0.0),
+            held_out=len(HELD_OUT),
+            problems=problems,
+        )
         assert not decision["promote"] and "refused as broken" in decision["reason"], (how, decision)
-    assert any("weight tensors hold NaN" in p for p in model_problems(_damaged_copy(base_model, tmp_path, "nan"), None, GateConfig()))
+    assert any(
+        "weight tensors hold NaN" in p
+        for p in model_problems(_damaged_copy(base_model, tmp_path, "nan"), None, GateConfig())
+    )
 
 
-def test_validate_stage_writes_the_refusal_of_a_nan_candidate_into_its_report(storage, locations, base_model, tmp_path, caplog):
+def test_validate_stage_writes_the_refusal_of_a_nan_candidate_into_its_report(
+    storage, locations, base_model, tmp_path, caplog
+):
     import logging
 
     from include.matcher.storage import join_uri
@@ -163,7 +195,9 @@ def test_validate_stage_writes_the_refusal_of_a_nan_candidate_into_its_report(st
     candidate = join_uri(run, "candidate")
     storage.upload_dir(tmp_path / "nan", candidate)
     with caplog.at_level(logging.INFO):
-        report_uri = validate(candidate, pairs, run, locations, GateConfig(min_improvement=0.0, min_primary=0.0), storage)
+        report_uri = validate(
+            candidate, pairs, run, locations, GateConfig(min_improvement=0.0, min_primary=0.0), storage
+        )
     decision = storage.get_json(report_uri)["decision"]
     assert not decision["promote"] and "weight tensors hold NaN" in decision["reason"]
     assert "refused as broken" in caplog.text

@@ -87,7 +87,11 @@ def start(
     (data_dir / "data").mkdir(parents=True, exist_ok=True)
     access, secret = load_or_create_keys(data_dir)
     config = data_dir / "s3.json"
-    identity = {"name": "matcher", "credentials": [{"accessKey": access, "secretKey": secret}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+    identity = {
+        "name": "matcher",
+        "credentials": [{"accessKey": access, "secretKey": secret}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
     config.write_text(json.dumps({"identities": [identity]}))
     config.chmod(0o600)
 
@@ -95,17 +99,37 @@ def start(
         ports = list(internal_ports)
     else:
         ports = [free_port() for _ in range(9)] if base_port is None else list(range(base_port, base_port + 9))
-    names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc"]
+    names = [
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "s3.port.grpc",
+        "admin.port",
+        "admin.port.grpc",
+    ]
     command = [
-        weed_binary(), "mini",
+        weed_binary(),
+        "mini",
         f"-dir={data_dir / 'data'}",
-        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-s3.port={s3_port}", f"-s3.config={config}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",
-        "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
-        *(f"-{name}={port}" for name, port in zip(names, ports)),
-    ]  # fmt: skip
-    log = open(data_dir / "weed.log", "ab")
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={s3_port}",
+        f"-s3.config={config}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-master.telemetry=false",
+        # Deleted objects (each training checkpoint is ~270 MB) leave garbage in the volumes; sweep
+        # every minute and reclaim a volume once a tenth of it is garbage (defaults: 14 min, 30%).
+        "-master.vacuumIntervalSeconds=60",
+        "-master.garbageThreshold=0.1",
+        *(f"-{name}={port}" for name, port in zip(names, ports, strict=True)),
+    ]
+    log = open(data_dir / "weed.log", "ab")  # noqa: SIM115 - the server writes to it after this returns
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=data_dir)
     (data_dir / "weed.pid").write_text(str(process.pid))
     endpoint = f"http://127.0.0.1:{s3_port}"
@@ -127,7 +151,14 @@ def wait_until_writable(server: S3Server, deadline: float) -> None:
     import boto3
     from botocore.config import Config
 
-    client = boto3.client("s3", endpoint_url=server.endpoint, aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key, region_name="us-east-1", config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
