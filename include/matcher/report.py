@@ -13,6 +13,10 @@ from include.matcher.evaluation import METRICS
 from include.matcher.settings import GateConfig
 
 
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def model_rows(report: dict) -> list[tuple[str, dict]]:
     """(label, result) for the candidate, production and the baselines, in that order."""
     rows = [
@@ -36,7 +40,7 @@ def metrics_table(report: dict) -> str:
     for label, result in model_rows(report):
         metrics, titled = result.get("metrics", {}), result.get("with_title", {}).get("metrics", {})
         cells = "".join(f"<td>{metrics[name]:.3f}</td>" if name in metrics else "<td>-</td>" for name in METRICS)
-        body += f"<tr><th>{html.escape(label)}</th>{cells}<td>{titled.get('accuracy@1', float('nan')):.3f}</td></tr>"
+        body += f"<tr><th>{html.escape(label)}</th>{cells}<td>{_number(titled.get('accuracy@1'))}</td></tr>"
     return f"<table><tr><th>model</th>{head}</tr>{body}</table>"
 
 
@@ -170,7 +174,7 @@ def model_card_section(report: dict) -> str:
         lines.append(
             f"| {label} | "
             + " | ".join(f"{metrics[m]:.3f}" if m in metrics else "-" for m in METRICS)
-            + f" | {titled.get('accuracy@1', float('nan')):.3f} |"
+            + f" | {_number(titled.get('accuracy@1'))} |"
         )
     decision = report["decision"]
     lines += [

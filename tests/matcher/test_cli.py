@@ -53,7 +53,11 @@ def test_fine_tune_keeps_the_old_commands_flags(tmp_path, demo_folder):
     assert (config["loss"], config["batch_size"], config["learning_rate"]) == ("cosine", 8, 3e-5)
 
 
-def test_evaluate_prints_metrics_json_last(demo_folder):
+def test_evaluate_prints_metrics_json_last(demo_folder, base_model):
+    from include.legacy.labelled_folders import load_labelled_cvs
+    from include.matcher.evaluation import evaluate_model
+    from include.matcher.jobs import load_job_descriptions
+
     lines = run_cli(
         "evaluate",
         "--model",
@@ -66,7 +70,10 @@ def test_evaluate_prints_metrics_json_last(demo_folder):
         "all",
     )
     metrics = json.loads(lines[-1])
-    assert 0.0 <= metrics["accuracy@1"] <= 1.0 and metrics["count"] == 30
+    cvs, _ = load_labelled_cvs(str(demo_folder / "cvs"))
+    expected = evaluate_model(base_model, cvs, load_job_descriptions(demo_folder / "job_descriptions.json"))
+    assert metrics["strip_title"] is False and metrics["count"] == 30
+    assert metrics["accuracy@1"] == pytest.approx(expected["with_title"]["metrics"]["accuracy@1"], abs=1e-6)
 
 
 @pytest.mark.shared_data

@@ -10,7 +10,7 @@ def test_uri_parsing_and_joining():
     assert (uri.bucket, uri.key) == ("bucket", "a/b")
     assert str(uri.join("c", "/d.json")) == "s3://bucket/a/b/c/d.json"
     assert join_uri("s3://bucket", "x") == "s3://bucket/x"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not an s3:// URI: '/local/path'"):
         S3Uri.parse("/local/path")
 
 

@@ -60,9 +60,9 @@ def test_empty_training_set_is_a_clear_error(tmp_path):
 
 
 def test_config_validation():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="loss must be one of"):
         TrainingConfig(loss="hinge")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="negative_ratio must be at least 0"):
         TrainingConfig(negative_ratio=-1)
 
 
