@@ -11,8 +11,8 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_cli(*args, env=None, timeout=900):
-    result = subprocess.run(
+def cli(*args, env=None, timeout=900) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "include.matcher", *args],
         cwd=PROJECT_ROOT,
         env={**os.environ, **(env or {})},
@@ -20,6 +20,10 @@ def run_cli(*args, env=None, timeout=900):
         text=True,
         timeout=timeout,
     )
+
+
+def run_cli(*args, env=None, timeout=900):
+    result = cli(*args, env=env, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip().splitlines()
 
@@ -121,14 +125,7 @@ def test_fine_tune_on_a_slice_of_the_real_resumes(tmp_path, shared_data):
 
 def cli_error(*args, env=None):
     """Run a command that must fail as a user error: exit 2, one line ``error: ...``, no traceback."""
-    result = subprocess.run(
-        [sys.executable, "-m", "include.matcher", *args],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = cli(*args, env=env, timeout=300)
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
