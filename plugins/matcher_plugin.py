@@ -77,12 +77,37 @@ def _context():
     return s3_storage(), Locations.from_env()
 
 
+_matchers: dict[str, object] = {}
+
+
+def production_matches(query: str, storage, k: int = 10):
+    """Production's top stored candidates for ``query``; the model is loaded once per production version."""
+    from include.matcher.matcher import VectorMatcher
+    from include.matcher.registry import read_production
+    from include.matcher.settings import Locations
+
+    pointer = read_production(storage, Locations.from_env().registry)
+    if pointer is None:
+        raise LookupError("no model is in production yet")
+    if pointer["version"] not in _matchers:
+        _matchers.clear()
+        _matchers[pointer["version"]] = VectorMatcher(model_name="production", storage=storage)
+    return _matchers[pointer["version"]].top_candidates(query, k=k)
+
+
 @app.get("/", response_class=HTMLResponse)
-def matcher_page() -> str:
-    from include.matcher.dashboard import render
+def matcher_page(q: str | None = None) -> str:
+    from include.matcher.dashboard import render, search_box
+    from include.matcher.search import NoSnapshot, SnapshotMismatch
 
     storage, locations = _context()
-    return render(storage, locations)
+    matches, error = None, None
+    if q and q.strip():
+        try:
+            matches = production_matches(q[:20_000], storage)
+        except (LookupError, NoSnapshot, SnapshotMismatch) as problem:
+            error = str(problem)
+    return render(storage, locations, search=search_box(q, matches, error))
 
 
 @app.get("/report")

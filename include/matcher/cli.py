@@ -133,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--version", required=True, help="a version under <registry>/models/")
     rollback.add_argument("--skip-refresh", action="store_true", help="only move the pointer")
 
+    match = command("match", cmd_match, "Top candidates for a job, from the embeddings the nightly refresh stored.")
+    query = match.add_mutually_exclusive_group(required=True)
+    query.add_argument("--text", help="the job description")
+    query.add_argument("--job", help="a job description file (.pdf, .docx, .txt)")
+    match.add_argument("--top", type=int, default=10, help="how many candidates (default 10)")
+    match.add_argument("--category", help="only CVs filed under this category")
+    match.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+
     command("settings", cmd_settings, "Print the run settings (DAG params and these flags) as a Markdown table.")
     command("production", cmd_production, "Print the production pointer and the current embeddings pointer.")
     command("last-run", cmd_last_run, "Summarise the newest run: counts, artefacts, gate decision, pointers.")
@@ -363,6 +371,36 @@ def cmd_rollback(args) -> int:
 
     locations, store = Locations.from_env(), storage()
     emit(rollback_and_refresh(args.version, locations, store, refresh=not args.skip_refresh))
+    return 0
+
+
+def cmd_match(args) -> int:
+    from include.matcher.matcher import VectorMatcher
+
+    if args.job:
+        from include.matcher.documents import Rejected, extract_text
+
+        path = Path(args.job)
+        if not path.is_file():
+            raise FileNotFoundError(f"no job description file at {str(path)!r}")
+        try:
+            text = extract_text(path.read_bytes(), path.name).text
+        except Rejected as rejected:
+            raise ValueError(f"cannot read {str(path)!r}: {rejected}") from rejected
+    else:
+        text = args.text
+    matches = VectorMatcher(model_name="production", storage=storage()).top_candidates(
+        text, k=args.top, category=args.category
+    )
+    if args.json:
+        for match in matches:
+            emit(vars(match))
+        return 0
+    lines = [
+        f"{'rank':>4}  {'score':>6}  {'category':<24}  candidate (model {matches[0].model_version if matches else '-'})"
+    ]
+    lines += [f"{rank:>4}  {m.score:6.3f}  {str(m.category):<24}  {m.id}" for rank, m in enumerate(matches, 1)]
+    print("\n".join(lines) if matches else "no stored candidate matches", file=sys.__stdout__)
     return 0
 
 

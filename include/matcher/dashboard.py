@@ -131,11 +131,33 @@ def chart(reports: list[dict], metric: str, width: int = 640, height: int = 200)
     )
 
 
+def search_box(query: str | None, matches: list | None, error: str | None) -> str:
+    """The "try a job description" form and, after a query, production's top candidates for it."""
+    form = (
+        '<form method="get" action="./"><textarea name="q" rows="4" cols="90" '
+        'placeholder="Paste a job description: the stored CVs that fit it best are listed from production">'
+        f'{html.escape(query or "")}</textarea><br><button type="submit">Find candidates</button></form>'
+    )
+    if error:
+        return form + f'<p class="refuse">{html.escape(error)}</p>'
+    if matches is None:
+        return form
+    if not matches:
+        return form + "<p>No stored candidate.</p>"
+    rows = "".join(
+        f"<tr><td>{rank}</td><td>{m.score:.3f}</td><td>{html.escape(str(m.category))}</td><td>{html.escape(m.id)}</td></tr>"
+        for rank, m in enumerate(matches, 1)
+    )
+    head = "<tr><th>rank</th><th>score</th><th>category</th><th>candidate (source key)</th></tr>"
+    return form + f"<p>Production ({html.escape(matches[0].model_version or '-')}):</p><table>{head}{rows}</table>"
+
+
 def render(
     storage: ObjectStore,
     locations: Locations,
     report_link=lambda run: f"report.html?run={run}",
     json_link=lambda run: f"report?run={run}",
+    search: str = "",
 ) -> str:
     metric = GateConfig().primary_metric
     production = read_production(storage, locations.registry)
@@ -167,6 +189,7 @@ def render(
     return page(
         "Matcher",
         f"<h1>Matcher</h1><p>In production: <strong>{in_production}</strong></p>"
+        f"<h2>Try a job description</h2>{search}"
         f"<h2>{metric} over nights</h2>{chart(reports, metric)}"
         f"<h2>Model versions</h2><table>{version_head}{version_rows}</table>"
         "<h2>Gate decisions</h2><table><tr><th>run (Airflow)</th><th>decision</th><th>why</th><th>report</th></tr>"

@@ -3,6 +3,8 @@ every route, rendered from JSON with script forbidden, and robust to a damaged r
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from include.matcher.storage import join_uri
@@ -180,3 +182,18 @@ def test_under_fab_auth_manager_too(s3_server, locations, storage, tmp_path):
     assert (
         statuses["login"] in (200, 201) and set(statuses["viewer"].values()) == {200} and statuses["page_shows_night"]
     ), statuses
+
+
+def test_the_page_finds_the_same_candidates_as_the_cli(api_server, storage, locations):
+    from tests.matcher.test_cli import run_cli
+    from tests.matcher.test_search import promote_base_model_and_refresh
+
+    client, auth_manager = api_server
+    promote_base_model_and_refresh(storage, locations)
+    query = "Airline pilot for short-haul jets."
+    expected = [json.loads(line)["id"] for line in run_cli("match", "--text", query, "--top", "10", "--json")]
+    page = client.get("/matcher/", params={"q": query}, headers={"Authorization": f"Bearer {token_for(auth_manager)}"})
+    assert page.status_code == 200 and "Production (v-base)" in page.text
+    positions = [page.text.find(f"<td>{key}</td>") for key in expected]
+    assert len(expected) == 5 and -1 not in positions and positions == sorted(positions)  # all five, in the same order
+    assert client.get("/matcher/", params={"q": query}).status_code == 401  # the search is behind the login too
