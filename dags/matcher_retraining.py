@@ -46,6 +46,7 @@ from include.airflow_support import (
     dag_params,
     default_args,
     log_run_summary,
+    pulled,
     s3_storage,
     timed,
 )
@@ -146,7 +147,7 @@ def matcher_retraining():
             from include.matcher.parse import collect_parsed
 
             config, run_uri = run_config(params, run_id)
-            return collect_parsed(manifest_uri, list(outcome_uris), run_uri, config.locations, s3_storage())
+            return collect_parsed(manifest_uri, pulled(outcome_uris), run_uri, config.locations, s3_storage())
 
         shards = plan_shards(manifest)
         has_new_data >> shards
@@ -253,7 +254,7 @@ def matcher_retraining():
             from include.matcher.embeddings import publish_shards
 
             config, _ = run_config(params, run_id)
-            published = publish_shards(list(shard_uris), list(part_uris), config.locations, s3_storage())
+            published = publish_shards(pulled(shard_uris), pulled(part_uris), config.locations, s3_storage())
             outlet_events[CURRENT_EMBEDDINGS].extra = {
                 "version": published["version"],
                 "uri": published["uri"],

@@ -325,13 +325,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_promote(args) -> int:
-    from include.matcher.ingest import record_trained
-    from include.matcher.registry import promote
+    from include.matcher.registry import promote_night
 
-    store, locations = storage(), Locations.from_env()
-    version_uri = promote(args.report, locations.registry, store)
-    record_trained(store.get_json(args.report)["run"], locations, store, "promoted")
-    emit(version_uri)
+    emit(promote_night(args.report, Locations.from_env(), storage())["uri"])
     return 0
 
 

@@ -282,7 +282,11 @@ def publish_embeddings(
     offers, offer_rejects = job_offer_records(locations, storage)
     model = load_encoder(version_uri, storage)
     vectors = model.encode(
-        [r["text"] for r in offers], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+        [r["text"] for r in offers],
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
     )
     jobs_uri = snapshot.jobs
     storage.put_bytes(jobs_uri, to_parquet(offers, vectors, version))

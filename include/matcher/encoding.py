@@ -37,13 +37,17 @@ def encode_cvs(model, texts: list[str], pooling: str | None = None, batch_size: 
     """Unit-length vectors for CV texts under ``pooling`` (default: the ``MATCHER_CV_POOLING`` setting)."""
     pooling = pooling or cv_pooling()
     if pooling == "truncate" or not texts:
-        return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        return model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
     chunks, owners = [], []
     for index, text in enumerate(texts):
         pieces = chunk_text(text, model.tokenizer, model.max_seq_length)
         chunks.extend(pieces)
         owners.extend([index] * len(pieces))
-    vectors = model.encode(chunks, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    vectors = model.encode(
+        chunks, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     owners = np.asarray(owners)
     pooled = np.stack(
         [

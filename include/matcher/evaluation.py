@@ -118,7 +118,9 @@ def embed_for_evaluation(
 
     job_texts = [text for category in sorted(jobs) for text in jobs[category]]
     job_categories = [category for category in sorted(jobs) for _ in jobs[category]]
-    job_embeddings = model.encode(job_texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    job_embeddings = model.encode(
+        job_texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     return encode_cvs(model, texts, pooling, batch_size), job_embeddings, job_categories
 
 

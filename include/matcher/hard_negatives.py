@@ -39,7 +39,11 @@ def mine_hard_negatives(
         return {}
     references = [(category, index) for category in sorted(jobs) for index in range(len(jobs[category]))]
     job_vectors = model.encode(
-        [jobs[c][i] for c, i in references], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+        [jobs[c][i] for c, i in references],
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
     )
     cv_vectors = encode_cvs(model, [training_text(cv["text"], strip_titles) for cv in cvs], batch_size=batch_size)
     similarity = cv_vectors @ job_vectors.T

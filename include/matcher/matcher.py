@@ -113,7 +113,13 @@ class VectorMatcher:
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Unit-length embeddings, one row per text."""
-        return self.model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        return self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
 
     def encode_cvs(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """CV embeddings as the pipeline makes them (truncation or pooled chunks: ``MATCHER_CV_POOLING``)."""

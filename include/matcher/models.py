@@ -67,6 +67,9 @@ def load_model(name: str, storage=None, registry_uri: str | None = None, device:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a task log is no terminal: bars read as error lines
 
     path = resolve_model(name, storage, registry_uri)
     return SentenceTransformer(

@@ -119,12 +119,16 @@ def artefacts(storage, prefix: str) -> dict:
     return found
 
 
-def test_three_nights_and_a_rollback(pipeline):
+def test_three_nights_and_a_rollback(pipeline, capfd):
     dags, locations, storage = pipeline
     dag = dags["matcher_retraining"]
 
     # Night 1: everything new -> trained, validated, promoted, embeddings refreshed.
+    capfd.readouterr()
     first = dag.test(run_conf={"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0})
+    logs = "".join(capfd.readouterr())
+    # A green night's task logs hold no error lines: no 404 from reading mapped outputs, no progress bars.
+    assert "XCom not found" not in logs and "it/s]" not in logs and "Pushing xcom" in logs
     assert str(first.state) in ("success", "DagRunState.SUCCESS"), states(first)
     assert set(states(first).values()) == {"success"}, states(first)
     run = run_uri_of(first, locations)
