@@ -58,6 +58,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class PortInUse(OSError):
+    """A port the server needs is taken by another process (often an earlier server still running)."""
+
+
+def require_free(ports: list[int]) -> None:
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise PortInUse(
+                    f"port {port} on 127.0.0.1 is already in use: another SeaweedFS (an earlier `make up` or "
+                    "`make demo` whose data folder was removed?) or another service; stop it, or choose other "
+                    "ports (S3_PORT=... make demo)"
+                ) from None
+
+
 def load_or_create_keys(data_dir: Path) -> tuple[str, str]:
     """Keys kept beside the data (never in code); created on first start."""
     path = data_dir / "credentials.env"
@@ -84,6 +101,8 @@ def start(
     ``internal_ports`` reuses a previous start's (a restart).
     """
     data_dir = Path(data_dir).resolve()
+    if internal_ports is None:  # a restart reuses ports its own earlier process may still be releasing
+        require_free([s3_port] + ([] if base_port is None else list(range(base_port, base_port + 9))))
     (data_dir / "data").mkdir(parents=True, exist_ok=True)
     access, secret = load_or_create_keys(data_dir)
     config = data_dir / "s3.json"

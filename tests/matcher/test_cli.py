@@ -252,3 +252,13 @@ def test_a_misspelt_param_is_an_error_not_ignored():
         .training.strip_titles
         is False
     )
+
+
+def test_starting_the_embedded_s3_on_a_taken_port_says_so():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert f"port {port} on 127.0.0.1 is already in use" in cli_error("s3", "start", "--port", str(port))
