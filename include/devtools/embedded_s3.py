@@ -144,6 +144,9 @@ def start(
         "-master.telemetry=false",
         # Deleted objects (each training checkpoint is ~270 MB) leave garbage in the volumes; sweep
         # every minute and reclaim a volume once a tenth of it is garbage (defaults: 14 min, 30%).
+        # Every bucket is a collection with volumes of its own; the default count is free disk / 1 GB
+        # (60 here), fewer than a test session's buckets. Volume files grow only as they are written.
+        "-volume.max=1000",
         "-master.vacuumIntervalSeconds=60",
         "-master.garbageThreshold=0.1",
         *(f"-{name}={port}" for name, port in zip(names, ports, strict=True)),
