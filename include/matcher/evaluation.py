@@ -135,7 +135,7 @@ def embedding_health(cv_embeddings: np.ndarray, job_embeddings: np.ndarray) -> d
 
     ``mean_cosine`` is the mean cosine similarity over all pairs of distinct CVs; a collapsed model
     maps every CV to (nearly) the same direction and scores near 1.0 here. Bi-encoders that work
-    score well below that (the base model about 0.3 on CVs).
+    score well below that (the base model 0.55 on the demo CVs, measured).
     """
     vectors = np.asarray(cv_embeddings, dtype=np.float64)
     everything = np.concatenate(
