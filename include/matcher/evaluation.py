@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from include.matcher.settings import METRICS  # noqa: F401 - re-exported: callers import it from here
 from include.matcher.text import strip_title
-
-METRICS = ("accuracy@1", "accuracy@3", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10")
 
 
 def category_scores(

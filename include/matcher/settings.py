@@ -13,10 +13,11 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from include.matcher.evaluation import METRICS
 from include.matcher.losses import LOSSES
 
 BASE_MODEL = "all-MiniLM-L6-v2"
+# What the evaluation reports (include.matcher.evaluation); the gate may compare on any of them.
+METRICS = ("accuracy@1", "accuracy@3", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10")
 
 
 @dataclass(frozen=True)
