@@ -95,19 +95,39 @@ def production_matches(query: str, storage, k: int = 10):
     return _matchers[pointer["version"]].top_candidates(query, k=k)
 
 
+_side_by_side = None
+
+
+def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:
+    """The side-by-side table of production and the latest candidate, when that candidate is not production."""
+    global _side_by_side
+    from include.matcher.comparison import SideBySide, latest_challenger
+    from include.matcher.dashboard import run_reports, side_by_side_table
+    from include.matcher.registry import read_production
+
+    production = read_production(storage, locations.registry)
+    challenger = latest_challenger(run_reports(storage, locations)[0], production and production["version"])
+    if challenger is None:
+        return ""
+    if _side_by_side is None:
+        _side_by_side = SideBySide(storage)
+    return side_by_side_table(challenger, _side_by_side.rank(challenger, query, k))
+
+
 @app.get("/", response_class=HTMLResponse)
 def matcher_page(q: str | None = None) -> str:
     from include.matcher.dashboard import render, search_box
     from include.matcher.search import NoSnapshot, SnapshotMismatch
 
     storage, locations = _context()
-    matches, error = None, None
+    matches, error, comparison = None, None, ""
     if q and q.strip():
         try:
             matches = production_matches(q[:20_000], storage)
         except (LookupError, NoSnapshot, SnapshotMismatch) as problem:
             error = str(problem)
-    return render(storage, locations, search=search_box(q, matches, error))
+        comparison = challenger_comparison(q[:20_000], storage, locations)
+    return render(storage, locations, search=search_box(q, matches, error, comparison))
 
 
 @app.get("/report")

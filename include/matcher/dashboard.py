@@ -131,25 +131,54 @@ def chart(reports: list[dict], metric: str, width: int = 640, height: int = 200)
     )
 
 
-def search_box(query: str | None, matches: list | None, error: str | None) -> str:
-    """The "try a job description" form and, after a query, production's top candidates for it."""
+def side_by_side_table(challenger, ranked: dict[str, list]) -> str:
+    """Production's and the latest candidate's top held-out CVs for the same query, row by row."""
+    status = "promoted" if challenger.promoted else "refused"
+    rows = "".join(
+        f"<tr><td>{rank}</td>"
+        + "".join(
+            f"<td>{hit.score:.3f}</td><td>{html.escape(str(hit.category))}</td><td>{html.escape(hit.id)}</td>"
+            for hit in (ranked["production"][rank - 1], ranked["candidate"][rank - 1])
+        )
+        + "</tr>"
+        for rank in range(1, min(len(ranked["production"]), len(ranked["candidate"])) + 1)
+    )
+    head = (
+        f'<tr><th></th><th colspan="3">production ({html.escape(challenger.production_version or "base model")})</th>'
+        f'<th colspan="3">candidate {html.escape(challenger.version)} ({status})</th></tr>'
+        "<tr><th>rank</th>" + "<th>score</th><th>category</th><th>held-out CV</th>" * 2 + "</tr>"
+    )
+    return (
+        f"<h3>Production and the latest candidate, side by side</h3><p>Both models rank the same CVs: the "
+        f"{html.escape(challenger.run.rsplit('/', 1)[-1])} night's held-out CVs, which neither trained on. "
+        f"Gate: {html.escape(challenger.reason)}</p><table>{head}{rows}</table>"
+    )
+
+
+def search_box(query: str | None, matches: list | None, error: str | None, comparison: str = "") -> str:
+    """The "try a job description" form and, after a query, production's top candidates for it
+    (and ``comparison``, the side-by-side table when a newer candidate exists)."""
     form = (
         '<form method="get" action="./"><textarea name="q" rows="4" cols="90" '
         'placeholder="Paste a job description: the stored CVs that fit it best are listed from production">'
         f'{html.escape(query or "")}</textarea><br><button type="submit">Find candidates</button></form>'
     )
     if error:
-        return form + f'<p class="refuse">{html.escape(error)}</p>'
+        return form + f'<p class="refuse">{html.escape(error)}</p>{comparison}'
     if matches is None:
         return form
     if not matches:
-        return form + "<p>No stored candidate.</p>"
+        return form + f"<p>No stored candidate.</p>{comparison}"
     rows = "".join(
         f"<tr><td>{rank}</td><td>{m.score:.3f}</td><td>{html.escape(str(m.category))}</td><td>{html.escape(m.id)}</td></tr>"
         for rank, m in enumerate(matches, 1)
     )
     head = "<tr><th>rank</th><th>score</th><th>category</th><th>candidate (source key)</th></tr>"
-    return form + f"<p>Production ({html.escape(matches[0].model_version or '-')}):</p><table>{head}{rows}</table>"
+    return (
+        form
+        + f"<p>Production ({html.escape(matches[0].model_version or '-')}), all stored CVs:</p>"
+        + f"<table>{head}{rows}</table>{comparison}"
+    )
 
 
 def render(

@@ -4,6 +4,7 @@ Output under the embeddings URI, one snapshot per (model version, corpus snapsho
 
     <version>/<snapshot>/cvs/part-<i>-of-<n>.parquet   columns: id, source, category, text_hash, vector, model_version
     <version>/<snapshot>/jobs.parquet                  the job descriptions and job-offer documents
+    <version>/<snapshot>/cvs.index.faiss (+ .parquet)  ANN index over the CV vectors, large corpora only
     <version>/<snapshot>/_manifest.json                written after all parts
     current.json                                       pointer, flipped (compare-and-swap) last
 
@@ -115,10 +116,10 @@ def to_parquet(records: list[dict], vectors, version: str) -> bytes:
     return buffer.getvalue()
 
 
-def read_parquet(uri: str, storage: ObjectStore):
+def read_parquet(uri: str, storage: ObjectStore, columns: list[str] | None = None):
     import pyarrow.parquet as pq
 
-    return pq.read_table(io.BytesIO(storage.get_bytes(uri)))
+    return pq.read_table(io.BytesIO(storage.get_bytes(uri)), columns=columns)
 
 
 def inputs_fingerprint(corpus_rows: list[dict], locations: Locations, storage: ObjectStore) -> str:
@@ -290,6 +291,7 @@ def publish_embeddings(
     )
     jobs_uri = snapshot.jobs
     storage.put_bytes(jobs_uri, to_parquet(offers, vectors, version))
+    cv_index = build_cv_index(snapshot, cv_parts, storage)
 
     manifest = {
         "version": version,
@@ -307,6 +309,7 @@ def publish_embeddings(
         "cv_pooling": cv_pooling(),
         "encoder": encoder_id(),
         "job_offer_rejects": offer_rejects,
+        "cv_index": cv_index,
         "written_at": datetime.now(UTC).isoformat(),
     }
     storage.put_json(snapshot.manifest, manifest)
@@ -315,6 +318,40 @@ def publish_embeddings(
     swap_pointer(storage, current_uri(locations.embeddings), pointer, json.loads(found[0]) if found else None)
     log.info("refresh_embeddings: %s -> %s", manifest["counts"], target)
     return target
+
+
+def build_cv_index(snapshot: layout.Snapshot, cv_parts: list[dict], storage: ObjectStore) -> dict | None:
+    """Build and store the ANN index over the snapshot's CV vectors when the corpus needs one.
+
+    Runs before the manifest and the pointer are written, so a reader that finds the pointer
+    finds the index whole. None (no index: readers search exactly) for a corpus small enough.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from include.matcher import vector_index
+
+    rows = sum(part["rows"] for part in cv_parts)
+    if not vector_index.needs_index(rows):
+        return None
+    started = time.monotonic()
+    table = pa.concat_tables([read_parquet(part["uri"], storage) for part in cv_parts])
+    matrix = np.asarray(table.column("vector").combine_chunks().flatten(), dtype=np.float32).reshape(rows, -1)
+    storage.put_bytes(snapshot.cv_index, vector_index.build(matrix))
+    del matrix
+    buffer = io.BytesIO()
+    pq.write_table(table.select(["id", "category", "source"]), buffer)
+    storage.put_bytes(snapshot.cv_index_rows, buffer.getvalue())
+    seconds = round(time.monotonic() - started, 1)
+    log.info("refresh_embeddings: %s index over %d CVs built in %.1f s", vector_index.index_kind(rows), rows, seconds)
+    return {
+        "uri": snapshot.cv_index,
+        "rows_uri": snapshot.cv_index_rows,
+        "kind": vector_index.index_kind(rows),
+        "rows": rows,
+        "build_seconds": seconds,
+    }
 
 
 def plan_production_refresh(

@@ -98,6 +98,11 @@ class Run:
         return Model(join_uri(self.uri, "candidate"))
 
     @property
+    def held_out_vectors(self) -> str:
+        """Candidate's and production's vectors of the held-out CVs (keys and categories, no text)."""
+        return join_uri(self.uri, "validation", "held_out_vectors.parquet")
+
+    @property
     def timings(self) -> str:
         return join_uri(self.uri, "timings")
 
@@ -239,3 +244,12 @@ class Snapshot:
     @property
     def manifest(self) -> str:
         return join_uri(self.uri, "_manifest.json")
+
+    @property
+    def cv_index(self) -> str:
+        return join_uri(self.uri, "cvs.index.faiss")
+
+    @property
+    def cv_index_rows(self) -> str:
+        """The indexed rows' id, category and source, in the index's row order."""
+        return join_uri(self.uri, "cvs.index.parquet")

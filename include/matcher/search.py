@@ -4,7 +4,9 @@
 last, so a reader that follows the pointer sees one whole snapshot, never a half-written one.
 :class:`SnapshotIndex` loads it once (CV vectors from the parquet parts, job vectors from
 ``jobs.parquet``) and answers top-k queries with an exact search: one matrix product over unit
-vectors, which is the ranking the pipeline's evaluation measures. :class:`SnapshotReader` keeps
+vectors, which is the ranking the pipeline's evaluation measures. A snapshot too large for that
+carries an ANN index built at publish time (:mod:`include.matcher.vector_index`); its CVs are then
+searched through the index, and their float vectors are not loaded at all. :class:`SnapshotReader` keeps
 the index current: it looks at ``current.json`` at most every ``check_seconds`` and reloads when
 the pointer has moved.
 
@@ -16,10 +18,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from include.matcher import vector_index
 from include.matcher.embeddings import read_current, read_parquet
 from include.matcher.storage import ObjectStore
 
@@ -45,10 +48,25 @@ class Hit:
 
 @dataclass
 class Vectors:
+    """Searchable rows: their metadata, and either the unit vectors or an ANN index over them."""
+
     ids: list[str]
     categories: list[str | None]
     sources: list[str]
-    matrix: np.ndarray  # (n, dimension) float32, unit rows
+    matrix: np.ndarray | None  # (n, dimension) float32, unit rows; None when searched through ``ann``
+    ann: vector_index.Index | None = None
+    _rows_by_category: dict[str | None, np.ndarray] | None = field(default=None, repr=False)
+
+    def rows_of(self, category: str) -> np.ndarray:
+        """The row numbers of ``category``'s vectors (grouped once, on first use)."""
+        if self._rows_by_category is None:
+            names, inverse = np.unique(
+                np.asarray(["\x00" if c is None else c for c in self.categories], dtype=str), return_inverse=True
+            )
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.searchsorted(inverse[order], np.arange(len(names) + 1))
+            self._rows_by_category = {name: order[bounds[i] : bounds[i + 1]] for i, name in enumerate(names.tolist())}
+        return self._rows_by_category.get(category, np.zeros(0, dtype=np.int64))
 
     @classmethod
     def from_table(cls, table) -> Vectors:
@@ -73,10 +91,22 @@ class SnapshotIndex:
         import pyarrow as pa
 
         manifest = storage.get_json(pointer["manifest"])
-        parts = [read_parquet(part["uri"], storage) for part in manifest["parts"]["cvs"]]
-        cvs = (
-            Vectors.from_table(pa.concat_tables(parts)) if parts else Vectors([], [], [], np.zeros((0, 0), np.float32))
-        )
+        if manifest.get("cv_index"):
+            rows = read_parquet(manifest["cv_index"]["rows_uri"], storage)
+            cvs = Vectors(
+                ids=rows.column("id").to_pylist(),
+                categories=rows.column("category").to_pylist(),
+                sources=rows.column("source").to_pylist(),
+                matrix=None,
+                ann=vector_index.Index(storage.get_bytes(manifest["cv_index"]["uri"])),
+            )
+        else:
+            parts = [read_parquet(part["uri"], storage) for part in manifest["parts"]["cvs"]]
+            cvs = (
+                Vectors.from_table(pa.concat_tables(parts))
+                if parts
+                else Vectors([], [], [], np.zeros((0, 0), np.float32))
+            )
         jobs = Vectors.from_table(read_parquet(manifest["parts"]["jobs"][0]["uri"], storage))
         return cls(manifest["version"], pointer["uri"], cvs, jobs)
 
@@ -84,9 +114,17 @@ class SnapshotIndex:
         """The ``k`` rows of ``vectors`` closest to the unit ``query`` (restricted to ``category``)."""
         if not len(vectors.ids):
             return []
+        if vectors.ann is not None:
+            rows = None if category is None else vectors.rows_of(category)
+            return [
+                Hit(vectors.ids[i], score, vectors.categories[i], vectors.sources[i], self.version)
+                for i, score in vectors.ann.search(query, k, rows)
+            ]
         scores = vectors.matrix @ np.asarray(query, dtype=np.float32)
         if category is not None:
-            scores = np.where(np.asarray(vectors.categories, dtype=object) == category, scores, -np.inf)
+            mask = np.zeros(len(scores), dtype=bool)
+            mask[vectors.rows_of(category)] = True
+            scores = np.where(mask, scores, -np.inf)
         k = min(k, int(np.isfinite(scores).sum()))
         if k <= 0:
             return []

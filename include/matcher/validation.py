@@ -141,9 +141,12 @@ def validate(
     production_name = production["uri"] if production else base_name
 
     candidate_model = load_model(candidate_uri, storage)
-    candidate_result = evaluate_model(candidate_model, held_out, jobs)
+    candidate_vectors, production_vectors = [], []
+    candidate_result = evaluate_model(candidate_model, held_out, jobs, vectors_out=candidate_vectors)
     problems = model_problems(candidate_model, candidate_result.get("health"), gate)
-    production_result = evaluate_model(load_model(production_name, storage), held_out, jobs)
+    production_result = evaluate_model(
+        load_model(production_name, storage), held_out, jobs, vectors_out=production_vectors
+    )
     base_result = (
         production_result
         if production_name == base_name
@@ -151,6 +154,13 @@ def validate(
     )
     decision = decide(candidate_result, production_result, gate, len(held_out), problems)
     report_uri = candidate.validation_report
+    held_out_vectors = layout.Run(run_uri).held_out_vectors
+    write_held_out_vectors(
+        held_out_vectors,
+        [cv for cv in held_out if cv["category"] in jobs],
+        {"candidate": candidate_vectors[0], "production": production_vectors[0]} if candidate_vectors else {},
+        storage,
+    )
     report = {
         "created_at": datetime.now(UTC).isoformat(),
         "run": run_uri,
@@ -162,6 +172,7 @@ def validate(
             "split": "test",
             "count": len(held_out),
             "uri": pairs.split("test"),
+            "vectors": held_out_vectors,
             "titles": "stripped (primary); kept (with_title)",
         },
         "data_hash": pairs_summary.get("data_hash"),
@@ -193,6 +204,26 @@ def validate(
 
 
 MODEL_CARD_MARKER = "<!-- matcher evaluation -->"
+
+
+def write_held_out_vectors(uri: str, cvs: list[dict], vectors: dict, storage: ObjectStore) -> None:
+    """Both models' vectors of the held-out CVs, by key and category (never the text), so the
+    Matcher page can rank the same CVs with either model (:mod:`include.matcher.comparison`)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {
+        "key": pa.array([cv["key"] for cv in cvs], pa.string()),
+        "category": pa.array([cv["category"] for cv in cvs], pa.string()),
+    }
+    for side, matrix in vectors.items():
+        dimension = int(matrix.shape[1]) if len(cvs) else 0
+        columns[side] = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1), pa.float32()), dimension)
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns), buffer)
+    storage.put_bytes(uri, buffer.getvalue())
 
 
 def gate(report_uri: str, storage: ObjectStore) -> bool:

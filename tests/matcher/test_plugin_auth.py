@@ -197,3 +197,49 @@ def test_the_page_finds_the_same_candidates_as_the_cli(api_server, storage, loca
     positions = [page.text.find(f"<td>{key}</td>") for key in expected]
     assert len(expected) == 5 and -1 not in positions and positions == sorted(positions)  # all five, in the same order
     assert client.get("/matcher/", params={"q": query}).status_code == 401  # the search is behind the login too
+
+
+def test_the_page_ranks_held_out_cvs_with_production_and_the_newer_candidate_side_by_side(
+    api_server, storage, locations, base_model, tmp_path
+):
+    """A validated candidate that is not production: the page ranks the night's held-out CVs with
+    both models, each column exactly the ranking that model gives those CVs."""
+    import re
+
+    import numpy as np
+
+    from include.matcher.evaluation import strip_title
+    from include.matcher.settings import GateConfig
+    from include.matcher.validation import validate
+    from tests.matcher.test_search import promote_base_model_and_refresh
+    from tests.matcher.test_validation import HELD_OUT, JOBS, _damaged_copy
+
+    client, auth_manager = api_server
+    promote_base_model_and_refresh(storage, locations)
+    run = join_uri(locations.work, "runs", "night-25")
+    pairs = join_uri(run, "pairs")
+    storage.put_jsonl(join_uri(pairs, "test.jsonl"), HELD_OUT)
+    storage.put_jsonl(join_uri(pairs, "train_cvs.jsonl"), HELD_OUT)
+    storage.put_json(join_uri(pairs, "jobs.json"), JOBS)
+    storage.put_json(join_uri(pairs, "summary.json"), {"data_hash": "h"})
+    noisy = _damaged_copy(base_model, tmp_path, "noisy")
+    storage.upload_dir(tmp_path / "noisy", join_uri(run, "candidate"))
+    validate(join_uri(run, "candidate"), pairs, run, locations, GateConfig(), storage)
+
+    query = "Pastry cook for a hotel restaurant: bread and desserts."
+    page = client.get("/matcher/", params={"q": query}, headers={"Authorization": f"Bearer {token_for(auth_manager)}"})
+    assert page.status_code == 200 and "side by side" in page.text, page.text[-3000:]
+    table = page.text.split("side by side", 1)[1]
+    rows = re.findall(r"<tr><td>\d+</td>((?:<td>[^<]*</td>){6})</tr>", table)
+    cells = [re.findall(r"<td>([^<]*)</td>", row) for row in rows]
+    shown = {"production": [c[2] for c in cells], "candidate": [c[5] for c in cells]}
+
+    texts = [strip_title(cv["text"]) for cv in HELD_OUT]
+    for side, model in (("production", base_model), ("candidate", noisy)):
+        scores = model.encode(texts, normalize_embeddings=True) @ model.encode(query, normalize_embeddings=True)
+        assert shown[side] == [HELD_OUT[i]["key"] for i in np.argsort(-scores, kind="stable")], side
+    assert [c[0] for c in cells] != [c[3] for c in cells]  # two models' scores, not one model shown twice
+    assert len(cells) == len(HELD_OUT)
+    assert "night-25" in table and "candidate " in table
+    for vector_file in (join_uri(run, "validation", "held_out_vectors.parquet"),):
+        assert b"Pastry section" not in storage.get_bytes(vector_file)  # keys and vectors, never CV text

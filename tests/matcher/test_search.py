@@ -110,3 +110,37 @@ def test_a_reader_sees_one_whole_snapshot_and_follows_the_pointer(storage, publi
     assert reader.index() is before and len(reader.index().cvs.ids) == 5  # parts written, pointer not flipped
     publish_embeddings(version_uri, second, parts, published, storage)
     assert len(reader.index().cvs.ids) == 6 and reader.index().uri.endswith("night-2")
+
+
+def test_a_snapshot_beyond_the_exact_limit_is_searched_through_the_index_built_at_publish(
+    storage, locations, monkeypatch
+):
+    """The index is written before the pointer flips, readers load it instead of the float vectors,
+    and it ranks as the exact search does."""
+    from include.matcher import vector_index
+    from include.matcher.search import SnapshotReader
+    from include.matcher.vector_index import EXACT_SEARCH_MAX_ROWS
+
+    exact = promote_base_model_and_refresh(storage, locations, run="night-1")
+    exact_index = SnapshotReader(storage, locations.embeddings).index()
+    assert storage.get_json(layout.Snapshot(exact).manifest)["cv_index"] is None
+    assert exact_index.cvs.ann is None
+
+    monkeypatch.setattr(vector_index, "EXACT_SEARCH_MAX_ROWS", 2)
+    storage.delete_prefix(locations.embeddings)
+    indexed = promote_base_model_and_refresh(storage, locations, run="night-1")
+    monkeypatch.setattr(vector_index, "EXACT_SEARCH_MAX_ROWS", EXACT_SEARCH_MAX_ROWS)
+    manifest = storage.get_json(layout.Snapshot(indexed).manifest)
+    assert manifest["cv_index"]["rows"] == 5 and manifest["cv_index"]["kind"] == "IVF1,SQ8"
+    assert storage.exists(manifest["cv_index"]["uri"]) and storage.exists(manifest["cv_index"]["rows_uri"])
+    index = SnapshotReader(storage, locations.embeddings).index()
+    assert index.cvs.matrix is None and index.cvs.ann is not None  # float vectors never loaded
+
+    for query in (exact_index.jobs.matrix[0], exact_index.jobs.matrix[1]):
+        through_index = index.top(index.cvs, query, 5)
+        exactly = exact_index.top(exact_index.cvs, query, 5)
+        assert [hit.id for hit in through_index[:2]] == [hit.id for hit in exactly[:2]]
+        assert [hit.score for hit in through_index] == pytest.approx([hit.score for hit in exactly], abs=0.02)
+    chefs = index.top(index.cvs, exact_index.jobs.matrix[0], 5, category="CHEF")
+    assert {hit.id for hit in chefs} == {"CHEF/grill.txt", "CHEF/pastry.txt"}
+    assert index.top(index.cvs, exact_index.jobs.matrix[0], 5, category="ASTRONAUT") == []

@@ -123,7 +123,7 @@ def test_a_broken_candidate_is_refused_whatever_its_metrics():
 
 
 def _damaged_copy(base_model, tmp_path, how: str):
-    """The base model with its weights set to NaN or to zero, saved as a model folder."""
+    """The base model with its weights set to NaN, to zero or nudged by noise, saved as a model folder."""
     import copy
 
     import torch
@@ -132,17 +132,37 @@ def _damaged_copy(base_model, tmp_path, how: str):
 
     model = copy.deepcopy(base_model)
     with torch.no_grad():
+        torch.manual_seed(0)
         for parameter in model.parameters():
-            parameter.fill_(float("nan") if how == "nan" else 0.0)
+            if how == "noisy":
+                parameter.add_(torch.randn_like(parameter) * 0.3 * parameter.std().nan_to_num())
+            else:
+                parameter.fill_(float("nan") if how == "nan" else 0.0)
     model.save(str(tmp_path / how), create_model_card=False)
     return load_model(str(tmp_path / how), device="cpu")
 
 
 HELD_OUT = [
-    {"category": "CHEF", "text": "Chef\nLine cook, prepared pasta and grilled dishes for 200 covers a night."},
-    {"category": "PILOT", "text": "Pilot\nCaptain with 5,000 flight hours on Airbus A320 aircraft."},
-    {"category": "CHEF", "text": "Cook\nPastry section, bread and desserts for a hotel restaurant."},
-    {"category": "PILOT", "text": "First officer\nInstrument rating, long-haul flights, crew resource management."},
+    {
+        "key": "CHEF/line.pdf",
+        "category": "CHEF",
+        "text": "Chef\nLine cook, prepared pasta and grilled dishes for 200 covers a night.",
+    },
+    {
+        "key": "PILOT/captain.pdf",
+        "category": "PILOT",
+        "text": "Pilot\nCaptain with 5,000 flight hours on Airbus A320 aircraft.",
+    },
+    {
+        "key": "CHEF/pastry.pdf",
+        "category": "CHEF",
+        "text": "Cook\nPastry section, bread and desserts for a hotel restaurant.",
+    },
+    {
+        "key": "PILOT/fo.pdf",
+        "category": "PILOT",
+        "text": "First officer\nInstrument rating, long-haul flights, crew resource management.",
+    },
 ]
 JOBS = {
     "CHEF": ["Cook who prepares meals in a restaurant kitchen."],
