@@ -160,13 +160,14 @@ def evaluate_model(
     batch_size: int = 32,
     pooling: str | None = None,
     with_title: bool = True,
-    vectors_out: list | None = None,
+    keep: dict | None = None,
 ) -> dict:
     """Metrics for ``model`` on CV dicts (``text``, ``category``): titles stripped (primary) and kept.
 
     ``health`` describes the title-stripped CV vectors (:func:`embedding_health`), for the gate.
-    ``vectors_out``, when given, receives those vectors (one row per CV of a known category), so
-    a caller can keep them without encoding the CVs twice.
+    ``keep``, when given, receives those vectors (``cv_vectors``, one row per CV of a known
+    category) and the score matrix behind the metrics (``scores``, ``categories``, ``truth``), so
+    the gate can bootstrap and keep vectors without encoding the CVs twice.
     """
     cvs = [cv for cv in cvs if cv["category"] in jobs]
     truth = [cv["category"] for cv in cvs]
@@ -175,10 +176,11 @@ def evaluate_model(
     cv_embeddings, job_embeddings, job_categories = embed_for_evaluation(
         model, [strip_title(cv["text"]) for cv in cvs], jobs, pooling, batch_size
     )
-    if vectors_out is not None:
-        vectors_out.append(cv_embeddings)
+    scores, categories = category_scores(cv_embeddings, job_embeddings, job_categories)
+    if keep is not None:
+        keep.update(cv_vectors=cv_embeddings, scores=scores, categories=categories, truth=truth)
     stripped = {
-        **evaluate_scores(*category_scores(cv_embeddings, job_embeddings, job_categories), truth),
+        **evaluate_scores(scores, categories, truth),
         "health": embedding_health(cv_embeddings, job_embeddings),
     }
     if not with_title:

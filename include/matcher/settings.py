@@ -18,6 +18,8 @@ from include.matcher.losses import LOSSES
 BASE_MODEL = "all-MiniLM-L6-v2"
 # What the evaluation reports (include.matcher.evaluation); the gate may compare on any of them.
 METRICS = ("accuracy@1", "accuracy@3", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10")
+# The CV -> job metrics are means over held-out CVs, which the gate's paired bootstrap resamples.
+PER_CV_METRICS = METRICS[:4]
 
 
 @dataclass(frozen=True)
@@ -206,17 +208,38 @@ class GateConfig:
         0.01, "How much the candidate must beat production on the primary metric.", GATE, minimum=0, maximum=1
     )
     primary_metric: str = setting(
-        "mrr@10", "The metric the gate compares (held-out CVs, titles stripped).", GATE, choices=METRICS
+        "mrr@10", "The metric the gate compares (held-out CVs, titles stripped).", GATE, choices=PER_CV_METRICS
+    )
+    confidence: float = setting(
+        0.95,
+        "Confidence of the paired bootstrap intervals the gate decides on (candidate minus production over the "
+        "held-out CVs): the interval's lower bound must clear min_improvement. 0 compares point estimates.",
+        GATE,
+        minimum=0,
+        maximum=0.999,
+    )
+    max_job_to_cv_drop: float = setting(
+        0.0,
+        "Largest drop of job -> CV MAP@10 (the recruiter's search) allowed beyond doubt: the candidate is refused "
+        "when the whole interval of its change lies below minus this.",
+        GATE,
+        minimum=0,
+        maximum=1,
     )
     max_category_drop: float = setting(
         0.10,
-        "Largest loss of the primary metric allowed in any category with min_category_support held-out CVs.",
+        "Largest loss of the primary metric allowed in any category with min_category_support held-out CVs "
+        "(beyond doubt: the whole interval of the category's change lies below minus this).",
         GATE,
         minimum=0,
         maximum=1,
     )
     min_category_support: int = setting(
-        5, "Held-out CVs a category needs before its drop can refuse a candidate.", GATE, minimum=1
+        5,
+        "Held-out CVs a category needs before its drop can refuse a candidate; smaller ones are reported as "
+        "not enough evidence.",
+        GATE,
+        minimum=1,
     )
     min_primary: float = setting(0.30, "Absolute floor on the candidate's primary metric.", GATE, minimum=0, maximum=1)
     max_mean_cosine: float = setting(

@@ -2,7 +2,9 @@
 
 Both models are scored on the held-out test split (CV -> job retrieval, see
 :mod:`include.matcher.evaluation`); with no production model yet, the base model stands in. The
-candidate may be promoted only if it beats production on the primary metric by ``min_improvement``.
+candidate may be promoted only if it beats production on the primary metric by ``min_improvement``
+beyond doubt (the lower bound of a paired bootstrap interval, :mod:`include.matcher.evidence`), and
+neither the recruiter's job -> CV MAP@10 nor a well-supported category gets worse beyond doubt.
 ``validation_report.json`` is stored beside the candidate whatever the decision.
 """
 
@@ -12,8 +14,11 @@ import json
 import logging
 from datetime import UTC, datetime
 
+import numpy as np
+
 from include.matcher import layout
 from include.matcher.evaluation import evaluate_model, evaluate_tfidf_baseline
+from include.matcher.evidence import paired_evidence
 from include.matcher.ingest import record_trained
 from include.matcher.registry import read_production, version_for
 from include.matcher.settings import GateConfig, Locations, TrainingConfig
@@ -22,16 +27,55 @@ from include.matcher.storage import ObjectStore
 log = logging.getLogger(__name__)
 
 
-def category_drops(candidate: dict, production: dict, gate: GateConfig) -> dict[str, float]:
-    """Categories (with enough held-out CVs) whose primary metric falls by more than allowed."""
-    metric, drops = gate.primary_metric, {}
+def point_evidence(candidate: dict, production: dict, gate: GateConfig) -> dict:
+    """:func:`evidence.paired_evidence`'s shape from point estimates alone (no per-CV scores): each
+    interval is the bare difference. For callers that hold only metrics; ``validate`` bootstraps."""
+    from include.matcher.evidence import NOT_ENOUGH_EVIDENCE, comparison
+
+    def point(new: float, old: float) -> dict:
+        return comparison(new, old, np.zeros(0), confidence=0)
+
+    metric = gate.primary_metric
+    per_category = {}
     for category, old in production.get("per_category", {}).items():
         new = candidate.get("per_category", {}).get(category)
-        if new and old.get("count", 0) >= gate.min_category_support:
-            drop = old[metric] - new[metric]
-            if drop > gate.max_category_drop:
-                drops[category] = round(drop, 4)
-    return drops
+        if not new:
+            continue
+        count = old.get("count", 0)
+        per_category[category] = (
+            {"count": count, **point(new[metric], old[metric])}
+            if count >= gate.min_category_support
+            else {"count": count, "status": NOT_ENOUGH_EVIDENCE}
+        )
+    map_name = "job_to_cv_map@10"
+    both = map_name in candidate["metrics"] and map_name in production["metrics"]
+    return {
+        "confidence": 0,
+        metric: point(candidate["metrics"][metric], production["metrics"][metric]),
+        map_name: point(candidate["metrics"][map_name], production["metrics"][map_name]) if both else None,
+        "per_category": per_category,
+    }
+
+
+def category_drops(evidence: dict, gate: GateConfig) -> dict[str, float]:
+    """Categories whose primary metric fell by more than allowed beyond doubt: their drop, by category."""
+    return {
+        category: round(-change["difference"], 4)
+        for category, change in evidence["per_category"].items()
+        if "high" in change and change["high"] < -gate.max_category_drop
+    }
+
+
+def thin_categories(evidence: dict) -> list[str]:
+    """Categories with too few held-out CVs to judge (reported, never silently passed)."""
+    return sorted(category for category, change in evidence["per_category"].items() if "status" in change)
+
+
+def _change(change: dict, confidence: float) -> str:
+    text = f"{change['difference']:+.4f}"
+    if confidence > 0:
+        text += f" ({confidence:.0%} CI {change['low']:+.4f} to {change['high']:+.4f})"
+    return text
 
 
 def non_finite_tensors(model) -> tuple[list[str], int]:
@@ -63,11 +107,20 @@ def model_problems(model, health: dict | None, gate: GateConfig) -> list[str]:
     return problems
 
 
-def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int, problems: list[str] = ()) -> dict:
-    """The gate's decision: a sound model, better by ``min_improvement``, no category collapsing, above the floor.
+def decide(
+    candidate: dict,
+    production: dict,
+    gate: GateConfig,
+    held_out: int,
+    problems: list[str] = (),
+    evidence: dict | None = None,
+) -> dict:
+    """The gate's decision: a sound model, better beyond doubt, no category or recruiter search worse
+    beyond doubt, above the floor.
 
     ``problems`` (from :func:`model_problems`) refuse the candidate outright: a broken model is never
-    promoted, whatever its metrics.
+    promoted, whatever its metrics. ``evidence`` holds the paired bootstrap intervals
+    (:func:`evidence.paired_evidence`); without it the point estimates decide.
     """
     metric = gate.primary_metric
     if held_out == 0:
@@ -80,33 +133,51 @@ def decide(candidate: dict, production: dict, gate: GateConfig, held_out: int, p
             "problems": list(problems),
             "reason": "candidate refused as broken: " + "; ".join(problems),
         }
+    evidence = evidence or point_evidence(candidate, production, gate)
+    confidence = evidence["confidence"]
+    primary, recruiter = evidence[metric], evidence.get("job_to_cv_map@10")
     new, old = candidate["metrics"][metric], production["metrics"][metric]
-    improvement = new - old
-    drops = category_drops(candidate, production, gate)
+    drops = category_drops(evidence, gate)
+    thin = thin_categories(evidence)
     checks = {
         "healthy": True,
-        "improvement": improvement >= gate.min_improvement,
+        "improvement": primary["low"] >= gate.min_improvement,
+        "no_job_to_cv_drop": recruiter is None or recruiter["high"] >= -gate.max_job_to_cv_drop,
         "no_category_drop": not drops,
         "floor": new >= gate.min_primary,
     }
-    verdict = "beats" if checks["improvement"] else "does not beat"
-    reasons = [
-        f"candidate {metric} {new:.4f} {verdict} production {old:.4f} by the required {gate.min_improvement:+.4f} "
-        f"(change {improvement:+.4f})"
+    bound = "lower bound " if confidence > 0 else ""
+    verdict = "clears" if checks["improvement"] else "does not clear"
+    rules = {
+        "improvement": f"candidate {metric} {new:.4f} vs production {old:.4f}: change {_change(primary, confidence)}, "
+        f"{bound}{verdict} the required {gate.min_improvement:+.4f}",
+        "no_job_to_cv_drop": ""
+        if recruiter is None
+        else f"job -> CV MAP@10 {recruiter['candidate']:.4f} vs {recruiter['production']:.4f}: change "
+        f"{_change(recruiter, confidence)}, "
+        + ("no drop beyond doubt" if checks["no_job_to_cv_drop"] else f"a drop beyond -{gate.max_job_to_cv_drop:.2f}"),
+        "no_category_drop": f"{metric} drops by more than {gate.max_category_drop:.2f} in {drops}" if drops else "",
+        "floor": "" if checks["floor"] else f"{metric} {new:.4f} is below the floor {gate.min_primary:.2f}",
+    }
+    failed = [name for name, passed in checks.items() if not passed]
+    decided_by = failed or ["improvement"]
+    reasons = [rules[name] for name in decided_by] + [
+        rules[name] for name in ("improvement", "no_job_to_cv_drop") if name not in decided_by and rules[name]
     ]
-    if drops:
-        reasons.append(f"{metric} drops by more than {gate.max_category_drop:.2f} in {drops}")
-    if not checks["floor"]:
-        reasons.append(f"{metric} {new:.4f} is below the floor {gate.min_primary:.2f}")
+    if thin:
+        reasons.append(f"not enough evidence (under {gate.min_category_support} held-out CVs) in {', '.join(thin)}")
     return {
-        "promote": all(checks.values()),
+        "promote": not failed,
         "checks": checks,
+        "decided_by": decided_by,
         "primary_metric": metric,
         "candidate": new,
         "production": old,
-        "improvement": improvement,
+        "improvement": new - old,
         "min_improvement": gate.min_improvement,
         "category_drops": drops,
+        "not_enough_evidence": thin,
+        "evidence": evidence,
         "reason": "; ".join(reasons),
     }
 
@@ -141,24 +212,33 @@ def validate(
     production_name = production["uri"] if production else base_name
 
     candidate_model = load_model(candidate_uri, storage)
-    candidate_vectors, production_vectors = [], []
-    candidate_result = evaluate_model(candidate_model, held_out, jobs, vectors_out=candidate_vectors)
+    kept = {"candidate": {}, "production": {}}
+    candidate_result = evaluate_model(candidate_model, held_out, jobs, keep=kept["candidate"])
     problems = model_problems(candidate_model, candidate_result.get("health"), gate)
-    production_result = evaluate_model(
-        load_model(production_name, storage), held_out, jobs, vectors_out=production_vectors
-    )
+    production_result = evaluate_model(load_model(production_name, storage), held_out, jobs, keep=kept["production"])
     base_result = (
         production_result
         if production_name == base_name
         else evaluate_model(load_model(base_name, storage), held_out, jobs)
     )
-    decision = decide(candidate_result, production_result, gate, len(held_out), problems)
+    evidence = None
+    if kept["candidate"] and not problems:
+        evidence = paired_evidence(
+            kept["candidate"]["scores"],
+            kept["production"]["scores"],
+            kept["candidate"]["categories"],
+            kept["candidate"]["truth"],
+            gate.primary_metric,
+            gate.confidence,
+            gate.min_category_support,
+        )
+    decision = decide(candidate_result, production_result, gate, len(held_out), problems, evidence)
     report_uri = candidate.validation_report
     held_out_vectors = layout.Run(run_uri).held_out_vectors
     write_held_out_vectors(
         held_out_vectors,
         [cv for cv in held_out if cv["category"] in jobs],
-        {"candidate": candidate_vectors[0], "production": production_vectors[0]} if candidate_vectors else {},
+        {side: kept[side]["cv_vectors"] for side in kept if kept[side]},
         storage,
     )
     report = {
