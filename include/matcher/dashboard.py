@@ -112,6 +112,11 @@ def chart(reports: list[dict], metric: str, width: int = 640, height: int = 200)
     dots = ""
     for i, r in enumerate(reports):
         value = r["candidate_metrics"]["metrics"].get(metric, 0.0)
+        change = (r["decision"].get("evidence") or {}).get(metric)
+        if change and "low" in change:  # the interval the gate saw: production + the change's interval
+            base = r["production_metrics"]["metrics"].get(metric, 0.0)
+            top, foot = y(min(high, base + change["high"])), y(max(low, base + change["low"]))
+            dots += f'<line x1="{x(i):.1f}" y1="{top:.1f}" x2="{x(i):.1f}" y2="{foot:.1f}" stroke="#36c"/>'
         colour = "#2a7" if r["decision"]["promote"] else "#c33"
         dots += f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="4" fill="{colour}"><title>{html.escape(r["version"])}'
         dots += "</title></circle>"
@@ -126,8 +131,9 @@ def chart(reports: list[dict], metric: str, width: int = 640, height: int = 200)
         f'<svg {svg_size} font-size="11" role="img" aria-label="{metric} per night">{axes}'
         f'<polyline fill="none" stroke="#999" stroke-dasharray="4" points="{line("production_metrics")}"/>'
         f'<polyline fill="none" stroke="#36c" stroke-width="2" points="{line("candidate_metrics")}"/>{dots}</svg>'
-        f"<p>{metric} (y) of each night's candidate (blue; green dot: promoted, red: refused) and of the production "
-        "model it was judged against (grey), by night (x, month-day).</p>"
+        f"<p>{metric} (y) of each night's candidate (blue; green dot: promoted, red: refused; the bar: the "
+        "interval the gate saw) and of the production model it was judged against (grey), by night (x, "
+        "month-day).</p>"
     )
 
 
@@ -220,6 +226,8 @@ def render(
         f"<h1>Matcher</h1><p>In production: <strong>{in_production}</strong></p>"
         f"<h2>Try a job description</h2>{search}"
         f"<h2>{metric} over nights</h2>{chart(reports, metric)}"
+        "<h2>job &rarr; CV MAP@10 over nights (the recruiter's search, guarded)</h2>"
+        f"{chart(reports, 'job_to_cv_map@10')}"
         f"<h2>Model versions</h2><table>{version_head}{version_rows}</table>"
         "<h2>Gate decisions</h2><table><tr><th>run (Airflow)</th><th>decision</th><th>why</th><th>report</th></tr>"
         f"{run_rows}</table>",

@@ -135,6 +135,43 @@ def html_page(title: str, body: str, nav: str = "") -> str:
     )
 
 
+def evidence_table(decision: dict) -> str:
+    """Candidate vs production with the interval of the change, overall, job -> CV and per category."""
+    evidence = decision.get("evidence")
+    if not evidence:
+        return "<p>No interval: the candidate was refused before it was compared.</p>"
+    metric, confidence = decision["primary_metric"], evidence.get("confidence", 0)
+    interval_head = f"{confidence:.0%} interval of the change" if confidence else "interval (bootstrap off)"
+
+    def row(name: str, change: dict | None, count: str = "") -> str:
+        if change is None:
+            return ""
+        if "status" in change:
+            return (
+                f"<tr><td>{html.escape(name)}</td><td>{count}</td>"
+                f'<td colspan="4">{html.escape(change["status"])}</td></tr>'
+            )
+        return (
+            f"<tr><td>{html.escape(name)}</td><td>{count}</td><td>{change['candidate']:.3f}</td>"
+            f"<td>{change['production']:.3f}</td><td>{change['difference']:+.3f}</td>"
+            f"<td>{change['low']:+.3f} to {change['high']:+.3f}</td></tr>"
+        )
+
+    rows = row(f"{metric} (gate)", evidence.get(metric), str(evidence.get("held_out", ""))) + row(
+        "job -> CV MAP@10 (guarded)", evidence.get("job_to_cv_map@10")
+    )
+    rows += "".join(
+        row(f"{metric}: {category}", change, str(change["count"]))
+        for category, change in sorted(evidence.get("per_category", {}).items())
+    )
+    return (
+        "<table><tr><th>statistic</th><th>held-out CVs</th><th>candidate</th><th>production</th><th>change</th>"
+        f"<th>{interval_head}</th></tr>{rows}</table>"
+        f"<p>Paired bootstrap over the held-out CVs ({evidence.get('resamples', 0)} resamples). Decided by: "
+        f"{html.escape(', '.join(decision.get('decided_by', [])))}.</p>"
+    )
+
+
 def render_report(report: dict, nav: str = "") -> str:
     decision = report["decision"]
     metric = decision.get("primary_metric", GateConfig().primary_metric)
@@ -150,6 +187,7 @@ def render_report(report: dict, nav: str = "") -> str:
         f"(job title) stripped for the primary numbers; data hash <code>{html.escape(str(report.get('data_hash')))}"
         "</code>.</p>"
         f"<h2>Metrics (titles stripped) and baselines</h2>{metrics_table(report)}"
+        f"<h2>Candidate vs production, with intervals</h2>{evidence_table(decision)}"
         f"<h2>{html.escape(metric)} per category</h2>{category_chart(report, metric)}"
         "<h2>Confusion matrix of the candidate</h2>"
         f"{confusion_picture(report['candidate_metrics'].get('confusion', {}))}"
