@@ -20,14 +20,15 @@ spreads them over workers).
    when present; queue/pool from `MATCHER_GPU_QUEUE` / `MATCHER_GPU_POOL`).
 4. **validate**: `evaluate` scores candidate and production on the held-out split →
    `validation_report.json`; `gate` lets a candidate through only if it beats production by
-   `min_improvement`, no category drops by more than `max_category_drop`, and it clears
-   `min_primary`; otherwise `promote` is *skipped* and the report says why.
+   `min_improvement` beyond doubt (paired bootstrap interval at `confidence`), neither job -> CV
+   MAP@10 nor a well-supported category gets worse beyond doubt, and it clears `min_primary`;
+   otherwise `promote` is *skipped* and the report says which rule decided.
 5. **promote** copies the candidate into the registry (`models/<version>/`) and swaps the production
    pointer; the `matcher_production_model` asset gets an event with the version and metrics.
 6. **refresh_embeddings**: embeds every CV and job offer with the production model, in mapped shards
    (`MATCHER_EMBED_SHARD_SIZE`). It runs after a refused gate too, so new CVs get vectors every night;
    unchanged CVs keep theirs while the model is unchanged, and a night that changed nothing publishes
-   nothing. `publish` flips `embeddings/current.json` and updates the `matcher_current_embeddings` asset.
+   nothing. `publish` builds the ANN index of a large corpus, flips `embeddings/current.json` and updates the `matcher_current_embeddings` asset.
 
 Tasks hand each other S3 URIs only; every run writes under `<work>/runs/<run_id>/`. The last task
 that runs logs a **run summary** (counts, timings, metrics, gate decision).
