@@ -28,7 +28,8 @@ spreads them over workers).
 6. **refresh_embeddings**: embeds every CV and job offer with the production model, in mapped shards
    (`MATCHER_EMBED_SHARD_SIZE`). It runs after a refused gate too, so new CVs get vectors every night;
    unchanged CVs keep theirs while the model is unchanged, and a night that changed nothing publishes
-   nothing. `publish` builds the ANN index of a large corpus, flips `embeddings/current.json` and updates the `matcher_current_embeddings` asset.
+   nothing. `publish` builds the ANN index of a large corpus, flips `embeddings/current.json` and
+   updates the `matcher_current_embeddings` asset.
 
 Tasks hand each other S3 URIs only; every run writes under `<work>/runs/<run_id>/`. The last task
 that runs logs a **run summary** (counts, timings, metrics, gate decision).
