@@ -148,8 +148,15 @@ class TrainingConfig:
     max_seq_length: int = setting(
         256, "Tokens of a text the model reads; longer CVs are truncated.", TRAINING, minimum=16, maximum=512
     )
+    checkpoint_minutes: float = setting(
+        10.0,
+        "Minutes of training between checkpoints, and one at each epoch's end (mirrored to S3 in the background "
+        "for resume; scored when select_best).",
+        TRAINING,
+        minimum=0.1,
+    )
     checkpoint_steps: int = setting(
-        50, "Steps between checkpoints (mirrored to S3 for resume; scored when select_best).", TRAINING, minimum=1
+        0, "Also checkpoint every this many steps (0: by time and epoch ends only).", TRAINING, minimum=0
     )
     hard_negatives: int = setting(
         0,

@@ -1,7 +1,10 @@
 """Stage 4, fine-tune: train a candidate bi-encoder with ``SentenceTransformerTrainer``.
 
 Checkpoints go to ``<run>/checkpoints/`` on S3, so a retry after a killed worker resumes from the
-last one instead of starting over.
+last one instead of starting over. They are taken every ``checkpoint_minutes`` of training and at
+each epoch's end (not every few steps: each is ~270 MB of weights and optimizer state, and its
+scoring encodes the validation CVs), and uploaded by a background thread while training goes on.
+``latest.json`` moves only once a checkpoint is whole on S3, so a resume never sees half of one.
 
 AdamW with linear warmup, a fixed seed, bf16 (or fp16) and a prefetching data loader on CUDA, fp32
 on CPU. The candidate folder holds the model, its model card (``README.md``,
@@ -12,8 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from include.matcher import layout
@@ -66,13 +72,47 @@ def validation_selector(validation: list[dict], jobs: dict[str, list[str]]):
     return HeldOutRetrieval()
 
 
-def selection_flags(selector, interval: int) -> dict:
+# The trainer's own step schedule never fires (CheckpointSchedule decides); the strategies stay
+# "steps" because keeping the best checkpoint needs saving and scoring on the same schedule.
+NEVER = 10**9
+
+
+def _checkpoint_schedule_class(minutes: float, steps: int, scoring: bool):
+    from transformers import TrainerCallback
+
+    class CheckpointSchedule(TrainerCallback):
+        """Checkpoint (and score, when selecting) every ``minutes`` of training, every ``steps`` steps if
+        set, and at each epoch's end: a resume loses at most ``minutes`` of work, and a short run still
+        gets one checkpoint per epoch to choose from."""
+
+        def __init__(self):
+            self.last = time.monotonic()
+
+        def _checkpoint(self, control) -> None:
+            control.should_save = True
+            control.should_evaluate = scoring
+            self.last = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.monotonic() - self.last >= minutes * 60 or (steps and state.global_step % steps == 0):
+                self._checkpoint(control)
+            elif state.global_step >= state.max_steps:
+                # The trainer's own save and scoring at the last step: the epoch's end does both just after.
+                control.should_save = control.should_evaluate = False
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            self._checkpoint(control)
+
+    return CheckpointSchedule
+
+
+def selection_flags(selector) -> dict:
     """Trainer arguments that score each checkpoint and load the best one at the end."""
     if selector is None:
         return {}
     return {
         "eval_strategy": "steps",
-        "eval_steps": interval,
+        "eval_steps": NEVER,
         "load_best_model_at_end": True,
         "metric_for_best_model": f"eval_validation_{SELECTION_METRIC}",
         "greater_is_better": True,
@@ -108,27 +148,51 @@ def _s3_checkpoint_callback_class(storage: ObjectStore, checkpoint_uri: str):
     from transformers import TrainerCallback
 
     class S3Checkpoints(TrainerCallback):
-        """Mirror each checkpoint to S3, move ``latest.json`` to it (pointer last), then drop the older ones.
+        """Mirror each checkpoint to S3 in the background, move ``latest.json`` to it (pointer last),
+        then drop the older ones.
 
         A resume needs only the latest; each checkpoint holds the model and the optimizer state
         (for MiniLM, 91 MB of weights plus two AdamW moments of that size), so keeping every one
-        would fill the bucket night after night.
+        would fill the bucket night after night. One upload at a time, in order: the next checkpoint
+        (or the end of training) waits for the one before, and an upload's error fails the training.
         """
+
+        def __init__(self):
+            self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-upload")
+            self._pending: Future | None = None
+            self._staging = tempfile.TemporaryDirectory(prefix="matcher-checkpoint-")
 
         def on_save(self, args, state, control, **kwargs):
             local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             # sentence-transformers' card quotes training CVs; a resume needs weights and state, not the card.
             (local / MODEL_CARD).unlink(missing_ok=True)
-            target = layout.checkpoint(checkpoint_uri, local.name)
-            storage.upload_dir(local, target)
-            storage.put_json(layout.latest_checkpoint(checkpoint_uri), {"step": state.global_step, "uri": target})
-            log.info("fine_tune: checkpoint at step %d saved to %s", state.global_step, target)
+            self.wait()
+            # Hard links: instant, and the upload keeps its files when the trainer rotates the folder away.
+            staged = Path(self._staging.name) / local.name
+            shutil.copytree(local, staged, copy_function=os.link)
+            self._pending = self._uploads.submit(self._upload, staged, state.global_step)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.wait()
+
+        def wait(self) -> None:
+            """Block until the checkpoint being uploaded is on S3 (re-raising its error)."""
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                pending.result()
+
+        def _upload(self, staged: Path, step: int) -> None:
+            target = layout.checkpoint(checkpoint_uri, staged.name)
+            storage.upload_dir(staged, target)
+            storage.put_json(layout.latest_checkpoint(checkpoint_uri), {"step": step, "uri": target})
+            log.info("fine_tune: checkpoint at step %d saved to %s", step, target)
             names = {
                 info.uri[len(checkpoint_uri.rstrip("/")) + 1 :].split("/", 1)[0]
                 for info in storage.list(checkpoint_uri)
             }
-            for name in sorted(n for n in names if n.startswith("checkpoint-") and n != local.name):
+            for name in sorted(n for n in names if n.startswith("checkpoint-") and n != staged.name):
                 storage.delete_prefix(layout.checkpoint(checkpoint_uri, name))
+            shutil.rmtree(staged, ignore_errors=True)
 
     return S3Checkpoints
 
@@ -157,8 +221,9 @@ def train_model(
 ) -> Path:
     """Fine-tune ``config.base_model`` on ``rows`` and save the result into ``output_dir``.
 
-    With ``checkpoint_uri``, a checkpoint is mirrored to S3 every ``config.checkpoint_steps`` steps
-    and a rerun resumes from the newest one instead of starting over. With ``validation`` CVs and
+    With ``checkpoint_uri``, a checkpoint is mirrored to S3 every ``config.checkpoint_minutes``, at
+    each epoch's end (and every ``config.checkpoint_steps`` if set), and a rerun resumes from the
+    newest one instead of starting over. With ``validation`` CVs and
     ``jobs`` (and ``config.select_best``), every checkpoint is scored on them and the best one, not
     the last, is what gets saved.
     """
@@ -177,9 +242,7 @@ def train_model(
     model.max_seq_length = config.max_seq_length
     output_dir = Path(output_dir)
     selector = validation_selector(validation, jobs) if config.select_best and validation and jobs else None
-    total_steps = -(-len(rows) // config.batch_size) * config.epochs
-    # Checkpoints (and, when selecting, evaluations) every checkpoint_steps, but at least four per run.
-    interval = max(1, min(config.checkpoint_steps, total_steps // 4)) if selector else config.checkpoint_steps
+    checkpointing = bool(checkpoint_uri or selector)
 
     with tempfile.TemporaryDirectory(prefix="matcher-train-") as scratch:
         args = SentenceTransformerTrainingArguments(
@@ -193,10 +256,10 @@ def train_model(
             data_seed=config.seed,
             # In-batch negatives must be true negatives: one CV per category in a batch.
             batch_sampler=spec.batch_sampler(metadata),
-            save_strategy="steps" if checkpoint_uri or selector else "no",
-            save_steps=interval,
+            save_strategy="steps" if checkpointing else "no",
+            save_steps=NEVER,
             save_total_limit=1,
-            **selection_flags(selector, interval),
+            **selection_flags(selector),
             logging_steps=max(1, len(rows) // (config.batch_size * 10)),
             report_to="none",
             disable_tqdm=True,
@@ -207,6 +270,9 @@ def train_model(
         )
         trainer.remove_callback(PrinterCallback)  # progress goes to the task log through logging instead
         trainer.add_callback(_logging_callback_class()())
+        if checkpointing:
+            schedule = _checkpoint_schedule_class(config.checkpoint_minutes, config.checkpoint_steps, bool(selector))
+            trainer.add_callback(schedule())
         resume = None
         if checkpoint_uri:
             trainer.add_callback(_s3_checkpoint_callback_class(storage, checkpoint_uri)())

@@ -1,7 +1,6 @@
 from include.matcher.dashboard import render, report
 from include.matcher.storage import join_uri
 
-
 EVIDENCE = {
     "confidence": 0.95,
     "resamples": 2000,
