@@ -252,7 +252,10 @@ def test_three_nights_and_a_rollback(pipeline, capfd):
     }
     assert asset_event_extras("matcher_current_embeddings")[-1]["counts"]["cvs_embedded"] == 2
     refused_report = storage.get_json(join_uri(run_uri_of(refused, locations), "candidate", "validation_report.json"))
-    assert not refused_report["decision"]["promote"] and "does not clear the required +1.0000" in refused_report["decision"]["reason"]
+    assert (
+        not refused_report["decision"]["promote"]
+        and "does not clear the required +1.0000" in refused_report["decision"]["reason"]
+    )
     assert refused_report["production"]["version"] == production["version"]  # compared with production now
     assert storage.get_json(join_uri(locations.registry, "production.json"))["version"] == production["version"]
     assert len(asset_event_extras("matcher_production_model")) == events_before_refusal  # no change, no event
