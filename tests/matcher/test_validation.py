@@ -94,7 +94,11 @@ def test_settings_refuse_values_that_would_break_training_or_the_gate():
         with pytest.raises(ValueError, match="learning_rate"):
             TrainingConfig(learning_rate=bad)
     with pytest.raises(ValueError, match="checkpoint_steps"):
-        TrainingConfig(checkpoint_steps=0)
+        TrainingConfig(checkpoint_steps=-1)
+    with pytest.raises(ValueError, match="checkpoint_minutes"):
+        TrainingConfig(checkpoint_minutes=0)
+    with pytest.raises(ValueError, match="confidence"):
+        GateConfig(confidence=1.0)
     with pytest.raises(ValueError, match="min_improvement"):
         GateConfig(min_improvement=-0.1)
     with pytest.raises(ValueError, match="min_improvement"):
