@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from include.matcher import layout
@@ -228,8 +229,11 @@ def embed_shard(shard_uri: str, storage: ObjectStore, batch_size: int = BATCH_SI
         from include.matcher.encoding import encode_cvs
         from include.matcher.onnx_backend import load_encoder
 
-        texts = [json.loads(blob)["text"] for blob in storage.get_many([row["text_uri"] for row in todo])]
-        model = load_encoder(shard["version_uri"], storage)
+        # The texts download while the model loads: both are waits on S3 before encoding can start.
+        with ThreadPoolExecutor(max_workers=1) as background:
+            blobs = background.submit(storage.get_many, [row["text_uri"] for row in todo])
+            model = load_encoder(shard["version_uri"], storage)
+            texts = [json.loads(blob)["text"] for blob in blobs.result()]
         encoding_started = time.perf_counter()
         encoded = encode_cvs(model, texts, batch_size=batch_size)  # the pipeline's one CV encoding (MATCHER_CV_POOLING)
         encode_seconds = time.perf_counter() - encoding_started
