@@ -15,6 +15,7 @@ Targets (issue 5): stage >= 1.0x bare torch; ONNX option >= 1.5x bare torch with
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import sys
@@ -133,6 +134,18 @@ def main() -> int:
     for backend, metrics in qualities.items():
         lines.append(f"| {backend} | {metrics['accuracy@1']:.3f} | {metrics['mrr@10']:.3f} |")
     record(lines, args.results)
+    stage = {name.split("(")[1].split(";")[0]: seconds for name, seconds, _ in rows if name.startswith("refresh")}
+    print(
+        json.dumps(
+            {
+                "benchmark": "embed",
+                "texts": len(texts),
+                "bare_torch_seconds": round(bare_torch, 1),
+                "stage_vs_bare": {backend: round(bare_torch / seconds, 3) for backend, seconds in stage.items()},
+                "quality": qualities,
+            }
+        )
+    )
     return 0
 
 

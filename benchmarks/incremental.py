@@ -11,6 +11,7 @@ unchanged CVs keep their vectors. Target (issue 5): night 2 <= 10% of night 1.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import sys
@@ -90,6 +91,7 @@ def main() -> int:
         f"({small / full:.1%}).",
     ]
     record(lines, args.results)
+    print(json.dumps({"benchmark": "incremental", "one_percent_vs_full": round(small / full, 4), "timings": timings}))
     return 0
 
 

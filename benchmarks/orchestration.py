@@ -85,6 +85,16 @@ def main() -> int:
         f"{'met' if overhead <= 0.15 else 'NOT met'}).",
     ]
     record(lines, args.results)
+    print(
+        json.dumps(
+            {
+                "benchmark": "orchestration",
+                "wall_s": round(wall, 1),
+                "work_s": round(work_seconds, 1),
+                "overhead": round(overhead, 4),
+            }
+        )
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ is chosen by measurement. Appends the table to RESULTS.md with the commit.
 from __future__ import annotations
 
 import datetime
+import json
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ def main() -> int:
         "| pooling | accuracy@1 | mrr@10 | encode seconds |",
         "| --- | --- | --- | --- |",
     ]
+    figures = {}
     for pooling in POOLINGS:
         started = time.monotonic()
         vectors = encode_cvs(model, [cv["text"] for cv in test], pooling)
@@ -57,7 +59,9 @@ def main() -> int:
         metrics = retrieval_metrics(ranks_of_truth(scores, categories, [cv["category"] for cv in test]))
         lines.append(f"| {pooling} | {metrics['accuracy@1']:.3f} | {metrics['mrr@10']:.3f} | {seconds:.0f} |")
         print(lines[-1], flush=True)
+        figures[pooling] = {**metrics, "encode_seconds": round(seconds, 1)}
     record(lines, args.results)
+    print(json.dumps({"benchmark": "pooling", "model": args.model, "poolings": figures}))
     return 0
 
 

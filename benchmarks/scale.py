@@ -12,6 +12,7 @@ peak resident memory. Targets (issue 5): time grows linearly; no stage above 4 G
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -94,6 +95,22 @@ def main() -> int:
         growth = (sum(rows[-1][1:4]) / rows[-1][0]) / (sum(base[1:4]) / base[0])
         lines += ["", f"Cost per CV at {rows[-1][0]} vs {base[0]}: {growth:.2f}x (1.00x is linear)."]
     record(lines, args.results)
+    print(
+        json.dumps(
+            {
+                "benchmark": "scale",
+                "sizes": {
+                    str(size): {
+                        "ingest_s": round(i, 1),
+                        "parse_s": round(p, 1),
+                        "refresh_s": round(r, 1),
+                        "peak_gb": max(a, b, c),
+                    }
+                    for size, i, p, r, a, b, c in rows
+                },
+            }
+        )
+    )
     return 0
 
 

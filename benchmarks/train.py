@@ -179,6 +179,19 @@ def main() -> int:
             f"FLOPs ({achieved / peak:.1%} of it).",
         ]
     record(lines, args.results)
+    print(
+        json.dumps(
+            {
+                "benchmark": "train",
+                "examples": len(examples.rows),
+                "epochs": config.epochs,
+                "device": device,
+                "stage_vs_bare": round(bare / rows[2][1], 3),
+                "stage_wall_vs_bare": round(bare / rows[2][2], 3),
+                "core_vs_bare": round(bare / rows[1][1], 3),
+            }
+        )
+    )
     return 0
 
 
