@@ -25,7 +25,7 @@ ODD_WORDS = [
 
 def long_cv(seed: int, words: int = 900) -> str:
     rng = random.Random(seed)
-    plain = "managed payroll audits ledger python kitchen pilot nurse budget team".split()
+    plain = ["managed", "payroll", "audits", "ledger", "python", "kitchen", "pilot", "nurse", "budget", "team"]
     return " ".join(rng.choice(plain + ODD_WORDS) for _ in range(words))
 
 

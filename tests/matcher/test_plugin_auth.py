@@ -209,22 +209,17 @@ def test_the_page_ranks_held_out_cvs_with_production_and_the_newer_candidate_sid
     import numpy as np
 
     from include.matcher.evaluation import strip_title
+    from include.matcher.models import load_model
     from include.matcher.settings import GateConfig
     from include.matcher.validation import validate
     from tests.matcher.test_search import promote_base_model_and_refresh
-    from tests.matcher.test_validation import HELD_OUT, JOBS, _damaged_copy
+    from tests.matcher.test_validation import HELD_OUT, night_with_candidate
 
     client, auth_manager = api_server
     promote_base_model_and_refresh(storage, locations)
-    run = join_uri(locations.work, "runs", "night-25")
-    pairs = join_uri(run, "pairs")
-    storage.put_jsonl(join_uri(pairs, "test.jsonl"), HELD_OUT)
-    storage.put_jsonl(join_uri(pairs, "train_cvs.jsonl"), HELD_OUT)
-    storage.put_json(join_uri(pairs, "jobs.json"), JOBS)
-    storage.put_json(join_uri(pairs, "summary.json"), {"data_hash": "h"})
-    noisy = _damaged_copy(base_model, tmp_path, "noisy")
-    storage.upload_dir(tmp_path / "noisy", join_uri(run, "candidate"))
-    validate(join_uri(run, "candidate"), pairs, run, locations, GateConfig(), storage)
+    run, pairs, candidate = night_with_candidate(storage, locations, "night-25", base_model, tmp_path, "noisy")
+    noisy = load_model(candidate, storage)
+    validate(candidate, pairs, run, locations, GateConfig(), storage)
 
     query = "Pastry cook for a hotel restaurant: bread and desserts."
     page = client.get("/matcher/", params={"q": query}, headers={"Authorization": f"Bearer {token_for(auth_manager)}"})

@@ -201,23 +201,30 @@ def test_nan_and_all_zero_models_score_nothing_and_are_refused(base_model, tmp_p
     )
 
 
-def test_validate_stage_writes_the_refusal_of_a_nan_candidate_into_its_report(
-    storage, locations, base_model, tmp_path, caplog
-):
-    import logging
-
+def night_with_candidate(storage, locations, name: str, base_model, tmp_path, how: str):
+    """A run whose pairs hold HELD_OUT and JOBS and whose candidate is the base model damaged ``how``:
+    (run, pairs, candidate) URIs, ready for ``validate``."""
     from include.matcher.storage import join_uri
-    from include.matcher.validation import validate
 
-    run = join_uri(locations.work, "runs", "nan-night")
+    run = join_uri(locations.work, "runs", name)
     pairs = join_uri(run, "pairs")
     storage.put_jsonl(join_uri(pairs, "test.jsonl"), HELD_OUT)
     storage.put_jsonl(join_uri(pairs, "train_cvs.jsonl"), HELD_OUT)
     storage.put_json(join_uri(pairs, "jobs.json"), JOBS)
     storage.put_json(join_uri(pairs, "summary.json"), {"data_hash": "h"})
-    _damaged_copy(base_model, tmp_path, "nan")
-    candidate = join_uri(run, "candidate")
-    storage.upload_dir(tmp_path / "nan", candidate)
+    _damaged_copy(base_model, tmp_path, how)
+    storage.upload_dir(tmp_path / how, join_uri(run, "candidate"))
+    return run, pairs, join_uri(run, "candidate")
+
+
+def test_validate_stage_writes_the_refusal_of_a_nan_candidate_into_its_report(
+    storage, locations, base_model, tmp_path, caplog
+):
+    import logging
+
+    from include.matcher.validation import validate
+
+    run, pairs, candidate = night_with_candidate(storage, locations, "nan-night", base_model, tmp_path, "nan")
     with caplog.at_level(logging.INFO):
         report_uri = validate(
             candidate, pairs, run, locations, GateConfig(min_improvement=0.0, min_primary=0.0), storage
