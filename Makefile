@@ -18,14 +18,16 @@ export TQDM_DISABLE := 1
 S3_PORT ?= 8333
 S3_ENV = eval "$$($(BIN)/python -m include.matcher s3 env --port $(S3_PORT))"
 
-.PHONY: help install demo test lint up down s3-start s3-stop demo-data clean browser-deps
+.PHONY: help install demo test lint up down s3-start s3-stop demo-data clean browser-deps up-celery down-celery test-distributed
 
 help:
 	@echo "make demo   - install, start the embedded S3, upload demo data, run the DAG once"
 	@echo "make test   - run the test suite (what CI runs, after make lint)"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make up     - embedded S3 + airflow standalone (UI on http://localhost:8080)"
-	@echo "make down   - stop the embedded S3"
+	@echo "make down   - stop the embedded S3 and the Celery topology"
+	@echo "make up-celery - the production topology natively: Redis, PostgreSQL, CeleryExecutor, default + gpu workers"
+	@echo "make test-distributed - the DAG on that topology through the REST API (minutes; not in make test)"
 
 $(BIN)/activate: requirements.txt
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -50,7 +52,18 @@ up: s3-start
 	@echo "Airflow UI: http://localhost:8080  user: admin  password: printed below on first start, and kept in .airflow/simple_auth_manager_passwords.json.generated"
 	$(S3_ENV) && MATCHER_SCHEDULE=$${MATCHER_SCHEDULE:-none} AIRFLOW__API__HOST=127.0.0.1 scripts/airflow_env.sh $(BIN)/airflow standalone
 
-down: s3-stop
+down: s3-stop down-celery
+
+# docker-compose.yaml's topology without Docker: Debian's redis-server and postgresql (installed when
+# missing and root), Airflow with the CeleryExecutor and two workers (queues default and gpu).
+up-celery: install
+	$(BIN)/python -m include.devtools.celery_topology up
+
+down-celery:
+	-@[ -x $(BIN)/python ] && $(BIN)/python -m include.devtools.celery_topology down
+
+test-distributed: install
+	MATCHER_DISTRIBUTED=1 $(BIN)/python -m pytest tests/distributed
 
 # The browser test drives Debian's chromium through its chromedriver (no browser download).
 browser-deps:

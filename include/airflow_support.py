@@ -62,6 +62,14 @@ def pulled(values) -> list:
     return [values[index] for index in range(len(values))]
 
 
+def worker_hostname() -> str:
+    """The host name a task instance records: ``MATCHER_WORKER_NAME`` where set (two Celery workers
+    on one machine, ``make up-celery``), else the machine's (Airflow's default)."""
+    import socket
+
+    return os.environ.get("MATCHER_WORKER_NAME") or socket.getfqdn()
+
+
 def default_args() -> dict:
     """Every matcher task: two retries with exponential backoff, and a notification on failure."""
     return {

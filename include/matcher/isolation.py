@@ -54,6 +54,24 @@ def _main_module_hidden():
             setattr(main, name, value)
 
 
+@contextmanager
+def _children_allowed():
+    """Let a daemonic process start the parse workers.
+
+    A Celery worker's default (prefork) pool runs each task in a daemonic process, and
+    multiprocessing refuses children to those ("daemonic processes are not allowed to have
+    children") because they could outlive it. These workers cannot: the pool kills each one on
+    timeout, on close and when the task ends, and each is itself daemonic, so it dies with its parent.
+    """
+    process = multiprocessing.current_process()
+    daemonic = process._config.get("daemon", False)
+    process._config["daemon"] = False
+    try:
+        yield
+    finally:
+        process._config["daemon"] = daemonic
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -86,7 +104,7 @@ class _Worker:
     def __init__(self, memory_bytes: int, limits: ParseLimits, parse: Callable):
         self.conn, child = CONTEXT.Pipe()
         self.process = CONTEXT.Process(target=_worker, args=(child, memory_bytes, limits, parse), daemon=True)
-        with _main_module_hidden():
+        with _main_module_hidden(), _children_allowed():
             self.process.start()
         child.close()
         self.job: Job | None = None

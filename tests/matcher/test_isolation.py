@@ -100,3 +100,32 @@ def test_a_worker_that_cannot_start_fails_the_task_instead_of_rejecting_files(tm
     assert run_entry(tmp_path, "--reimport-main").startswith(
         "WorkerStartupError a parser process failed to start (exit code 1)"
     )
+
+
+TEXT = b"Line cook with five years on a busy grill station, sauces and prep for 200 covers a night; menu costing and ordering."
+
+
+def _parse_in_a_daemonic_process(queue) -> None:
+    try:
+        with IsolatedParser(workers=1) as pool:
+            queue.put(
+                [
+                    (key, getattr(result, "text", None) or repr(result))
+                    for key, result in pool.map([Job("a.txt", TEXT, "a.txt")])
+                ]
+            )
+    except Exception as error:  # noqa: BLE001 - the parent asserts on what happened
+        queue.put(repr(error))
+
+
+def test_the_pool_starts_inside_a_daemonic_process_as_celery_prefork_workers_run_tasks():
+    """CeleryExecutor's default pool runs each task in a daemonic process; parsing must work there."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=_parse_in_a_daemonic_process, args=(queue,), daemon=True)
+    process.start()
+    outcome = queue.get(timeout=120)
+    process.join(30)
+    assert outcome == [("a.txt", TEXT.decode())], outcome
