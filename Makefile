@@ -80,5 +80,5 @@ lint: install
 test: install browser-deps
 	$(BIN)/python -m pytest
 
-clean: s3-stop
+clean: s3-stop down-celery
 	rm -rf .local .airflow demo-data test-artifacts
