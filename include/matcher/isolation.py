@@ -56,20 +56,24 @@ def _main_module_hidden():
 
 @contextmanager
 def _children_allowed():
-    """Let a daemonic process start the parse workers.
+    """Let a Celery worker's task process start the parse workers.
 
-    A Celery worker's default (prefork) pool runs each task in a daemonic process, and
-    multiprocessing refuses children to those ("daemonic processes are not allowed to have
-    children") because they could outlive it. These workers cannot: the pool kills each one on
-    timeout, on close and when the task ends, and each is itself daemonic, so it dies with its parent.
+    A Celery worker's default (prefork) pool runs each task in a daemonic process forked by
+    billiard, Celery's fork of multiprocessing. Two things then stop multiprocessing from starting
+    children: it refuses children to daemonic processes ("daemonic processes are not allowed to have
+    children") because they could outlive their parent, and the process's auth key is billiard's
+    type, which multiprocessing's spawn cannot pickle. The parse workers cannot outlive the task:
+    the pool kills each one on timeout, on close and when the task ends, and each is itself daemonic.
+    So while they start, the process counts as non-daemonic with a standard auth key.
     """
     process = multiprocessing.current_process()
-    daemonic = process._config.get("daemon", False)
+    saved = {key: process._config[key] for key in ("daemon", "authkey") if key in process._config}
     process._config["daemon"] = False
+    process._config["authkey"] = multiprocessing.process.AuthenticationString(bytes(process.authkey))
     try:
         yield
     finally:
-        process._config["daemon"] = daemonic
+        process._config.update(saved)
 
 
 @dataclass(frozen=True)
@@ -103,8 +107,8 @@ def _worker(conn: Connection, memory_bytes: int, limits: ParseLimits, parse: Cal
 class _Worker:
     def __init__(self, memory_bytes: int, limits: ParseLimits, parse: Callable):
         self.conn, child = CONTEXT.Pipe()
-        self.process = CONTEXT.Process(target=_worker, args=(child, memory_bytes, limits, parse), daemon=True)
-        with _main_module_hidden(), _children_allowed():
+        with _main_module_hidden(), _children_allowed():  # the process copies its parent's config when made
+            self.process = CONTEXT.Process(target=_worker, args=(child, memory_bytes, limits, parse), daemon=True)
             self.process.start()
         child.close()
         self.job: Job | None = None

@@ -4,6 +4,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from include.matcher.documents import ParsedText, Rejected, extract_text
 from include.matcher.isolation import IsolatedParser, Job
 
@@ -102,7 +104,7 @@ def test_a_worker_that_cannot_start_fails_the_task_instead_of_rejecting_files(tm
     )
 
 
-TEXT = b"Line cook with five years on a busy grill station, sauces and prep for 200 covers a night; menu costing and ordering."
+TEXT = b"Line cook with five years on a busy grill station, sauces and prep for 200 covers a night; menu costing."
 
 
 def _parse_in_a_daemonic_process(queue) -> None:
@@ -118,11 +120,13 @@ def _parse_in_a_daemonic_process(queue) -> None:
         queue.put(repr(error))
 
 
-def test_the_pool_starts_inside_a_daemonic_process_as_celery_prefork_workers_run_tasks():
-    """CeleryExecutor's default pool runs each task in a daemonic process; parsing must work there."""
-    import multiprocessing
+@pytest.mark.parametrize("library", ["multiprocessing", "billiard"])
+def test_the_pool_starts_inside_a_daemonic_process_as_celery_prefork_workers_run_tasks(library):
+    """CeleryExecutor's default pool runs each task in a daemonic process forked by billiard
+    (Celery's multiprocessing); parsing must work there as in a plain daemonic process."""
+    import importlib
 
-    context = multiprocessing.get_context("fork")
+    context = importlib.import_module(library).get_context("fork")
     queue = context.Queue()
     process = context.Process(target=_parse_in_a_daemonic_process, args=(queue,), daemon=True)
     process.start()
