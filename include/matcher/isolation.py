@@ -55,7 +55,7 @@ def _main_module_hidden():
 
 
 @contextmanager
-def _children_allowed():
+def children_allowed():
     """Let a Celery worker's task process start the parse workers.
 
     A Celery worker's default (prefork) pool runs each task in a daemonic process forked by
@@ -107,7 +107,7 @@ def _worker(conn: Connection, memory_bytes: int, limits: ParseLimits, parse: Cal
 class _Worker:
     def __init__(self, memory_bytes: int, limits: ParseLimits, parse: Callable):
         self.conn, child = CONTEXT.Pipe()
-        with _main_module_hidden(), _children_allowed():  # the process copies its parent's config when made
+        with _main_module_hidden(), children_allowed():  # the process copies its parent's config when made
             self.process = CONTEXT.Process(target=_worker, args=(child, memory_bytes, limits, parse), daemon=True)
             self.process.start()
         child.close()

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from include.matcher import layout
+from include.matcher.isolation import children_allowed
 from include.matcher.losses import loss_spec
 from include.matcher.model_card import FILE_NAME as MODEL_CARD
 from include.matcher.model_card import write_model_card
@@ -278,7 +279,8 @@ def train_model(
             trainer.add_callback(_s3_checkpoint_callback_class(storage, checkpoint_uri)())
             resume = _restore_checkpoint(storage, checkpoint_uri, scratch)
         started = time.monotonic()
-        result = trainer.train(resume_from_checkpoint=resume)
+        with children_allowed():  # CUDA's data-loader workers, inside a Celery prefork worker too
+            result = trainer.train(resume_from_checkpoint=resume)
         seconds = time.monotonic() - started
 
     model.save(str(output_dir), create_model_card=False)  # its card would quote training CVs
