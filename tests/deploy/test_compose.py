@@ -126,3 +126,42 @@ def test_dockerfile_extends_the_pinned_official_image():
     pinned = re.search(r"apache-airflow==([\d.]+)", (ROOT / "requirements.txt").read_text())[1]
     assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11$", dockerfile, re.MULTILINE)
     assert "requirements.txt" in dockerfile and "_PIP_ADDITIONAL_REQUIREMENTS" not in dockerfile
+
+
+def test_the_native_celery_topology_has_compose_s_queues_pools_and_settings():
+    """`make up-celery` (include/devtools/celery_topology.py) and the compose files describe one topology."""
+    from include.devtools import celery_topology
+
+    compose, gpu = load("docker-compose.yaml"), load("docker-compose.gpu.yaml")
+    services = {**compose["services"], **{k: v for k, v in gpu["services"].items() if "command" in v}}
+    compose_queues = {
+        re.search(r"--queues (\S+)", service["command"])[1]
+        for service in services.values()
+        if isinstance(service.get("command"), str) and service["command"].startswith("celery worker")
+    }
+    assert set(celery_topology.QUEUES.values()) == compose_queues == {"default", "gpu"}
+    assert gpu["services"]["airflow-worker-gpu"]["command"].endswith(
+        f"--concurrency {celery_topology.WORKER_CONCURRENCY['worker-gpu']}"
+    )
+    for key, value in celery_topology.GPU_ROUTING.items():
+        assert gpu["x-gpu-routing"][key] == value
+    init = "\n".join(compose["services"]["airflow-init"]["command"])
+    for pool, slots in celery_topology.POOLS.items():
+        assert f"airflow pools set {pool} {slots} " in init
+    common = compose["x-airflow-common"]["environment"]
+    native = celery_topology.airflow_env(
+        {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:1"}
+    )
+    for key in (
+        "AIRFLOW__CORE__EXECUTOR",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION",
+        "AIRFLOW__CORE__LOAD_EXAMPLES",
+    ):
+        assert str(common[key]).lower() == native[key].lower(), key
+    for key in (
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+        "AIRFLOW__CELERY__BROKER_URL",
+    ):
+        assert common[key].split("://")[0] == native[key].split("://")[0], key  # same drivers, other hosts
+    assert native["AIRFLOW__API__HOST"] == "127.0.0.1" and "127.0.0.1" in native["AIRFLOW__CELERY__BROKER_URL"]
