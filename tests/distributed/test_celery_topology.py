@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +74,7 @@ def topology(tmp_path_factory):
     matcher_cli(env, "upload", str(demo / "cvs"), "--to", "cvs")
     matcher_cli(env, "upload", str(demo / "job_descriptions.json"), "--to", "jobs-file")
     api = Api(info["api"], info["user"], info["password"])
+    api.env = env  # for uploading more CVs
     deadline = time.monotonic() + 120
     while True:  # the dag-processor has to have parsed the DAG before it can be unpaused
         try:
@@ -99,3 +102,81 @@ def test_a_manual_run_succeeds_with_fine_tune_on_the_gpu_queue_worker(topology):
     assert fine_tune["hostname"] == "worker-gpu"
     shards = by_task["parse.parse_shard"]
     assert shards and all(ti["queue"] == "default" and ti["hostname"] == "worker-default" for ti in shards)
+
+
+def kill_worker(name: str) -> None:
+    """SIGKILL a Celery worker and every process it started, as an OOM kill or a lost node would."""
+    import signal
+
+    from include.devtools import celery_topology
+
+    pid = celery_topology.running(name)
+    assert pid, f"{name} is not running"
+    os.killpg(pid, signal.SIGKILL)
+    while celery_topology.running(name):
+        time.sleep(0.2)
+
+
+def test_workers_killed_mid_task_lose_nothing_and_the_fine_tune_resumes_from_its_checkpoint(topology):
+    """One run, two kills: the default-queue worker while it parses, the gpu-queue worker once the
+    fine-tune has a checkpoint on S3. Both tasks are retried on restarted workers; the run succeeds,
+    every file is accounted for, and the fine-tune's retry resumes from the checkpoint."""
+    import boto3
+
+    from include.devtools import celery_topology
+    from include.matcher import layout
+    from include.matcher.settings import Locations
+    from include.matcher.storage import CLIENT_CONFIG, Storage
+
+    s3 = celery_topology.s3_environment()
+    storage = Storage(
+        boto3.client(
+            "s3",
+            endpoint_url=s3["AWS_ENDPOINT_URL_S3"],
+            aws_access_key_id=s3["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=s3["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+            config=CLIENT_CONFIG,
+        )
+    )
+    from include.devtools.demo_data import generate
+
+    more = Path(tempfile.mkdtemp(prefix="matcher-more-cvs-"))
+    generate(more, cvs_per_category=6, seed=11, broken=False)  # new CVs: tonight's parse has work
+    matcher_cli(topology.env, "upload", str(more / "cvs"), "--to", "cvs")
+    run = topology.call("POST", f"/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {"epochs": 2}})
+    run_id = run["dag_run_id"]
+
+    def state_of(task_id: str) -> str | None:
+        found = [ti for ti in topology.task_instances(run_id) if ti["task_id"] == task_id]
+        return found[0]["state"] if found else None
+
+    deadline = time.monotonic() + 600
+    while state_of("parse.parse_shard") != "running":
+        assert time.monotonic() < deadline, "parse_shard never ran"
+        time.sleep(0.5)
+    kill_worker("worker-default")
+    celery_topology.up()  # restarts what is not running: the killed worker
+
+    latest = layout.latest_checkpoint(layout.Run(Locations.from_env().run_uri(run_id)).checkpoints)
+    while not storage.exists(latest):
+        assert time.monotonic() < deadline + 1200, "the fine-tune never wrote a checkpoint"
+        assert state_of("train.fine_tune") not in ("success", "failed", "upstream_failed"), (
+            "no checkpoint to kill after"
+        )
+        time.sleep(1)
+    kill_worker("worker-gpu")
+    celery_topology.up()
+
+    finished = topology.wait_for_run(run_id, seconds=2400)
+    instances = {ti["task_id"]: ti for ti in topology.task_instances(run_id) if ti["map_index"] in (-1, 0)}
+    assert finished["state"] == "success", {k: v["state"] for k, v in instances.items()}
+    assert instances["parse.parse_shard"]["try_number"] >= 2 and instances["train.fine_tune"]["try_number"] >= 2
+    summary = storage.get_json(layout.Run(Locations.from_env().run_uri(run_id)).parse_summary)
+    manifest = storage.get_json(layout.Run(Locations.from_env().run_uri(run_id)).manifest)
+    assert summary["parsed"] + summary["rejected"] == len(manifest["items"])  # every file in exactly one place
+    logs = celery_topology.HOME / "airflow" / "logs" / f"dag_id={DAG}" / f"run_id={run_id}" / "task_id=train.fine_tune"
+    retried = "\n".join(
+        path.read_text() for path in logs.glob("attempt=*.log") if not path.name.startswith("attempt=1")
+    )
+    assert "fine_tune: resuming from step" in retried
