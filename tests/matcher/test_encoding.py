@@ -30,8 +30,8 @@ def long_cv(seed: int, words: int = 900) -> str:
 
 
 def test_the_cut_keeps_every_token_the_model_reads(base_model):
-    texts = [long_cv(seed) for seed in range(12)] + ["\u200b " * 2000 + "short tail after noise", "tiny"]
-    assert all(len(window_prefix(t, base_model.max_seq_length)) < len(t) for t in texts[:12])  # it does cut
+    texts = [long_cv(seed) for seed in range(4)] + ["\u200b " * 2000 + "short tail after noise", "tiny"]
+    assert all(len(window_prefix(t, base_model.max_seq_length)) < len(t) for t in texts[:4])  # it does cut
     assert window_prefix("tiny", 256) == "tiny"
     whole = base_model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     assert np.array_equal(encode_cvs(base_model, texts, pooling="truncate"), whole)
