@@ -17,6 +17,7 @@ docker-compose.gpu.yaml say the same.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -129,15 +130,19 @@ def start(name: str, command: list[str], env: dict | None = None, user: str | No
 
 
 def running(name: str) -> int | None:
+    """The pid started as ``name`` if that process is alive (a killed child not yet reaped is not)."""
     path = PIDS / f"{name}.pid"
     if not path.exists():
         return None
     pid = int(path.read_text())
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child and has exited
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
         return None
-    return pid
+    return None if state in ("Z", "X") else pid
 
 
 def stop(name: str, grace: float = 20.0) -> None:
@@ -245,11 +250,10 @@ def up() -> dict:
     }.items():
         if not running(name):
             start(name, command, env)
-    for offset, (name, queue) in enumerate(QUEUES.items()):
+    for name, queue in QUEUES.items():
         if not running(name):
             worker_env = {
                 **env,
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(8794 + offset),
                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": "include.airflow_support.worker_hostname",
                 "MATCHER_WORKER_NAME": name,
             }
@@ -265,6 +269,9 @@ def up() -> dict:
                     str(WORKER_CONCURRENCY[name]),
                     "--celery-hostname",
                     f"{name}@%h",
+                    # Its log server would listen on every interface (Airflow has no host setting for
+                    # it); the API server reads the task logs from this machine's disk instead.
+                    "--skip-serve-logs",
                 ],
                 worker_env,
             )
