@@ -4,6 +4,7 @@ Airflow's REST API, as a person's trigger from the UI would be."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -104,15 +105,36 @@ def test_a_manual_run_succeeds_with_fine_tune_on_the_gpu_queue_worker(topology):
     assert shards and all(ti["queue"] == "default" and ti["hostname"] == "worker-default" for ti in shards)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), children first found first."""
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for task in os.listdir(f"/proc/{parent}/task") if os.path.exists(f"/proc/{parent}/task") else []:
+            with open(f"/proc/{parent}/task/{task}/children") as children:
+                for child in map(int, children.read().split()):
+                    found.append(child)
+                    queue.append(child)
+    return found
+
+
 def kill_worker(name: str) -> None:
-    """SIGKILL a Celery worker and every process it started, as an OOM kill or a lost node would."""
+    """SIGKILL a Celery worker and every process below it, as an OOM kill or a lost node would.
+
+    Airflow's supervisor puts each task process in its own process group, so killing the worker's
+    group alone would leave the task running on, orphaned (and finishing the work behind the retry's back).
+    """
     import signal
 
     from include.devtools import celery_topology
 
     pid = celery_topology.running(name)
     assert pid, f"{name} is not running"
-    os.killpg(pid, signal.SIGKILL)
+    for victim in [pid, *descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
     while celery_topology.running(name):
         time.sleep(0.2)
 
