@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     s3 = command("s3", cmd_s3, "Start, stop or describe the embedded SeaweedFS S3 server (.local/s3).")
     s3.add_argument("action", choices=["start", "stop", "status", "env"])
     s3.add_argument("--port", type=int, default=8333)
+    s3.add_argument("--data-dir", type=Path, default=LOCAL_S3_DIR, help="where its data, keys and pid live")
 
     demo = command("demo-data", cmd_demo_data, "Generate synthetic demo CVs and job descriptions into a folder.")
     demo.add_argument("--target", default="demo-data")
@@ -196,23 +197,23 @@ def cmd_s3(args) -> int:
     from include.devtools import embedded_s3
 
     if args.action == "start":
-        if embedded_s3.running(LOCAL_S3_DIR):
-            print(f"SeaweedFS already running (data in {LOCAL_S3_DIR})", file=sys.stderr)
+        if embedded_s3.running(args.data_dir):
+            print(f"SeaweedFS already running (data in {args.data_dir})", file=sys.stderr)
         else:
-            server = embedded_s3.start(LOCAL_S3_DIR, s3_port=args.port)
+            server = embedded_s3.start(args.data_dir, s3_port=args.port)
             print(
-                f"SeaweedFS S3 on {server.endpoint} (data in {LOCAL_S3_DIR}, keys in "
-                f"{LOCAL_S3_DIR / 'credentials.env'})",
+                f"SeaweedFS S3 on {server.endpoint} (data in {args.data_dir}, keys in "
+                f"{args.data_dir / 'credentials.env'})",
                 file=sys.stderr,
             )
     elif args.action == "stop":
-        print("stopped" if embedded_s3.stop(LOCAL_S3_DIR) else "not running", file=sys.stderr)
+        print("stopped" if embedded_s3.stop(args.data_dir) else "not running", file=sys.stderr)
     elif args.action == "status":
-        up = embedded_s3.running(LOCAL_S3_DIR)
+        up = embedded_s3.running(args.data_dir)
         emit("running" if up else "stopped")
         return 0 if up else 1
     else:  # env: shell lines for `eval`
-        access, secret = embedded_s3.load_or_create_keys(LOCAL_S3_DIR)
+        access, secret = embedded_s3.load_or_create_keys(args.data_dir)
         endpoint = f"http://127.0.0.1:{args.port}"
         emit(
             f"export AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_ENDPOINT_URL_S3={endpoint} "

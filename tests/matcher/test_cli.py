@@ -254,11 +254,13 @@ def test_a_misspelt_param_is_an_error_not_ignored():
     )
 
 
-def test_starting_the_embedded_s3_on_a_taken_port_says_so():
+def test_starting_the_embedded_s3_on_a_taken_port_says_so(tmp_path):
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert f"port {port} on 127.0.0.1 is already in use" in cli_error("s3", "start", "--port", str(port))
+        # Its own data folder: the project's embedded S3 may be running (after `make demo`).
+        error = cli_error("s3", "start", "--port", str(port), "--data-dir", str(tmp_path / "s3"))
+        assert f"port {port} on 127.0.0.1 is already in use" in error
