@@ -14,9 +14,7 @@ import io
 import threading
 from dataclasses import dataclass
 
-import numpy as np
-
-from include.matcher.search import Hit
+from include.matcher.search import Hit, exact_top, vector_column
 from include.matcher.storage import ObjectStore
 
 
@@ -75,12 +73,7 @@ class SideBySide:
                     "production": load_model(challenger.production_name, self.storage),
                     "candidate": load_model(challenger.candidate_uri, self.storage),
                 }
-                vectors = {
-                    side: np.asarray(table.column(side).combine_chunks().flatten(), dtype=np.float32).reshape(
-                        table.num_rows, -1
-                    )
-                    for side in models
-                }
+                vectors = {side: vector_column(table, side) for side in models}
                 self._loaded = {  # one challenger at a time: a new night replaces the old models
                     challenger.vectors_uri: (
                         models,
@@ -98,7 +91,8 @@ class SideBySide:
         ranked = {}
         for side, model in models.items():
             encoded = model.encode([query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-            scores = vectors[side] @ encoded[0].astype(np.float32)
-            best = np.argsort(-scores, kind="stable")[:k]
-            ranked[side] = [Hit(keys[i], float(scores[i]), categories[i], "cv", versions[side]) for i in best]
+            ranked[side] = [
+                Hit(keys[i], score, categories[i], "cv", versions[side])
+                for i, score in exact_top(vectors[side], encoded[0], k)
+            ]
         return ranked

@@ -46,6 +46,30 @@ class Hit:
     model_version: str
 
 
+def vector_column(table, column: str = "vector") -> np.ndarray:
+    """A parquet table's fixed-size-list column as an (n, dimension) float32 matrix."""
+    rows = table.num_rows
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.asarray(table.column(column).combine_chunks().flatten(), dtype=np.float32).reshape(rows, -1)
+
+
+def exact_top(matrix: np.ndarray, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+    """(row, cosine) of the ``k`` rows of ``matrix`` (unit rows) closest to the unit ``query``, best
+    first; only among ``rows`` when given."""
+    scores = matrix @ np.asarray(query, dtype=np.float32)
+    if rows is not None:
+        mask = np.zeros(len(scores), dtype=bool)
+        mask[rows] = True
+        scores = np.where(mask, scores, -np.inf)
+    k = min(k, int(np.isfinite(scores).sum()))
+    if k <= 0:
+        return []
+    best = np.argpartition(-scores, k - 1)[:k]
+    best = best[np.argsort(-scores[best], kind="stable")]
+    return [(int(i), float(scores[i])) for i in best]
+
+
 @dataclass
 class Vectors:
     """Searchable rows: their metadata, and either the unit vectors or an ANN index over them."""
@@ -70,13 +94,11 @@ class Vectors:
 
     @classmethod
     def from_table(cls, table) -> Vectors:
-        rows = table.num_rows
-        matrix = np.asarray(table.column("vector").combine_chunks().flatten(), dtype=np.float32)
         return cls(
             ids=table.column("id").to_pylist(),
             categories=table.column("category").to_pylist(),
             sources=table.column("source").to_pylist(),
-            matrix=matrix.reshape(rows, -1) if rows else np.zeros((0, 0), dtype=np.float32),
+            matrix=vector_column(table),
         )
 
 
@@ -114,24 +136,12 @@ class SnapshotIndex:
         """The ``k`` rows of ``vectors`` closest to the unit ``query`` (restricted to ``category``)."""
         if not len(vectors.ids):
             return []
-        if vectors.ann is not None:
-            rows = None if category is None else vectors.rows_of(category)
-            return [
-                Hit(vectors.ids[i], score, vectors.categories[i], vectors.sources[i], self.version)
-                for i, score in vectors.ann.search(query, k, rows)
-            ]
-        scores = vectors.matrix @ np.asarray(query, dtype=np.float32)
-        if category is not None:
-            mask = np.zeros(len(scores), dtype=bool)
-            mask[vectors.rows_of(category)] = True
-            scores = np.where(mask, scores, -np.inf)
-        k = min(k, int(np.isfinite(scores).sum()))
-        if k <= 0:
-            return []
-        best = np.argpartition(-scores, k - 1)[:k]
-        best = best[np.argsort(-scores[best], kind="stable")]
+        rows = None if category is None else vectors.rows_of(category)
+        found = (
+            vectors.ann.search(query, k, rows) if vectors.ann is not None else exact_top(vectors.matrix, query, k, rows)
+        )
         return [
-            Hit(vectors.ids[i], float(scores[i]), vectors.categories[i], vectors.sources[i], self.version) for i in best
+            Hit(vectors.ids[i], score, vectors.categories[i], vectors.sources[i], self.version) for i, score in found
         ]
 
 

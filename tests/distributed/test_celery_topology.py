@@ -118,10 +118,10 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_worker(name: str) -> None:
-    """SIGKILL a Celery worker and every process below it, as an OOM kill or a lost node would.
+def kill_service(name: str) -> None:
+    """SIGKILL a topology process and every process below it, as an OOM kill or a lost node would.
 
-    Airflow's supervisor puts each task process in its own process group, so killing the worker's
+    Airflow's supervisor puts each task process in its own process group, so killing a worker's
     group alone would leave the task running on, orphaned (and finishing the work behind the retry's back).
     """
     import signal
@@ -139,19 +139,15 @@ def kill_worker(name: str) -> None:
         time.sleep(0.2)
 
 
-def test_workers_killed_mid_task_lose_nothing_and_the_fine_tune_resumes_from_its_checkpoint(topology):
-    """One run, two kills: the default-queue worker while it parses, the gpu-queue worker once the
-    fine-tune has a checkpoint on S3. Both tasks are retried on restarted workers; the run succeeds,
-    every file is accounted for, and the fine-tune's retry resumes from the checkpoint."""
+def topology_storage():
+    """The topology's S3, as the pipeline's own Storage."""
     import boto3
 
     from include.devtools import celery_topology
-    from include.matcher import layout
-    from include.matcher.settings import Locations
     from include.matcher.storage import CLIENT_CONFIG, Storage
 
     s3 = celery_topology.s3_environment()
-    storage = Storage(
+    return Storage(
         boto3.client(
             "s3",
             endpoint_url=s3["AWS_ENDPOINT_URL_S3"],
@@ -161,33 +157,50 @@ def test_workers_killed_mid_task_lose_nothing_and_the_fine_tune_resumes_from_its
             config=CLIENT_CONFIG,
         )
     )
+
+
+def upload_new_cvs(api: Api, seed: int) -> None:
+    """New demo CVs on the raw prefix, so the next run has parsing and training to do."""
     from include.devtools.demo_data import generate
 
     more = Path(tempfile.mkdtemp(prefix="matcher-more-cvs-"))
-    generate(more, cvs_per_category=6, seed=11, broken=False)  # new CVs: tonight's parse has work
-    matcher_cli(topology.env, "upload", str(more / "cvs"), "--to", "cvs")
+    generate(more, cvs_per_category=6, seed=seed, broken=False)
+    matcher_cli(api.env, "upload", str(more / "cvs"), "--to", "cvs")
+
+
+def state_of(api: Api, run_id: str, task_id: str) -> str | None:
+    found = [ti for ti in api.task_instances(run_id) if ti["task_id"] == task_id]
+    return found[0]["state"] if found else None
+
+
+def test_workers_killed_mid_task_lose_nothing_and_the_fine_tune_resumes_from_its_checkpoint(topology):
+    """One run, two kills: the default-queue worker while it parses, the gpu-queue worker once the
+    fine-tune has a checkpoint on S3. Both tasks are retried on restarted workers; the run succeeds,
+    every file is accounted for, and the fine-tune's retry resumes from the checkpoint."""
+    from include.devtools import celery_topology
+    from include.matcher import layout
+    from include.matcher.settings import Locations
+
+    storage = topology_storage()
+    upload_new_cvs(topology, seed=11)
     run = topology.call("POST", f"/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {"epochs": 2}})
     run_id = run["dag_run_id"]
 
-    def state_of(task_id: str) -> str | None:
-        found = [ti for ti in topology.task_instances(run_id) if ti["task_id"] == task_id]
-        return found[0]["state"] if found else None
-
     deadline = time.monotonic() + 600
-    while state_of("parse.parse_shard") != "running":
+    while state_of(topology, run_id, "parse.parse_shard") != "running":
         assert time.monotonic() < deadline, "parse_shard never ran"
         time.sleep(0.5)
-    kill_worker("worker-default")
+    kill_service("worker-default")
     celery_topology.up()  # restarts what is not running: the killed worker
 
     latest = layout.latest_checkpoint(layout.Run(Locations.from_env().run_uri(run_id)).checkpoints)
     while not storage.exists(latest):
         assert time.monotonic() < deadline + 1200, "the fine-tune never wrote a checkpoint"
-        assert state_of("train.fine_tune") not in ("success", "failed", "upstream_failed"), (
+        assert state_of(topology, run_id, "train.fine_tune") not in ("success", "failed", "upstream_failed"), (
             "no checkpoint to kill after"
         )
         time.sleep(1)
-    kill_worker("worker-gpu")
+    kill_service("worker-gpu")
     celery_topology.up()
 
     finished = topology.wait_for_run(run_id, seconds=2400)
@@ -202,3 +215,71 @@ def test_workers_killed_mid_task_lose_nothing_and_the_fine_tune_resumes_from_its
         path.read_text() for path in logs.glob("attempt=*.log") if not path.name.startswith("attempt=1")
     )
     assert "fine_tune: resuming from step" in retried
+
+
+def test_a_scheduler_killed_mid_run_is_restarted_and_the_run_completes(topology):
+    """The scheduler dies (SIGKILL, as a lost node) while ``fine_tune`` runs on the gpu worker; the task
+    goes on reporting to the API server, and the restarted scheduler takes the run to the end."""
+    from include.devtools import celery_topology
+
+    upload_new_cvs(topology, seed=12)
+    run_id = topology.call("POST", f"/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {"epochs": 1}})["dag_run_id"]
+    deadline = time.monotonic() + 900
+    while state_of(topology, run_id, "train.fine_tune") != "running":
+        assert time.monotonic() < deadline, "fine_tune never ran"
+        time.sleep(1)
+    killed = celery_topology.running("scheduler")
+    kill_service("scheduler")
+    time.sleep(10)  # the run is without a scheduler for a while
+    celery_topology.up()
+    assert celery_topology.running("scheduler") not in (None, killed)
+
+    finished = topology.wait_for_run(run_id)
+    instances = topology.task_instances(run_id)
+    assert finished["state"] == "success", {(ti["task_id"], ti["map_index"]): ti["state"] for ti in instances}
+    fine_tune = next(ti for ti in instances if ti["task_id"] == "train.fine_tune")
+    assert fine_tune["try_number"] == 1  # the training went on through the restart: nothing redone
+
+
+def test_two_runs_triggered_at_once_run_one_after_the_other_and_leave_the_registry_consistent(topology):
+    """``max_active_runs=1``: the second run waits queued until the first has finished, and both
+    write through the same production and embeddings pointers without a lost or dangling update."""
+    from include.matcher import layout, registry
+    from include.matcher.embeddings import current_uri
+    from include.matcher.settings import Locations
+
+    upload_new_cvs(topology, seed=13)
+    first = topology.call("POST", f"/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {"epochs": 1}})
+    # force_retrain: the second run trains, judges and publishes too, rather than stopping at ingest
+    second = topology.call(
+        "POST", f"/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {"epochs": 1, "force_retrain": True}}
+    )
+    seen_queued_behind = False
+    deadline = time.monotonic() + 2400
+    while True:
+        runs = [topology.call("GET", f"/dags/{DAG}/dagRuns/{r['dag_run_id']}") for r in (first, second)]
+        states = [r["state"] for r in runs]
+        assert states.count("running") <= 1, states
+        seen_queued_behind |= sorted(states) == ["queued", "running"]
+        if all(state in ("success", "failed") for state in states):
+            break
+        assert time.monotonic() < deadline, f"runs still {states}"
+        time.sleep(3)
+    assert states == ["success", "success"]
+    assert seen_queued_behind
+    earlier, later = sorted(runs, key=lambda run: run["start_date"])
+    assert later["start_date"] >= earlier["end_date"]
+
+    storage, locations = topology_storage(), Locations.from_env()
+    production = registry.read_production(storage, locations.registry)
+    versions = {entry["version"]: entry for entry in registry.list_versions(storage, locations.registry)}
+    assert production["version"] in versions
+    model = layout.Model(production["uri"])
+    assert storage.exists(model.entry) and any(
+        info.uri.endswith("model.safetensors") for info in storage.list(production["uri"])
+    )
+    embeddings = storage.get_json(current_uri(locations.embeddings))
+    assert embeddings["version"] == production["version"]  # the vectors served are the production model's
+    assert storage.get_json(embeddings["manifest"])["version"] == production["version"]
+    for entry in versions.values():  # every version's lineage points at versions that exist
+        assert entry["previous"] is None or entry["previous"] in versions
