@@ -62,9 +62,12 @@ def validation_selector(validation: list[dict], jobs: dict[str, list[str]]):
             super().__init__()
             self.name = "validation"
             self.primary_metric = SELECTION_METRIC
+            self.scorings, self.seconds = 0, 0.0  # what selection costs the training, for its stats
 
         def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+            started = time.monotonic()
             metrics = evaluate_model(model, validation, jobs, with_title=False)["metrics"]
+            self.scorings, self.seconds = self.scorings + 1, self.seconds + time.monotonic() - started
             log.info(
                 "fine_tune: validation at step %d: %s %.4f", steps, SELECTION_METRIC, metrics.get(SELECTION_METRIC, 0.0)
             )
@@ -161,6 +164,7 @@ def _s3_checkpoint_callback_class(storage: ObjectStore, checkpoint_uri: str):
         def __init__(self):
             self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-upload")
             self._pending: Future | None = None
+            self.uploads, self.waited = 0, 0.0  # seconds the training stood still for an upload
             self._staging = tempfile.TemporaryDirectory(prefix="matcher-checkpoint-")
 
         def on_save(self, args, state, control, **kwargs):
@@ -180,7 +184,9 @@ def _s3_checkpoint_callback_class(storage: ObjectStore, checkpoint_uri: str):
             """Block until the checkpoint being uploaded is on S3 (re-raising its error)."""
             if self._pending is not None:
                 pending, self._pending = self._pending, None
+                started = time.monotonic()
                 pending.result()
+                self.uploads, self.waited = self.uploads + 1, self.waited + time.monotonic() - started
 
         def _upload(self, staged: Path, step: int) -> None:
             target = layout.checkpoint(checkpoint_uri, staged.name)
@@ -274,9 +280,10 @@ def train_model(
         if checkpointing:
             schedule = _checkpoint_schedule_class(config.checkpoint_minutes, config.checkpoint_steps, bool(selector))
             trainer.add_callback(schedule())
-        resume = None
+        resume, uploads = None, None
         if checkpoint_uri:
-            trainer.add_callback(_s3_checkpoint_callback_class(storage, checkpoint_uri)())
+            uploads = _s3_checkpoint_callback_class(storage, checkpoint_uri)()
+            trainer.add_callback(uploads)
             resume = _restore_checkpoint(storage, checkpoint_uri, scratch)
         started = time.monotonic()
         with children_allowed():  # CUDA's data-loader workers, inside a Celery prefork worker too
@@ -298,6 +305,13 @@ def train_model(
         and Path(trainer.state.best_model_checkpoint).name,
         "best_validation": getattr(trainer.state, "best_metric", None),
         "device": str(model.device),
+        # Inside train_seconds: what best-checkpoint selection and resumability cost this run.
+        "selection": None
+        if selector is None
+        else {"scorings": selector.scorings, "seconds": round(selector.seconds, 2)},
+        "checkpoint_uploads": None
+        if uploads is None
+        else {"count": uploads.uploads, "waited_seconds": round(uploads.waited, 2)},
     }
     (output_dir / "training_config.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
     write_model_card(output_dir, stats)

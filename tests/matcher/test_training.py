@@ -125,6 +125,7 @@ def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, location
     assert f"resuming from step {step}" in second.stderr
     stats = json.loads(storage.get_bytes(join_uri(run, "candidate", "training_config.json")))
     assert stats["resumed_from"] == f"checkpoint-{step}"
+    assert stats["checkpoint_uploads"]["count"] >= 1 and stats["checkpoint_uploads"]["waited_seconds"] >= 0
     assert storage.exists(join_uri(run, "candidate", "model.safetensors"))
     assert storage.list(join_uri(run, "checkpoints")) == []  # the candidate is on S3: checkpoints are dropped
 
@@ -146,6 +147,8 @@ def test_the_best_checkpoint_by_validation_metric_is_kept_not_the_last(tmp_path)
     out = train_model(examples.rows, examples.metadata, config, tmp_path / "m", validation=validation, jobs=JOBS)
     stats = json.loads((out / "training_config.json").read_text())
     assert stats["best_checkpoint"].startswith("checkpoint-") and stats["best_validation"] is not None
+    assert stats["selection"]["scorings"] >= 2 and stats["selection"]["seconds"] > 0  # its cost is on record
+    assert stats["checkpoint_uploads"] is None  # no S3 mirror asked for
 
     from include.matcher.evaluation import evaluate_model
     from include.matcher.models import load_model
