@@ -10,7 +10,7 @@ binds to 127.0.0.1 and lives under ``.local/celery/``; every process is started 
     python -m include.devtools.celery_topology up | down | status | env
 
 The queue names, the pool and the routing variables are :data:`GPU_ROUTING`, :data:`QUEUES` and
-:data:`POOLS`; ``tests/distributed/test_topology_settings.py`` checks that docker-compose.yaml and
+:data:`POOLS`; ``tests/deploy/test_compose.py`` checks that docker-compose.yaml and
 docker-compose.gpu.yaml say the same.
 """
 
