@@ -87,6 +87,7 @@ VOLATILE = {
     "train_seconds",
     "examples_per_second",
     "seconds",
+    "waited_seconds",
     "encode_seconds",
     "cache_hits",
 }
