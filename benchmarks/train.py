@@ -185,7 +185,8 @@ def main() -> int:
         "",
         f"Inside the stage's trainer seconds: {selection.get('scorings', 0)} validation scorings "
         f"({scoring:.1f} s, {scoring / stage:.0%}), {uploads.get('count', 0)} checkpoint uploads that "
-        f"training waited {uploads.get('waited_seconds', 0.0):.1f} s for. Without the scorings the stage runs at "
+        f"training waited {uploads.get('waited_seconds', 0.0):.1f} s for. With the scorings' seconds "
+        f"subtracted the stage is at "
         f"{bare / (stage - scoring):.2f}x bare.",
     ]
     record(lines, args.results)
