@@ -57,6 +57,8 @@ def vector_column(table, column: str = "vector") -> np.ndarray:
 def exact_top(matrix: np.ndarray, query: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
     """(row, cosine) of the ``k`` rows of ``matrix`` (unit rows) closest to the unit ``query``, best
     first; only among ``rows`` when given."""
+    if not len(matrix):  # an empty table reads as (0, 0), which no query can multiply
+        return []
     scores = matrix @ np.asarray(query, dtype=np.float32)
     if rows is not None:
         mask = np.zeros(len(scores), dtype=bool)

@@ -144,3 +144,15 @@ def test_a_snapshot_beyond_the_exact_limit_is_searched_through_the_index_built_a
     chefs = index.top(index.cvs, exact_index.jobs.matrix[0], 5, category="CHEF")
     assert {hit.id for hit in chefs} == {"CHEF/grill.txt", "CHEF/pastry.txt"}
     assert index.top(index.cvs, exact_index.jobs.matrix[0], 5, category="ASTRONAUT") == []
+
+
+def test_exact_top_ranks_best_first_keeps_to_allowed_rows_and_answers_an_empty_table():
+    import numpy as np
+
+    from include.matcher.search import exact_top
+
+    matrix = np.eye(4, dtype=np.float32)
+    query = np.array([0.1, 0.9, 0.4, 0.0], dtype=np.float32)
+    assert [row for row, _ in exact_top(matrix, query, 3)] == [1, 2, 0]
+    assert [row for row, _ in exact_top(matrix, query, 3, rows=np.array([0, 3]))] == [0, 3]
+    assert exact_top(np.zeros((0, 0), dtype=np.float32), query, 3) == []
