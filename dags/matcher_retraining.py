@@ -238,7 +238,9 @@ def matcher_retraining():
             from include.matcher.embeddings import plan_production_refresh
 
             config, _ = run_config(params, run_id)
-            return plan_production_refresh(corpus_uri, config.locations, s3_storage(), config.shards.embed_texts)
+            return plan_production_refresh(
+                corpus_uri, config.locations, s3_storage(), config.shards.embed_texts, config.publishes_embeddings
+            )
 
         @task(map_index_template="{{ shard_name }}")
         @timed

@@ -14,6 +14,7 @@ forbids script, so nothing written to the work bucket can run in the Airflow ori
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
@@ -29,6 +30,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 MATCHER_DAG_ID = "matcher_retraining"
+log = logging.getLogger(__name__)
 
 
 def may_read_the_matcher_dag(user: GetUserDep) -> None:
@@ -102,7 +104,7 @@ def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:
     """The side-by-side table of production and the latest candidate, when that candidate is not production."""
     global _side_by_side
     from include.matcher.comparison import SideBySide, latest_challenger
-    from include.matcher.dashboard import run_reports, side_by_side_table
+    from include.matcher.dashboard import run_reports, side_by_side_table, side_by_side_unavailable
     from include.matcher.registry import read_production
 
     production = read_production(storage, locations.registry)
@@ -111,7 +113,12 @@ def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:
         return ""
     if _side_by_side is None:
         _side_by_side = SideBySide(storage)
-    return side_by_side_table(challenger, _side_by_side.rank(challenger, query, k))
+    try:
+        ranked = _side_by_side.rank(challenger, query, k)
+    except Exception as error:  # the view is optional: a deleted or damaged vectors file must not take the page
+        log.warning("side-by-side view unavailable for %s: %s", challenger.run, error)
+        return side_by_side_unavailable(challenger)
+    return side_by_side_table(challenger, ranked)
 
 
 @app.get("/", response_class=HTMLResponse)

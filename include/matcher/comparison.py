@@ -38,7 +38,7 @@ def latest_challenger(reports: list[dict], production_version: str | None) -> Ch
         return None
     latest = reports[-1]
     vectors_uri = latest.get("held_out", {}).get("vectors")
-    if latest["version"] == production_version or not vectors_uri:
+    if latest["version"] == production_version or not vectors_uri or not latest.get("candidate"):
         return None
     decision = latest.get("decision", {})
     return Challenger(

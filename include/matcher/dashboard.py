@@ -7,56 +7,39 @@ and the run reports are readable; ``plugins/matcher_plugin.py`` serves it inside
 from __future__ import annotations
 
 import html
-import json
 import math
 from urllib.parse import quote
 
 from include.matcher import layout
 from include.matcher.registry import list_versions, read_production
+from include.matcher.report_schema import MAX_REPORT_BYTES, UnreadableReport, read_report
 from include.matcher.settings import GateConfig, Locations
-from include.matcher.storage import ObjectStore
+from include.matcher.storage import MissingObject, ObjectStore
 
 
 def run_reports(storage: ObjectStore, locations: Locations) -> tuple[list[dict], list[str]]:
     """Every run's validation report (promoted or not), oldest first; and the runs whose report is unreadable.
 
     Anyone who can write the work bucket can put any bytes there: a report that is not the JSON
-    validation writes is listed as unreadable, never allowed to take the page down.
+    validation writes (:mod:`include.matcher.report_schema`) is listed as unreadable, never allowed
+    to take the page down.
     """
     root = layout.runs(locations.work)
-    listed = {info.uri for info in storage.list(root)}
-    names = sorted({uri[len(root) + 1 :].split("/", 1)[0] for uri in listed})
-    runs = [layout.Run(locations.run_uri(name)) for name in names]
+    sizes = {info.uri: info.size for info in storage.list(root)}
+    names = sorted({uri[len(root) + 1 :].split("/", 1)[0] for uri in sizes})
     reports, unreadable = [], []
-    for run in runs:
-        if run.candidate.validation_report not in listed:
+    for name in names:
+        report_uri = layout.Run(f"{root}/{name}").candidate.validation_report
+        if report_uri not in sizes:
             continue
         try:
-            reports.append(readable_report(storage.get_json(run.candidate.validation_report)))
-        except (ValueError, KeyError, TypeError):
-            unreadable.append(run.name)
+            locations.run_folder_uri(name)  # a folder no run writes (``...``, ``ü``) holds no report of ours
+            if sizes[report_uri] > MAX_REPORT_BYTES:
+                raise UnreadableReport("too large")
+            reports.append(read_report(storage.get_bytes(report_uri)))
+        except (ValueError, MissingObject):
+            unreadable.append(name)
     return sorted(reports, key=lambda report: report["created_at"]), unreadable
-
-
-def readable_report(report) -> dict:
-    """``report`` if it has the fields and types the page uses; ValueError otherwise."""
-    fields = {"created_at": str, "run": str, "version": str}
-    if not isinstance(report, dict) or any(not isinstance(report.get(name), kind) for name, kind in fields.items()):
-        raise ValueError("not a validation report")
-    decision = report.get("decision")
-    if (
-        not isinstance(decision, dict)
-        or not isinstance(decision.get("promote"), bool)
-        or not isinstance(decision.get("reason"), str)
-    ):
-        raise ValueError("validation report without a decision")
-    for side in ("candidate_metrics", "production_metrics"):
-        metrics = (report.get(side) or {}).get("metrics")
-        if not isinstance(metrics, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values()
-        ):
-            raise ValueError(f"validation report with unreadable {side}")
-    return report
 
 
 DAG_ID = "matcher_retraining"
@@ -161,6 +144,13 @@ def side_by_side_table(challenger, ranked: dict[str, list]) -> str:
     )
 
 
+def side_by_side_unavailable(challenger) -> str:
+    return (
+        '<h3>Production and the latest candidate, side by side</h3><p class="refuse">Unavailable: the '
+        f"{html.escape(challenger.run.rsplit('/', 1)[-1])} night's held-out vectors are missing or unreadable.</p>"
+    )
+
+
 def search_box(query: str | None, matches: list | None, error: str | None, comparison: str = "") -> str:
     """The "try a job description" form and, after a query, production's top candidates for it
     (and ``comparison``, the side-by-side table when a newer candidate exists)."""
@@ -235,8 +225,9 @@ def render(
 
 
 def report(storage: ObjectStore, locations: Locations, run: str) -> dict:
-    """The validation report of one run (its name under ``<work>/runs/``)."""
-    return json.loads(storage.get_bytes(_report_uri(locations, run)))
+    """The validation report of one run (its folder name under ``<work>/runs/``), checked
+    (:class:`UnreadableReport` if it is not one validate wrote)."""
+    return read_report(storage.get_bytes(_report_uri(locations, run)))
 
 
 def report_html(storage: ObjectStore, locations: Locations, run: str) -> str:
@@ -247,7 +238,7 @@ def report_html(storage: ObjectStore, locations: Locations, run: str) -> str:
     """
     from include.matcher.report import render_report
 
-    return render_report(readable_report(report(storage, locations, run)), nav=NAV)
+    return render_report(report(storage, locations, run), nav=NAV)
 
 
 def unknown_report_page(run: str) -> str:
@@ -260,6 +251,4 @@ def unknown_report_page(run: str) -> str:
 
 
 def _report_uri(locations: Locations, run: str) -> str:
-    if "/" in run or run in {"", ".", ".."}:
-        raise ValueError("not a run name")
-    return layout.Run(locations.run_uri(run)).candidate.validation_report
+    return layout.Run(locations.run_folder_uri(run)).candidate.validation_report

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ REJECT_REASONS = {
     "undecodable": "text whose encoding could not be determined or that is binary",
     "timeout": "parsing took longer than the configured wall-clock limit",
     "memory": "parsing needed more memory than the configured limit",
+    "too_long": "more text than any CV holds (over the configured character limit)",
+    "vanished": "the file was deleted or replaced between ingest and parse",
 }
 
 
@@ -90,10 +93,38 @@ def extract_text(data: bytes, filename: str, limits: ParseLimits | None = None) 
             raise Rejected("wrong_type", f"a .txt file whose bytes are {kind}")
         text = _txt_text(data)
 
-    text = normalise_whitespace(text)
+    return ParsedText(text=accept_text(text, limits), kind=extension.lstrip("."))
+
+
+def accept_text(text: str, limits: ParseLimits | None = None) -> str:
+    """The text a CV is stored as (invisible and control characters dropped, whitespace normalised),
+    or :class:`Rejected`: too long to be a CV, or too few letters and digits to be one."""
+    limits = limits or ParseLimits()
+    if len(text) > 20 * limits.max_chars:  # refused before normalising: that alone would cost seconds
+        raise Rejected("too_long", f"{len(text)} characters extracted (> {limits.max_chars})")
+    text = normalise_whitespace(strip_invisible(text))
+    if len(text) > limits.max_chars:
+        raise Rejected("too_long", f"{len(text)} characters extracted (> {limits.max_chars})")
     if len(text) < limits.min_chars:
         raise Rejected("no_text", f"{len(text)} characters extracted (< {limits.min_chars})")
-    return ParsedText(text=text, kind=extension.lstrip("."))
+    word_characters = sum(character.isalnum() for character in text)
+    if word_characters < limits.min_chars / 2:
+        raise Rejected(
+            "no_text", f"{word_characters} letters or digits in {len(text)} characters (< {limits.min_chars / 2:g})"
+        )
+    return text
+
+
+# Format characters (zero-width spaces and joiners, BOMs, bidi marks), control characters but the
+# line breaks and tabs, private-use and unassigned code points: none is text a reader sees.
+_INVISIBLE = {"Cf", "Cc", "Co", "Cs", "Cn"}
+_KEPT_CONTROLS = {"\n", "\r", "\t"}
+
+
+def strip_invisible(text: str) -> str:
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c for c in text if c in _KEPT_CONTROLS or unicodedata.category(c) not in _INVISIBLE)
 
 
 def normalise_whitespace(text: str) -> str:
@@ -254,6 +285,14 @@ def _strict_docx_text(archive: zipfile.ZipFile, main_part: str = "word/document.
 
 def _txt_text(data: bytes) -> str:
     from charset_normalizer import from_bytes
+
+    # Bytes that decode as UTF-8 are UTF-8 (detection can take a few zero-width spaces for Mac Roman);
+    # UTF-16 (a BOM, or NUL bytes) is left to detection, since it decodes as UTF-8 as well.
+    if not data.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" not in data:
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            pass
 
     best = from_bytes(data).best()
     if best is None:

@@ -1,6 +1,6 @@
 """Stage 7, refresh embeddings: embed every candidate and job offer with the production model.
 
-Output under the embeddings URI, one snapshot per (model version, corpus snapshot)::
+Output under the embeddings URI, one snapshot folder per (model version, corpus snapshot, inputs)::
 
     <version>/<snapshot>/cvs/part-<i>-of-<n>.parquet   columns: id, source, category, text_hash, vector, model_version
     <version>/<snapshot>/jobs.parquet                  the job descriptions and job-offer documents
@@ -8,7 +8,10 @@ Output under the embeddings URI, one snapshot per (model version, corpus snapsho
     <version>/<snapshot>/_manifest.json                written after all parts
     current.json                                       pointer, flipped (compare-and-swap) last
 
-Readers follow ``current.json``, so they never see a half-written snapshot or two models mixed.
+Readers follow ``current.json``, so they never see a half-written snapshot or two models mixed: a
+publish writes a new folder (named by the corpus and a fingerprint of every input) and never the
+one the pointer names. Only the corpus as it is now (the ledger's) is published: re-running an
+old night's refresh would otherwise serve CVs deleted since.
 
 Three steps, so Airflow can spread the CVs over workers: :func:`plan_refresh` cuts the corpus into
 shards, :func:`embed_shard` embeds one (a mapped task each), :func:`publish_embeddings` embeds the
@@ -31,6 +34,7 @@ from datetime import UTC, datetime
 from include.matcher import layout
 from include.matcher.documents import REJECT_REASONS, SUPPORTED_EXTENSIONS, Rejected
 from include.matcher.encoding import cv_pooling
+from include.matcher.ingest import is_current_corpus
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.registry import read_production, swap_pointer
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
@@ -42,6 +46,10 @@ log = logging.getLogger(__name__)
 # holds texts of similar length and pads little. Its default of 32 measured as fast as 64 or 16 on
 # 2 cores (CVs fill the 256-token window; threads already split each batch's matmuls).
 BATCH_SIZE = 32
+
+
+class StaleCorpus(RuntimeError):
+    """A corpus snapshot that is no longer the corpus as it is now: publishing it would serve CVs removed since."""
 
 
 def encoder_id() -> str:
@@ -147,6 +155,13 @@ def plan_refresh(
     shard_size = shard_size or shard_config_from_env().embed_texts
     version = storage.get_json(layout.Model(version_uri).entry)["version"]
     rows = storage.get_jsonl(corpus_uri)
+    if not is_current_corpus(rows, storage, locations):
+        log.warning(
+            "refresh_embeddings: %s is not the corpus as it is now (the ledger has moved on since: CVs were added, "
+            "changed or removed); nothing is published from it, the next night publishes the current corpus",
+            corpus_uri,
+        )
+        return []
     fingerprint = inputs_fingerprint(rows, locations, storage)
     current = read_current(storage, locations.embeddings)
     previous = storage.get_json(current["manifest"]) if current else None
@@ -162,7 +177,9 @@ def plan_refresh(
         previous and previous["version"] == version and previous.get("encoder", "truncate/torch") == encoder_id()
     )
     reuse_from = current["manifest"] if same_encoder else None
-    snapshot = layout.Snapshot.of(locations.embeddings, version, corpus_uri)
+    snapshot = layout.Snapshot.of(locations.embeddings, version, corpus_uri, fingerprint)
+    if current and snapshot.uri == current["uri"]:  # the live folder is never written into
+        snapshot = layout.Snapshot(f"{snapshot.uri}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}")
     target = snapshot.uri
     count = max(1, -(-len(rows) // shard_size))
     uris = []
@@ -277,9 +294,14 @@ def publish_embeddings(
     from include.matcher.onnx_backend import load_encoder
 
     version = storage.get_json(layout.Model(version_uri).entry)["version"]
-    snapshot = layout.Snapshot.of(locations.embeddings, version, corpus_uri)
+    snapshot = layout.Snapshot.of_part(sorted(part_uris)[0])
     target = snapshot.uri
     rows = storage.get_jsonl(corpus_uri)
+    if not is_current_corpus(rows, storage, locations):
+        raise StaleCorpus(
+            f"{corpus_uri} is no longer the corpus as it is now (the ledger moved on while it was embedded): not "
+            "published, so search keeps the snapshot it has; the next night publishes the current corpus"
+        )
     cv_parts = [storage.get_json(layout.Snapshot.part_stats(uri)) for uri in sorted(part_uris)]
     if sum(part["rows"] for part in cv_parts) != len(rows):
         raise RuntimeError(f"embedding parts hold {sum(part['rows'] for part in cv_parts)} CVs, the corpus {len(rows)}")
@@ -317,6 +339,8 @@ def publish_embeddings(
         "written_at": datetime.now(UTC).isoformat(),
     }
     storage.put_json(snapshot.manifest, manifest)
+    if not is_current_corpus(rows, storage, locations):  # the ledger may have moved while the job texts embedded
+        raise StaleCorpus(f"{corpus_uri} stopped being the current corpus before its pointer flip: not published")
     pointer = {"version": version, "uri": target, "manifest": snapshot.manifest, "updated_at": manifest["written_at"]}
     found = storage.get_with_etag(current_uri(locations.embeddings))
     swap_pointer(storage, current_uri(locations.embeddings), pointer, json.loads(found[0]) if found else None)
@@ -359,9 +383,16 @@ def build_cv_index(snapshot: layout.Snapshot, cv_parts: list[dict], storage: Obj
 
 
 def plan_production_refresh(
-    corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None
+    corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None, publish: bool = True
 ) -> list[str]:
-    """:func:`plan_refresh` with the model in production; no shard before the first promotion."""
+    """:func:`plan_refresh` with the model in production; no shard before the first promotion, nor
+    for a run that may not publish (``publish`` False: a trial run on another raw prefix)."""
+    if not publish:
+        log.info(
+            "refresh_embeddings: this run's raw_prefix is not the deployment's: the production embeddings are left "
+            "as they are (set publish_from_other_prefix to publish from it)"
+        )
+        return []
     production = read_production(storage, locations.registry)
     if production is None:
         log.info("refresh_embeddings: no model in production yet: nothing to embed with")
@@ -384,7 +415,10 @@ def refresh_embeddings(
     """The whole stage in one process; the URI of the embeddings ``current.json`` points at."""
     shard_uris = plan_refresh(version_uri, corpus_uri, locations, storage, shard_size)
     if not shard_uris:
-        return read_current(storage, locations.embeddings)["uri"]
+        current = read_current(storage, locations.embeddings)
+        if current is None:
+            raise StaleCorpus(f"{corpus_uri} is not the current corpus and nothing is published yet")
+        return current["uri"]
     part_uris = [embed_shard(uri, storage) for uri in shard_uris]
     return publish_embeddings(version_uri, corpus_uri, part_uris, locations, storage)
 

@@ -17,6 +17,9 @@ import numpy as np
 POOLINGS = ("truncate", "mean", "max")
 DEFAULT_POOLING = "truncate"
 MAX_CHUNKS = 8  # a 10-page CV costs at most 8 windows; the tail of very long documents is noise
+# The most words any encoding reads of a CV: every chunk of the longest window the settings allow.
+# Stages downstream of parse cut texts to this, so a long document costs no more than a long CV.
+MOST_WORDS_READ = MAX_CHUNKS * 512
 
 
 def cv_pooling() -> str:

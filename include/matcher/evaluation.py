@@ -13,6 +13,8 @@ validation stage and ``benchmarks/quality.py`` both score through :func:`evaluat
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from include.matcher.settings import METRICS  # noqa: F401 - re-exported: callers import it from here
@@ -84,13 +86,35 @@ def job_to_cv(scores: np.ndarray, categories: list[str], truth: list[str], k: in
     return {"job_to_cv_recall@10": float(np.mean(recalls)), "job_to_cv_map@10": float(np.mean(average_precisions))}
 
 
+# Beyond this many categories the report keeps the largest confusions, not the whole matrix: the
+# matrix grows with the square of the categories (2,000 made a 555 MB report page).
+MAX_CONFUSION_CATEGORIES = 50
+TOP_CONFUSIONS = 100
+
+
 def confusion(scores: np.ndarray, categories: list[str], truth: list[str]) -> dict:
-    """Counts of (true category, top-ranked category): rows are the truth."""
+    """Counts of (true category, top-ranked category): rows are the truth. Past
+    :data:`MAX_CONFUSION_CATEGORIES`, only the :data:`TOP_CONFUSIONS` largest off-diagonal cells."""
     index = {c: i for i, c in enumerate(categories)}
-    matrix = np.zeros((len(categories), len(categories)), dtype=int)
-    for row, predicted in zip((index[t] for t in truth), finite_scores(scores).argmax(axis=1), strict=True):
-        matrix[row, predicted] += 1
-    return {"labels": categories, "matrix": matrix.tolist()}
+    pairs = Counter(
+        (row, int(predicted))
+        for row, predicted in zip((index[t] for t in truth), finite_scores(scores).argmax(axis=1), strict=True)
+    )
+    if len(categories) <= MAX_CONFUSION_CATEGORIES:
+        matrix = np.zeros((len(categories), len(categories)), dtype=int)
+        for (row, predicted), count in pairs.items():
+            matrix[row, predicted] = count
+        return {"labels": categories, "matrix": matrix.tolist()}
+    wrong = sorted(((count, r, p) for (r, p), count in pairs.items() if r != p), key=lambda c: (-c[0], c[1], c[2]))
+    return {
+        "labels": [],
+        "matrix": [],
+        "categories": len(categories),
+        "top_confusions": [
+            {"true": categories[r], "predicted": categories[p], "count": count}
+            for count, r, p in wrong[:TOP_CONFUSIONS]
+        ],
+    }
 
 
 def evaluate_scores(scores: np.ndarray, categories: list[str], truth: list[str]) -> dict:

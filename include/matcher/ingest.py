@@ -46,6 +46,42 @@ def read_ledger(storage: ObjectStore, locations: Locations) -> tuple[dict, str |
     return json.loads(found[0]), found[1]
 
 
+CORPUS_FIELDS = ("key", "category", "content_hash", "text_hash", "text_uri", "chars")
+
+
+def corpus_rows(ledger: dict) -> list[dict]:
+    """The corpus the ledger describes: every parsed CV, one row each, in key order."""
+    return [
+        {k: entry[k] for k in CORPUS_FIELDS}
+        for _, entry in sorted(ledger["objects"].items())
+        if entry["status"] == "parsed"
+    ]
+
+
+def is_current_corpus(rows: list[dict], storage: ObjectStore, locations: Locations) -> bool:
+    """Whether a corpus snapshot is the corpus as it is now: the ledger's (or no ledger to say otherwise).
+
+    An older night's snapshot can hold CVs deleted (or erased) since: publishing it would put them
+    back into search, so its refresh is refused.
+    """
+    found = storage.get_with_etag(ledger_uri(locations))
+    if found is None:
+        return True
+    now = {(row["key"], row["text_hash"]) for row in corpus_rows(json.loads(found[0]))}
+    return {(row["key"], row["text_hash"]) for row in rows} == now
+
+
+def within_prefix(key: str, entry: dict, raw_prefix: str, base: str) -> bool:
+    """Whether a ledger entry belongs to the raw prefix being listed: only those can be found removed.
+
+    Entries record the prefix they were listed under; older entries without one belong to a prefix
+    whose ``<CATEGORY>/<file>`` layout their key fits.
+    """
+    if "raw_prefix" in entry:
+        return entry["raw_prefix"].rstrip("/") == raw_prefix.rstrip("/")
+    return key.startswith(base) and len(key[len(base) :].split("/")) == 2
+
+
 def trained_state_uri(locations: Locations) -> str:
     return layout.last_trained(locations.work)
 
@@ -134,7 +170,11 @@ def ingest(run_uri: str, locations: Locations, storage: ObjectStore, *, force: b
             }
         )
 
-    removed = sorted(key for key in known if key not in seen)
+    # A run on another prefix (a ``raw_prefix`` param) sees only that prefix: it must not take every
+    # CV listed elsewhere for removed.
+    removed = sorted(
+        key for key, entry in known.items() if key not in seen and within_prefix(key, entry, locations.raw_cvs, base)
+    )
     jobs_changed = jobs["etag"] != ledger.get("jobs_file_etag")
     pending = untrained_corpus(ledger, storage, locations)
 

@@ -14,6 +14,8 @@ def parse_job_descriptions(raw: bytes | str) -> dict[str, list[str]]:
         data = json.loads(raw)
     except json.JSONDecodeError as error:
         raise ValueError(f"job descriptions are not valid JSON: {error}") from error
+    except RecursionError:
+        raise ValueError("job descriptions are nested too deeply to be {category: text | [texts]}") from None
     if not isinstance(data, dict) or not data:
         raise ValueError("job descriptions must be a non-empty JSON object: {category: text | [texts]}")
     jobs: dict[str, list[str]] = {}

@@ -183,6 +183,11 @@ class Model:
         """What the registry says of a promoted version (registry versions only)."""
         return join_uri(self.uri, "entry.json")
 
+    @property
+    def claim(self) -> str:
+        """Which run writes this registry version, taken once with a conditional write (registry versions only)."""
+        return join_uri(self.uri, "_claim.json")
+
     def onnx(self, file_name: str) -> str:
         return join_uri(self.uri, "onnx", file_name)
 
@@ -224,8 +229,18 @@ class Snapshot:
     uri: str
 
     @classmethod
-    def of(cls, embeddings_uri: str, version_name: str, corpus_uri: str) -> Snapshot:
-        return cls(join_uri(embeddings_uri, version_name, corpus_uri.rstrip("/").rsplit("/", 2)[-2]))
+    def of(cls, embeddings_uri: str, version_name: str, corpus_uri: str, inputs_fingerprint: str = "") -> Snapshot:
+        """The snapshot of ``corpus_uri``'s CVs (and the job texts) that ``inputs_fingerprint`` names:
+        new inputs get a new folder, so a publish never writes into the one readers follow."""
+        name = corpus_uri.rstrip("/").rsplit("/", 2)[-2]
+        return cls(
+            join_uri(embeddings_uri, version_name, f"{name}-{inputs_fingerprint[:12]}" if inputs_fingerprint else name)
+        )
+
+    @classmethod
+    def of_part(cls, part_uri: str) -> Snapshot:
+        """The snapshot a CV part (:meth:`cv_part`) belongs to."""
+        return cls(part_uri.rsplit("/cvs/", 1)[0])
 
     def shard(self, index: int, count: int) -> str:
         return join_uri(self.uri, "shards", f"{shard_name(index, count)}.json")

@@ -20,12 +20,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from include.matcher import layout
-from include.matcher.documents import REJECT_REASONS, Rejected
-from include.matcher.ingest import corpus_fingerprint, ledger_uri, read_ledger
+from include.matcher.documents import REJECT_REASONS, Rejected, accept_text
+from include.matcher.ingest import corpus_fingerprint, corpus_rows, ledger_uri, read_ledger
 from include.matcher.isolation import IsolatedParser, Job
 from include.matcher.pairs import several_categories
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
-from include.matcher.storage import ObjectStore
+from include.matcher.storage import MissingObject, ObjectStore
 from include.matcher.text import text_fingerprint
 
 log = logging.getLogger(__name__)
@@ -61,18 +61,51 @@ def _outcome(item: dict, digest: str, entry: dict, cache_uri: str, cache: str) -
     return record
 
 
-def _parse_chunk(items: list[dict], pool: IsolatedParser, storage: ObjectStore, locations: Locations) -> list[dict]:
-    """Fetch a chunk (threads), answer what the cache knows, parse the rest in the isolated pool."""
+def _vanished(item: dict) -> dict:
+    return {
+        **{k: item[k] for k in ("key", "etag", "size", "category")},
+        "content_hash": None,
+        "status": "rejected",
+        "reason": "vanished",
+        "detail": f"no object at {item['uri']} any more (deleted since ingest listed it)",
+        "cache": "none",
+    }
+
+
+def _cached(entry: dict | None, limits: ParseLimits) -> dict | None:
+    """A cache entry as today's rules judge it: a stored text now over a limit is a reject; one that
+    today's normalising would store differently is re-parsed (None)."""
+    if entry is None or entry["status"] != "parsed":
+        return entry
+    try:
+        accepted = accept_text(entry["text"], limits)
+    except Rejected as rejected:
+        return {"status": "rejected", "reason": rejected.reason, "detail": rejected.detail}
+    return entry if accepted == entry["text"] else None
+
+
+def _parse_chunk(
+    items: list[dict], pool: IsolatedParser, storage: ObjectStore, locations: Locations, limits: ParseLimits
+) -> list[dict]:
+    """Fetch a chunk (threads), answer what the cache knows, parse the rest in the isolated pool.
+
+    A file deleted since ingest listed it is an outcome too (``vanished``): the night goes on.
+    """
 
     def fetch(item: dict):
-        data = storage.get_bytes(item["uri"])
+        try:
+            data = storage.get_bytes(item["uri"])
+        except MissingObject:
+            return item, None, None, None
         digest = content_hash(data)
         cached = storage.get_with_etag(text_cache_uri(locations, digest))
-        return item, data, digest, (json.loads(cached[0]) if cached else None)
+        return item, data, digest, _cached(json.loads(cached[0]) if cached else None, limits)
 
     with ThreadPoolExecutor(max_workers=8) as threads:
         fetched = list(threads.map(fetch, items))
-    outcomes = [
+    outcomes = [_vanished(item) for item, data, _, _ in fetched if data is None]
+    fetched = [row for row in fetched if row[1] is not None]
+    outcomes += [
         _outcome(item, digest, entry, text_cache_uri(locations, digest), "hit")
         for item, _, digest, entry in fetched
         if entry
@@ -140,7 +173,7 @@ def parse_shard(
     pool = pool or IsolatedParser(limits=limits)
     try:
         for start in range(0, len(items), CHUNK):
-            outcomes.extend(_parse_chunk(items[start : start + CHUNK], pool, storage, locations))
+            outcomes.extend(_parse_chunk(items[start : start + CHUNK], pool, storage, locations, limits))
     finally:
         if own_pool:
             pool.close()
@@ -244,7 +277,7 @@ def commit_to_ledger(
     ledger, etag = read_ledger(storage, locations)
     objects = ledger["objects"]
     for outcome in outcomes:
-        objects[outcome["key"]] = {**_without_cache(outcome), "run": run_uri}
+        objects[outcome["key"]] = {**_without_cache(outcome), "run": run_uri, "raw_prefix": manifest["raw_prefix"]}
     for key in manifest["removed"]:
         objects.pop(key, None)
     ledger["jobs_file_etag"] = manifest["jobs_file"]["etag"]
@@ -261,17 +294,19 @@ def _without_cache(outcome: dict) -> dict:
 
 def write_corpus_snapshot(ledger: dict, corpus_uri: str, storage: ObjectStore) -> list[dict]:
     """Every parsed CV the ledger knows, one row each, written to ``corpus_uri``."""
-    corpus = [
-        {k: entry[k] for k in ("key", "category", "content_hash", "text_hash", "text_uri", "chars")}
-        for _, entry in sorted(ledger["objects"].items())
-        if entry["status"] == "parsed"
-    ]
+    corpus = corpus_rows(ledger)
     storage.put_jsonl(corpus_uri, corpus)
     return corpus
 
 
 def load_corpus_texts(corpus_uri: str, storage: ObjectStore) -> list[dict]:
-    """The corpus snapshot with each row's text attached."""
+    """The corpus snapshot with each row's text attached, cut to what a model ever reads of it
+    (:data:`~include.matcher.encoding.MOST_WORDS_READ` words)."""
+    from include.matcher.encoding import MOST_WORDS_READ, window_prefix
+
     rows = storage.get_jsonl(corpus_uri)
     texts = storage.get_many([row["text_uri"] for row in rows])
-    return [{**row, "text": json.loads(blob)["text"]} for row, blob in zip(rows, texts, strict=True)]
+    return [
+        {**row, "text": window_prefix(json.loads(blob)["text"], MOST_WORDS_READ)}
+        for row, blob in zip(rows, texts, strict=True)
+    ]

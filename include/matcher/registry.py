@@ -6,7 +6,8 @@ Layout under the registry URI::
     models/<version>/entry.json  what was promoted, when, from which run, with which metrics
     production.json              pointer to the version in production
 
-Versions are never overwritten or deleted. ``production.json`` only changes by compare-and-swap
+Versions are written once (claimed with a conditional write, never copied into again) and never
+deleted. ``production.json`` only changes by compare-and-swap
 (S3 conditional writes), so of two concurrent promotions one wins and the other fails loudly.
 """
 
@@ -55,10 +56,50 @@ def swap_pointer(storage: ObjectStore, uri: str, value: dict, expected: dict | N
     return storage.put_json(uri, value, if_match=found[1])
 
 
-def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
-    """Copy the candidate beside ``report_uri`` into the registry and point production at it.
+class VersionExists(RuntimeError):
+    """A promotion would write into a registry version that another run (or another model) already wrote."""
 
-    Idempotent: a retry after a copy or a pointer write re-uses the version the report names.
+
+# What validate writes beside a candidate after training: not part of the model a version pins.
+NOT_MODEL_FILES = {"validation_report.json", "validation_report.html", "README.md", "entry.json", "_claim.json"}
+
+
+def model_digest(storage: ObjectStore, model_uri: str) -> str:
+    """A fingerprint of a model folder's files (path, size, ETag), reports and card left out."""
+    digest = hashlib.sha256()
+    base = model_uri.rstrip("/") + "/"
+    for info in storage.list(model_uri):
+        relative = info.uri[len(base) :]
+        if relative.split("/", 1)[0] not in NOT_MODEL_FILES:
+            digest.update(f"{relative}\0{info.size}\0{info.etag}\n".encode())
+    return digest.hexdigest()
+
+
+def claim_version(storage: ObjectStore, target: layout.Model, run: str, digest: str) -> None:
+    """Take ``target`` for ``run``'s model with a conditional write; a retry of the same promotion may
+    go on, anything else is refused (:class:`VersionExists`): a version is written once."""
+    claim = {"run": run, "model_digest": digest, "claimed_at": datetime.now(UTC).isoformat()}
+    try:
+        storage.put_json(target.claim, claim, if_none_match=True)
+        return
+    except PreconditionFailed:
+        pass
+    found = storage.get_with_etag(target.claim)
+    held = json.loads(found[0]) if found else {}
+    if held.get("run") != run or held.get("model_digest") != digest:
+        raise VersionExists(
+            f"registry version {target.uri} was already written by run {held.get('run')!r}"
+            + (" from another model" if held.get("run") == run else "")
+            + ": a version is written once, so this promotion is refused"
+        )
+
+
+def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
+    """Copy the candidate beside ``report_uri`` into a new registry version and point production at it.
+
+    The version folder is claimed first (``_claim.json``, If-None-Match): a promotion never writes
+    into a version another run or another model wrote (:class:`VersionExists`). A retry of the
+    same promotion re-uses its claim, its copy and its ``entry.json``, so it is idempotent.
     Returns the promoted version's URI.
     """
     report = storage.get_json(report_uri)
@@ -68,23 +109,28 @@ def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
     version = report["version"]
     target = layout.version(registry_uri, version)
     version_uri = target.uri
-    copied = storage.copy_prefix(candidate_uri, version_uri)
+    claim_version(storage, target, report["run"], model_digest(storage, candidate_uri))
 
+    written = storage.get_with_etag(target.entry)
+    copied = 0 if written else storage.copy_prefix(candidate_uri, version_uri)
     current = read_production(storage, registry_uri)
     if current is not None and current["version"] == version:
         log.info("promote: %s already in production", version)
         return version_uri
-    entry = {
-        "version": version,
-        "uri": version_uri,
-        "promoted_at": datetime.now(UTC).isoformat(),
-        "run": report["run"],
-        "metrics": report["candidate_metrics"]["metrics"],
-        "primary_metric": report["decision"]["primary_metric"],
-        "previous": current["version"] if current else None,
-        "report": target.validation_report,
-    }
-    storage.put_json(target.entry, entry)
+    if written:
+        entry = json.loads(written[0])
+    else:
+        entry = {
+            "version": version,
+            "uri": version_uri,
+            "promoted_at": datetime.now(UTC).isoformat(),
+            "run": report["run"],
+            "metrics": report["candidate_metrics"]["metrics"],
+            "primary_metric": report["decision"]["primary_metric"],
+            "previous": current["version"] if current else None,
+            "report": target.validation_report,
+        }
+        storage.put_json(target.entry, entry, if_none_match=True)
     swap_pointer(storage, production_uri(registry_uri), entry, current)
     log.info("promote: %s (%d files) is now in production, replacing %s", version, copied, entry["previous"])
     return version_uri

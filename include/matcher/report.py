@@ -80,6 +80,8 @@ def category_chart(report: dict, metric: str) -> str:
 def confusion_picture(confusion: dict) -> str:
     """The candidate's confusion matrix as a heat map: rows the true category, columns the top-ranked one."""
     labels, matrix = confusion.get("labels", []), confusion.get("matrix", [])
+    if "top_confusions" in confusion:
+        return top_confusions_table(confusion)
     if not matrix:
         return "<p>No held-out CVs.</p>"
     # Cells and margins sized for the longest label, so 24 categories stay legible.
@@ -117,6 +119,20 @@ def confusion_picture(confusion: dict) -> str:
         f'role="img" aria-label="confusion matrix">{"".join(parts)}</svg>'
         "<p>Rows: true category; columns: the category the candidate ranks first (titles stripped). Blue diagonal: "
         "right; red: wrong.</p>"
+    )
+
+
+def top_confusions_table(confusion: dict) -> str:
+    """The largest confusions, for a jobs file with too many categories for a matrix."""
+    rows = "".join(
+        f"<tr><td>{html.escape(c['true'])}</td><td>{html.escape(c['predicted'])}</td><td>{c['count']}</td></tr>"
+        for c in confusion["top_confusions"]
+    )
+    return (
+        f"<p>{confusion.get('categories', '?')} categories: too many for a matrix, so the "
+        f"{len(confusion['top_confusions'])} largest confusions (held-out CVs whose top-ranked category is not "
+        "their own).</p><table><tr><th>true category</th><th>ranked first</th><th>CVs</th></tr>"
+        f"{rows}</table>"
     )
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -73,7 +74,16 @@ class Locations:
         from include.matcher import layout
         from include.matcher.storage import join_uri
 
-        return join_uri(layout.runs(self.work), safe_run_id(run_id))
+        return join_uri(layout.runs(self.work), run_folder(run_id))
+
+    def run_folder_uri(self, folder: str) -> str:
+        """The run folder called ``folder`` (a name listed under ``runs/``); ValueError for anything else."""
+        from include.matcher import layout
+        from include.matcher.storage import join_uri
+
+        if not RUN_FOLDER.fullmatch(folder) or not folder.strip("."):
+            raise ValueError(f"{folder!r} is not a run folder name")
+        return join_uri(layout.runs(self.work), folder)
 
 
 def setting(default, help: str, section: str, *, minimum=None, maximum=None, above=None, choices=None, pattern=None):
@@ -139,12 +149,18 @@ class TrainingConfig:
         maximum=20,
     )
     base_model: str = setting(
-        BASE_MODEL, "Model fine-tuned each night: the packaged base model, a folder or an s3:// URI.", TRAINING
+        BASE_MODEL,
+        "Model fine-tuned each night: the packaged base model, or a folder or s3:// URI holding a "
+        "sentence-transformers model (modules.json and safetensors weights, checked before anything is fetched).",
+        TRAINING,
+        pattern=r"[^\s]{1,1024}",
     )
     warmup_ratio: float = setting(
         0.1, "Share of the steps spent warming the learning rate up.", TRAINING, minimum=0, maximum=0.5
     )
-    seed: int = setting(42, "Random seed (sampling, shuffling, initialisation).", TRAINING, minimum=0)
+    seed: int = setting(
+        42, "Random seed (sampling, shuffling, initialisation).", TRAINING, minimum=0, maximum=2**32 - 1
+    )
     max_seq_length: int = setting(
         256, "Tokens of a text the model reads; longer CVs are truncated.", TRAINING, minimum=16, maximum=512
     )
@@ -279,6 +295,12 @@ class DataOptions:
     force_retrain: bool = setting(
         False, "Retrain even when no CV is new or changed and the jobs file is the same.", DATA
     )
+    publish_from_other_prefix: bool = setting(
+        False,
+        "A run whose raw_prefix is not MATCHER_RAW_CVS_URI refreshes the production embeddings only when this is set "
+        "(a trial batch must not change what search serves).",
+        DATA,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -306,11 +328,14 @@ class ParseLimits:
     """Bounds on what the parser accepts and on what parsing one file may cost.
 
     Environment overrides: ``MATCHER_PARSE_TIMEOUT_S``, ``MATCHER_PARSE_MEMORY_MB``,
-    ``MATCHER_PARSE_WORKERS``, ``MATCHER_MAX_FILE_BYTES``.
+    ``MATCHER_PARSE_WORKERS``, ``MATCHER_MAX_FILE_BYTES``, ``MATCHER_MAX_TEXT_CHARS``.
     """
 
     max_bytes: int = 20 * 1024 * 1024
-    min_chars: int = 100
+    min_chars: int = 100  # and half as many letters or digits: 300 dots or zero-width spaces are no CV
+    # Far above any real CV (a 40-page one holds ~120,000): a text past it is refused, so no upload can
+    # make a night's training data (and its memory) grow without bound.
+    max_chars: int = 200_000
     max_docx_uncompressed_bytes: int = 200 * 1024 * 1024
     max_docx_entries: int = 2000
     timeout_s: float = 60.0
@@ -325,6 +350,7 @@ def parse_limits_from_env(environ: dict[str, str] | None = None) -> ParseLimits:
         "memory_mb": "MATCHER_PARSE_MEMORY_MB",
         "workers": "MATCHER_PARSE_WORKERS",
         "max_bytes": "MATCHER_MAX_FILE_BYTES",
+        "max_chars": "MATCHER_MAX_TEXT_CHARS",
     }
     return _coerce(ParseLimits, {field_name: environ[var] for field_name, var in names.items() if environ.get(var)})
 
@@ -364,6 +390,15 @@ class PipelineConfig:
     shards: ShardConfig = field(default_factory=shard_config_from_env)
 
     data: DataOptions = field(default_factory=DataOptions)
+    # The deployment's raw prefix, kept when a run's ``raw_prefix`` param replaces ``locations.raw_cvs``.
+    deployment_raw_cvs: str = ""
+
+    @property
+    def publishes_embeddings(self) -> bool:
+        """Whether this run may refresh the production embeddings: a run on the deployment's own
+        raw prefix, or one told to publish from its other prefix."""
+        deployment = (self.deployment_raw_cvs or self.locations.raw_cvs).rstrip("/")
+        return self.data.publish_from_other_prefix or self.locations.raw_cvs.rstrip("/") == deployment
 
     def with_params(self, params: dict[str, Any]) -> PipelineConfig:
         """Apply a run's params (Airflow ``params``, CLI flags) over these defaults; an unknown name is an error."""
@@ -380,15 +415,27 @@ class PipelineConfig:
             DataOptions, {**asdict(self.data), **{k: v for k, v in given.items() if k in _names(DataOptions)}}
         )
         locations = replace(self.locations, raw_cvs=data.raw_prefix) if data.raw_prefix else self.locations
-        return replace(self, locations=locations, training=training, gate=gate, data=data)
+        deployment = self.deployment_raw_cvs or self.locations.raw_cvs
+        return replace(
+            self, locations=locations, training=training, gate=gate, data=data, deployment_raw_cvs=deployment
+        )
 
 
-def safe_run_id(run_id: str) -> str:
-    """An Airflow run id made safe for an S3 key segment (``manual__2026-01-01T02:00:00+00:00``)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-")
-    if not safe.strip("."):
-        raise ValueError(f"run id {run_id!r} cannot name a run folder: use letters, digits, '.', '_' or '-'")
-    return safe
+RUN_FOLDER = re.compile(r"[A-Za-z0-9._-]{1,120}")
+
+
+def run_folder(run_id: str) -> str:
+    """The S3 folder of one Airflow run: a readable slug of its id and a hash of the exact id.
+
+    ``manual__2026-01-01T02:00:00+00:00`` -> ``manual__2026-01-01T02-00-00-00-00-3f2a9c1e``. Two ids that
+    slug alike (``nightly 1`` and ``nightly/1``, ``run ü`` and ``run é``) differ in the hash, so no run
+    ever reuses another's manifest, candidate or version name.
+    """
+    if not run_id:
+        raise ValueError("an empty run id cannot name a run folder")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.")[:100]
+    digest = hashlib.sha256(run_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slug}-{digest}" if slug else f"run-{digest}"
 
 
 def _names(cls) -> set[str]:

@@ -154,7 +154,7 @@ class ObjectStore(Protocol):
     def put_json(self, uri: str, value: Any, **conditions) -> str: ...
     def get_jsonl(self, uri: str) -> list[dict]: ...
     def put_jsonl(self, uri: str, rows: Iterable[dict]) -> str: ...
-    def list(self, prefix_uri: str) -> list[ObjectInfo]: ...
+    def list(self, prefix_uri: str, limit: int | None = None) -> list[ObjectInfo]: ...
     def get_many(self, uris: list[str], workers: int = 16) -> list[bytes]: ...
     def upload_dir(self, local_dir: str | Path, prefix_uri: str) -> list[str]: ...
     def download_dir(self, prefix_uri: str, local_dir: str | Path) -> Path: ...
@@ -279,16 +279,18 @@ class Storage:
 
     # -- prefixes --------------------------------------------------------------------------------
     @with_retries
-    def list(self, prefix_uri: str) -> list[ObjectInfo]:
-        """Every object below ``prefix_uri`` (treated as a folder), in key order."""
+    def list(self, prefix_uri: str, limit: int | None = None) -> list[ObjectInfo]:
+        """Every object below ``prefix_uri`` (treated as a folder), in key order; the first ``limit`` only."""
         loc = S3Uri.parse(prefix_uri)
         prefix = f"{loc.key}/" if loc.key else ""
         paginator = self.client.get_paginator("list_objects_v2")
-        return [
-            ObjectInfo(item["Key"], item["ETag"], item["Size"], f"s3://{loc.bucket}/{item['Key']}")
-            for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix)
-            for item in page.get("Contents", [])
-        ]
+        found: list[ObjectInfo] = []
+        for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                found.append(ObjectInfo(item["Key"], item["ETag"], item["Size"], f"s3://{loc.bucket}/{item['Key']}"))
+                if limit is not None and len(found) >= limit:
+                    return found
+        return found
 
     def get_many(self, uris: list[str], workers: int = 16) -> list[bytes]:
         """Fetch many small objects concurrently, in the order given."""

@@ -123,3 +123,40 @@ def test_a_docx_whose_main_part_has_another_name_is_read_through_its_relationshi
                 data = data.replace(b"word/document.xml", b"word/main.xml")
             target.writestr(name, data)
     assert "Head chef" in extract_text(renamed.getvalue(), "cv.docx").text
+
+
+def test_a_docx_whose_text_inflates_past_the_character_limit_is_refused_as_too_long():
+    """A small DOCX whose text inflates to millions of characters once reached training and aborted
+    it every night: a text longer than any CV is a reject."""
+    text = "word " * 60_000  # 300,000 characters from a few kilobytes of zip
+    data = render_docx(text)
+    assert len(data) < 60_000
+    with pytest.raises(Rejected) as refused:
+        extract_text(data, "HR/inflated.docx")
+    assert refused.value.reason == "too_long" and "200000" in refused.value.detail
+    small = ParseLimits(max_chars=1_000)
+    with pytest.raises(Rejected, match="too_long"):
+        extract_text(("A real looking CV line. " * 60).encode(), "HR/long.txt", small)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "\u200b" * 400,  # zero-width spaces
+        "." * 300,
+        "".join(chr(c) for c in range(1, 32) if chr(c) not in "\n\r\t") * 12,  # control characters
+        "- . , ; : ! ? " * 40,
+        "\ufeff" + "\u200b\u200c\u2060" * 100 + "CV",
+    ],
+    ids=["zero-width", "dots", "controls", "punctuation", "invisible-and-two-letters"],
+)
+def test_text_without_enough_letters_or_digits_is_no_text(body):
+    with pytest.raises(Rejected) as refused:
+        extract_text(body.encode(), "HR/not-a-cv.txt")
+    assert refused.value.reason == "no_text"
+
+
+def test_invisible_characters_are_dropped_from_a_real_text():
+    body = "\ufeff" + "Nurse\u200b caring for patients\u2060 in intensive care. " * 5
+    text = extract_text(body.encode(), "NURSE/a.txt").text
+    assert "\u200b" not in text and "\u2060" not in text and text.startswith("Nurse caring for patients in intensive")

@@ -85,7 +85,7 @@ def test_same_model_reuses_unchanged_vectors_and_skips_an_unchanged_night(storag
 
 
 def test_reused_vectors_equal_fresh_ones_and_a_new_model_reuses_nothing(storage, locations, jobs):
-    refresh_embeddings(
+    first_target = refresh_embeddings(
         register(storage, locations, "v1"), write_corpus(storage, locations, "r1", TEXTS), locations, storage
     )
     target = refresh_embeddings(
@@ -97,7 +97,7 @@ def test_reused_vectors_equal_fresh_ones_and_a_new_model_reuses_nothing(storage,
     # v1 and v2 hold the same weights here, so v1's vectors (had they been reused) and v2's agree.
     first = {
         row["id"]: np.asarray(row["vector"])
-        for part in storage.get_json(join_uri(locations.embeddings, "v1", "r1", "_manifest.json"))["parts"]["cvs"]
+        for part in storage.get_json(join_uri(first_target, "_manifest.json"))["parts"]["cvs"]
         for row in read_parquet(part["uri"], storage).to_pylist()
     }
     for key in TEXTS:
@@ -115,3 +115,94 @@ def test_a_different_cv_pooling_reuses_nothing(storage, locations, jobs, monkeyp
         and manifest["counts"]["cvs_reused"] == 0
         and manifest["counts"]["cvs_embedded"] == 3
     )
+
+
+def snapshot_objects(storage, snapshot_uri: str) -> dict[str, str]:
+    return {info.uri: info.etag for info in storage.list(snapshot_uri)}
+
+
+def test_new_job_offers_are_published_in_a_new_folder_never_into_the_live_one(storage, locations, jobs):
+    """Same model, same corpus, a new job offer: the live snapshot's objects stay byte for byte (a
+    reader that loaded it keeps a consistent one), the new one is written beside it."""
+    version_uri = register(storage, locations, "v1")
+    corpus = write_corpus(storage, locations, "r1", TEXTS)
+    live = refresh_embeddings(version_uri, corpus, locations, storage)
+    before = snapshot_objects(storage, live)
+
+    storage.put_bytes(join_uri(locations.job_offers, "offer-2.txt"), b"Job offer: airline captain for A320 jets. " * 3)
+    published = refresh_embeddings(version_uri, corpus, locations, storage)
+
+    assert published != live and read_current(storage, locations.embeddings)["uri"] == published
+    assert snapshot_objects(storage, live) == before
+    jobs_now = read_parquet(storage.get_json(join_uri(published, "_manifest.json"))["parts"]["jobs"][0]["uri"], storage)
+    assert "offer-2.txt" in " ".join(jobs_now.column("id").to_pylist())
+
+
+def test_an_older_corpus_is_never_published_over_the_current_one(storage, locations, jobs):
+    """Clearing an old night's refresh re-runs it on that night's corpus: CVs deleted since must not
+    come back into search."""
+    from include.matcher.ingest import ledger_uri
+
+    version_uri = register(storage, locations, "v1")
+    old = write_corpus(storage, locations, "r1", TEXTS)
+    kept = {key: text for key, text in TEXTS.items() if key != "CHEF/c.txt"}
+    new = write_corpus(storage, locations, "r2", kept)
+    # The ledger (what parse commits) says what the corpus is now: CHEF/c.txt was deleted since r1.
+    rows = storage.get_jsonl(new)
+    objects = {row["key"]: {**row, "status": "parsed", "content_hash": "-", "chars": 1} for row in rows}
+    storage.put_json(ledger_uri(locations), {"objects": objects, "jobs_file_etag": None})
+    current = refresh_embeddings(version_uri, new, locations, storage)
+
+    assert plan_refresh(version_uri, old, locations, storage) == []
+    assert refresh_embeddings(version_uri, old, locations, storage) == current  # the CLI's refresh: nothing published
+    assert read_current(storage, locations.embeddings)["uri"] == current
+    assert sorted(read_cv_vectors(storage, locations.embeddings).column("id").to_pylist()) == sorted(kept)
+
+
+def test_a_publish_interrupted_by_s3_going_away_leaves_the_live_snapshot_whole(tmp_path, monkeypatch):
+    """S3 stops in the middle of a publish: the pointer and every object of the live snapshot are as
+    they were, and a reader sees the old snapshot (never new parts under an old manifest)."""
+    import uuid
+
+    from include.devtools import embedded_s3
+    from include.matcher.embeddings import embed_shard, publish_embeddings
+    from include.matcher.settings import Locations
+    from include.matcher.storage import Storage
+    from tests.matcher.test_s3_faults import client_for
+
+    data_dir = tmp_path / "s3"
+    server = embedded_s3.start(data_dir, s3_port=embedded_s3.free_port(), base_port=None)
+    try:
+        monkeypatch.setenv("MATCHER_S3_RETRY_SECONDS", "2")
+        storage = Storage(client_for(server))
+        bucket = f"publish-{uuid.uuid4().hex[:8]}"
+        storage.ensure_bucket(bucket)
+        locations = Locations.in_bucket(bucket)
+        storage.put_json(locations.jobs_file, {"CHEF": "Cook in a kitchen.", "PILOT": "Airline pilot."})
+        version_uri = register(storage, locations, "v1")
+        corpus = write_corpus(storage, locations, "r1", TEXTS)
+        live = refresh_embeddings(version_uri, corpus, locations, storage)
+        pointer, before = read_current(storage, locations.embeddings), snapshot_objects(storage, live)
+        vectors_before = read_cv_vectors(storage, locations.embeddings).to_pylist()
+
+        grown = write_corpus(storage, locations, "r2", {**TEXTS, "PILOT/d.txt": "Helicopter pilot, offshore"})
+        shards = plan_refresh(version_uri, grown, locations, storage)
+        parts = [embed_shard(uri, storage) for uri in shards]
+
+        def stop_at_the_manifest(request, **_):
+            if request.method == "PUT" and "_manifest.json" in request.url:
+                embedded_s3.stop(data_dir)
+
+        storage.client.meta.events.register("before-send.s3", stop_at_the_manifest)
+        with pytest.raises(Exception):  # noqa: B017 - whichever connection error botocore raises last
+            publish_embeddings(version_uri, grown, parts, locations, storage)
+        storage.client.meta.events.unregister("before-send.s3", stop_at_the_manifest)
+
+        port = int(server.endpoint.rsplit(":", 1)[1])
+        embedded_s3.start(data_dir, s3_port=port, internal_ports=list(server.internal_ports))
+        after = Storage(client_for(server))
+        assert read_current(after, locations.embeddings) == pointer
+        assert snapshot_objects(after, live) == before
+        assert read_cv_vectors(after, locations.embeddings).to_pylist() == vectors_before
+    finally:
+        embedded_s3.stop(data_dir)

@@ -96,3 +96,50 @@ def test_a_night_with_nothing_to_parse_still_plans_one_empty_shard(storage, loca
     run = join_uri(locations.work, "runs", "r1")
     shards = plan_parse_shards(ingest(run, locations, storage), run, storage, shard_size=10)
     assert [storage.get_json(uri)["name"] for uri in shards] == ["shard 1/1: empty"]
+
+
+def test_a_file_deleted_between_ingest_and_parse_is_an_outcome_and_the_night_goes_on(storage, locations):
+    """Parse once failed on every retry with "no object at ...": a file gone since the manifest is
+    accounted like a reject (``vanished``), and the next night finds it removed."""
+    storage.put_json(locations.jobs_file, {"CHEF": "cook"})
+    for name in ("stays.txt", "goes.txt"):
+        storage.put_bytes(join_uri(locations.raw_cvs, "CHEF", name), GOOD.replace("bistro", name).encode())
+    run = join_uri(locations.work, "runs", "r1")
+    manifest = ingest(run, locations, storage)
+    storage.delete(join_uri(locations.raw_cvs, "CHEF", "goes.txt"))
+
+    corpus = parse(manifest, run, locations, storage)
+
+    rejects = storage.get_jsonl(join_uri(run, "parse", "rejects.jsonl"))
+    assert [(r["key"].rsplit("/", 1)[1], r["reason"]) for r in rejects] == [("goes.txt", "vanished")]
+    assert [row["key"].rsplit("/", 1)[1] for row in storage.get_jsonl(corpus)] == ["stays.txt"]
+    later = storage.get_json(ingest(join_uri(locations.work, "runs", "r2"), locations, storage))
+    assert [key.rsplit("/", 1)[1] for key in later["removed"]] == ["goes.txt"]
+
+
+def test_a_cached_text_past_today_s_limits_is_a_reject_and_stages_read_what_a_model_reads(storage, locations):
+    """A text cached before the character limit existed (or under a higher one) is judged by today's
+    limits on a cache hit; and what the later stages load of any CV is cut to what a model reads."""
+    import json
+
+    from include.matcher.encoding import MOST_WORDS_READ
+    from include.matcher.parse import content_hash, text_cache_uri
+    from include.matcher.settings import ParseLimits
+    from include.matcher.text import text_fingerprint
+
+    storage.put_json(locations.jobs_file, {"CHEF": "cook"})
+    long_text = " ".join(f"word{i}" for i in range(MOST_WORDS_READ * 2))
+    body = long_text.encode()
+    storage.put_bytes(join_uri(locations.raw_cvs, "CHEF/long.txt"), body)
+    run = join_uri(locations.work, "runs", "r1")
+    corpus = parse(ingest(run, locations, storage), run, locations, storage)
+    (row,) = load_corpus_texts(corpus, storage)
+    assert len(row["text"].split()) == MOST_WORDS_READ and long_text.startswith(row["text"])
+    cached = json.loads(storage.get_bytes(text_cache_uri(locations, content_hash(body))))
+    assert cached["text"] == long_text and cached["text_hash"] == text_fingerprint(long_text)
+
+    storage.put_bytes(join_uri(locations.raw_cvs, "CHEF/again.txt"), body)  # same bytes: a cache hit
+    again = join_uri(locations.work, "runs", "r2")
+    parse(ingest(again, locations, storage), again, locations, storage, limits=ParseLimits(max_chars=10_000))
+    rejects = storage.get_jsonl(join_uri(again, "parse", "rejects.jsonl"))
+    assert [(r["key"].rsplit("/", 1)[1], r["reason"]) for r in rejects] == [("again.txt", "too_long")]

@@ -64,3 +64,71 @@ def test_version_names_are_reproducible_and_sort_by_run_time():
     assert version_for(night1) == version_for(night1)
     assert version_for(night1).startswith("v20261124T020000Z-")
     assert sorted([version_for(night2), version_for(night1)]) == [version_for(night1), version_for(night2)]
+
+
+def test_run_ids_that_slug_alike_get_folders_of_their_own(locations):
+    """``nightly 1`` and ``nightly/1`` once shared one run folder, so the second run reused the
+    first's manifest and candidate: each exact run id now has its own folder (and version name)."""
+    for first, second in (("nightly 1", "nightly/1"), ("run ü", "run é"), ("/x", "x")):
+        one, other = locations.run_uri(first), locations.run_uri(second)
+        assert one != other, (first, second)
+        assert version_for(one) != version_for(other)
+        assert locations.run_uri(first) == one  # the same run always finds its folder again
+    readable = locations.run_uri("scheduled__2026-11-25T02:00:00+00:00").rsplit("/", 1)[1]
+    assert readable.startswith("scheduled__2026-11-25T02-00-00-00-00-")
+    assert version_for(locations.run_uri("scheduled__2026-11-25T02:00:00+00:00")).startswith("v20261125T020000Z-")
+
+
+def test_a_second_promote_into_an_existing_version_is_refused_and_the_weights_stay(storage, locations):
+    """A registry version is written once: another run (or the same run with another model) naming
+    the version already in production is refused, and the weights served stay byte for byte."""
+    import hashlib
+
+    from include.matcher.registry import VersionExists
+
+    first = promote(fake_candidate(storage, locations, "nightly-1"), locations.registry, storage)
+    weights = join_uri(first, "model.safetensors")
+    digest = hashlib.sha256(storage.get_bytes(weights)).hexdigest()
+    entry = storage.get_json(join_uri(first, "entry.json"))
+
+    # Another run whose report names the same version (what colliding run folders once produced).
+    other = fake_candidate(storage, locations, "nightly-2")
+    report = storage.get_json(other)
+    storage.put_json(other, {**report, "version": version_for("nightly-1")})
+    with pytest.raises(VersionExists, match="written once"):
+        promote(other, locations.registry, storage)
+
+    # The same run, retrained after its promotion (fine_tune cleared and re-run): another model.
+    storage.put_bytes(join_uri(locations.work, "runs", "nightly-1", "candidate", "model.safetensors"), b"retrained")
+    with pytest.raises(VersionExists, match="another model"):
+        promote(
+            join_uri(locations.work, "runs", "nightly-1", "candidate", "validation_report.json"),
+            locations.registry,
+            storage,
+        )
+
+    assert hashlib.sha256(storage.get_bytes(weights)).hexdigest() == digest
+    assert storage.get_json(join_uri(first, "entry.json")) == entry
+    assert read_production(storage, locations.registry)["version"] == entry["version"]
+
+
+def test_a_promotion_interrupted_after_its_copy_finishes_on_retry(storage, locations):
+    """The claim is the run's own: a retry after the copy (or after entry.json) completes the promotion."""
+    from include.matcher import layout
+
+    report_uri = fake_candidate(storage, locations, "r-retry")
+    version = layout.version(locations.registry, version_for("r-retry"))
+    original = storage.put_json
+
+    def fail_on_pointer(uri, value, **conditions):
+        if uri.endswith("production.json"):
+            raise ConnectionError("S3 went away before the pointer moved")
+        return original(uri, value, **conditions)
+
+    storage.put_json = fail_on_pointer
+    with pytest.raises(ConnectionError):
+        promote(report_uri, locations.registry, storage)
+    storage.put_json = original
+    assert storage.exists(version.entry) and read_production(storage, locations.registry) is None
+    assert promote(report_uri, locations.registry, storage) == version.uri
+    assert read_production(storage, locations.registry)["version"] == version_for("r-retry")

@@ -53,3 +53,45 @@ def test_model_card_records_metrics_baselines_data_hash_and_hyperparameters():
     assert "| TF-IDF + logistic regression | 0.650 |" in card
     assert "Data content hash: `" + "d" * 64 + "`" in card
     assert "`learning_rate=2e-05`" in card and "`loss=multiple_negatives`" in card
+
+
+def test_a_jobs_file_with_thousands_of_categories_gives_a_bounded_report():
+    """2,000 categories once made a 555 MB report page (a 2,000 x 2,000 matrix): beyond 50, the
+    report keeps the largest confusions, and its size grows with the categories, not their square."""
+    import json
+
+    import numpy as np
+
+    from include.matcher.evaluation import MAX_CONFUSION_CATEGORIES, TOP_CONFUSIONS, evaluate_scores
+    from include.matcher.report_schema import check_report
+
+    def report_for(count: int) -> tuple[dict, str]:
+        categories = [f"CATEGORY-{i:04d}" for i in range(count)]
+        rng = np.random.default_rng(0)
+        truth = [categories[i % count] for i in range(3 * count)]
+        result = evaluate_scores(rng.random((len(truth), count)), categories, truth)
+        report = {**sample_report(), "candidate_metrics": result, "production_metrics": result}
+        return report, render_report(check_report(report))
+
+    small, _ = report_for(MAX_CONFUSION_CATEGORIES)
+    assert len(small["candidate_metrics"]["confusion"]["matrix"]) == MAX_CONFUSION_CATEGORIES
+    large, page = report_for(2_000)
+    confusion = large["candidate_metrics"]["confusion"]
+    assert confusion["matrix"] == [] and confusion["categories"] == 2_000
+    assert len(confusion["top_confusions"]) == TOP_CONFUSIONS
+    counts = [c["count"] for c in confusion["top_confusions"]]
+    assert counts == sorted(counts, reverse=True) and all(
+        c["true"] != c["predicted"] for c in confusion["top_confusions"]
+    )
+    assert 'class="confusion-matrix"' not in page and "largest confusions" in page
+    assert len(page) < 5_000_000 and len(json.dumps(large)) < 5_000_000
+
+
+def test_a_deeply_nested_jobs_file_gives_a_one_line_error():
+    import pytest
+
+    from include.matcher.jobs import parse_job_descriptions
+
+    with pytest.raises(ValueError, match="nested too deeply") as refused:
+        parse_job_descriptions(b"[" * 200_000 + b"]" * 200_000)
+    assert "\n" not in str(refused.value)
