@@ -80,5 +80,6 @@ lint: install
 test: install browser-deps
 	$(BIN)/python -m pytest
 
-clean: s3-stop down-celery
+clean: s3-stop
+	-@[ -x $(BIN)/python ] && $(BIN)/python -m include.devtools.celery_topology clean
 	rm -rf .local .airflow demo-data test-artifacts

@@ -124,6 +124,7 @@ def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:
 @app.get("/", response_class=HTMLResponse)
 def matcher_page(q: str | None = None) -> str:
     from include.matcher.dashboard import render, search_box
+    from include.matcher.models import NotAModel
     from include.matcher.search import NoSnapshot, SnapshotMismatch
 
     storage, locations = _context()
@@ -131,7 +132,7 @@ def matcher_page(q: str | None = None) -> str:
     if q and q.strip():
         try:
             matches = production_matches(q[:20_000], storage)
-        except (LookupError, NoSnapshot, SnapshotMismatch) as problem:
+        except (LookupError, NoSnapshot, SnapshotMismatch, NotAModel, OSError) as problem:
             error = str(problem)
         comparison = challenger_comparison(q[:20_000], storage, locations)
     return render(storage, locations, search=search_box(q, matches, error, comparison))

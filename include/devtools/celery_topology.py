@@ -4,10 +4,11 @@ Redis (Celery's broker) and PostgreSQL (Airflow's metadata database and Celery's
 from Debian's packages, the embedded SeaweedFS, and Airflow 3.3 with the CeleryExecutor: api-server,
 scheduler, dag-processor, triggerer and two Celery workers, one on the ``default`` queue and one on
 the ``gpu`` queue, where ``MATCHER_GPU_QUEUE`` / ``MATCHER_GPU_POOL`` route ``fine_tune``. Everything
-binds to 127.0.0.1 and lives under ``.local/celery/``; every process is started with a pid file and
+binds to 127.0.0.1 and lives under ``.local/celery/`` (PostgreSQL's data where its user can reach
+it: :func:`postgres_home`); every process is started with a pid file and
 ``down`` stops exactly those pids.
 
-    python -m include.devtools.celery_topology up | down | status | env
+    python -m include.devtools.celery_topology up | down | status | env | clean
 
 The queue names, the pool and the routing variables are :data:`GPU_ROUTING`, :data:`QUEUES` and
 :data:`POOLS`; ``tests/deploy/test_compose.py`` checks that docker-compose.yaml and
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -170,31 +172,42 @@ def wait_for(check, what: str, seconds: float = 120) -> None:
     raise TimeoutError(f"{what} did not come up in {seconds:.0f} s (logs in {LOGS})")
 
 
+def postgres_home() -> Path:
+    """Where PostgreSQL keeps its data and sockets.
+
+    As root the server runs as the ``postgres`` user, who may not be able to enter the checkout (a
+    ``mktemp -d`` folder or /root are 0700): its folder is then under /var/tmp, named after the
+    checkout so two checkouts keep two databases. Otherwise it runs as the invoking user, under
+    ``.local/celery/``. ``MATCHER_CELERY_POSTGRES_DIR`` overrides both.
+    """
+    if os.environ.get("MATCHER_CELERY_POSTGRES_DIR"):
+        return Path(os.environ["MATCHER_CELERY_POSTGRES_DIR"])
+    if os.geteuid() == 0:
+        checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+        return Path("/var/tmp") / f"matcher-postgres-{checkout}"
+    return HOME / "postgres-home"
+
+
+def postgres_user() -> str | None:
+    return "postgres" if os.geteuid() == 0 else None
+
+
 def start_postgres() -> None:
-    bin_dir, data = postgres_bin(), HOME / "postgres"
+    bin_dir, home, user = postgres_bin(), postgres_home(), postgres_user()
+    data, sockets = home / "data", home / "sockets"
+    for folder in (home, data, sockets):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if user:
+            shutil.chown(folder, user, user)
+    as_user = ["runuser", "-u", user, "--"] if user else []
     if not (data / "PG_VERSION").exists():
-        data.mkdir(parents=True, exist_ok=True)
-        shutil.chown(data, "postgres", "postgres")
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-            ],
-            check=True,
+        initdb = subprocess.run(
+            [*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"],
             capture_output=True,
+            text=True,
         )
-    sockets = HOME / "postgres-socket"
-    sockets.mkdir(exist_ok=True)
-    shutil.chown(sockets, "postgres", "postgres")
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed in {data}: {initdb.stderr.strip() or initdb.stdout.strip()}")
     start(
         "postgres",
         [
@@ -208,7 +221,7 @@ def start_postgres() -> None:
             "-k",
             str(sockets),
         ],
-        user="postgres",
+        user=user,
     )
     psql = [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(PORTS["postgres"]), "-U", "postgres", "-tAc"]
     wait_for(lambda: subprocess.run([*psql, "select 1"], capture_output=True).returncode == 0, "postgres")
@@ -223,16 +236,33 @@ def start_postgres() -> None:
 
 
 def up() -> dict:
+    """Start what is not running yet; a start that fails half-way stops what this call started."""
     ensure_packages()
     HOME.mkdir(parents=True, exist_ok=True)
+    started: list[str] = []
+    try:
+        return _up(started)
+    except BaseException:
+        for name in reversed(started):
+            if name == "s3":
+                embedded_s3.stop(S3_DIR)
+            else:
+                stop(name)
+        raise
+
+
+def _up(started: list[str]) -> dict:
     if not running("redis"):
+        started.append("redis")
         start(
             "redis",
             ["redis-server", "--bind", "127.0.0.1", "--port", str(PORTS["redis"]), "--save", "", "--appendonly", "no"],
         )
     if not running("postgres"):
+        started.append("postgres")
         start_postgres()
     if not embedded_s3.running(S3_DIR):
+        started.append("s3")
         embedded_s3.start(S3_DIR, s3_port=PORTS["s3"], base_port=None)
     s3_env = s3_environment()
     env = airflow_env(s3_env)
@@ -249,6 +279,7 @@ def up() -> dict:
         "triggerer": [airflow, "triggerer"],
     }.items():
         if not running(name):
+            started.append(name)
             start(name, command, env)
     for name, queue in QUEUES.items():
         if not running(name):
@@ -257,6 +288,7 @@ def up() -> dict:
                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": "include.airflow_support.worker_hostname",
                 "MATCHER_WORKER_NAME": name,
             }
+            started.append(name)
             start(
                 name,
                 [
@@ -315,13 +347,16 @@ def down() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=("up", "down", "status", "env"))
+    parser.add_argument("command", choices=("up", "down", "status", "env", "clean"))
     command = parser.parse_args(argv).command
     try:
         if command == "up":
             print(json.dumps(up(), indent=2))
         elif command == "down":
             down()
+        elif command == "clean":  # down, and PostgreSQL's data too (it may live outside the checkout)
+            down()
+            shutil.rmtree(postgres_home(), ignore_errors=True)
         elif command == "status":
             print(json.dumps({name: running(name) for name in SERVICES}, indent=2))
         else:

@@ -431,11 +431,10 @@ def run_folder(run_id: str) -> str:
     slug alike (``nightly 1`` and ``nightly/1``, ``run ü`` and ``run é``) differ in the hash, so no run
     ever reuses another's manifest, candidate or version name.
     """
-    if not run_id:
-        raise ValueError("an empty run id cannot name a run folder")
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.")[:100]
-    digest = hashlib.sha256(run_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{slug}-{digest}" if slug else f"run-{digest}"
+    if not slug:
+        raise ValueError(f"run id {run_id!r} cannot name a run folder: it needs a letter or digit")
+    return f"{slug}-{hashlib.sha256(run_id.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 def _names(cls) -> set[str]:

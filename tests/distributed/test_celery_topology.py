@@ -55,6 +55,90 @@ class Api:
         return self.call("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances?limit=100")["task_instances"]
 
 
+def checkout_copy(parent: Path) -> Path:
+    """The project's files (tracked and untracked, not ignored) copied into ``parent``/checkout."""
+    import shutil
+
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    target = parent / "checkout"
+    for name in filter(None, listed):
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+# Ports of their own, so these run beside a topology already up (the module's fixture, make up-celery).
+OTHER_PORTS = {
+    "MATCHER_CELERY_REDIS_PORT": "6491",
+    "MATCHER_CELERY_POSTGRES_PORT": "5541",
+    "MATCHER_CELERY_API_PORT": "8191",
+    "MATCHER_CELERY_S3_PORT": "8441",
+}
+
+
+def topology_command(checkout: Path, command: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "include.devtools.celery_topology", command],
+        cwd=checkout,
+        env={**os.environ, **OTHER_PORTS, "PYTHONPATH": str(checkout), **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def listening(port: str) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", int(port))) == 0
+
+
+def test_the_topology_starts_from_a_checkout_only_its_owner_may_enter(tmp_path):
+    """``initdb`` runs as the postgres user, who once could not enter a 0700 checkout (mktemp -d, /root)."""
+    private = Path(tempfile.mkdtemp(prefix="matcher-private-"))
+    try:
+        private.chmod(0o700)
+        checkout = checkout_copy(private)
+        started = topology_command(checkout, "up")
+        assert started.returncode == 0, started.stderr[-3000:]
+        info = json.loads(started.stdout)
+        assert urllib.request.urlopen(f"{info['api']}/api/v2/monitor/health", timeout=10).status == 200
+        if os.geteuid() == 0:  # the postgres user's data lives where that user can reach it
+            assert not any((checkout / ".local" / "celery").glob("**/PG_VERSION"))
+    finally:
+        topology_command(checkout, "clean")
+        import shutil
+
+        shutil.rmtree(private, ignore_errors=True)
+    assert not any(listening(port) for port in OTHER_PORTS.values())
+
+
+def test_a_start_that_fails_half_way_stops_what_it_started(tmp_path):
+    """After a failed initdb, redis-server was once left running with no one to stop it."""
+    checkout = checkout_copy(tmp_path)
+    broken = tmp_path / "postgres"
+    (broken / "data").mkdir(parents=True)
+    (broken / "data" / "not-a-database").write_text("initdb refuses a folder that is not empty")
+    if os.geteuid() == 0:
+        import shutil
+
+        for folder in (broken, broken / "data"):
+            shutil.chown(folder, "postgres", "postgres")
+    failed = topology_command(checkout, "up", MATCHER_CELERY_POSTGRES_DIR=str(broken))
+    assert failed.returncode == 2 and "initdb failed" in failed.stderr, failed.stderr[-2000:]
+    assert not listening(OTHER_PORTS["MATCHER_CELERY_REDIS_PORT"])
+    assert not (checkout / ".local" / "celery" / "pids" / "redis.pid").exists()
+
+
 def matcher_cli(env: dict, *args: str) -> None:
     subprocess.run([sys.executable, "-m", "include.matcher", *args], cwd=PROJECT_ROOT, env=env, check=True)
 

@@ -238,3 +238,59 @@ def test_the_page_ranks_held_out_cvs_with_production_and_the_newer_candidate_sid
     assert "night-25" in table and "candidate " in table
     for vector_file in (join_uri(run, "validation", "held_out_vectors.parquet"),):
         assert b"Pastry section" not in storage.get_bytes(vector_file)  # keys and vectors, never CV text
+
+
+def test_crafted_reports_and_run_folders_never_give_a_500(api_server, storage, locations):
+    """Whoever can write the work bucket can put any report there: each crafted one is listed as
+    unreadable (its page a 404 that says so), the rest of the page renders, and a deleted vectors
+    file leaves the search working."""
+    client, auth_manager = api_server
+    headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
+    good = storage.get_json(join_uri(locations.work, "runs", "night-24", "candidate", "validation_report.json"))
+
+    def put(run: str, body) -> None:
+        blob = body if isinstance(body, bytes) else json.dumps(body).encode()
+        storage.put_bytes(join_uri(locations.work, "runs", run, "candidate", "validation_report.json"), blob)
+
+    crafted = {
+        "evidence-list": {**good, "decision": {**good["decision"], "evidence": [1, 2]}},
+        "evidence-no-high": {
+            **good,
+            "decision": {
+                **good["decision"],
+                "evidence": {
+                    "confidence": 0.95,
+                    "per_category": {},
+                    "mrr@10": {"candidate": 0.7, "production": 0.5, "difference": 0.2, "low": 0.1},
+                },
+            },
+        },
+        "deep-nesting": b'{"created_at": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+        "metric-as-text": {**good, "candidate_metrics": {"metrics": {"mrr@10": "high"}}},
+    }
+    for run, body in crafted.items():
+        put(run, body)
+    for folder in ("...", "ü"):
+        storage.put_json(join_uri(locations.work, "runs", folder, "candidate", "validation_report.json"), good)
+    # The newest report names held-out vectors that were deleted: the side-by-side view says so.
+    put(
+        "night-27",
+        {
+            **good,
+            "created_at": "2026-11-27T02:00:00",
+            "version": "v-night-27",
+            "candidate": "s3://x/y",
+            "held_out": {"count": 9, "vectors": join_uri(locations.work, "runs", "night-27", "gone.parquet")},
+        },
+    )
+
+    page = client.get("/matcher/", headers=headers)
+    assert page.status_code == 200 and "v-night-24" in page.text
+    for run in [*crafted, "...", "ü"]:
+        assert f"{run}</td><td>unreadable" in page.text, run
+    for run in [*crafted, "...", "ü"]:
+        for route in ("/matcher/report.html", "/matcher/report"):
+            response = client.get(route, params={"run": run}, headers=headers)
+            assert response.status_code == 404, (route, run, response.status_code)
+    searched = client.get("/matcher/", params={"q": "Pastry cook"}, headers=headers)
+    assert searched.status_code == 200 and "held-out vectors are missing or unreadable" in searched.text
