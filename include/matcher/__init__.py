@@ -7,12 +7,30 @@ Importing this package is cheap: torch and sentence-transformers load only when 
 
 from include.matcher.settings import GateConfig, Locations, PipelineConfig, TrainingConfig
 
-__all__ = ["VectorMatcher", "Locations", "PipelineConfig", "TrainingConfig", "GateConfig"]
+__all__ = [
+    "CVParser",
+    "GateConfig",
+    "Locations",
+    "MatcherTrainer",
+    "PipelineConfig",
+    "Rejected",
+    "TrainingConfig",
+    "TrainingDatasetBuilder",
+    "VectorMatcher",
+]
+# The seed's Python API (the Django command's classes): loaded on first use, with what they need.
+_LAZY = {
+    "VectorMatcher": "include.matcher.matcher",
+    "CVParser": "include.matcher.python_api",
+    "TrainingDatasetBuilder": "include.matcher.python_api",
+    "MatcherTrainer": "include.matcher.python_api",
+    "Rejected": "include.matcher.documents",
+}
 
 
 def __getattr__(name: str):
-    if name == "VectorMatcher":
-        from include.matcher.matcher import VectorMatcher
+    if name in _LAZY:
+        import importlib
 
-        return VectorMatcher
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)

@@ -53,16 +53,15 @@ def test_no_artefact_outside_texts_and_pairs_holds_cv_text(storage, locations, c
 
     run = join_uri(locations.work, "runs", "canary-night")
     config = PipelineConfig(locations=locations, training=TrainingConfig(epochs=1, batch_size=8, max_seq_length=128))
-    # This test is about where CV text goes, not about the gate: promote whatever a 1-epoch run gives.
-    gate = GateConfig(min_improvement=0.0, min_primary=0.0, max_category_drop=1.0, confidence=0, max_job_to_cv_drop=1.0)
     with caplog.at_level(logging.DEBUG):
         corpus = parse(ingest(run, locations, storage), run, locations, storage)
         pairs = build_pairs(corpus, run, config, storage)
         candidate = fine_tune(pairs, run, config.training, storage)
-        report_uri = validate(candidate, pairs, run, locations, gate, storage)
-        assert storage.get_json(report_uri)["decision"]["promote"], (
-            "the registry must be written for the scan to cover it"
-        )
+        report_uri = validate(candidate, pairs, run, locations, GateConfig(), storage)
+        # This test is about where CV text goes, not about what a 1-epoch run learns: the promotion the
+        # scan needs (the registry written) is arranged, whatever the gate decided.
+        report = storage.get_json(report_uri)
+        storage.put_json(report_uri, {**report, "decision": {**report["decision"], "promote": True}})
         version_uri = promote(report_uri, locations.registry, storage)
         refresh_embeddings(version_uri, corpus, locations, storage)
         pages = render(storage, locations) + report_html(storage, locations, "canary-night")
