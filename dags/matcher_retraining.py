@@ -173,7 +173,9 @@ def matcher_retraining():
             from include.matcher.training import fine_tune as fine_tune_stage
 
             config, run_uri = run_config(params, run_id)
-            return fine_tune_stage(pairs_uri, run_uri, config.training, s3_storage())
+            return fine_tune_stage(
+                pairs_uri, run_uri, config.training, s3_storage(), selection_metric=config.gate.primary_metric
+            )
 
         pairs = build_pairs(corpus)
         candidate = fine_tune(pairs)

@@ -1,7 +1,8 @@
 """The embedded default S3: a SeaweedFS ``weed mini`` server on 127.0.0.1 that requires keys.
 
 Used by ``make up``/``make demo`` (data under ``.local/s3``, keys generated once into
-``.local/s3/credentials.env``) and by the test suite's fixture (a temporary folder, free ports).
+``.local/s3/credentials.env``; internal ports derived from the S3 port, so servers on two S3 ports
+run side by side) and by the test suite's fixture (a temporary folder, free ports).
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_S3_PORT = 8333
-DEFAULT_BASE_PORT = 18333  # the other SeaweedFS services take the next ports up
+# The other SeaweedFS services take nine ports from the S3 port + 10000 up (8333: 18333-18341), so
+# two servers on two S3 ports (two clones, a test run beside a demo) never ask for the same ones.
+INTERNAL_PORT_OFFSET = 10000
+INTERNAL_PORTS = 9
+DERIVED = "derived"
 HEALTH_BUCKET = "matcher-health"
 
 
@@ -62,9 +67,20 @@ class PortInUse(OSError):
     """A port the server needs is taken by another process (often an earlier server still running)."""
 
 
+def internal_ports_for(s3_port: int) -> list[int]:
+    """The internal services' ports of a server on ``s3_port``."""
+    first = s3_port + INTERNAL_PORT_OFFSET
+    if first + INTERNAL_PORTS > 65536:
+        raise ValueError(f"S3 port {s3_port} leaves no room for its internal ports ({first}-{first + 8})")
+    return list(range(first, first + INTERNAL_PORTS))
+
+
 def require_free(ports: list[int]) -> None:
+    """Refuse ports another process listens on, checked as the server binds them: with SO_REUSEADDR,
+    so connections in TIME-WAIT (a server stopped a moment ago) do not count as taken."""
     for port in ports:
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
@@ -91,18 +107,22 @@ def load_or_create_keys(data_dir: Path) -> tuple[str, str]:
 def start(
     data_dir: str | Path,
     s3_port: int = DEFAULT_S3_PORT,
-    base_port: int | None = DEFAULT_BASE_PORT,
+    base_port: int | str | None = DERIVED,
     timeout: float = 60.0,
     internal_ports: list[int] | None = None,
 ) -> S3Server:
     """Start ``weed mini`` bound to 127.0.0.1 and wait until its S3 API answers.
 
-    ``base_port=None`` picks free ports for the internal services (tests run beside ``make up``);
-    ``internal_ports`` reuses a previous start's (a restart).
+    The internal services take :func:`internal_ports_for` ``s3_port`` by default, nine ports from
+    ``base_port`` when one is given, or free ports with ``base_port=None``; ``internal_ports``
+    reuses a previous start's (a restart).
     """
     data_dir = Path(data_dir).resolve()
+    if base_port == DERIVED:
+        base_port = s3_port + INTERNAL_PORT_OFFSET
+        internal_ports_for(s3_port)  # refuses an S3 port too high to leave room
     if internal_ports is None:  # a restart reuses ports its own earlier process may still be releasing
-        require_free([s3_port] + ([] if base_port is None else list(range(base_port, base_port + 9))))
+        require_free([s3_port] + ([] if base_port is None else list(range(base_port, base_port + INTERNAL_PORTS))))
     (data_dir / "data").mkdir(parents=True, exist_ok=True)
     access, secret = load_or_create_keys(data_dir)
     config = data_dir / "s3.json"
@@ -117,7 +137,11 @@ def start(
     if internal_ports is not None:
         ports = list(internal_ports)
     else:
-        ports = [free_port() for _ in range(9)] if base_port is None else list(range(base_port, base_port + 9))
+        ports = (
+            [free_port() for _ in range(INTERNAL_PORTS)]
+            if base_port is None
+            else list(range(base_port, base_port + INTERNAL_PORTS))
+        )
     names = [
         "master.port",
         "master.port.grpc",

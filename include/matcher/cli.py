@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--pairs", help="stage mode: a build-pairs output URI")
     tune.add_argument("--run-id", help="stage mode: the run the candidate belongs to")
     add_setting_flags(tune, TrainingConfig)
+    add_setting_flags(tune, GateConfig, only=("primary_metric",))  # --pairs picks checkpoints by it
 
     validate = command(
         "validate", cmd_validate, "Stage 5: score candidate vs production and decide; prints the report URI."
@@ -292,7 +293,8 @@ def cmd_fine_tune(args) -> int:
 
         if not args.run_id:
             raise UsageError("--pairs needs --run-id")
-        emit(fine_tune(args.pairs, run_uri(args.run_id), config, storage()))
+        gate = GateConfig.from_mapping(vars(args))
+        emit(fine_tune(args.pairs, run_uri(args.run_id), config, storage(), selection_metric=gate.primary_metric))
         return 0
     missing = [
         flag

@@ -60,8 +60,18 @@ class VersionExists(RuntimeError):
     """A promotion would write into a registry version that another run (or another model) already wrote."""
 
 
-# What validate writes beside a candidate after training: not part of the model a version pins.
-NOT_MODEL_FILES = {"validation_report.json", "validation_report.html", "README.md", "entry.json", "_claim.json"}
+# Not part of the model a version pins: what validate writes beside a candidate (report, card), what
+# differs between two trainings of the same weights (training_config.json holds their timings), the
+# registry's own records, and the ONNX export a refresh adds to a version.
+NOT_MODEL_FILES = {
+    "validation_report.json",
+    "validation_report.html",
+    "README.md",
+    "training_config.json",
+    "entry.json",
+    "_claim.json",
+    "onnx",
+}
 
 
 def model_digest(storage: ObjectStore, model_uri: str) -> str:

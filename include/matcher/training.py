@@ -48,11 +48,13 @@ def _logging_callback_class():
     return LoggingCallback
 
 
-SELECTION_METRIC = GateConfig().primary_metric  # checkpoints are chosen by what the gate will judge
+# Checkpoints are chosen by what the gate will judge: the run's ``primary_metric``, this by default.
+SELECTION_METRIC = GateConfig().primary_metric
 
 
-def validation_selector(validation: list[dict], jobs: dict[str, list[str]]):
-    """A sentence-transformers evaluator: the gate's primary metric on the validation split, titles stripped."""
+def validation_selector(validation: list[dict], jobs: dict[str, list[str]], metric: str = SELECTION_METRIC):
+    """A sentence-transformers evaluator: ``metric`` (the run's gate metric) on the validation split, titles
+    stripped."""
     from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
     from include.matcher.evaluation import evaluate_model
@@ -61,17 +63,15 @@ def validation_selector(validation: list[dict], jobs: dict[str, list[str]]):
         def __init__(self):
             super().__init__()
             self.name = "validation"
-            self.primary_metric = SELECTION_METRIC
+            self.primary_metric = self.metric = metric  # sentence-transformers prefixes primary_metric once scored
             self.scorings, self.seconds = 0, 0.0  # what selection costs the training, for its stats
 
         def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
             started = time.monotonic()
             metrics = evaluate_model(model, validation, jobs, with_title=False)["metrics"]
             self.scorings, self.seconds = self.scorings + 1, self.seconds + time.monotonic() - started
-            log.info(
-                "fine_tune: validation at step %d: %s %.4f", steps, SELECTION_METRIC, metrics.get(SELECTION_METRIC, 0.0)
-            )
-            return self.prefix_name_to_metrics({SELECTION_METRIC: metrics.get(SELECTION_METRIC, 0.0)}, self.name)
+            log.info("fine_tune: validation at step %d: %s %.4f", steps, metric, metrics.get(metric, 0.0))
+            return self.prefix_name_to_metrics({metric: metrics.get(metric, 0.0)}, self.name)
 
     return HeldOutRetrieval()
 
@@ -118,7 +118,7 @@ def selection_flags(selector) -> dict:
         "eval_strategy": "steps",
         "eval_steps": NEVER,
         "load_best_model_at_end": True,
-        "metric_for_best_model": f"eval_validation_{SELECTION_METRIC}",
+        "metric_for_best_model": f"eval_validation_{selector.metric}",
         "greater_is_better": True,
     }
 
@@ -225,6 +225,7 @@ def train_model(
     checkpoint_uri: str | None = None,
     validation: list[dict] | None = None,
     jobs: dict[str, list[str]] | None = None,
+    selection_metric: str = SELECTION_METRIC,
 ) -> Path:
     """Fine-tune ``config.base_model`` on ``rows`` and save the result into ``output_dir``.
 
@@ -248,7 +249,9 @@ def train_model(
     model = load_model(config.base_model, storage)
     model.max_seq_length = config.max_seq_length
     output_dir = Path(output_dir)
-    selector = validation_selector(validation, jobs) if config.select_best and validation and jobs else None
+    selector = (
+        validation_selector(validation, jobs, selection_metric) if config.select_best and validation and jobs else None
+    )
     checkpointing = bool(checkpoint_uri or selector)
 
     with tempfile.TemporaryDirectory(prefix="matcher-train-") as scratch:
@@ -308,7 +311,7 @@ def train_model(
         # Inside train_seconds: what best-checkpoint selection and resumability cost this run.
         "selection": None
         if selector is None
-        else {"scorings": selector.scorings, "seconds": round(selector.seconds, 2)},
+        else {"metric": selector.metric, "scorings": selector.scorings, "seconds": round(selector.seconds, 2)},
         "checkpoint_uploads": None
         if uploads is None
         else {"count": uploads.uploads, "waited_seconds": round(uploads.waited, 2)},
@@ -319,11 +322,17 @@ def train_model(
     return output_dir
 
 
-def fine_tune(pairs_uri: str, run_uri: str, config: TrainingConfig, storage: ObjectStore) -> str:
+def fine_tune(
+    pairs_uri: str,
+    run_uri: str,
+    config: TrainingConfig,
+    storage: ObjectStore,
+    selection_metric: str = SELECTION_METRIC,
+) -> str:
     """Train on ``<pairs>/train.jsonl`` and upload the candidate to ``<run>/candidate/``.
 
-    The validation split (``<pairs>/validation.jsonl``) picks the best checkpoint; the test split
-    stays unseen until the gate.
+    The validation split (``<pairs>/validation.jsonl``) picks the best checkpoint by
+    ``selection_metric`` (the run's gate ``primary_metric``); the test split stays unseen until the gate.
     """
     pairs, run = layout.Pairs(pairs_uri), layout.Run(run_uri)
     rows = storage.get_jsonl(pairs.split("train"))
@@ -334,7 +343,15 @@ def fine_tune(pairs_uri: str, run_uri: str, config: TrainingConfig, storage: Obj
     with tempfile.TemporaryDirectory(prefix="matcher-candidate-") as local:
         checkpoint_uri = run.checkpoints
         train_model(
-            rows, metadata, config, local, storage, checkpoint_uri=checkpoint_uri, validation=validation, jobs=jobs
+            rows,
+            metadata,
+            config,
+            local,
+            storage,
+            checkpoint_uri=checkpoint_uri,
+            validation=validation,
+            jobs=jobs,
+            selection_metric=selection_metric,
         )
         storage.upload_dir(local, candidate_uri)
     # The candidate is safe on S3: the checkpoints that guarded the training are no longer needed.

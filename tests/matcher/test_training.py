@@ -271,3 +271,30 @@ def test_a_run_checkpoints_at_each_epoch_end_when_no_interval_comes_first(tmp_pa
     steps = [int(line.split("validation at step ")[1].split(":")[0]) for line in evaluated]
     assert steps == [steps[0], 2 * steps[0], 3 * steps[0]]  # the three epoch ends
     assert stats["best_checkpoint"] in {f"checkpoint-{step}" for step in steps}
+
+
+def test_checkpoints_are_chosen_by_the_run_s_primary_metric_not_the_default(tmp_path, base_model):
+    """A run whose ``primary_metric`` param is accuracy@1 once still picked checkpoints by MRR@10 (the
+    default's): the gate's metric of the run now reaches the selection."""
+    from include.matcher.training import selection_flags, validation_selector
+
+    validation = [
+        {"key": f"v{i}", "category": cv["category"], "text": f"title\n{cv['text']}"} for i, cv in enumerate(CVS)
+    ]
+    selector = validation_selector(validation, JOBS, "accuracy@1")
+    assert selection_flags(selector)["metric_for_best_model"] == "eval_validation_accuracy@1"
+    assert list(selector(base_model)) == ["validation_accuracy@1"]
+
+    examples = build_examples(CVS * 2, JOBS, "multiple_negatives", 1.0, seed=1)
+    config = TrainingConfig(epochs=1, batch_size=3, max_seq_length=64)
+    out = train_model(
+        examples.rows,
+        examples.metadata,
+        config,
+        tmp_path / "m",
+        validation=validation,
+        jobs=JOBS,
+        selection_metric="accuracy@1",
+    )
+    stats = json.loads((out / "training_config.json").read_text())
+    assert stats["selection"]["metric"] == "accuracy@1" and stats["selection"]["scorings"] >= 1
