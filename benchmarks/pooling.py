@@ -21,8 +21,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import benchmark_parser, commit, record, shared_data_missing  # noqa: E402
 from benchmarks.quality import load_resumes  # noqa: E402
 from include.matcher.encoding import POOLINGS, encode_cvs  # noqa: E402
-from include.matcher.evaluation import category_scores, ranks_of_truth, retrieval_metrics  # noqa: E402
+from include.matcher.evaluation import category_scores  # noqa: E402
 from include.matcher.jobs import load_job_descriptions  # noqa: E402
+from include.matcher.metrics import ranks_of_truth, retrieval_metrics  # noqa: E402
 from include.matcher.pairs import split_corpus  # noqa: E402
 from include.matcher.settings import SplitConfig  # noqa: E402
 from include.matcher.text import strip_title  # noqa: E402

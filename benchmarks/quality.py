@@ -25,9 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import benchmark_parser, commit, record, shared_data_missing  # noqa: E402
 from include.matcher.cli import add_setting_flags  # noqa: E402
-from include.matcher.evaluation import METRICS, evaluate_model, evaluate_tfidf_baseline  # noqa: E402
+from include.matcher.evaluation import evaluate_model, evaluate_tfidf_baseline  # noqa: E402
 from include.matcher.isolation import IsolatedParser, Job  # noqa: E402
 from include.matcher.jobs import load_job_descriptions  # noqa: E402
+from include.matcher.metrics import METRICS  # noqa: E402
 from include.matcher.pairs import split_corpus, training_examples  # noqa: E402
 from include.matcher.settings import SplitConfig, TrainingConfig  # noqa: E402
 from include.matcher.text import text_fingerprint  # noqa: E402

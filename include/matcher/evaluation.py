@@ -1,10 +1,8 @@
 """Retrieval quality of a bi-encoder, both ways: CV -> job category and job -> CV.
 
 Every job description is embedded; a category scores the best of its descriptions; the categories
-are ranked for each CV. With exactly one relevant category per CV:
-accuracy@k = share of CVs whose category ranks within k, MRR@10 = mean 1/rank (0 beyond 10),
-NDCG@10 = mean 1/log2(rank + 1) (0 beyond 10). Job -> CV ranks the held-out CVs for each category:
-Recall@10 and MAP@10, averaged over categories.
+are ranked for each CV, and each category's query ranks the CVs. The metrics themselves (and their
+names) are :mod:`include.matcher.metrics`.
 
 The first line of most resumes is the job title and names the category, so the primary numbers
 (``metrics``) are measured with that line stripped; ``with_title`` keeps it (secondary). The DAG's
@@ -17,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from include.matcher.settings import METRICS  # noqa: F401 - re-exported: callers import it from here
+from include.matcher.metrics import finite_scores, job_to_cv_metrics, ranks_of_truth, retrieval_metrics
 from include.matcher.text import strip_title
 
 
@@ -32,58 +30,6 @@ def category_scores(
         members = [i for i, c in enumerate(job_categories) if c == category]
         scores[:, column] = similarity[:, members].max(axis=1)
     return scores, categories
-
-
-def finite_scores(scores: np.ndarray) -> np.ndarray:
-    """``scores`` with NaN and infinities replaced by -inf: a score that is not a number ranks last."""
-    return np.where(np.isfinite(scores), scores, -np.inf)
-
-
-def ranks_of_truth(scores: np.ndarray, categories: list[str], truth: list[str]) -> np.ndarray:
-    """1-based rank of each CV's true category, pessimistic: every tie counts against the truth.
-
-    A model that scores every category alike (collapsed embeddings) or not at all (NaN) must rank
-    the truth last, never first: the truth's rank is the number of categories scoring at least as
-    high as it, itself included, and a non-finite score is below every finite one.
-    """
-    index = {c: i for i, c in enumerate(categories)}
-    scores = finite_scores(scores)
-    true_scores = scores[np.arange(len(truth)), [index[t] for t in truth]]
-    return (scores >= true_scores[:, None]).sum(axis=1)
-
-
-def retrieval_metrics(ranks: np.ndarray) -> dict[str, float]:
-    if len(ranks) == 0:
-        return {}
-    ranks = np.asarray(ranks)
-    within10 = ranks <= 10
-    return {
-        "accuracy@1": float(np.mean(ranks == 1)),
-        "accuracy@3": float(np.mean(ranks <= 3)),
-        "mrr@10": float(np.mean(np.where(within10, 1.0 / ranks, 0.0))),
-        "ndcg@10": float(np.mean(np.where(within10, 1.0 / np.log2(ranks + 1), 0.0))),
-        "count": int(len(ranks)),
-    }
-
-
-def job_to_cv(scores: np.ndarray, categories: list[str], truth: list[str], k: int = 10) -> dict[str, float]:
-    """Recall@k and MAP@k of the held-out CVs for each category's query, averaged over categories."""
-    recalls, average_precisions = [], []
-    truth_array = np.asarray(truth)
-    scores = finite_scores(scores)
-    for column, category in enumerate(categories):
-        relevant = truth_array == category
-        if not relevant.any():
-            continue
-        # Pessimistic ties here too: among equal scores the irrelevant CVs come first.
-        top = np.lexsort((relevant, -scores[:, column]))[:k]
-        hits = relevant[top]
-        recalls.append(hits.sum() / relevant.sum())
-        precisions = np.cumsum(hits) / (np.arange(len(top)) + 1)
-        average_precisions.append((precisions * hits).sum() / min(k, relevant.sum()))
-    if not recalls:
-        return {}
-    return {"job_to_cv_recall@10": float(np.mean(recalls)), "job_to_cv_map@10": float(np.mean(average_precisions))}
 
 
 # Beyond this many categories the report keeps the largest confusions, not the whole matrix: the
@@ -117,6 +63,12 @@ def confusion(scores: np.ndarray, categories: list[str], truth: list[str]) -> di
     }
 
 
+def truth_columns(categories: list[str], truth: list[str]) -> np.ndarray:
+    """Each CV's category as its column in a (CVs x categories) score matrix."""
+    column_of = {category: column for column, category in enumerate(categories)}
+    return np.asarray([column_of[t] for t in truth], dtype=int)
+
+
 def evaluate_scores(scores: np.ndarray, categories: list[str], truth: list[str]) -> dict:
     """Overall and per-category metrics and the confusion matrix, from a (CVs x categories) score matrix."""
     if not truth:
@@ -127,7 +79,7 @@ def evaluate_scores(scores: np.ndarray, categories: list[str], truth: list[str])
         for category in sorted(set(truth))
     }
     return {
-        "metrics": {**retrieval_metrics(ranks), **job_to_cv(scores, categories, truth)},
+        "metrics": {**retrieval_metrics(ranks), **job_to_cv_metrics(scores, truth_columns(categories, truth))},
         "per_category": per_category,
         "confusion": confusion(scores, categories, truth),
     }

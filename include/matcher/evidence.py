@@ -17,36 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from include.matcher.evaluation import finite_scores, ranks_of_truth
+from include.matcher.metrics import finite_scores, job_to_cv_metrics, per_cv_values, ranks_of_truth
 
 RESAMPLES = 2000
 NOT_ENOUGH_EVIDENCE = "not enough evidence"
 
 
-def per_cv_values(scores: np.ndarray, categories: list[str], truth: list[str], metric: str) -> np.ndarray:
-    """Each held-out CV's contribution to ``metric`` (the metric is their mean)."""
-    ranks = ranks_of_truth(scores, categories, truth).astype(np.float64)
-    within10 = ranks <= 10
-    if metric == "accuracy@1":
-        return (ranks == 1).astype(np.float64)
-    if metric == "accuracy@3":
-        return (ranks <= 3).astype(np.float64)
-    if metric == "mrr@10":
-        return np.where(within10, 1.0 / ranks, 0.0)
-    if metric == "ndcg@10":
-        return np.where(within10, 1.0 / np.log2(ranks + 1), 0.0)
-    raise ValueError(f"{metric} is not a per-CV metric (accuracy@1, accuracy@3, mrr@10, ndcg@10)")
-
-
-def map_at_10(scores: np.ndarray, truth_columns: np.ndarray, k: int = 10) -> float:
-    """Job -> CV MAP@k over the categories with a relevant CV, as :func:`evaluation.job_to_cv` computes it."""
-    relevant = truth_columns[None, :] == np.arange(scores.shape[1])[:, None]  # (categories, CVs)
-    counts = relevant.sum(axis=1)
-    order = np.lexsort(np.stack([relevant, -scores.T]))[:, :k]  # per category; ties: irrelevant CVs first
-    hits = np.take_along_axis(relevant, order, axis=1)
-    precision = np.cumsum(hits, axis=1) / (np.arange(order.shape[1]) + 1)
-    average = (precision * hits).sum(axis=1) / np.maximum(np.minimum(k, counts), 1)
-    return float(average[counts > 0].mean()) if (counts > 0).any() else 0.0
+def map_at_10(scores: np.ndarray, truth_columns: np.ndarray) -> float:
+    return job_to_cv_metrics(scores, truth_columns).get("job_to_cv_map@10", 0.0)
 
 
 def interval(differences: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -88,8 +66,8 @@ def paired_evidence(
     column_of = {category: column for column, category in enumerate(categories)}
     truth_columns = np.asarray([column_of[t] for t in truth])
     values = {
-        "candidate": per_cv_values(candidate_scores, categories, truth, metric),
-        "production": per_cv_values(production_scores, categories, truth, metric),
+        "candidate": per_cv_values(ranks_of_truth(candidate_scores, categories, truth), metric),
+        "production": per_cv_values(ranks_of_truth(production_scores, categories, truth), metric),
     }
     paired = values["candidate"] - values["production"]
     draws = rng.integers(0, count, size=(resamples if confidence > 0 else 0, count))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from include.matcher.evaluation import METRICS
+from include.matcher.metrics import METRICS
 from include.matcher.settings import GateConfig
 
 

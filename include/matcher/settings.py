@@ -15,12 +15,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from include.matcher.losses import LOSSES
+from include.matcher.metrics import PER_CV_METRICS
 
 BASE_MODEL = "all-MiniLM-L6-v2"
-# What the evaluation reports (include.matcher.evaluation); the gate may compare on any of them.
-METRICS = ("accuracy@1", "accuracy@3", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10")
-# The CV -> job metrics are means over held-out CVs, which the gate's paired bootstrap resamples.
-PER_CV_METRICS = METRICS[:4]
 
 
 @dataclass(frozen=True)

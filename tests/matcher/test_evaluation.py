@@ -1,14 +1,12 @@
 import numpy as np
 import pytest
 
-from include.matcher.evaluation import (
-    category_scores,
-    evaluate_model,
-    evaluate_tfidf_baseline,
-    job_to_cv,
-    ranks_of_truth,
-    retrieval_metrics,
-)
+from include.matcher.evaluation import category_scores, evaluate_model, evaluate_tfidf_baseline, truth_columns
+from include.matcher.metrics import job_to_cv_metrics, ranks_of_truth, retrieval_metrics
+
+
+def job_to_cv(scores, categories, truth, k=10):
+    return job_to_cv_metrics(scores, truth_columns(categories, truth), k=k)
 
 
 def test_metrics_from_ranks():
