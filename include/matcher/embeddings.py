@@ -32,9 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from include.matcher import layout
+from include.matcher.corpus import is_current_corpus
 from include.matcher.documents import REJECT_REASONS, SUPPORTED_EXTENSIONS, Rejected
 from include.matcher.encoding import cv_pooling
-from include.matcher.ingest import is_current_corpus
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.registry import read_production, swap_pointer
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
@@ -57,10 +57,6 @@ def encoder_id() -> str:
     from include.matcher.onnx_backend import embed_backend
 
     return f"{cv_pooling()}/{embed_backend()}"
-
-
-def current_uri(embeddings_uri: str) -> str:
-    return layout.current_embeddings(embeddings_uri)
 
 
 def job_offer_records(
@@ -342,8 +338,10 @@ def publish_embeddings(
     if not is_current_corpus(rows, storage, locations):  # the ledger may have moved while the job texts embedded
         raise StaleCorpus(f"{corpus_uri} stopped being the current corpus before its pointer flip: not published")
     pointer = {"version": version, "uri": target, "manifest": snapshot.manifest, "updated_at": manifest["written_at"]}
-    found = storage.get_with_etag(current_uri(locations.embeddings))
-    swap_pointer(storage, current_uri(locations.embeddings), pointer, json.loads(found[0]) if found else None)
+    found = storage.get_with_etag(layout.current_embeddings(locations.embeddings))
+    swap_pointer(
+        storage, layout.current_embeddings(locations.embeddings), pointer, json.loads(found[0]) if found else None
+    )
     log.info("refresh_embeddings: %s -> %s", manifest["counts"], target)
     return target
 
@@ -435,5 +433,5 @@ def read_cv_vectors(storage: ObjectStore, embeddings_uri: str):
 
 
 def read_current(storage: ObjectStore, embeddings_uri: str) -> dict | None:
-    found = storage.get_with_etag(current_uri(embeddings_uri))
+    found = storage.get_with_etag(layout.current_embeddings(embeddings_uri))
     return None if found is None else json.loads(found[0])

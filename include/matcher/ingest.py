@@ -18,12 +18,11 @@ Re-runs and failed nights lose nothing:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from datetime import UTC, datetime
 
 from include.matcher import layout
+from include.matcher.corpus import read_ledger, untrained_corpus, within_prefix
 from include.matcher.documents import SUPPORTED_EXTENSIONS
 from include.matcher.jobs import parse_job_descriptions
 from include.matcher.registry import read_production
@@ -32,91 +31,6 @@ from include.matcher.storage import ObjectStore, S3Uri
 from include.matcher.text import category_name
 
 log = logging.getLogger(__name__)
-
-
-def ledger_uri(locations: Locations) -> str:
-    return layout.ledger(locations.work)
-
-
-def read_ledger(storage: ObjectStore, locations: Locations) -> tuple[dict, str | None]:
-    """The ledger and its ETag (None before the first run)."""
-    found = storage.get_with_etag(ledger_uri(locations))
-    if found is None:
-        return {"objects": {}, "jobs_file_etag": None}, None
-    return json.loads(found[0]), found[1]
-
-
-CORPUS_FIELDS = ("key", "category", "content_hash", "text_hash", "text_uri", "chars")
-
-
-def corpus_rows(ledger: dict) -> list[dict]:
-    """The corpus the ledger describes: every parsed CV, one row each, in key order."""
-    return [
-        {k: entry[k] for k in CORPUS_FIELDS}
-        for _, entry in sorted(ledger["objects"].items())
-        if entry["status"] == "parsed"
-    ]
-
-
-def is_current_corpus(rows: list[dict], storage: ObjectStore, locations: Locations) -> bool:
-    """Whether a corpus snapshot is the corpus as it is now: the ledger's (or no ledger to say otherwise).
-
-    An older night's snapshot can hold CVs deleted (or erased) since: publishing it would put them
-    back into search, so its refresh is refused.
-    """
-    found = storage.get_with_etag(ledger_uri(locations))
-    if found is None:
-        return True
-    now = {(row["key"], row["text_hash"]) for row in corpus_rows(json.loads(found[0]))}
-    return {(row["key"], row["text_hash"]) for row in rows} == now
-
-
-def within_prefix(key: str, entry: dict, raw_prefix: str, base: str) -> bool:
-    """Whether a ledger entry belongs to the raw prefix being listed: only those can be found removed.
-
-    Entries record the prefix they were listed under; older entries without one belong to a prefix
-    whose ``<CATEGORY>/<file>`` layout their key fits.
-    """
-    if "raw_prefix" in entry:
-        return entry["raw_prefix"].rstrip("/") == raw_prefix.rstrip("/")
-    return key.startswith(base) and len(key[len(base) :].split("/")) == 2
-
-
-def trained_state_uri(locations: Locations) -> str:
-    return layout.last_trained(locations.work)
-
-
-def corpus_fingerprint(parsed: list[dict], jobs_etag: str | None) -> str:
-    """What a night trains on: every parsed CV's (category, text fingerprint) and the jobs file's version."""
-    digest = hashlib.sha256()
-    for category, text_hash in sorted((row["category"], row["text_hash"]) for row in parsed):
-        digest.update(f"{category}\0{text_hash}\n".encode())
-    digest.update(f"jobs\0{jobs_etag}\n".encode())
-    return digest.hexdigest()
-
-
-def ledger_fingerprint(ledger: dict, jobs_etag: str | None) -> str | None:
-    """The fingerprint of the corpus the ledger describes (None when it holds no parsed CV)."""
-    parsed = [entry for entry in ledger["objects"].values() if entry.get("status") == "parsed"]
-    return corpus_fingerprint(parsed, jobs_etag) if parsed else None
-
-
-def record_trained(run_uri: str, locations: Locations, storage: ObjectStore, outcome: str) -> None:
-    """Mark the run's corpus as trained on and judged (``outcome``: promoted / refused): a later night
-    with the same corpus and jobs file is quiet."""
-    found = storage.get_with_etag(layout.Run(run_uri).parse_summary)
-    if found is None:  # a stage run by hand outside a pipeline run: no corpus to record
-        log.info("ingest state: %r has no parse summary; nothing recorded", run_uri)
-        return
-    summary = json.loads(found[0])
-    state = {
-        "fingerprint": summary["corpus_fingerprint"],
-        "run": run_uri,
-        "outcome": outcome,
-        "recorded_at": datetime.now(UTC).isoformat(),
-    }
-    storage.put_json(trained_state_uri(locations), state)
-    log.info("ingest state: corpus of %s recorded as trained on (%s)", run_uri, outcome)
 
 
 def classify_key(relative_key: str) -> tuple[str | None, str | None]:
@@ -228,15 +142,6 @@ def read_jobs_file(locations: Locations, storage: ObjectStore) -> dict:
             f"the jobs file {locations.jobs_file} is not usable, so nothing was ingested: {error}"
         ) from error
     return {"etag": found[1], "categories": sorted(jobs)}
-
-
-def untrained_corpus(ledger: dict, storage: ObjectStore, locations: Locations) -> bool:
-    """Whether the ledger's parsed corpus differs from the one the last finished night trained on."""
-    current = ledger_fingerprint(ledger, ledger.get("jobs_file_etag"))
-    if current is None:
-        return False
-    found = storage.get_with_etag(trained_state_uri(locations))
-    return found is None or json.loads(found[0]).get("fingerprint") != current
 
 
 def has_work(manifest_uri: str, storage: ObjectStore) -> bool:

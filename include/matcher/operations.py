@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from include.matcher import layout
+from include.matcher.corpus import read_ledger, write_corpus_snapshot
 from include.matcher.embeddings import refresh_embeddings
-from include.matcher.ingest import read_ledger
-from include.matcher.parse import write_corpus_snapshot
 from include.matcher.registry import rollback
 from include.matcher.settings import Locations
 from include.matcher.storage import ObjectStore

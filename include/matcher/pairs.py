@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from include.matcher import layout
+from include.matcher.corpus import several_categories
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.losses import loss_spec
 from include.matcher.near_duplicates import near_duplicate_groups
@@ -186,17 +187,6 @@ def split_corpus(
     return by_split, unknown
 
 
-def several_categories(cvs: list[dict], group_of: dict[str, str] | None = None) -> dict[str, list[str]]:
-    """CVs whose text (or near-duplicate group) is filed under more than one category: key -> those categories."""
-    group_of = group_of or {cv["key"]: cv["text_hash"] for cv in cvs}
-    categories: dict[str, set[str]] = {}
-    for cv in cvs:
-        categories.setdefault(group_of[cv["key"]], set()).add(cv["category"])
-    return {
-        cv["key"]: sorted(categories[group_of[cv["key"]]]) for cv in cvs if len(categories[group_of[cv["key"]]]) > 1
-    }
-
-
 class UntrainableData(ValueError):
     """The corpus cannot train a matcher: what it lacks is in the message."""
 
@@ -226,7 +216,7 @@ def require_trainable(by_split: dict[str, list[dict]], corpus_size: int, unknown
 
 def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: ObjectStore) -> str:
     """Write ``<run>/pairs/{train,training_metadata,validation,test}.jsonl`` and ``jobs.json``."""
-    from include.matcher.parse import load_corpus_texts
+    from include.matcher.corpus import load_corpus_texts
 
     cvs = load_corpus_texts(corpus_uri, storage)
     jobs = load_job_descriptions(config.locations.jobs_file, storage)

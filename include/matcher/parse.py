@@ -20,10 +20,15 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from include.matcher import layout
+from include.matcher.corpus import (
+    commit_to_ledger,
+    corpus_fingerprint,
+    several_categories,
+    without_cache,
+    write_corpus_snapshot,
+)
 from include.matcher.documents import REJECT_REASONS, Rejected, accept_text
-from include.matcher.ingest import corpus_fingerprint, corpus_rows, ledger_uri, read_ledger
 from include.matcher.isolation import IsolatedParser, Job
-from include.matcher.pairs import several_categories
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
 from include.matcher.storage import MissingObject, ObjectStore
 from include.matcher.text import text_fingerprint
@@ -33,10 +38,6 @@ log = logging.getLogger(__name__)
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def text_cache_uri(locations: Locations, digest: str) -> str:
-    return layout.text_cache(locations.work, digest)
 
 
 # Outcomes that depend on the machine rather than the file are not cached: a retry may succeed.
@@ -98,7 +99,7 @@ def _parse_chunk(
         except MissingObject:
             return item, None, None, None
         digest = content_hash(data)
-        cached = storage.get_with_etag(text_cache_uri(locations, digest))
+        cached = storage.get_with_etag(layout.text_cache(locations.work, digest))
         return item, data, digest, _cached(json.loads(cached[0]) if cached else None, limits)
 
     with ThreadPoolExecutor(max_workers=8) as threads:
@@ -106,7 +107,7 @@ def _parse_chunk(
     outcomes = [_vanished(item) for item, data, _, _ in fetched if data is None]
     fetched = [row for row in fetched if row[1] is not None]
     outcomes += [
-        _outcome(item, digest, entry, text_cache_uri(locations, digest), "hit")
+        _outcome(item, digest, entry, layout.text_cache(locations.work, digest), "hit")
         for item, _, digest, entry in fetched
         if entry
     ]
@@ -123,7 +124,7 @@ def _parse_chunk(
                 "kind": result.kind,
                 "text_hash": text_fingerprint(result.text),
             }
-        cache_uri = text_cache_uri(locations, digest)
+        cache_uri = layout.text_cache(locations.work, digest)
         if entry.get("reason") not in UNCACHED_REASONS:
             storage.put_json(cache_uri, entry)
         outcomes.append(_outcome(item, digest, entry, cache_uri, "miss"))
@@ -180,7 +181,7 @@ def parse_shard(
     folder = layout.ParseShard.of(shard_uri)
     outcomes_uri = folder.outcomes
     # Whether the cache answered is this attempt's business (stats only): a retry writes the same outcomes.
-    storage.put_jsonl(outcomes_uri, sorted((_without_cache(o) for o in outcomes), key=lambda outcome: outcome["key"]))
+    storage.put_jsonl(outcomes_uri, sorted((without_cache(o) for o in outcomes), key=lambda outcome: outcome["key"]))
     storage.put_json(folder.stats, {"files": len(outcomes), "cache_hits": sum(o["cache"] == "hit" for o in outcomes)})
     log.info(
         "parse: %s: %d files, %d cache hits",
@@ -268,45 +269,3 @@ def parse(
     with IsolatedParser(limits=limits) as pool:
         outcome_uris = [parse_shard(uri, locations, storage, limits, pool) for uri in shard_uris]
     return collect_parsed(manifest_uri, outcome_uris, run_uri, locations, storage)
-
-
-def commit_to_ledger(
-    manifest: dict, outcomes: list[dict], run_uri: str, locations: Locations, storage: ObjectStore
-) -> dict:
-    """Record each outcome (and removals, and the jobs file seen) with a compare-and-swap write."""
-    ledger, etag = read_ledger(storage, locations)
-    objects = ledger["objects"]
-    for outcome in outcomes:
-        objects[outcome["key"]] = {**_without_cache(outcome), "run": run_uri, "raw_prefix": manifest["raw_prefix"]}
-    for key in manifest["removed"]:
-        objects.pop(key, None)
-    ledger["jobs_file_etag"] = manifest["jobs_file"]["etag"]
-    if etag is None:
-        storage.put_json(ledger_uri(locations), ledger, if_none_match=True)
-    else:
-        storage.put_json(ledger_uri(locations), ledger, if_match=etag)
-    return ledger
-
-
-def _without_cache(outcome: dict) -> dict:
-    return {k: v for k, v in outcome.items() if k != "cache"}
-
-
-def write_corpus_snapshot(ledger: dict, corpus_uri: str, storage: ObjectStore) -> list[dict]:
-    """Every parsed CV the ledger knows, one row each, written to ``corpus_uri``."""
-    corpus = corpus_rows(ledger)
-    storage.put_jsonl(corpus_uri, corpus)
-    return corpus
-
-
-def load_corpus_texts(corpus_uri: str, storage: ObjectStore) -> list[dict]:
-    """The corpus snapshot with each row's text attached, cut to what a model ever reads of it
-    (:data:`~include.matcher.encoding.MOST_WORDS_READ` words)."""
-    from include.matcher.encoding import MOST_WORDS_READ, window_prefix
-
-    rows = storage.get_jsonl(corpus_uri)
-    texts = storage.get_many([row["text_uri"] for row in rows])
-    return [
-        {**row, "text": window_prefix(json.loads(blob)["text"], MOST_WORDS_READ)}
-        for row, blob in zip(rows, texts, strict=True)
-    ]

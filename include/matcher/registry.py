@@ -25,12 +25,8 @@ from include.matcher.storage import ObjectStore, PreconditionFailed
 log = logging.getLogger(__name__)
 
 
-def production_uri(registry_uri: str) -> str:
-    return layout.production_pointer(registry_uri)
-
-
 def read_production(storage: ObjectStore, registry_uri: str) -> dict | None:
-    found = storage.get_with_etag(production_uri(registry_uri))
+    found = storage.get_with_etag(layout.production_pointer(registry_uri))
     return None if found is None else json.loads(found[0])
 
 
@@ -141,7 +137,7 @@ def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
             "report": target.validation_report,
         }
         storage.put_json(target.entry, entry, if_none_match=True)
-    swap_pointer(storage, production_uri(registry_uri), entry, current)
+    swap_pointer(storage, layout.production_pointer(registry_uri), entry, current)
     log.info("promote: %s (%d files) is now in production, replacing %s", version, copied, entry["previous"])
     return version_uri
 
@@ -151,7 +147,7 @@ def promote_night(report_uri: str, locations, storage: ObjectStore) -> dict:
 
     Returns the production entry (version, uri, metrics), what the DAG's asset event carries.
     """
-    from include.matcher.ingest import record_trained
+    from include.matcher.corpus import record_trained
 
     version_uri = promote(report_uri, locations.registry, storage)
     record_trained(storage.get_json(report_uri)["run"], locations, storage, "promoted")
@@ -181,6 +177,6 @@ def rollback(version: str, registry_uri: str, storage: ObjectStore) -> str:
         "previous": current["version"] if current else None,
         "rolled_back_from": current["version"] if current else None,
     }
-    swap_pointer(storage, production_uri(registry_uri), entry, current)
+    swap_pointer(storage, layout.production_pointer(registry_uri), entry, current)
     log.info("rollback: production %s -> %s", entry["previous"], version)
     return version_uri

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from include.matcher import layout
+from include.matcher.corpus import record_trained
 from include.matcher.evaluation import evaluate_model, evaluate_tfidf_baseline
 from include.matcher.evidence import paired_evidence
-from include.matcher.ingest import record_trained
 from include.matcher.registry import read_production, version_for
 from include.matcher.settings import GateConfig, Locations, TrainingConfig
 from include.matcher.storage import ObjectStore

@@ -329,7 +329,6 @@ def test_two_runs_triggered_at_once_run_one_after_the_other_and_leave_the_regist
     """``max_active_runs=1``: the second run waits queued until the first has finished, and both
     write through the same production and embeddings pointers without a lost or dangling update."""
     from include.matcher import layout, registry
-    from include.matcher.embeddings import current_uri
     from include.matcher.settings import Locations
 
     upload_new_cvs(topology, seed=13)
@@ -362,7 +361,7 @@ def test_two_runs_triggered_at_once_run_one_after_the_other_and_leave_the_regist
     assert storage.exists(model.entry) and any(
         info.uri.endswith("model.safetensors") for info in storage.list(production["uri"])
     )
-    embeddings = storage.get_json(current_uri(locations.embeddings))
+    embeddings = storage.get_json(layout.current_embeddings(locations.embeddings))
     assert embeddings["version"] == production["version"]  # the vectors served are the production model's
     assert storage.get_json(embeddings["manifest"])["version"] == production["version"]
     for entry in versions.values():  # every version's lineage points at versions that exist

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from include.matcher import layout
 from include.matcher.embeddings import plan_refresh, read_current, read_cv_vectors, read_parquet, refresh_embeddings
 from include.matcher.models import resolve_model
 from include.matcher.storage import join_uri
@@ -141,7 +142,6 @@ def test_new_job_offers_are_published_in_a_new_folder_never_into_the_live_one(st
 def test_an_older_corpus_is_never_published_over_the_current_one(storage, locations, jobs):
     """Clearing an old night's refresh re-runs it on that night's corpus: CVs deleted since must not
     come back into search."""
-    from include.matcher.ingest import ledger_uri
 
     version_uri = register(storage, locations, "v1")
     old = write_corpus(storage, locations, "r1", TEXTS)
@@ -150,7 +150,7 @@ def test_an_older_corpus_is_never_published_over_the_current_one(storage, locati
     # The ledger (what parse commits) says what the corpus is now: CHEF/c.txt was deleted since r1.
     rows = storage.get_jsonl(new)
     objects = {row["key"]: {**row, "status": "parsed", "content_hash": "-", "chars": 1} for row in rows}
-    storage.put_json(ledger_uri(locations), {"objects": objects, "jobs_file_etag": None})
+    storage.put_json(layout.ledger(locations.work), {"objects": objects, "jobs_file_etag": None})
     current = refresh_embeddings(version_uri, new, locations, storage)
 
     assert plan_refresh(version_uri, old, locations, storage) == []

@@ -1,4 +1,5 @@
-from include.matcher.ingest import classify_key, ingest, record_trained
+from include.matcher.corpus import record_trained
+from include.matcher.ingest import classify_key, ingest
 from include.matcher.parse import parse
 from include.matcher.storage import join_uri
 
@@ -72,8 +73,8 @@ def test_a_run_on_a_sub_prefix_leaves_the_ledger_and_search_of_the_rest_intact(s
     """A trial run (``raw_prefix`` on another folder) once took every CV outside it for removed: the
     ledger shrank to the trial's files and search lost everyone else. It must see only its prefix, and
     leave the production embeddings alone unless told to publish."""
+    from include.matcher.corpus import read_ledger
     from include.matcher.embeddings import plan_production_refresh, read_cv_vectors, refresh_embeddings
-    from include.matcher.ingest import read_ledger
     from include.matcher.settings import PipelineConfig
     from tests.matcher.test_search import put_base_model_in_production
 

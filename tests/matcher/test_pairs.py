@@ -238,7 +238,7 @@ def test_build_pairs_refuses_an_empty_or_single_category_training_split(storage,
 
 
 def test_the_same_text_under_two_categories_is_reported_and_never_held_out():
-    from include.matcher.pairs import several_categories
+    from include.matcher.corpus import several_categories
 
     twin = "Bookkeeper and payroll clerk; month-end close, invoices and ledger reconciliation for a retail chain."
     corpus = cvs(20) + [

@@ -1,8 +1,10 @@
 import pytest
 
 from include.devtools.demo_data import render_pdf
-from include.matcher.ingest import ingest, read_ledger
-from include.matcher.parse import load_corpus_texts, parse
+from include.matcher import layout
+from include.matcher.corpus import load_corpus_texts, read_ledger
+from include.matcher.ingest import ingest
+from include.matcher.parse import parse
 from include.matcher.storage import join_uri
 
 GOOD = "Chef de partie\nPrepared sauces and managed the grill station for a busy bistro. " * 3
@@ -123,7 +125,7 @@ def test_a_cached_text_past_today_s_limits_is_a_reject_and_stages_read_what_a_mo
     import json
 
     from include.matcher.encoding import MOST_WORDS_READ
-    from include.matcher.parse import content_hash, text_cache_uri
+    from include.matcher.parse import content_hash
     from include.matcher.settings import ParseLimits
     from include.matcher.text import text_fingerprint
 
@@ -135,7 +137,7 @@ def test_a_cached_text_past_today_s_limits_is_a_reject_and_stages_read_what_a_mo
     corpus = parse(ingest(run, locations, storage), run, locations, storage)
     (row,) = load_corpus_texts(corpus, storage)
     assert len(row["text"].split()) == MOST_WORDS_READ and long_text.startswith(row["text"])
-    cached = json.loads(storage.get_bytes(text_cache_uri(locations, content_hash(body))))
+    cached = json.loads(storage.get_bytes(layout.text_cache(locations.work, content_hash(body))))
     assert cached["text"] == long_text and cached["text_hash"] == text_fingerprint(long_text)
 
     storage.put_bytes(join_uri(locations.raw_cvs, "CHEF/again.txt"), body)  # same bytes: a cache hit

@@ -1,6 +1,7 @@
 import pytest
 
-from include.matcher.registry import list_versions, production_uri, promote, read_production, swap_pointer, version_for
+from include.matcher import layout
+from include.matcher.registry import list_versions, promote, read_production, swap_pointer, version_for
 from include.matcher.storage import PreconditionFailed, join_uri
 
 
@@ -49,7 +50,7 @@ def test_refused_candidate_cannot_be_promoted(storage, locations):
 
 
 def test_concurrent_pointer_swaps_one_wins_one_fails(storage, locations):
-    uri = production_uri(locations.registry)
+    uri = layout.production_pointer(locations.registry)
     swap_pointer(storage, uri, {"version": "a"}, None)
     seen = read_production(storage, locations.registry)
     swap_pointer(storage, uri, {"version": "b"}, seen)  # the winner

@@ -9,7 +9,9 @@ import zlib
 
 import pytest
 
-from include.matcher.ingest import ingest, ledger_uri, record_trained
+from include.matcher import layout
+from include.matcher.corpus import record_trained
+from include.matcher.ingest import ingest
 from include.matcher.pairs import build_pairs
 from include.matcher.parse import parse
 from include.matcher.settings import ParseLimits, PipelineConfig
@@ -66,7 +68,7 @@ def test_a_malformed_jobs_file_fails_at_ingest_with_the_ledger_untouched(
     run = join_uri(locations.work, "runs", "bad-jobs")
     with pytest.raises(ValueError, match=f"jobs file {locations.jobs_file} is not usable.*{message}"):
         ingest(run, locations, storage)
-    assert not storage.exists(ledger_uri(locations)) and not storage.exists(join_uri(run, "manifest.json"))
+    assert not storage.exists(layout.ledger(locations.work)) and not storage.exists(join_uri(run, "manifest.json"))
 
 
 def pdf_bomb(inflated_bytes: int = 40_000_000) -> bytes:
