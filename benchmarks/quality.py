@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import benchmark_parser, commit, record, shared_data_missing  # noqa: E402
 from include.matcher.cli import add_setting_flags  # noqa: E402
 from include.matcher.evaluation import evaluate_model, evaluate_tfidf_baseline  # noqa: E402
-from include.matcher.isolation import IsolatedParser, Job  # noqa: E402
+from include.matcher.isolation import Document, IsolatedParser  # noqa: E402
 from include.matcher.jobs import load_job_descriptions  # noqa: E402
 from include.matcher.metrics import METRICS  # noqa: E402
 from include.matcher.pairs import split_corpus, training_examples  # noqa: E402
@@ -42,7 +42,7 @@ def load_resumes(root: Path) -> list[dict]:
     cached = {row["sha256"]: row for row in map(json.loads, CACHE.read_text().splitlines())} if CACHE.exists() else {}
     digests = {f"{path.parent.name}/{path.name}": hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
     jobs = [
-        Job(key, path.read_bytes(), path.name)
+        Document(key, path.read_bytes(), path.name)
         for key, path in zip(digests, files, strict=True)
         if digests[key] not in cached
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from include.matcher.documents import Rejected
 from include.matcher.ingest import classify_key
-from include.matcher.isolation import IsolatedParser, Job
+from include.matcher.isolation import Document, IsolatedParser
 from include.matcher.settings import ParseLimits, parse_limits_from_env
 from include.matcher.storage import ObjectStore, S3Uri, Storage
 from include.matcher.text import text_fingerprint
@@ -48,7 +48,7 @@ def load_labelled_cvs(
     categories = {key: category for key, category, _ in jobs}
     cvs = []
     with IsolatedParser(limits=limits) as pool:
-        for key, result in pool.map(Job(key, data, key) for key, _, data in jobs):
+        for key, result in pool.map(Document(key, data, key) for key, _, data in jobs):
             if isinstance(result, Rejected):
                 rejects.append({"key": key, "reason": result.reason, "detail": result.detail})
             else:

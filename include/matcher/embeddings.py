@@ -67,7 +67,7 @@ def job_offer_records(
     Offer documents are as untrusted as CVs: they are parsed in the same isolated pool, with the
     same time and memory limits, and what cannot be parsed is a reject with its reason.
     """
-    from include.matcher.isolation import IsolatedParser, Job
+    from include.matcher.isolation import Document, IsolatedParser
 
     limits = limits or parse_limits_from_env()
     jobs = load_job_descriptions(locations.jobs_file, storage)
@@ -87,7 +87,9 @@ def job_offer_records(
     if offers:
         blobs = storage.get_many([info.uri for info in offers])
         with IsolatedParser(limits=limits) as pool:
-            parsed = dict(pool.map(Job(info.key, data, info.key) for info, data in zip(offers, blobs, strict=True)))
+            parsed = dict(
+                pool.map(Document(info.key, data, info.key) for info, data in zip(offers, blobs, strict=True))
+            )
         for key in (info.key for info in offers):
             result = parsed[key]
             if isinstance(result, Rejected):

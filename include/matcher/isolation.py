@@ -77,7 +77,9 @@ def children_allowed():
 
 
 @dataclass(frozen=True)
-class Job:
+class Document:
+    """One file to parse: an id to answer under, its bytes, and the name its extension is read from."""
+
     id: str
     data: bytes
     filename: str
@@ -89,11 +91,11 @@ def _worker(conn: Connection, memory_bytes: int, limits: ParseLimits, parse: Cal
     conn.send(READY)
     while True:
         try:
-            job = conn.recv()
+            document = conn.recv()
         except EOFError:
             return
         try:
-            result = parse(job.data, job.filename, limits)
+            result = parse(document.data, document.filename, limits)
             reply = ("parsed", result.text, result.kind)
         except Rejected as rejected:
             reply = ("rejected", rejected.reason, rejected.detail)
@@ -101,7 +103,7 @@ def _worker(conn: Connection, memory_bytes: int, limits: ParseLimits, parse: Cal
             reply = ("rejected", "memory", f"parser exceeded the {memory_bytes // 2**20} MiB memory limit")
         except Exception as error:  # noqa: BLE001 - any parser failure is a reject, never a crash
             reply = ("rejected", "corrupt", f"{type(error).__name__}: {error}"[:500])
-        conn.send((job.id, reply))
+        conn.send((document.id, reply))
 
 
 class _Worker:
@@ -111,7 +113,7 @@ class _Worker:
             self.process = CONTEXT.Process(target=_worker, args=(child, memory_bytes, limits, parse), daemon=True)
             self.process.start()
         child.close()
-        self.job: Job | None = None
+        self.document: Document | None = None
         self.deadline = 0.0
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
@@ -174,37 +176,37 @@ class IsolatedParser:
         self.workers.remove(worker)
         self._spawn()
 
-    def map(self, jobs: Iterable[Job]) -> Iterator[tuple[str, ParsedText | Rejected]]:
-        """(job id, ParsedText or Rejected) for every job, in completion order."""
-        pending = deque(jobs)
+    def map(self, documents: Iterable[Document]) -> Iterator[tuple[str, ParsedText | Rejected]]:
+        """(document id, ParsedText or Rejected) for every document, in completion order."""
+        pending = deque(documents)
         missing = min(self.size, len(pending)) - len(self.workers)
         if missing > 0:
             self._spawn(missing)
-        while pending or any(w.job for w in self.workers):
+        while pending or any(w.document for w in self.workers):
             for worker in self.workers:
-                if worker.job is None and pending:
-                    worker.job = pending.popleft()
+                if worker.document is None and pending:
+                    worker.document = pending.popleft()
                     worker.deadline = time.monotonic() + self.timeout_s
-                    worker.conn.send(worker.job)
-            busy = [w for w in self.workers if w.job is not None]
+                    worker.conn.send(worker.document)
+            busy = [w for w in self.workers if w.document is not None]
             timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
             ready = set(wait([w.conn for w in busy], timeout=timeout))
             for worker in busy:
-                job = worker.job
+                document = worker.document
                 if worker.conn in ready:
                     try:
                         job_id, reply = worker.conn.recv()
                     except (EOFError, OSError):
                         worker.process.join(5)
                         code = worker.process.exitcode
-                        yield job.id, Rejected("corrupt", f"parser process died (exit code {code})")
+                        yield document.id, Rejected("corrupt", f"parser process died (exit code {code})")
                         self._replace(worker)
                         continue
-                    worker.job = None
+                    worker.document = None
                     yield (
                         job_id,
                         ParsedText(reply[1], reply[2]) if reply[0] == "parsed" else Rejected(reply[1], reply[2]),
                     )
                 elif time.monotonic() >= worker.deadline:
-                    yield job.id, Rejected("timeout", f"parsing took longer than {self.timeout_s:g}s")
+                    yield document.id, Rejected("timeout", f"parsing took longer than {self.timeout_s:g}s")
                     self._replace(worker)

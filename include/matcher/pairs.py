@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from include.matcher import layout
-from include.matcher.corpus import several_categories
+from include.matcher.corpus import load_corpus_texts, several_categories
 from include.matcher.jobs import load_job_descriptions
 from include.matcher.losses import loss_spec
 from include.matcher.near_duplicates import near_duplicate_groups
@@ -216,8 +216,6 @@ def require_trainable(by_split: dict[str, list[dict]], corpus_size: int, unknown
 
 def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: ObjectStore) -> str:
     """Write ``<run>/pairs/{train,training_metadata,validation,test}.jsonl`` and ``jobs.json``."""
-    from include.matcher.corpus import load_corpus_texts
-
     cvs = load_corpus_texts(corpus_uri, storage)
     jobs = load_job_descriptions(config.locations.jobs_file, storage)
     by_split, unknown = split_corpus(cvs, jobs, config.split)

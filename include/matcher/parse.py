@@ -28,7 +28,7 @@ from include.matcher.corpus import (
     write_corpus_snapshot,
 )
 from include.matcher.documents import REJECT_REASONS, Rejected, accept_text
-from include.matcher.isolation import IsolatedParser, Job
+from include.matcher.isolation import Document, IsolatedParser
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
 from include.matcher.storage import MissingObject, ObjectStore
 from include.matcher.text import text_fingerprint
@@ -112,7 +112,7 @@ def _parse_chunk(
         if entry
     ]
     misses = {item["key"]: (item, digest) for item, _, digest, entry in fetched if entry is None}
-    jobs = [Job(item["key"], data, item["key"]) for item, data, _, entry in fetched if entry is None]
+    jobs = [Document(item["key"], data, item["key"]) for item, data, _, entry in fetched if entry is None]
     for key, result in pool.map(jobs):
         item, digest = misses[key]
         if isinstance(result, Rejected):

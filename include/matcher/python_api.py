@@ -54,11 +54,11 @@ class CVParser:
             data, filename = Path(source).read_bytes(), filename or Path(source).name
         if not self.isolated:
             return extract_text(data, filename, self.limits).text
-        from include.matcher.isolation import IsolatedParser, Job
+        from include.matcher.isolation import Document, IsolatedParser
 
         if self._pool is None:
             self._pool = IsolatedParser(limits=self.limits, workers=1)
-        ((_, result),) = list(self._pool.map([Job(filename, data, filename)]))
+        ((_, result),) = list(self._pool.map([Document(filename, data, filename)]))
         if isinstance(result, Rejected):
             raise result
         return result.text

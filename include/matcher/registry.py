@@ -20,6 +20,7 @@ import re
 from datetime import UTC, datetime
 
 from include.matcher import layout
+from include.matcher.corpus import record_trained
 from include.matcher.storage import ObjectStore, PreconditionFailed
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,6 @@ def promote_night(report_uri: str, locations, storage: ObjectStore) -> dict:
 
     Returns the production entry (version, uri, metrics), what the DAG's asset event carries.
     """
-    from include.matcher.corpus import record_trained
-
     version_uri = promote(report_uri, locations.registry, storage)
     record_trained(storage.get_json(report_uri)["run"], locations, storage, "promoted")
     return storage.get_json(layout.Model(version_uri).entry)

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from include.matcher.documents import ParsedText, Rejected, extract_text
-from include.matcher.isolation import IsolatedParser, Job
+from include.matcher.isolation import Document, IsolatedParser
 
 
 def misbehaving_parse(data, filename, limits):
@@ -30,7 +30,7 @@ GOOD = b"Sous chef, ran the pass and trained commis cooks in a busy kitchen. " *
 
 def test_hangs_memory_bombs_and_crashes_become_rejects_and_the_rest_still_parses():
     jobs = [
-        Job(name, data, f"{name}.txt")
+        Document(name, data, f"{name}.txt")
         for name, data in [
             ("hang", b"hang"),
             ("balloon", b"balloon"),
@@ -66,7 +66,7 @@ if sys.argv[1:] == ["--reimport-main"]:
     isolation._main_module_hidden = contextlib.nullcontext  # what spawn does by default
 try:
     with isolation.IsolatedParser(2) as pool:
-        results = pool.map([isolation.Job(str(i), GOOD, "cv.txt") for i in range(3)])
+        results = pool.map([isolation.Document(str(i), GOOD, "cv.txt") for i in range(3)])
         print(sorted(type(result).__name__ for _, result in results))
 except isolation.WorkerStartupError as error:
     print("WorkerStartupError", error)
@@ -113,7 +113,7 @@ def _parse_in_a_daemonic_process(queue) -> None:
             queue.put(
                 [
                     (key, getattr(result, "text", None) or repr(result))
-                    for key, result in pool.map([Job("a.txt", TEXT, "a.txt")])
+                    for key, result in pool.map([Document("a.txt", TEXT, "a.txt")])
                 ]
             )
     except Exception as error:  # noqa: BLE001 - the parent asserts on what happened
