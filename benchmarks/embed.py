@@ -56,7 +56,7 @@ def main() -> int:
     from include.matcher.onnx_backend import OnnxEncoder, export_onnx
     from include.matcher.pairs import split_corpus
     from include.matcher.settings import SplitConfig
-    from include.matcher.storage import join_uri
+    from include.matcher.uris import join_uri
 
     cvs = load_resumes(args.resumes)
     jobs = load_job_descriptions(args.jobs_file)

@@ -35,7 +35,7 @@ def main() -> int:
     from include.matcher.ingest import ingest
     from include.matcher.models import base_model_path
     from include.matcher.parse import parse
-    from include.matcher.storage import join_uri
+    from include.matcher.uris import join_uri
 
     every = sorted(args.resumes.glob("*/*.pdf"))
     new_count = max(1, args.limit // 100)

@@ -44,7 +44,7 @@ def main() -> int:
     from include.matcher.ingest import ingest
     from include.matcher.parse import parse
     from include.matcher.settings import ParseLimits
-    from include.matcher.storage import join_uri
+    from include.matcher.uris import join_uri
 
     files = sorted(args.resumes.glob("*/*.pdf"))[:: max(1, len(sorted(args.resumes.glob("*/*.pdf"))) // args.limit)][
         : args.limit

@@ -53,7 +53,7 @@ def main() -> int:
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from include.matcher.models import base_model_path
-    from include.matcher.storage import join_uri
+    from include.matcher.uris import join_uri
 
     sources = sorted(args.resumes.glob("*/*.pdf"))
     rows = []

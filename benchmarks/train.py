@@ -114,8 +114,8 @@ def main() -> int:
     from include.matcher.jobs import load_job_descriptions
     from include.matcher.pairs import split_corpus, training_examples
     from include.matcher.settings import SplitConfig, TrainingConfig
-    from include.matcher.storage import join_uri
     from include.matcher.training import fine_tune, train_model
+    from include.matcher.uris import join_uri
 
     cvs = load_resumes(args.resumes)
     jobs = load_job_descriptions(args.jobs_file)

@@ -37,7 +37,6 @@ that runs logs a **run summary** (counts, timings, metrics, gate decision).
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
 from airflow.sdk import TaskGroup, TriggerRule, dag, task
@@ -52,18 +51,15 @@ from include.airflow_support import (
     s3_storage,
     timed,
 )
+from include.matcher.settings import RETRAINING_DAG_ID, deployment_setting
 
 # A cron expression; "none" leaves only manual and API triggers (an external scheduler, or tests).
-SCHEDULE = (
-    None
-    if os.environ.get("MATCHER_SCHEDULE", "").lower() == "none"
-    else os.environ.get("MATCHER_SCHEDULE") or "0 2 * * *"
-)
+SCHEDULE = None if deployment_setting("MATCHER_SCHEDULE").lower() == "none" else deployment_setting("MATCHER_SCHEDULE")
 # The fine-tune task goes to a GPU worker when a deployment has one (Celery queue and pool names).
 GPU_ROUTING = {
-    key: os.environ[var]
+    key: deployment_setting(var)
     for key, var in (("queue", "MATCHER_GPU_QUEUE"), ("pool", "MATCHER_GPU_POOL"))
-    if os.environ.get(var)
+    if deployment_setting(var)
 }
 
 
@@ -85,7 +81,7 @@ def name_the_shard(shard_uri: str) -> None:
 
 
 @dag(
-    dag_id="matcher_retraining",
+    dag_id=RETRAINING_DAG_ID,
     schedule=SCHEDULE,
     start_date=datetime(2026, 1, 1),
     catchup=False,

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from datetime import timedelta
 
 from airflow.sdk import Asset, BaseNotifier
 
-from include.matcher.settings import Locations
+from include.matcher.settings import Locations, deployment_setting
 
 log = logging.getLogger(__name__)
 
-AWS_CONN_ID = os.environ.get("MATCHER_AWS_CONN_ID", "aws_default")
+AWS_CONN_ID = deployment_setting("MATCHER_AWS_CONN_ID")
 _LOCATIONS = Locations.from_env()
 # Downstream DAGs can be scheduled on these; each event carries the model version (and metrics).
 PRODUCTION_MODEL = Asset(name="matcher_production_model", uri=f"{_LOCATIONS.registry.rstrip('/')}/production.json")
@@ -67,7 +66,7 @@ def worker_hostname() -> str:
     on one machine, ``make up-celery``), else the machine's (Airflow's default)."""
     import socket
 
-    return os.environ.get("MATCHER_WORKER_NAME") or socket.getfqdn()
+    return deployment_setting("MATCHER_WORKER_NAME") or socket.getfqdn()
 
 
 def default_args() -> dict:
@@ -158,18 +157,18 @@ class MatcherFailureNotifier(BaseNotifier):
             f"{type(error).__name__ if error else 'unknown error'}; logs: {getattr(task_instance, 'log_url', '-')}"
         )
         log.error(message)
-        if os.environ.get("MATCHER_ALERT_EMAIL"):
+        if deployment_setting("MATCHER_ALERT_EMAIL"):
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
             SmtpNotifier(
-                to=os.environ["MATCHER_ALERT_EMAIL"], subject="Matcher pipeline failure", html_content=message
+                to=deployment_setting("MATCHER_ALERT_EMAIL"), subject="Matcher pipeline failure", html_content=message
             ).notify(context)
-        if os.environ.get("MATCHER_SLACK_CONN_ID"):
+        if deployment_setting("MATCHER_SLACK_CONN_ID"):
             try:
                 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
             except ImportError:
                 log.warning("MATCHER_SLACK_CONN_ID is set but apache-airflow-providers-slack is not installed")
                 return
-            SlackWebhookNotifier(slack_webhook_conn_id=os.environ["MATCHER_SLACK_CONN_ID"], text=message).notify(
-                context
-            )
+            SlackWebhookNotifier(
+                slack_webhook_conn_id=deployment_setting("MATCHER_SLACK_CONN_ID"), text=message
+            ).notify(context)

@@ -24,12 +24,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
+from include.matcher.settings import RETRAINING_DAG_ID
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'self'"
 )
 
-MATCHER_DAG_ID = "matcher_retraining"
 log = logging.getLogger(__name__)
 
 
@@ -37,8 +38,8 @@ def may_read_the_matcher_dag(user: GetUserDep) -> None:
     """Authenticated (401/403 otherwise, by ``get_user``) and allowed to read the pipeline's DAG."""
     from airflow.api_fastapi.app import get_auth_manager
 
-    if not get_auth_manager().is_authorized_dag(method="GET", user=user, details=DagDetails(id=MATCHER_DAG_ID)):
-        raise HTTPException(status_code=403, detail=f"not allowed to read the {MATCHER_DAG_ID} DAG")
+    if not get_auth_manager().is_authorized_dag(method="GET", user=user, details=DagDetails(id=RETRAINING_DAG_ID)):
+        raise HTTPException(status_code=403, detail=f"not allowed to read the {RETRAINING_DAG_ID} DAG")
 
 
 app = FastAPI(

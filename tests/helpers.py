@@ -12,3 +12,48 @@ def aws_connection_json(server) -> str:
     """Airflow's ``aws_default`` connection for the test S3 server, as AIRFLOW_CONN_AWS_DEFAULT takes it."""
     extra = {"endpoint_url": server.endpoint, "region_name": "us-east-1"}
     return json.dumps({"conn_type": "aws", "login": server.access_key, "password": server.secret_key, "extra": extra})
+
+
+def damaged_model(base_model, folder: Path, how: str):
+    """The base model with its weights set to NaN (``nan``), to zero (``zero``) or nudged by noise
+    (``noisy``), saved into ``folder``; the loaded copy."""
+    import copy
+
+    import torch
+
+    from include.matcher.models import load_model
+
+    model = copy.deepcopy(base_model)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        for parameter in model.parameters():
+            if how == "noisy":
+                parameter.add_(torch.randn_like(parameter) * 0.3 * parameter.std().nan_to_num())
+            else:
+                parameter.fill_(float("nan") if how == "nan" else 0.0)
+    model.save(str(folder), create_model_card=False)
+    return load_model(str(folder), device="cpu")
+
+
+BEATEN_VERSION = "v-zeroed"
+
+
+def put_a_model_every_candidate_beats_in_production(storage, locations, folder: Path) -> str:
+    """Production = the base model with every weight zeroed, as registry version ``v-zeroed``.
+
+    Each CV embeds to the zero vector, so every category ties and (ties count against the truth)
+    ranks last: any working candidate scores at least as well on every held-out CV and every job ->
+    CV query, so each interval of the change starts at 0 or above. A test that needs a night to
+    promote arranges it with this and ``min_improvement: 0``, ``min_primary: 0``, instead of hoping
+    a tiny training run learns enough.
+    """
+    from include.matcher import layout
+    from include.matcher.models import load_model
+
+    damaged_model(load_model("all-MiniLM-L6-v2", device="cpu"), folder, "zero")
+    version = layout.version(locations.registry, BEATEN_VERSION)
+    storage.upload_dir(folder, version.uri)
+    entry = {"version": BEATEN_VERSION, "uri": version.uri, "metrics": {}, "promoted_at": "2026-01-01T00:00:00"}
+    storage.put_json(version.entry, entry)
+    storage.put_json(layout.production_pointer(locations.registry), entry)
+    return version.uri

@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 
 from include.devtools import embedded_s3
+from include.matcher.settings import deployment_setting
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / ".local" / "celery"
@@ -44,10 +45,10 @@ POOLS = {"gpu": 1}  # one fine-tune at a time per GPU
 WORKER_CONCURRENCY = {"worker-default": 2, "worker-gpu": 1}
 
 PORTS = {
-    "redis": int(os.environ.get("MATCHER_CELERY_REDIS_PORT", 6390)),
-    "postgres": int(os.environ.get("MATCHER_CELERY_POSTGRES_PORT", 5439)),
-    "api": int(os.environ.get("MATCHER_CELERY_API_PORT", 8088)),
-    "s3": int(os.environ.get("MATCHER_CELERY_S3_PORT", 8343)),
+    "redis": int(deployment_setting("MATCHER_CELERY_REDIS_PORT")),
+    "postgres": int(deployment_setting("MATCHER_CELERY_POSTGRES_PORT")),
+    "api": int(deployment_setting("MATCHER_CELERY_API_PORT")),
+    "s3": int(deployment_setting("MATCHER_CELERY_S3_PORT")),
 }
 APT_PACKAGES = ("redis-server", "postgresql")
 
@@ -180,8 +181,8 @@ def postgres_home() -> Path:
     checkout so two checkouts keep two databases. Otherwise it runs as the invoking user, under
     ``.local/celery/``. ``MATCHER_CELERY_POSTGRES_DIR`` overrides both.
     """
-    if os.environ.get("MATCHER_CELERY_POSTGRES_DIR"):
-        return Path(os.environ["MATCHER_CELERY_POSTGRES_DIR"])
+    if deployment_setting("MATCHER_CELERY_POSTGRES_DIR"):
+        return Path(deployment_setting("MATCHER_CELERY_POSTGRES_DIR"))
     if os.geteuid() == 0:
         checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
         return Path("/var/tmp") / f"matcher-postgres-{checkout}"

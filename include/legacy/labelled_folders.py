@@ -13,8 +13,9 @@ from include.matcher.documents import Rejected
 from include.matcher.ingest import classify_key
 from include.matcher.isolation import Document, IsolatedParser
 from include.matcher.settings import ParseLimits, parse_limits_from_env
-from include.matcher.storage import ObjectStore, S3Uri, Storage
+from include.matcher.storage import ObjectStore, Storage
 from include.matcher.text import text_fingerprint
+from include.matcher.uris import S3Uri
 
 
 def iter_files(data_root: str, storage: ObjectStore | None = None):

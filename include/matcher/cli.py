@@ -11,11 +11,19 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
-from include.matcher.settings import GateConfig, Locations, PipelineConfig, SplitConfig, TrainingConfig, settings_table
+from include.matcher.settings import (
+    GateConfig,
+    Locations,
+    PipelineConfig,
+    SplitConfig,
+    TrainingConfig,
+    deployment_setting,
+    environment_table,
+    settings_table,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_S3_DIR = PROJECT_ROOT / ".local" / "s3"
@@ -23,7 +31,7 @@ LOCAL_S3_DIR = PROJECT_ROOT / ".local" / "s3"
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
-        level=os.environ.get("MATCHER_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=deployment_setting("MATCHER_LOG_LEVEL"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("botocore").setLevel(logging.WARNING)
     parser = build_parser()
@@ -143,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--category", help="only CVs filed under this category")
     match.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
-    command("settings", cmd_settings, "Print the run settings (DAG params and these flags) as a Markdown table.")
+    settings = command(
+        "settings", cmd_settings, "Print the run settings (DAG params and these flags) as a Markdown table."
+    )
+    settings.add_argument("--environment", action="store_true", help="the deployment's environment variables instead")
     command("production", cmd_production, "Print the production pointer and the current embeddings pointer.")
     command("last-run", cmd_last_run, "Summarise the newest run: counts, artefacts, gate decision, pointers.")
     return parser
@@ -235,7 +246,7 @@ def cmd_demo_data(args) -> int:
 
 
 def cmd_upload(args) -> int:
-    from include.matcher.storage import S3Uri
+    from include.matcher.uris import S3Uri
 
     store = storage()
     source = Path(args.source)
@@ -404,7 +415,7 @@ def cmd_match(args) -> int:
 
 
 def cmd_settings(args) -> int:
-    print(settings_table(), file=sys.__stdout__)
+    print(environment_table() if args.environment else settings_table(), file=sys.__stdout__)
     return 0
 
 

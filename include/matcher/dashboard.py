@@ -13,7 +13,7 @@ from urllib.parse import quote
 from include.matcher import layout
 from include.matcher.registry import list_versions, read_production
 from include.matcher.report_schema import MAX_REPORT_BYTES, UnreadableReport, read_report
-from include.matcher.settings import GateConfig, Locations
+from include.matcher.settings import RETRAINING_DAG_ID, GateConfig, Locations
 from include.matcher.storage import MissingObject, ObjectStore
 
 
@@ -42,7 +42,7 @@ def run_reports(storage: ObjectStore, locations: Locations) -> tuple[list[dict],
     return sorted(reports, key=lambda report: report["created_at"]), unreadable
 
 
-DAG_ID = "matcher_retraining"
+DAG_ID = RETRAINING_DAG_ID
 NAV = (
     f'<nav><a href="/matcher/">Matcher</a><a href="/dags/{DAG_ID}" target="_top">{DAG_ID} DAG</a>'
     '<a href="/" target="_top">Airflow</a></nav>'

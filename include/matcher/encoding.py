@@ -9,10 +9,11 @@ is the same everywhere; job descriptions are short and always encoded whole.
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
+
+from include.matcher.settings import deployment_setting
 
 POOLINGS = ("truncate", "mean", "max")
 DEFAULT_POOLING = "truncate"
@@ -23,7 +24,7 @@ MOST_WORDS_READ = MAX_CHUNKS * 512
 
 
 def cv_pooling() -> str:
-    pooling = os.environ.get("MATCHER_CV_POOLING", DEFAULT_POOLING)
+    pooling = deployment_setting("MATCHER_CV_POOLING")
     if pooling not in POOLINGS:
         raise ValueError(f"MATCHER_CV_POOLING must be one of {POOLINGS}, not {pooling!r}")
     return pooling

@@ -27,8 +27,9 @@ from include.matcher.documents import SUPPORTED_EXTENSIONS
 from include.matcher.jobs import parse_job_descriptions
 from include.matcher.registry import read_production
 from include.matcher.settings import Locations
-from include.matcher.storage import ObjectStore, S3Uri
+from include.matcher.storage import ObjectStore
 from include.matcher.text import category_name
+from include.matcher.uris import S3Uri
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 # -- the work area -------------------------------------------------------------------------------
 

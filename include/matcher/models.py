@@ -11,14 +11,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from include.matcher.settings import BASE_MODEL
+from include.matcher.settings import BASE_MODEL, deployment_setting
 
 BASE_MODEL_ALIASES = {BASE_MODEL, f"sentence-transformers/{BASE_MODEL}", "base"}
 PRODUCTION = "production"
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MATCHER_MODEL_CACHE", Path.home() / ".cache" / "matcher" / "models"))
+    return Path(deployment_setting("MATCHER_MODEL_CACHE")).expanduser()
 
 
 def base_model_path() -> Path:
@@ -33,7 +33,6 @@ class NotAModel(ValueError):
 
 # A sentence-transformers folder holds a dozen files; MiniLM is 90 MB, the largest models in use a few GB.
 MAX_MODEL_FILES = 200
-MAX_MODEL_BYTES = int(os.environ.get("MATCHER_MAX_MODEL_BYTES", 4 * 1024**3))
 MAX_JSON_BYTES = 32 * 1024 * 1024  # config, tokenizer and module files: MiniLM's largest is 0.7 MB
 
 
@@ -46,9 +45,9 @@ def check_model_files(name: str, files: dict[str, int]) -> None:
         raise NotAModel(f"{name!r} has no modules.json at its top: not a sentence-transformers model folder")
     if not any(path.endswith(".safetensors") for path in files):
         raise NotAModel(f"{name!r} holds no .safetensors weights (weights load from safetensors only)")
-    total = sum(files.values())
-    if total > MAX_MODEL_BYTES:
-        raise NotAModel(f"{name!r} holds {total} bytes (> {MAX_MODEL_BYTES}, MATCHER_MAX_MODEL_BYTES)")
+    total, most = sum(files.values()), int(deployment_setting("MATCHER_MAX_MODEL_BYTES"))
+    if total > most:
+        raise NotAModel(f"{name!r} holds {total} bytes (> {most}, MATCHER_MAX_MODEL_BYTES)")
     oversized = sorted(path for path, size in files.items() if path.endswith(".json") and size > MAX_JSON_BYTES)
     if oversized:
         raise NotAModel(f"{name!r}: {oversized[0]} is {files[oversized[0]]} bytes (> {MAX_JSON_BYTES} for a JSON file)")

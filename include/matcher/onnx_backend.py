@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from include.matcher.settings import deployment_setting
+
 log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -28,7 +30,7 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def embed_backend() -> str:
-    backend = os.environ.get("MATCHER_EMBED_BACKEND", "torch")
+    backend = deployment_setting("MATCHER_EMBED_BACKEND")
     if backend not in BACKENDS:
         raise ValueError(f"MATCHER_EMBED_BACKEND must be one of {BACKENDS}, not {backend!r}")
     return backend

@@ -18,6 +18,101 @@ from include.matcher.losses import LOSSES
 from include.matcher.metrics import PER_CV_METRICS
 
 BASE_MODEL = "all-MiniLM-L6-v2"
+RETRAINING_DAG_ID = "matcher_retraining"  # the DAG, its Airflow permissions and the Matcher page's links
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A deployment setting: one environment variable, its default ("" for unset) and what it does."""
+
+    name: str
+    default: str
+    help: str
+
+
+# Every environment variable the project reads, declared once: code reads them through
+# :func:`deployment_setting`, and README's environment table is generated from this (a test keeps both so).
+DEPLOYMENT = (
+    Variable("MATCHER_RAW_CVS_URI", "s3://matcher/raw/cvs", "raw CVs, `<prefix>/<CATEGORY>/<file>`"),
+    Variable("MATCHER_JOBS_FILE_URI", "s3://matcher/raw/job_descriptions.json", "job descriptions JSON"),
+    Variable("MATCHER_JOB_OFFERS_URI", "s3://matcher/raw/job-offers", "job-offer documents (PDF/DOCX/TXT) to embed"),
+    Variable(
+        "MATCHER_WORK_URI",
+        "s3://matcher/work",
+        "run outputs (`runs/<run>/`), ingestion ledger (`state/ledger.json`), text cache (`texts/`)",
+    ),
+    Variable("MATCHER_REGISTRY_URI", "s3://matcher/registry", "model registry"),
+    Variable("MATCHER_EMBEDDINGS_URI", "s3://matcher/embeddings", "embeddings by model version, `current.json`"),
+    Variable("MATCHER_SCHEDULE", "0 2 * * *", "the DAG's cron schedule; `none` for manual and API triggers only"),
+    Variable(
+        "MATCHER_AWS_CONN_ID",
+        "aws_default",
+        'Airflow connection for S3 (endpoint in its extra: `{"endpoint_url": ...}`)',
+    ),
+    Variable("MATCHER_GPU_QUEUE", "", "route `train.fine_tune` to a GPU worker's Celery queue"),
+    Variable("MATCHER_GPU_POOL", "", "and to this Airflow pool (one fine-tune per GPU)"),
+    Variable("MATCHER_WORKER_NAME", "", "the host name a task records (`make up-celery` names its two workers)"),
+    Variable("MATCHER_ALERT_EMAIL", "", "failure notifications by e-mail (smtp provider); failures are always logged"),
+    Variable("MATCHER_SLACK_CONN_ID", "", "failure notifications through this Slack webhook connection"),
+    Variable("MATCHER_PARSE_SHARD_SIZE", "500", "files per `parse_shard` task"),
+    Variable("MATCHER_EMBED_SHARD_SIZE", "2000", "CVs per `embed_shard` task"),
+    Variable("MATCHER_PARSE_TIMEOUT_S", "60", "seconds one file may take to parse (see Operations)"),
+    Variable("MATCHER_PARSE_MEMORY_MB", "2048", "address space one parser process may take"),
+    Variable("MATCHER_PARSE_WORKERS", "0", "parser processes (0: one per core)"),
+    Variable("MATCHER_MAX_FILE_BYTES", str(20 * 1024 * 1024), "largest raw file parsed (20 MiB)"),
+    Variable("MATCHER_MAX_TEXT_CHARS", "200000", "most characters of text a CV may have (`too_long` beyond)"),
+    Variable(
+        "MATCHER_EMBED_BACKEND",
+        "torch",
+        "runtime of the embedding refresh: `torch`, `onnx` or `onnx-int8` (ONNX Runtime; the export is made once "
+        "per model version and stored in `models/<version>/onnx/`)",
+    ),
+    Variable(
+        "MATCHER_CV_POOLING",
+        "truncate",
+        "how a CV longer than the model's window becomes one vector: `truncate`, or `mean` / `max` over "
+        "256-token windows",
+    ),
+    Variable("MATCHER_MODEL_CACHE", "~/.cache/matcher/models", "local copies of models downloaded from S3"),
+    Variable(
+        "MATCHER_MAX_MODEL_BYTES",
+        str(4 * 1024**3),
+        "largest model folder downloaded (4 GiB); more than 200 files, no top-level `modules.json`, no safetensors "
+        "weights or a JSON file over 32 MiB are refused before anything is fetched",
+    ),
+    Variable("MATCHER_S3_RETRY_SECONDS", "120", "how long one S3 operation is retried through outages"),
+    Variable("MATCHER_LOG_LEVEL", "INFO", "the CLI's log level (`DEBUG` shows a user error's traceback)"),
+    Variable("MATCHER_CELERY_REDIS_PORT", "6390", "`make up-celery`: Redis (the Celery broker)"),
+    Variable("MATCHER_CELERY_POSTGRES_PORT", "5439", "`make up-celery`: PostgreSQL (metadata DB, result backend)"),
+    Variable("MATCHER_CELERY_API_PORT", "8088", "`make up-celery`: the Airflow API server and UI"),
+    Variable("MATCHER_CELERY_S3_PORT", "8343", "`make up-celery`: its embedded S3"),
+    Variable(
+        "MATCHER_CELERY_POSTGRES_DIR",
+        "",
+        "`make up-celery`: PostgreSQL's data and sockets (unset: where its user can reach them, see below)",
+    ),
+)
+VARIABLES = {variable.name: variable for variable in DEPLOYMENT}
+
+
+def deployment_setting(name: str, environ: dict[str, str] | None = None) -> str:
+    """A deployment setting's value: the environment's when set, else its declared default.
+
+    ``name`` must be declared in :data:`DEPLOYMENT` (a KeyError otherwise: a variable read but not
+    declared would be missing from the README).
+    """
+    declared = VARIABLES[name]
+    environ = os.environ if environ is None else environ
+    return environ.get(name) or declared.default
+
+
+def environment_table() -> str:
+    """The deployment settings as a Markdown table (README): variable, default, meaning."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for variable in DEPLOYMENT:
+        default = f"`{variable.default}`" if variable.default else "unset"
+        rows.append(f"| `{variable.name}` | {default} | {variable.help} |")
+    return "\n".join(rows)
 
 
 @dataclass(frozen=True)
@@ -32,12 +127,12 @@ class Locations:
     embeddings:  embeddings by model version and the ``current.json`` pointer.
     """
 
-    raw_cvs: str = "s3://matcher/raw/cvs"
-    jobs_file: str = "s3://matcher/raw/job_descriptions.json"
-    job_offers: str = "s3://matcher/raw/job-offers"
-    work: str = "s3://matcher/work"
-    registry: str = "s3://matcher/registry"
-    embeddings: str = "s3://matcher/embeddings"
+    raw_cvs: str = VARIABLES["MATCHER_RAW_CVS_URI"].default
+    jobs_file: str = VARIABLES["MATCHER_JOBS_FILE_URI"].default
+    job_offers: str = VARIABLES["MATCHER_JOB_OFFERS_URI"].default
+    work: str = VARIABLES["MATCHER_WORK_URI"].default
+    registry: str = VARIABLES["MATCHER_REGISTRY_URI"].default
+    embeddings: str = VARIABLES["MATCHER_EMBEDDINGS_URI"].default
 
     ENV = {
         "raw_cvs": "MATCHER_RAW_CVS_URI",
@@ -50,8 +145,7 @@ class Locations:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: str) -> Locations:
-        environ = os.environ if environ is None else environ
-        values = {name: environ[var] for name, var in cls.ENV.items() if environ.get(var)}
+        values = {name: deployment_setting(var, environ) for name, var in cls.ENV.items()}
         values.update({k: v for k, v in overrides.items() if v})
         return cls(**values)
 
@@ -63,20 +157,20 @@ class Locations:
         )
 
     def buckets(self) -> set[str]:
-        from include.matcher.storage import S3Uri
+        from include.matcher.uris import S3Uri
 
         return {S3Uri.parse(getattr(self, f.name)).bucket for f in fields(self)}
 
     def run_uri(self, run_id: str) -> str:
         from include.matcher import layout
-        from include.matcher.storage import join_uri
+        from include.matcher.uris import join_uri
 
         return join_uri(layout.runs(self.work), run_folder(run_id))
 
     def run_folder_uri(self, folder: str) -> str:
         """The run folder called ``folder`` (a name listed under ``runs/``); ValueError for anything else."""
         from include.matcher import layout
-        from include.matcher.storage import join_uri
+        from include.matcher.uris import join_uri
 
         if not RUN_FOLDER.fullmatch(folder) or not folder.strip("."):
             raise ValueError(f"{folder!r} is not a run folder name")
@@ -328,20 +422,19 @@ class ParseLimits:
     ``MATCHER_PARSE_WORKERS``, ``MATCHER_MAX_FILE_BYTES``, ``MATCHER_MAX_TEXT_CHARS``.
     """
 
-    max_bytes: int = 20 * 1024 * 1024
+    max_bytes: int = int(VARIABLES["MATCHER_MAX_FILE_BYTES"].default)
     min_chars: int = 100  # and half as many letters or digits: 300 dots or zero-width spaces are no CV
     # Far above any real CV (a 40-page one holds ~120,000): a text past it is refused, so no upload can
     # make a night's training data (and its memory) grow without bound.
-    max_chars: int = 200_000
+    max_chars: int = int(VARIABLES["MATCHER_MAX_TEXT_CHARS"].default)
     max_docx_uncompressed_bytes: int = 200 * 1024 * 1024
     max_docx_entries: int = 2000
-    timeout_s: float = 60.0
-    memory_mb: int = 2048
-    workers: int = 0  # 0: one per core
+    timeout_s: float = float(VARIABLES["MATCHER_PARSE_TIMEOUT_S"].default)
+    memory_mb: int = int(VARIABLES["MATCHER_PARSE_MEMORY_MB"].default)
+    workers: int = int(VARIABLES["MATCHER_PARSE_WORKERS"].default)  # 0: one per core
 
 
 def parse_limits_from_env(environ: dict[str, str] | None = None) -> ParseLimits:
-    environ = os.environ if environ is None else environ
     names = {
         "timeout_s": "MATCHER_PARSE_TIMEOUT_S",
         "memory_mb": "MATCHER_PARSE_MEMORY_MB",
@@ -349,7 +442,7 @@ def parse_limits_from_env(environ: dict[str, str] | None = None) -> ParseLimits:
         "max_bytes": "MATCHER_MAX_FILE_BYTES",
         "max_chars": "MATCHER_MAX_TEXT_CHARS",
     }
-    return _coerce(ParseLimits, {field_name: environ[var] for field_name, var in names.items() if environ.get(var)})
+    return _coerce(ParseLimits, {field_name: deployment_setting(var, environ) for field_name, var in names.items()})
 
 
 @dataclass(frozen=True)
@@ -361,8 +454,8 @@ class ShardConfig:
     ``MATCHER_EMBED_SHARD_SIZE``.
     """
 
-    parse_files: int = 500
-    embed_texts: int = 2000
+    parse_files: int = int(VARIABLES["MATCHER_PARSE_SHARD_SIZE"].default)
+    embed_texts: int = int(VARIABLES["MATCHER_EMBED_SHARD_SIZE"].default)
 
     def __post_init__(self) -> None:
         if self.parse_files < 1 or self.embed_texts < 1:
@@ -370,9 +463,8 @@ class ShardConfig:
 
 
 def shard_config_from_env(environ: dict[str, str] | None = None) -> ShardConfig:
-    environ = os.environ if environ is None else environ
     names = {"parse_files": "MATCHER_PARSE_SHARD_SIZE", "embed_texts": "MATCHER_EMBED_SHARD_SIZE"}
-    return _coerce(ShardConfig, {field_name: environ[var] for field_name, var in names.items() if environ.get(var)})
+    return _coerce(ShardConfig, {field_name: deployment_setting(var, environ) for field_name, var in names.items()})
 
 
 @dataclass(frozen=True)

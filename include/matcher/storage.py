@@ -29,6 +29,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from include.matcher.settings import deployment_setting
+from include.matcher.uris import S3Uri, join_uri
+
 log = logging.getLogger(__name__)
 
 # botocore retries throttling, 5xx and connection resets a few times per request; longer outages
@@ -81,7 +84,7 @@ def with_retries(method):
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
-        deadline = time.monotonic() + float(os.environ.get("MATCHER_S3_RETRY_SECONDS", "120"))
+        deadline = time.monotonic() + float(deployment_setting("MATCHER_S3_RETRY_SECONDS"))
         delay = 0.5
         while True:
             try:
@@ -96,32 +99,6 @@ def with_retries(method):
                 delay = min(delay * 2, 10.0)
 
     return wrapper
-
-
-@dataclass(frozen=True)
-class S3Uri:
-    bucket: str
-    key: str = ""
-
-    @classmethod
-    def parse(cls, uri: str) -> S3Uri:
-        if not uri.startswith("s3://"):
-            raise ValueError(f"not an s3:// URI: {uri!r}")
-        bucket, _, key = uri[len("s3://") :].partition("/")
-        if not bucket:
-            raise ValueError(f"S3 URI without a bucket: {uri!r}")
-        return cls(bucket, key.strip("/") if key.endswith("/") else key)
-
-    def join(self, *parts: str) -> S3Uri:
-        key = "/".join(p.strip("/") for p in (self.key, *parts) if p and p.strip("/"))
-        return S3Uri(self.bucket, key)
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.key}" if self.key else f"s3://{self.bucket}"
-
-
-def join_uri(uri: str, *parts: str) -> str:
-    return str(S3Uri.parse(uri).join(*parts))
 
 
 @dataclass(frozen=True)

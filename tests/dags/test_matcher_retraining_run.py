@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.matcher.embeddings import read_cv_vectors
-from include.matcher.storage import join_uri
-from tests.helpers import aws_connection_json
+from include.matcher.uris import join_uri
+from tests.helpers import BEATEN_VERSION, aws_connection_json, put_a_model_every_candidate_beats_in_production
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +35,8 @@ def pipeline(s3_server, airflow_db, demo_night_folder, tmp_path_factory):
     storage.upload_dir(demo_night_folder / "cvs", locations.raw_cvs)
     storage.upload_dir(demo_night_folder / "job-offers", locations.job_offers)
     storage.put_bytes(locations.jobs_file, (demo_night_folder / "job_descriptions.json").read_bytes())
+    # Night 1 must promote: arranged (production a model any candidate beats), not hoped of a tiny run.
+    put_a_model_every_candidate_beats_in_production(storage, locations, tmp_path_factory.mktemp("zeroed"))
 
     env = {var: getattr(locations, name) for name, var in Locations.ENV.items()}
     env.update(MATCHER_PARSE_SHARD_SIZE="20", MATCHER_EMBED_SHARD_SIZE="20")
@@ -120,13 +122,16 @@ def artefacts(storage, prefix: str) -> dict:
     return found
 
 
+NIGHT_ONE = {"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0, "min_primary": 0.0}
+
+
 def test_three_nights_and_a_rollback(pipeline, capfd):
     dags, locations, storage = pipeline
     dag = dags["matcher_retraining"]
 
-    # Night 1: everything new -> trained, validated, promoted, embeddings refreshed.
+    # Night 1: everything new -> trained, validated, promoted (over the zeroed model), embeddings refreshed.
     capfd.readouterr()
-    first = dag.test(run_conf={"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0})
+    first = dag.test(run_conf=NIGHT_ONE)
     logs = "".join(capfd.readouterr())
     # A green night's task logs hold no error lines: no 404 from reading mapped outputs, no progress bars.
     assert "XCom not found" not in logs and "it/s]" not in logs and "Pushing xcom" in logs
@@ -168,7 +173,7 @@ def test_three_nights_and_a_rollback(pipeline, capfd):
         assert storage.exists(join_uri(candidate, name)), name
     assert storage.get_jsonl(join_uri(candidate, "training_metadata.jsonl")) == metadata
     report = storage.get_json(join_uri(candidate, "validation_report.json"))
-    assert report["decision"]["promote"] and report["production"]["version"] is None  # compared with the base model
+    assert report["decision"]["promote"] and report["production"]["version"] == BEATEN_VERSION
     assert {"accuracy@1", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10"} <= set(
         report["candidate_metrics"]["metrics"]
     )
@@ -205,7 +210,7 @@ def test_three_nights_and_a_rollback(pipeline, capfd):
     again = dag.test(
         logical_date=first.logical_date,
         run_after=first.run_after,
-        run_conf={"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0},
+        run_conf=NIGHT_ONE,
     )
     assert again.run_id == first.run_id and str(again.state) in ("success", "DagRunState.SUCCESS"), states(again)
     assert states(again)["promote"] == "success" and states(again)["refresh_embeddings.publish"] == "skipped", states(

@@ -71,6 +71,7 @@ def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
     from include.devtools import embedded_s3
     from include.matcher.settings import Locations
     from include.matcher.storage import Storage
+    from tests.helpers import put_a_model_every_candidate_beats_in_production
 
     demo_folder = demo_night_folder
     bucket = f"ui-{uuid.uuid4().hex[:10]}"
@@ -80,6 +81,8 @@ def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
     storage.upload_dir(demo_folder / "cvs", locations.raw_cvs)
     storage.upload_dir(demo_folder / "job-offers", locations.job_offers)
     storage.put_bytes(locations.jobs_file, (demo_folder / "job_descriptions.json").read_bytes())
+    # The page's checks need a promotion: arranged, not hoped of a tiny training run.
+    put_a_model_every_candidate_beats_in_production(storage, locations, tmp_path_factory.mktemp("zeroed"))
 
     home = tmp_path_factory.mktemp("airflow-standalone")
     port = embedded_s3.free_port()

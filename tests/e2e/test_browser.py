@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "browser"
-RUN_CONF = {"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0}
+RUN_CONF = {"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0, "min_primary": 0.0}
 GROUPS = ["ingest", "parse", "train", "validate", "promote", "refresh_embeddings"]
 
 

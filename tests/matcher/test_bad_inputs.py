@@ -6,7 +6,7 @@ import pytest
 
 from include.matcher.ingest import ingest
 from include.matcher.parse import parse
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 pytestmark = pytest.mark.shared_data
 

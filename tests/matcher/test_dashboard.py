@@ -1,5 +1,5 @@
 from include.matcher.dashboard import render, report
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 EVIDENCE = {
     "confidence": 0.95,

@@ -4,7 +4,7 @@ import pytest
 from include.matcher import layout
 from include.matcher.embeddings import plan_refresh, read_current, read_cv_vectors, read_parquet, refresh_embeddings
 from include.matcher.models import resolve_model
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 TEXTS = {
     "CHEF/a.txt": "Grill cook, steaks and burgers",

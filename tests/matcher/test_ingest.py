@@ -1,7 +1,7 @@
 from include.matcher.corpus import record_trained
 from include.matcher.ingest import classify_key, ingest
 from include.matcher.parse import parse
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 
 def put(storage, locations, key, body=b"x" * 200):

@@ -2,7 +2,7 @@ import pytest
 
 from include.matcher import VectorMatcher
 from include.matcher.models import resolve_model
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 JOBS = {
     "chef": "Cook preparing meals in a restaurant kitchen.",

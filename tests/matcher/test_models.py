@@ -1,7 +1,7 @@
 import pytest
 
 from include.matcher.models import NotAModel, base_model_path, load_model, resolve_model
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 
 def test_base_model_comes_from_the_installed_package():

@@ -5,7 +5,7 @@ import pytest
 
 from include.matcher.models import resolve_model
 from include.matcher.onnx_backend import FILES, load_encoder
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 TEXTS = [
     "Sous chef: sauces, grill station, a brigade of six.",

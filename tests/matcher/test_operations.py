@@ -4,7 +4,7 @@ from include.matcher.embeddings import read_current
 from include.matcher.models import resolve_model
 from include.matcher.operations import rollback_and_refresh
 from include.matcher.registry import promote, read_production
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 
 def promoted_version(storage, locations, run: str) -> str:

@@ -2,8 +2,8 @@ import pytest
 
 from include.matcher.pairs import NegativeQuota, assign_split, build_examples, split_corpus
 from include.matcher.settings import SplitConfig
-from include.matcher.storage import join_uri
 from include.matcher.text import text_fingerprint
+from include.matcher.uris import join_uri
 
 JOBS = {"A": ["job a one", "job a two"], "B": ["job b"], "C": ["job c"]}
 

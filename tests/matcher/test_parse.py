@@ -5,7 +5,7 @@ from include.matcher import layout
 from include.matcher.corpus import load_corpus_texts, read_ledger
 from include.matcher.ingest import ingest
 from include.matcher.parse import parse
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 GOOD = "Chef de partie\nPrepared sauces and managed the grill station for a busy bistro. " * 3
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 from tests.helpers import aws_connection_json
 from tests.matcher.test_dashboard import put_night
 

@@ -6,7 +6,7 @@ from include.matcher.ingest import ingest
 from include.matcher.pairs import build_pairs
 from include.matcher.parse import parse
 from include.matcher.settings import PipelineConfig
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 SECRET = "Zanzibar-Quixotic-Phone-0712345678"
 

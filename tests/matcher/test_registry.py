@@ -2,7 +2,8 @@ import pytest
 
 from include.matcher import layout
 from include.matcher.registry import list_versions, promote, read_production, swap_pointer, version_for
-from include.matcher.storage import PreconditionFailed, join_uri
+from include.matcher.storage import PreconditionFailed
+from include.matcher.uris import join_uri
 
 
 def fake_candidate(storage, locations, run: str, promote_it: bool = True) -> str:

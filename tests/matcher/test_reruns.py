@@ -15,7 +15,7 @@ from include.matcher.ingest import ingest
 from include.matcher.pairs import build_pairs
 from include.matcher.parse import parse
 from include.matcher.settings import ParseLimits, PipelineConfig
-from include.matcher.storage import join_uri
+from include.matcher.uris import join_uri
 
 
 def upload_demo(storage, locations, demo_folder):

@@ -20,7 +20,8 @@ from include.devtools import embedded_s3
 from include.matcher.ingest import ingest
 from include.matcher.parse import parse
 from include.matcher.settings import Locations
-from include.matcher.storage import CLIENT_CONFIG, Storage, join_uri
+from include.matcher.storage import CLIENT_CONFIG, Storage
+from include.matcher.uris import join_uri
 
 
 def client_for(server, endpoint: str | None = None):

@@ -2,7 +2,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from include.matcher.storage import PreconditionFailed, S3Uri, join_uri
+from include.matcher.storage import PreconditionFailed
+from include.matcher.uris import S3Uri, join_uri
 
 
 def test_uri_parsing_and_joining():

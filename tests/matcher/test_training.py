@@ -75,7 +75,7 @@ def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, location
     import time
     from pathlib import Path
 
-    from include.matcher.storage import join_uri
+    from include.matcher.uris import join_uri
 
     run_id = "resume-test"
     run = locations.run_uri(run_id)
@@ -198,8 +198,8 @@ def test_each_s3_checkpoint_replaces_the_one_before(storage, locations, tmp_path
     """Only the newest checkpoint stays on S3 (each is model + optimizer state), pointer included."""
     from types import SimpleNamespace
 
-    from include.matcher.storage import join_uri
     from include.matcher.training import _s3_checkpoint_callback_class
+    from include.matcher.uris import join_uri
 
     checkpoints = join_uri(locations.run_uri("prune-test"), "checkpoints")
     callback = _s3_checkpoint_callback_class(storage, checkpoints)()
@@ -228,8 +228,9 @@ def test_checkpoints_upload_in_the_background_and_the_pointer_moves_only_when_on
     import time
     from types import SimpleNamespace
 
-    from include.matcher.storage import Storage, join_uri
+    from include.matcher.storage import Storage
     from include.matcher.training import _s3_checkpoint_callback_class
+    from include.matcher.uris import join_uri
 
     release = threading.Event()
 

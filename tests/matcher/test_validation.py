@@ -3,6 +3,7 @@ import random
 from include.matcher.evaluation import evaluate_model
 from include.matcher.settings import GateConfig, SplitConfig, TrainingConfig
 from include.matcher.validation import decide
+from tests.helpers import damaged_model
 
 
 def result(mrr, per_category=None):
@@ -126,26 +127,6 @@ def test_a_broken_candidate_is_refused_whatever_its_metrics():
     assert decision["reason"].startswith("candidate refused as broken: 3 of 103 weight tensors")
 
 
-def _damaged_copy(base_model, tmp_path, how: str):
-    """The base model with its weights set to NaN, to zero or nudged by noise, saved as a model folder."""
-    import copy
-
-    import torch
-
-    from include.matcher.models import load_model
-
-    model = copy.deepcopy(base_model)
-    with torch.no_grad():
-        torch.manual_seed(0)
-        for parameter in model.parameters():
-            if how == "noisy":
-                parameter.add_(torch.randn_like(parameter) * 0.3 * parameter.std().nan_to_num())
-            else:
-                parameter.fill_(float("nan") if how == "nan" else 0.0)
-    model.save(str(tmp_path / how), create_model_card=False)
-    return load_model(str(tmp_path / how), device="cpu")
-
-
 HELD_OUT = [
     {
         "key": "CHEF/line.pdf",
@@ -180,7 +161,7 @@ def test_nan_and_all_zero_models_score_nothing_and_are_refused(base_model, tmp_p
     production = evaluate_model(base_model, HELD_OUT, JOBS)
     assert model_problems(base_model, production["health"], GateConfig()) == []
     for how in ("nan", "zero"):
-        broken = _damaged_copy(base_model, tmp_path, how)
+        broken = damaged_model(base_model, tmp_path / how, how)
         scored = evaluate_model(broken, HELD_OUT, JOBS)
         assert scored["metrics"]["accuracy@1"] == 0.0 and scored["metrics"]["mrr@10"] == 0.5, (
             how,
@@ -197,14 +178,14 @@ def test_nan_and_all_zero_models_score_nothing_and_are_refused(base_model, tmp_p
         assert not decision["promote"] and "refused as broken" in decision["reason"], (how, decision)
     assert any(
         "weight tensors hold NaN" in p
-        for p in model_problems(_damaged_copy(base_model, tmp_path, "nan"), None, GateConfig())
+        for p in model_problems(damaged_model(base_model, tmp_path / "nan", "nan"), None, GateConfig())
     )
 
 
 def night_with_candidate(storage, locations, name: str, base_model, tmp_path, how: str):
     """A run whose pairs hold HELD_OUT and JOBS and whose candidate is the base model damaged ``how``:
     (run, pairs, candidate) URIs, ready for ``validate``."""
-    from include.matcher.storage import join_uri
+    from include.matcher.uris import join_uri
 
     run = join_uri(locations.work, "runs", name)
     pairs = join_uri(run, "pairs")
@@ -212,7 +193,7 @@ def night_with_candidate(storage, locations, name: str, base_model, tmp_path, ho
     storage.put_jsonl(join_uri(pairs, "train_cvs.jsonl"), HELD_OUT)
     storage.put_json(join_uri(pairs, "jobs.json"), JOBS)
     storage.put_json(join_uri(pairs, "summary.json"), {"data_hash": "h"})
-    _damaged_copy(base_model, tmp_path, how)
+    damaged_model(base_model, tmp_path / how, how)
     storage.upload_dir(tmp_path / how, join_uri(run, "candidate"))
     return run, pairs, join_uri(run, "candidate")
 
