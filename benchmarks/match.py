@@ -80,7 +80,7 @@ def publish_synthetic(storage, locations, vectors: np.ndarray, categories: list[
 
 
 def manifest_kind(storage, locations) -> str:
-    from include.matcher.embeddings import read_current
+    from include.matcher.pointers import read_current
 
     return storage.get_json(read_current(storage, locations.embeddings)["manifest"])["cv_index"]["kind"]
 

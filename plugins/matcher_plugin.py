@@ -86,7 +86,7 @@ _matchers: dict[str, object] = {}
 def production_matches(query: str, storage, k: int = 10):
     """Production's top stored candidates for ``query``; the model is loaded once per production version."""
     from include.matcher.matcher import VectorMatcher
-    from include.matcher.registry import read_production
+    from include.matcher.pointers import read_production
     from include.matcher.settings import Locations
 
     pointer = read_production(storage, Locations.from_env().registry)
@@ -106,7 +106,7 @@ def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:
     global _side_by_side
     from include.matcher.comparison import SideBySide, latest_challenger
     from include.matcher.dashboard import run_reports, side_by_side_table, side_by_side_unavailable
-    from include.matcher.registry import read_production
+    from include.matcher.pointers import read_production
 
     production = read_production(storage, locations.registry)
     challenger = latest_challenger(run_reports(storage, locations)[0], production and production["version"])

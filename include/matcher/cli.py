@@ -420,8 +420,7 @@ def cmd_settings(args) -> int:
 
 
 def cmd_production(args) -> int:
-    from include.matcher.embeddings import read_current
-    from include.matcher.registry import read_production
+    from include.matcher.pointers import read_current, read_production
 
     locations, store = Locations.from_env(), storage()
     emit(

@@ -11,7 +11,8 @@ import math
 from urllib.parse import quote
 
 from include.matcher import layout
-from include.matcher.registry import list_versions, read_production
+from include.matcher.pointers import read_production
+from include.matcher.registry import list_versions
 from include.matcher.report_schema import MAX_REPORT_BYTES, UnreadableReport, read_report
 from include.matcher.settings import RETRAINING_DAG_ID, GateConfig, Locations
 from include.matcher.storage import MissingObject, ObjectStore

@@ -36,7 +36,7 @@ from include.matcher.corpus import is_current_corpus
 from include.matcher.documents import REJECT_REASONS, SUPPORTED_EXTENSIONS, Rejected
 from include.matcher.encoding import cv_pooling
 from include.matcher.jobs import load_job_descriptions
-from include.matcher.registry import read_production, swap_pointer
+from include.matcher.pointers import read_current, read_production, swap_pointer
 from include.matcher.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
 from include.matcher.storage import ObjectStore
 
@@ -432,8 +432,3 @@ def read_cv_vectors(storage: ObjectStore, embeddings_uri: str):
         return None
     parts = storage.get_json(current["manifest"])["parts"]["cvs"]
     return pa.concat_tables([read_parquet(part["uri"], storage) for part in parts])
-
-
-def read_current(storage: ObjectStore, embeddings_uri: str) -> dict | None:
-    found = storage.get_with_etag(layout.current_embeddings(embeddings_uri))
-    return None if found is None else json.loads(found[0])

@@ -25,7 +25,7 @@ from include.matcher import layout
 from include.matcher.corpus import read_ledger, untrained_corpus, within_prefix
 from include.matcher.documents import SUPPORTED_EXTENSIONS
 from include.matcher.jobs import parse_job_descriptions
-from include.matcher.registry import read_production
+from include.matcher.pointers import read_production
 from include.matcher.settings import Locations
 from include.matcher.storage import ObjectStore
 from include.matcher.text import category_name

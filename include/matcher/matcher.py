@@ -63,7 +63,7 @@ class VectorMatcher:
         # The registry version this model is (production's, read once so model and version agree).
         self.version = None
         if model_name == PRODUCTION:
-            from include.matcher.registry import read_production
+            from include.matcher.pointers import read_production
 
             pointer = read_production(self.storage, self.locations.registry)
             if pointer is None:

@@ -78,7 +78,7 @@ def resolve_model(name: str, storage=None, registry_uri: str | None = None) -> P
     if name in BASE_MODEL_ALIASES:
         return base_model_path()
     if name == PRODUCTION:
-        from include.matcher.registry import read_production
+        from include.matcher.pointers import read_production
         from include.matcher.settings import Locations
         from include.matcher.storage import Storage
 

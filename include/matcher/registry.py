@@ -21,14 +21,10 @@ from datetime import UTC, datetime
 
 from include.matcher import layout
 from include.matcher.corpus import record_trained
+from include.matcher.pointers import read_production, swap_pointer
 from include.matcher.storage import ObjectStore, PreconditionFailed
 
 log = logging.getLogger(__name__)
-
-
-def read_production(storage: ObjectStore, registry_uri: str) -> dict | None:
-    found = storage.get_with_etag(layout.production_pointer(registry_uri))
-    return None if found is None else json.loads(found[0])
 
 
 def version_for(run_uri: str) -> str:
@@ -39,18 +35,6 @@ def version_for(run_uri: str) -> str:
     digest = hashlib.sha256(run_uri.rstrip("/").encode()).hexdigest()[:6]
     found = re.search(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})", run_uri.rstrip("/").rsplit("/", 1)[-1])
     return f"v{''.join(found.groups()[:3])}T{''.join(found.groups()[3:])}Z-{digest}" if found else f"v-{digest}"
-
-
-def swap_pointer(storage: ObjectStore, uri: str, value: dict, expected: dict | None) -> str:
-    """Replace the JSON pointer at ``uri`` only if it still holds ``expected`` (None: absent)."""
-    found = storage.get_with_etag(uri)
-    if expected is None:
-        if found is not None:
-            raise PreconditionFailed(f"{uri} appeared concurrently")
-        return storage.put_json(uri, value, if_none_match=True)
-    if found is None or json.loads(found[0]) != expected:
-        raise PreconditionFailed(f"{uri} changed since it was read")
-    return storage.put_json(uri, value, if_match=found[1])
 
 
 class VersionExists(RuntimeError):

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from include.matcher import vector_index
-from include.matcher.embeddings import read_current, read_parquet
+from include.matcher.embeddings import read_parquet
+from include.matcher.pointers import read_current
 from include.matcher.storage import ObjectStore
 
 

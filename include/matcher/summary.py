@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from include.matcher import layout
-from include.matcher.embeddings import read_current
-from include.matcher.registry import read_production
+from include.matcher.pointers import read_current, read_production
 from include.matcher.settings import GateConfig, Locations
 from include.matcher.storage import ObjectStore
 

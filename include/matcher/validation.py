@@ -20,7 +20,8 @@ from include.matcher import layout
 from include.matcher.corpus import record_trained
 from include.matcher.evaluation import evaluate_model, evaluate_tfidf_baseline
 from include.matcher.evidence import paired_evidence
-from include.matcher.registry import read_production, version_for
+from include.matcher.pointers import read_production
+from include.matcher.registry import version_for
 from include.matcher.settings import GateConfig, Locations, TrainingConfig
 from include.matcher.storage import ObjectStore
 

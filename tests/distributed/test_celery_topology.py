@@ -328,7 +328,7 @@ def test_a_scheduler_killed_mid_run_is_restarted_and_the_run_completes(topology)
 def test_two_runs_triggered_at_once_run_one_after_the_other_and_leave_the_registry_consistent(topology):
     """``max_active_runs=1``: the second run waits queued until the first has finished, and both
     write through the same production and embeddings pointers without a lost or dangling update."""
-    from include.matcher import layout, registry
+    from include.matcher import layout, pointers, registry
     from include.matcher.settings import Locations
 
     upload_new_cvs(topology, seed=13)
@@ -354,7 +354,7 @@ def test_two_runs_triggered_at_once_run_one_after_the_other_and_leave_the_regist
     assert later["start_date"] >= earlier["end_date"]
 
     storage, locations = topology_storage(), Locations.from_env()
-    production = registry.read_production(storage, locations.registry)
+    production = pointers.read_production(storage, locations.registry)
     versions = {entry["version"]: entry for entry in registry.list_versions(storage, locations.registry)}
     assert production["version"] in versions
     model = layout.Model(production["uri"])

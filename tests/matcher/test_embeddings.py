@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from include.matcher import layout
-from include.matcher.embeddings import plan_refresh, read_current, read_cv_vectors, read_parquet, refresh_embeddings
+from include.matcher.embeddings import plan_refresh, read_cv_vectors, read_parquet, refresh_embeddings
 from include.matcher.models import resolve_model
+from include.matcher.pointers import read_current
 from include.matcher.uris import join_uri
 
 TEXTS = {

@@ -1,9 +1,9 @@
 import pytest
 
-from include.matcher.embeddings import read_current
 from include.matcher.models import resolve_model
 from include.matcher.operations import rollback_and_refresh
-from include.matcher.registry import promote, read_production
+from include.matcher.pointers import read_current, read_production
+from include.matcher.registry import promote
 from include.matcher.uris import join_uri
 
 

@@ -1,7 +1,8 @@
 import pytest
 
 from include.matcher import layout
-from include.matcher.registry import list_versions, promote, read_production, swap_pointer, version_for
+from include.matcher.pointers import read_production, swap_pointer
+from include.matcher.registry import list_versions, promote, version_for
 from include.matcher.storage import PreconditionFailed
 from include.matcher.uris import join_uri
 
