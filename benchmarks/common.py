@@ -61,8 +61,8 @@ def shared_data_missing(path: Path) -> bool:
 def throwaway_s3(folder: Path):
     """A SeaweedFS on a free loopback port, its AWS_* variables set; yields fresh-bucket Locations factory."""
     from include.devtools import embedded_s3
-    from include.matcher.settings import Locations
-    from include.matcher.storage import Storage
+    from include.matcher.foundations.settings import Locations
+    from include.matcher.foundations.storage import Storage
 
     server = embedded_s3.start(folder, s3_port=embedded_s3.free_port(), base_port=None)
     os.environ.update(server.environment())

@@ -49,14 +49,14 @@ def main() -> int:
     if shared_data_missing(args.resumes):
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from include.matcher.embeddings import refresh_embeddings
-    from include.matcher.evaluation import evaluate_model
-    from include.matcher.jobs import load_job_descriptions
-    from include.matcher.models import base_model_path
-    from include.matcher.onnx_backend import OnnxEncoder, export_onnx
-    from include.matcher.pairs import split_corpus
-    from include.matcher.settings import SplitConfig
-    from include.matcher.uris import join_uri
+    from include.matcher.foundations.evaluation import evaluate_model
+    from include.matcher.foundations.jobs import load_job_descriptions
+    from include.matcher.foundations.models import base_model_path
+    from include.matcher.foundations.onnx_backend import OnnxEncoder, export_onnx
+    from include.matcher.foundations.settings import SplitConfig
+    from include.matcher.foundations.uris import join_uri
+    from include.matcher.stages.embeddings import refresh_embeddings
+    from include.matcher.stages.pairs import split_corpus
 
     cvs = load_resumes(args.resumes)
     jobs = load_job_descriptions(args.jobs_file)

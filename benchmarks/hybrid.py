@@ -8,7 +8,7 @@ description (vectoriser fitted on the training CVs and the descriptions, never o
 The fusion is ``z(dense) + w * z(lexical)``, each z-normalised over the whole score matrix. ``w`` is
 chosen on the validation split, then the test split is scored once, so the test numbers are not
 tuned on. Reported for the test split: CV -> job accuracy@1/@3, MRR@10, job -> CV recall@10 and MAP@10,
-with the paired bootstrap interval (the gate's, :mod:`include.matcher.evidence`) of fused minus
+with the paired bootstrap interval (the gate's, :mod:`include.matcher.stages.evidence`) of fused minus
 dense. Appends its table to RESULTS.md and ends with one JSON line.
 """
 
@@ -50,7 +50,7 @@ def lexical_scores(train: list[dict], texts: list[str], jobs: dict[str, list[str
 
 
 def dense_scores(model, texts: list[str], jobs: dict[str, list[str]]) -> np.ndarray:
-    from include.matcher.evaluation import encoder_scores
+    from include.matcher.foundations.evaluation import encoder_scores
 
     return encoder_scores(model, texts, jobs)[0]
 
@@ -62,13 +62,13 @@ def main() -> int:
     if shared_data_missing(args.resumes):
         return 0
 
-    from include.matcher.evaluation import evaluate_scores
-    from include.matcher.evidence import paired_evidence
-    from include.matcher.jobs import load_job_descriptions
-    from include.matcher.models import load_model
-    from include.matcher.pairs import split_corpus
-    from include.matcher.settings import SplitConfig
-    from include.matcher.text import strip_title
+    from include.matcher.foundations.evaluation import evaluate_scores
+    from include.matcher.foundations.jobs import load_job_descriptions
+    from include.matcher.foundations.models import load_model
+    from include.matcher.foundations.settings import SplitConfig
+    from include.matcher.foundations.text import strip_title
+    from include.matcher.stages.evidence import paired_evidence
+    from include.matcher.stages.pairs import split_corpus
 
     jobs = load_job_descriptions(args.jobs_file)
     categories = sorted(jobs)

@@ -31,11 +31,11 @@ def main() -> int:
     if shared_data_missing(args.resumes):
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from include.matcher.embeddings import refresh_embeddings
-    from include.matcher.ingest import ingest
-    from include.matcher.models import base_model_path
-    from include.matcher.parse import parse
-    from include.matcher.uris import join_uri
+    from include.matcher.foundations.models import base_model_path
+    from include.matcher.foundations.uris import join_uri
+    from include.matcher.stages.embeddings import refresh_embeddings
+    from include.matcher.stages.ingest import ingest
+    from include.matcher.stages.parse import parse
 
     every = sorted(args.resumes.glob("*/*.pdf"))
     new_count = max(1, args.limit // 100)

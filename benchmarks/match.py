@@ -38,7 +38,7 @@ def real_like_vectors(count: int, rng: np.random.Generator) -> np.ndarray:
     import random
 
     from include.devtools.demo_data import PROFILES, cv_text
-    from include.matcher.models import load_model
+    from include.matcher.foundations.models import load_model
 
     texts = [cv_text(category, random.Random(seed)) for seed in range(40) for category in PROFILES]
     seeds = load_model("all-MiniLM-L6-v2", device="cpu").encode(texts, normalize_embeddings=True, convert_to_numpy=True)
@@ -51,8 +51,8 @@ def real_like_vectors(count: int, rng: np.random.Generator) -> np.ndarray:
 def publish_synthetic(storage, locations, vectors: np.ndarray, categories: list[str]) -> float:
     """Write ``vectors`` as the refresh would: parts, jobs, index, manifest, then the pointer;
     the seconds the index took to build (0 below the exact-search limit)."""
-    from include.matcher import layout
-    from include.matcher.embeddings import build_cv_index, to_parquet
+    from include.matcher.foundations import layout
+    from include.matcher.stages.embeddings import build_cv_index, to_parquet
 
     snapshot = layout.Snapshot.of(locations.embeddings, "v-bench", locations.run_uri("bench") + "/corpus.jsonl")
     count = -(-len(vectors) // CHUNK)
@@ -80,7 +80,7 @@ def publish_synthetic(storage, locations, vectors: np.ndarray, categories: list[
 
 
 def manifest_kind(storage, locations) -> str:
-    from include.matcher.pointers import read_current
+    from include.matcher.foundations.pointers import read_current
 
     return storage.get_json(read_current(storage, locations.embeddings)["manifest"])["cv_index"]["kind"]
 
@@ -109,7 +109,7 @@ def main() -> int:
     rng = np.random.default_rng(0)
     import faiss
 
-    from include.matcher.search import SnapshotReader
+    from include.matcher.serving.search import SnapshotReader
 
     figures, lines = {}, []
     with tempfile.TemporaryDirectory() as folder, throwaway_s3(Path(folder)) as (_, fresh_locations):

@@ -40,8 +40,8 @@ def main() -> int:
     )
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     from include.devtools.demo_data import generate
-    from include.matcher.settings import Locations
-    from include.matcher.summary import task_timings
+    from include.matcher.foundations.settings import Locations
+    from include.matcher.pages.summary import task_timings
 
     with throwaway_s3(work / "s3") as (server, fresh_locations):
         storage, locations = fresh_locations()

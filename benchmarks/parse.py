@@ -41,10 +41,10 @@ def main() -> int:
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0
-    from include.matcher.ingest import ingest
-    from include.matcher.parse import parse
-    from include.matcher.settings import ParseLimits
-    from include.matcher.uris import join_uri
+    from include.matcher.foundations.settings import ParseLimits
+    from include.matcher.foundations.uris import join_uri
+    from include.matcher.stages.ingest import ingest
+    from include.matcher.stages.parse import parse
 
     files = sorted(args.resumes.glob("*/*.pdf"))[:: max(1, len(sorted(args.resumes.glob("*/*.pdf"))) // args.limit)][
         : args.limit

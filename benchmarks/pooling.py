@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/pooling.py [--model all-MiniLM-L6-v2|<folder>] [--results benchmarks/RESULTS.md]
 
-Encodes the title-stripped held-out CVs with each pooling of :mod:`include.matcher.encoding` and
+Encodes the title-stripped held-out CVs with each pooling of :mod:`include.matcher.foundations.encoding` and
 prints CV -> job accuracy@1 / MRR@10 and the encode time, so the default (``MATCHER_CV_POOLING``)
 is chosen by measurement. Appends the table to RESULTS.md with the commit.
 """
@@ -20,13 +20,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import benchmark_parser, commit, record, shared_data_missing  # noqa: E402
 from benchmarks.quality import load_resumes  # noqa: E402
-from include.matcher.encoding import POOLINGS, encode_cvs  # noqa: E402
-from include.matcher.evaluation import category_scores  # noqa: E402
-from include.matcher.jobs import load_job_descriptions  # noqa: E402
-from include.matcher.metrics import ranks_of_truth, retrieval_metrics  # noqa: E402
-from include.matcher.pairs import split_corpus  # noqa: E402
-from include.matcher.settings import SplitConfig  # noqa: E402
-from include.matcher.text import strip_title  # noqa: E402
+from include.matcher.foundations.encoding import POOLINGS, encode_cvs  # noqa: E402
+from include.matcher.foundations.evaluation import category_scores  # noqa: E402
+from include.matcher.foundations.jobs import load_job_descriptions  # noqa: E402
+from include.matcher.foundations.metrics import ranks_of_truth, retrieval_metrics  # noqa: E402
+from include.matcher.foundations.settings import SplitConfig  # noqa: E402
+from include.matcher.foundations.text import strip_title  # noqa: E402
+from include.matcher.stages.pairs import split_corpus  # noqa: E402
 
 
 def main() -> int:
@@ -35,7 +35,7 @@ def main() -> int:
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0
-    from include.matcher.models import load_model
+    from include.matcher.foundations.models import load_model
 
     jobs = load_job_descriptions(args.jobs_file)
     by_split, _ = split_corpus(load_resumes(args.resumes), jobs, SplitConfig())

@@ -25,13 +25,13 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import benchmark_parser, commit, record, shared_data_missing  # noqa: E402
 from include.matcher.cli import add_setting_flags  # noqa: E402
-from include.matcher.evaluation import evaluate_model, evaluate_tfidf_baseline  # noqa: E402
-from include.matcher.isolation import Document, IsolatedParser  # noqa: E402
-from include.matcher.jobs import load_job_descriptions  # noqa: E402
-from include.matcher.metrics import METRICS  # noqa: E402
-from include.matcher.pairs import split_corpus, training_examples  # noqa: E402
-from include.matcher.settings import SplitConfig, TrainingConfig  # noqa: E402
-from include.matcher.text import text_fingerprint  # noqa: E402
+from include.matcher.foundations.evaluation import evaluate_model, evaluate_tfidf_baseline  # noqa: E402
+from include.matcher.foundations.isolation import Document, IsolatedParser  # noqa: E402
+from include.matcher.foundations.jobs import load_job_descriptions  # noqa: E402
+from include.matcher.foundations.metrics import METRICS  # noqa: E402
+from include.matcher.foundations.settings import SplitConfig, TrainingConfig  # noqa: E402
+from include.matcher.foundations.text import text_fingerprint  # noqa: E402
+from include.matcher.stages.pairs import split_corpus, training_examples  # noqa: E402
 
 CACHE = ROOT / ".local" / "benchmarks" / "parsed-resumes.jsonl"
 
@@ -77,8 +77,8 @@ def main() -> int:
     if shared_data_missing(args.resumes):
         return 0
 
-    from include.matcher.models import load_model
-    from include.matcher.training import train_model
+    from include.matcher.foundations.models import load_model
+    from include.matcher.stages.training import train_model
 
     timings = {}
     started = time.monotonic()

@@ -52,8 +52,8 @@ def main() -> int:
     if shared_data_missing(args.resumes):
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from include.matcher.models import base_model_path
-    from include.matcher.uris import join_uri
+    from include.matcher.foundations.models import base_model_path
+    from include.matcher.foundations.uris import join_uri
 
     sources = sorted(args.resumes.glob("*/*.pdf"))
     rows = []

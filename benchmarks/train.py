@@ -39,8 +39,8 @@ def bare_trainer_seconds(rows: list[dict], config) -> float:
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from include.matcher.models import load_model
-    from include.matcher.training import device_flags
+    from include.matcher.foundations.models import load_model
+    from include.matcher.stages.training import device_flags
 
     model = load_model(config.base_model)
     model.max_seq_length = config.max_seq_length
@@ -86,7 +86,7 @@ def bf16_matmul_tflops(size: int = 8192, repeats: int = 20) -> float:
 
 def training_flops_per_example(rows: list[dict], config) -> float:
     """Model FLOPs of one training example (forward + backward of both texts), averaged over ``rows``."""
-    from include.matcher.models import load_model
+    from include.matcher.foundations.models import load_model
 
     model = load_model(config.base_model, device="cpu")
     transformer = model[0].auto_model
@@ -111,11 +111,11 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from include.matcher.jobs import load_job_descriptions
-    from include.matcher.pairs import split_corpus, training_examples
-    from include.matcher.settings import SplitConfig, TrainingConfig
-    from include.matcher.training import fine_tune, train_model
-    from include.matcher.uris import join_uri
+    from include.matcher.foundations.jobs import load_job_descriptions
+    from include.matcher.foundations.settings import SplitConfig, TrainingConfig
+    from include.matcher.foundations.uris import join_uri
+    from include.matcher.stages.pairs import split_corpus, training_examples
+    from include.matcher.stages.training import fine_tune, train_model
 
     cvs = load_resumes(args.resumes)
     jobs = load_job_descriptions(args.jobs_file)

@@ -51,7 +51,7 @@ from include.airflow_support import (
     s3_storage,
     timed,
 )
-from include.matcher.settings import RETRAINING_DAG_ID, deployment_setting
+from include.matcher.foundations.settings import RETRAINING_DAG_ID, deployment_setting
 
 # A cron expression; "none" leaves only manual and API triggers (an external scheduler, or tests).
 SCHEDULE = None if deployment_setting("MATCHER_SCHEDULE").lower() == "none" else deployment_setting("MATCHER_SCHEDULE")
@@ -65,7 +65,7 @@ GPU_ROUTING = {
 
 def run_config(params: dict, run_id: str):
     """This run's config (defaults + trigger params) and its run-scoped S3 prefix."""
-    from include.matcher.settings import Locations, PipelineConfig
+    from include.matcher.foundations.settings import Locations, PipelineConfig
 
     config = PipelineConfig(locations=Locations.from_env()).with_params(dict(params))
     return config, config.locations.run_uri(run_id)
@@ -75,7 +75,7 @@ def name_the_shard(shard_uri: str) -> None:
     """Show the shard's readable name (``shard 2/7: files 501-1000``) as the mapped task's name in the UI."""
     from airflow.sdk import get_current_context
 
-    from include.matcher.parse import shard_name
+    from include.matcher.stages.parse import shard_name
 
     get_current_context()["shard_name"] = shard_name(shard_uri, s3_storage())
 
@@ -98,7 +98,7 @@ def matcher_retraining():
         @timed
         def find_new_files(params=None, run_id=None) -> str:
             """List the raw prefix, diff it with the ingestion ledger, write this run's `manifest.json`."""
-            from include.matcher.ingest import ingest
+            from include.matcher.stages.ingest import ingest
 
             config, run_uri = run_config(params, run_id)
             return ingest(run_uri, config.locations, s3_storage(), force=config.data.force_retrain)
@@ -107,7 +107,7 @@ def matcher_retraining():
         @timed
         def check_for_new_data(manifest_uri: str) -> bool:
             """Skip the rest of the run when nothing is new, changed or untrained and the jobs file is unchanged."""
-            from include.matcher.ingest import has_work
+            from include.matcher.stages.ingest import has_work
 
             work = has_work(manifest_uri, s3_storage())
             if not work:
@@ -123,7 +123,7 @@ def matcher_retraining():
         @timed
         def plan_shards(manifest_uri: str, params=None, run_id=None) -> list[str]:
             """Cut the manifest's files into shards; one `parse_shard` task runs per shard."""
-            from include.matcher.parse import plan_parse_shards
+            from include.matcher.stages.parse import plan_parse_shards
 
             config, run_uri = run_config(params, run_id)
             return plan_parse_shards(manifest_uri, run_uri, s3_storage(), config.shards.parse_files)
@@ -132,7 +132,7 @@ def matcher_retraining():
         @timed
         def parse_shard(shard_uri: str, params=None, run_id=None) -> str:
             """Parse one shard's files in isolated worker processes; its outcomes' URI."""
-            from include.matcher.parse import parse_shard as parse_one_shard
+            from include.matcher.stages.parse import parse_shard as parse_one_shard
 
             config, _ = run_config(params, run_id)
             name_the_shard(shard_uri)
@@ -142,7 +142,7 @@ def matcher_retraining():
         @timed
         def collect(manifest_uri: str, outcome_uris: list[str], params=None, run_id=None) -> str:
             """Check every file ended in exactly one place, commit the ledger, write the corpus snapshot."""
-            from include.matcher.parse import collect_parsed
+            from include.matcher.stages.parse import collect_parsed
 
             config, run_uri = run_config(params, run_id)
             return collect_parsed(manifest_uri, pulled(outcome_uris), run_uri, config.locations, s3_storage())
@@ -157,7 +157,7 @@ def matcher_retraining():
         @timed
         def build_pairs(corpus_uri: str, params=None, run_id=None) -> str:
             """Split the corpus (stable, by text fingerprint) and shape examples for the chosen loss."""
-            from include.matcher.pairs import build_pairs as build_pairs_stage
+            from include.matcher.stages.pairs import build_pairs as build_pairs_stage
 
             config, run_uri = run_config(params, run_id)
             return build_pairs_stage(corpus_uri, run_uri, config, s3_storage())
@@ -166,7 +166,7 @@ def matcher_retraining():
         @timed
         def fine_tune(pairs_uri: str, params=None, run_id=None) -> str:
             """Fine-tune the base model into a candidate (checkpoints mirrored to S3, resumed on retry)."""
-            from include.matcher.training import fine_tune as fine_tune_stage
+            from include.matcher.stages.training import fine_tune as fine_tune_stage
 
             config, run_uri = run_config(params, run_id)
             return fine_tune_stage(
@@ -182,7 +182,7 @@ def matcher_retraining():
         @timed
         def evaluate(candidate_uri: str, pairs_uri: str, params=None, run_id=None) -> str:
             """Score candidate and production on the held-out CVs; write `validation_report.json`."""
-            from include.matcher.validation import validate as validate_stage
+            from include.matcher.stages.validation import validate as validate_stage
 
             config, run_uri = run_config(params, run_id)
             return validate_stage(
@@ -200,7 +200,7 @@ def matcher_retraining():
         @timed
         def gate(report_uri: str) -> bool:
             """Promote only a sound, better candidate; a refusal skips `promote` and leaves the run green."""
-            from include.matcher.validation import gate as gate_decision
+            from include.matcher.stages.validation import gate as gate_decision
 
             decision = gate_decision(report_uri, s3_storage())
             log_run_summary()
@@ -213,7 +213,7 @@ def matcher_retraining():
     @timed
     def promote(report_uri: str, params=None, run_id=None, outlet_events=None) -> str:
         """Copy the candidate into the registry and swap the production pointer (compare-and-swap)."""
-        from include.matcher.registry import promote_night
+        from include.matcher.stages.registry import promote_night
 
         config, _ = run_config(params, run_id)
         entry = promote_night(report_uri, config.locations, s3_storage())
@@ -233,7 +233,7 @@ def matcher_retraining():
         @timed
         def plan_embedding_shards(corpus_uri: str, params=None, run_id=None) -> list[str]:
             """Shards of CVs to embed with the production model; none when nothing changed."""
-            from include.matcher.embeddings import plan_production_refresh
+            from include.matcher.stages.embeddings import plan_production_refresh
 
             config, _ = run_config(params, run_id)
             return plan_production_refresh(
@@ -244,7 +244,7 @@ def matcher_retraining():
         @timed
         def embed_shard(shard_uri: str) -> str:
             """Embed one shard's CVs (unchanged texts keep their vectors while the model is unchanged)."""
-            from include.matcher.embeddings import embed_shard as embed_one_shard
+            from include.matcher.stages.embeddings import embed_shard as embed_one_shard
 
             name_the_shard(shard_uri)
             return embed_one_shard(shard_uri, s3_storage())
@@ -253,7 +253,7 @@ def matcher_retraining():
         @timed
         def publish(shard_uris: list[str], part_uris: list[str], params=None, run_id=None, outlet_events=None) -> str:
             """Embed the job texts, write the manifest, flip `current.json`, log the run summary."""
-            from include.matcher.embeddings import publish_shards
+            from include.matcher.stages.embeddings import publish_shards
 
             config, _ = run_config(params, run_id)
             published = publish_shards(pulled(shard_uris), pulled(part_uris), config.locations, s3_storage())

@@ -36,8 +36,8 @@ from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, defaul
 def matcher_rollback():
     @task(outlets=[PRODUCTION_MODEL, CURRENT_EMBEDDINGS])
     def rollback_and_refresh(params=None) -> str:
-        from include.matcher.operations import rollback_and_refresh as run
-        from include.matcher.settings import Locations
+        from include.matcher.foundations.settings import Locations
+        from include.matcher.stages.operations import rollback_and_refresh as run
 
         return run(params["version"], Locations.from_env(), s3_storage())
 

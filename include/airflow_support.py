@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from airflow.sdk import Asset, BaseNotifier
 
-from include.matcher.settings import Locations, deployment_setting
+from include.matcher.foundations.settings import Locations, deployment_setting
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,12 @@ JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "st
 
 
 def dag_params() -> dict:
-    """The trigger form, generated from the run settings' declarations (:func:`include.matcher.settings.setting`):
+    """The trigger form, generated from the run settings' declarations
+    (:func:`include.matcher.foundations.settings.setting`):
     one ``Param`` per setting, with its type, bounds, choices, help and section (Training / Gate / Data)."""
     from airflow.sdk import Param
 
-    from include.matcher.settings import run_setting_fields
+    from include.matcher.foundations.settings import run_setting_fields
 
     params = {}
     for _, f in run_setting_fields():
@@ -85,7 +86,7 @@ def s3_storage():
     """The core package's Storage over the ``aws_default`` connection (endpoint in its extra)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from include.matcher.storage import CLIENT_CONFIG, Storage
+    from include.matcher.foundations.storage import CLIENT_CONFIG, Storage
 
     # The project's client settings (retries, timeouts, connection pool) over the connection's credentials.
     return Storage(S3Hook(aws_conn_id=AWS_CONN_ID, config=CLIENT_CONFIG).get_conn())
@@ -118,7 +119,7 @@ def timed(function):
 def record_timing(seconds: float, outcome: str) -> None:
     from airflow.sdk import get_current_context
 
-    from include.matcher import layout
+    from include.matcher.foundations import layout
 
     context = get_current_context()
     ti = context["ti"]
@@ -139,7 +140,7 @@ def log_run_summary() -> None:
     """Log the run summary (counts, timings, metrics, gate decision) at the end of a task's log."""
     from airflow.sdk import get_current_context
 
-    from include.matcher.summary import describe_run
+    from include.matcher.pages.summary import describe_run
 
     locations = Locations.from_env()
     run_uri = locations.run_uri(get_current_context()["run_id"])

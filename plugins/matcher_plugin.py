@@ -1,7 +1,7 @@
 """Adds a "Matcher" page to the Airflow UI: model versions, production, gate decisions, reports.
 
 The page is served by a FastAPI app mounted at /matcher on the API server; the HTML comes from
-include.matcher.dashboard, which reads the registry and the run reports on S3.
+include.matcher.pages.dashboard, which reads the registry and the run reports on S3.
 
 Airflow does not authenticate a plugin's app (a mounted app inherits none of the API server's
 dependencies), so this one does it itself: every route requires a user whom the configured auth
@@ -24,7 +24,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from include.matcher.settings import RETRAINING_DAG_ID
+from include.matcher.foundations.settings import RETRAINING_DAG_ID
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'; "
@@ -75,7 +75,7 @@ async def login_or_error(request: Request, error: HTTPException):
 
 def _context():
     from include.airflow_support import s3_storage
-    from include.matcher.settings import Locations
+    from include.matcher.foundations.settings import Locations
 
     return s3_storage(), Locations.from_env()
 
@@ -85,9 +85,9 @@ _matchers: dict[str, object] = {}
 
 def production_matches(query: str, storage, k: int = 10):
     """Production's top stored candidates for ``query``; the model is loaded once per production version."""
-    from include.matcher.matcher import VectorMatcher
-    from include.matcher.pointers import read_production
-    from include.matcher.settings import Locations
+    from include.matcher.foundations.pointers import read_production
+    from include.matcher.foundations.settings import Locations
+    from include.matcher.serving.matcher import VectorMatcher
 
     pointer = read_production(storage, Locations.from_env().registry)
     if pointer is None:
@@ -104,9 +104,9 @@ _side_by_side = None
 def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:
     """The side-by-side table of production and the latest candidate, when that candidate is not production."""
     global _side_by_side
-    from include.matcher.comparison import SideBySide, latest_challenger
-    from include.matcher.dashboard import run_reports, side_by_side_table, side_by_side_unavailable
-    from include.matcher.pointers import read_production
+    from include.matcher.foundations.pointers import read_production
+    from include.matcher.pages.dashboard import run_reports, side_by_side_table, side_by_side_unavailable
+    from include.matcher.serving.comparison import SideBySide, latest_challenger
 
     production = read_production(storage, locations.registry)
     challenger = latest_challenger(run_reports(storage, locations)[0], production and production["version"])
@@ -124,9 +124,9 @@ def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:
 
 @app.get("/", response_class=HTMLResponse)
 def matcher_page(q: str | None = None) -> str:
-    from include.matcher.dashboard import render, search_box
-    from include.matcher.models import NotAModel
-    from include.matcher.search import NoSnapshot, SnapshotMismatch
+    from include.matcher.foundations.models import NotAModel
+    from include.matcher.pages.dashboard import render, search_box
+    from include.matcher.serving.search import NoSnapshot, SnapshotMismatch
 
     storage, locations = _context()
     matches, error, comparison = None, None, ""
@@ -141,7 +141,7 @@ def matcher_page(q: str | None = None) -> str:
 
 @app.get("/report")
 def validation_report(run: str) -> JSONResponse:
-    from include.matcher.dashboard import report
+    from include.matcher.pages.dashboard import report
 
     storage, locations = _context()
     try:
@@ -152,7 +152,7 @@ def validation_report(run: str) -> JSONResponse:
 
 @app.get("/report.html", response_class=HTMLResponse)
 def validation_report_page(run: str) -> HTMLResponse:
-    from include.matcher.dashboard import report_html, unknown_report_page
+    from include.matcher.pages.dashboard import report_html, unknown_report_page
 
     storage, locations = _context()
     try:

@@ -69,7 +69,7 @@ def s3_server(tmp_path_factory):
 
 @pytest.fixture
 def storage(s3_server):
-    from include.matcher.storage import Storage
+    from include.matcher.foundations.storage import Storage
 
     return Storage()
 
@@ -77,7 +77,7 @@ def storage(s3_server):
 @pytest.fixture
 def locations(storage):
     """Pipeline locations in a fresh bucket, so tests never see each other's objects."""
-    from include.matcher.settings import Locations
+    from include.matcher.foundations.settings import Locations
 
     bucket = f"test-{uuid.uuid4().hex[:12]}"
     storage.ensure_bucket(bucket)
@@ -120,6 +120,6 @@ def demo_night_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def base_model():
-    from include.matcher.models import load_model
+    from include.matcher.foundations.models import load_model
 
     return load_model("all-MiniLM-L6-v2", device="cpu")

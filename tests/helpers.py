@@ -21,7 +21,7 @@ def damaged_model(base_model, folder: Path, how: str):
 
     import torch
 
-    from include.matcher.models import load_model
+    from include.matcher.foundations.models import load_model
 
     model = copy.deepcopy(base_model)
     with torch.no_grad():
@@ -47,13 +47,19 @@ def put_a_model_every_candidate_beats_in_production(storage, locations, folder: 
     promote arranges it with this and ``min_improvement: 0``, ``min_primary: 0``, instead of hoping
     a tiny training run learns enough.
     """
-    from include.matcher import layout
-    from include.matcher.models import load_model
+    from include.matcher.foundations import layout
+    from include.matcher.foundations.models import load_model
 
     damaged_model(load_model("all-MiniLM-L6-v2", device="cpu"), folder, "zero")
     version = layout.version(locations.registry, BEATEN_VERSION)
     storage.upload_dir(folder, version.uri)
-    entry = {"version": BEATEN_VERSION, "uri": version.uri, "metrics": {}, "promoted_at": "2026-01-01T00:00:00"}
+    entry = {
+        "version": BEATEN_VERSION,
+        "uri": version.uri,
+        "metrics": {},
+        "promoted_at": "2026-01-01T00:00:00",
+        "previous": None,
+    }
     storage.put_json(version.entry, entry)
     storage.put_json(layout.production_pointer(locations.registry), entry)
     return version.uri

@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 from include.devtools import embedded_s3
-from include.matcher.settings import deployment_setting
+from include.matcher.foundations.settings import deployment_setting
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / ".local" / "celery"

@@ -118,11 +118,12 @@ def start(
     reuses a previous start's (a restart).
     """
     data_dir = Path(data_dir).resolve()
-    if base_port == DERIVED:
-        base_port = s3_port + INTERNAL_PORT_OFFSET
-        internal_ports_for(s3_port)  # refuses an S3 port too high to leave room
     if internal_ports is None:  # a restart reuses ports its own earlier process may still be releasing
-        require_free([s3_port] + ([] if base_port is None else list(range(base_port, base_port + INTERNAL_PORTS))))
+        require_free([s3_port])
+        if base_port == DERIVED:
+            base_port = internal_ports_for(s3_port)[0]  # refuses an S3 port too high to leave room
+        if base_port is not None:
+            require_free(list(range(base_port, base_port + INTERNAL_PORTS)))
     (data_dir / "data").mkdir(parents=True, exist_ok=True)
     access, secret = load_or_create_keys(data_dir)
     config = data_dir / "s3.json"

@@ -12,17 +12,17 @@ import logging
 import tempfile
 
 from include.legacy.labelled_folders import load_labelled_cvs
-from include.matcher.jobs import load_job_descriptions
-from include.matcher.pairs import require_trainable, split_corpus, training_examples
-from include.matcher.settings import SplitConfig, TrainingConfig
-from include.matcher.storage import Storage
+from include.matcher.foundations.jobs import load_job_descriptions
+from include.matcher.foundations.settings import SplitConfig, TrainingConfig
+from include.matcher.foundations.storage import Storage
+from include.matcher.stages.pairs import require_trainable, split_corpus, training_examples
 
 log = logging.getLogger("fine_tune_matcher")
 
 
 def fine_tune_matcher(data_root: str, jobs_file: str, output: str, config: TrainingConfig) -> str:
     """Fine-tune on ``data_root`` (local or ``s3://``) into ``output`` (local or ``s3://``); returns ``output``."""
-    from include.matcher.training import train_model
+    from include.matcher.stages.training import train_model
 
     store = Storage() if any(str(p).startswith("s3://") for p in (data_root, jobs_file, output)) else None
     cvs, rejects = load_labelled_cvs(data_root, store)

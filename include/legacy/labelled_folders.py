@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from include.matcher.documents import Rejected
-from include.matcher.ingest import classify_key
-from include.matcher.isolation import Document, IsolatedParser
-from include.matcher.settings import ParseLimits, parse_limits_from_env
-from include.matcher.storage import ObjectStore, Storage
-from include.matcher.text import text_fingerprint
-from include.matcher.uris import S3Uri
+from include.matcher.foundations.documents import Rejected
+from include.matcher.foundations.isolation import Document, IsolatedParser
+from include.matcher.foundations.settings import ParseLimits, parse_limits_from_env
+from include.matcher.foundations.storage import ObjectStore, Storage
+from include.matcher.foundations.text import text_fingerprint
+from include.matcher.foundations.uris import S3Uri
+from include.matcher.stages.ingest import classify_key
 
 
 def iter_files(data_root: str, storage: ObjectStore | None = None):

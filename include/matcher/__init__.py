@@ -5,7 +5,7 @@ them together, and ``python -m include.matcher`` runs any of them from a shell.
 Importing this package is cheap: torch and sentence-transformers load only when a model is used.
 """
 
-from include.matcher.settings import GateConfig, Locations, PipelineConfig, TrainingConfig
+from include.matcher.foundations.settings import GateConfig, Locations, PipelineConfig, TrainingConfig
 
 __all__ = [
     "CVParser",
@@ -20,11 +20,11 @@ __all__ = [
 ]
 # The seed's Python API (the Django command's classes): loaded on first use, with what they need.
 _LAZY = {
-    "VectorMatcher": "include.matcher.matcher",
+    "VectorMatcher": "include.matcher.serving.matcher",
     "CVParser": "include.matcher.python_api",
     "TrainingDatasetBuilder": "include.matcher.python_api",
     "MatcherTrainer": "include.matcher.python_api",
-    "Rejected": "include.matcher.documents",
+    "Rejected": "include.matcher.foundations.documents",
 }
 
 

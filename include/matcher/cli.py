@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from include.matcher.settings import (
+from include.matcher.foundations.settings import (
     GateConfig,
     Locations,
     PipelineConfig,
@@ -188,7 +188,7 @@ def training_config(args) -> TrainingConfig:
 
 
 def storage():
-    from include.matcher.storage import Storage
+    from include.matcher.foundations.storage import Storage
 
     return Storage()
 
@@ -246,7 +246,7 @@ def cmd_demo_data(args) -> int:
 
 
 def cmd_upload(args) -> int:
-    from include.matcher.uris import S3Uri
+    from include.matcher.foundations.uris import S3Uri
 
     store = storage()
     source = Path(args.source)
@@ -276,21 +276,21 @@ def cmd_bootstrap(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from include.matcher.ingest import ingest
+    from include.matcher.stages.ingest import ingest
 
     emit(ingest(run_uri(args.run_id), Locations.from_env(), storage(), force=args.force))
     return 0
 
 
 def cmd_parse(args) -> int:
-    from include.matcher.parse import parse
+    from include.matcher.stages.parse import parse
 
     emit(parse(args.manifest, run_uri(args.run_id), Locations.from_env(), storage()))
     return 0
 
 
 def cmd_build_pairs(args) -> int:
-    from include.matcher.pairs import build_pairs
+    from include.matcher.stages.pairs import build_pairs
 
     config = PipelineConfig(locations=Locations.from_env(), training=training_config(args))
     emit(build_pairs(args.corpus, run_uri(args.run_id), config, storage()))
@@ -300,7 +300,7 @@ def cmd_build_pairs(args) -> int:
 def cmd_fine_tune(args) -> int:
     config = training_config(args)
     if args.pairs:
-        from include.matcher.training import fine_tune
+        from include.matcher.stages.training import fine_tune
 
         if not args.run_id:
             raise UsageError("--pairs needs --run-id")
@@ -321,7 +321,7 @@ def cmd_fine_tune(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from include.matcher.validation import validate
+    from include.matcher.stages.validation import validate
 
     gate = GateConfig.from_mapping(vars(args))
     emit(
@@ -339,14 +339,14 @@ def cmd_validate(args) -> int:
 
 
 def cmd_promote(args) -> int:
-    from include.matcher.registry import promote_night
+    from include.matcher.stages.registry import promote_night
 
     emit(promote_night(args.report, Locations.from_env(), storage())["uri"])
     return 0
 
 
 def cmd_refresh(args) -> int:
-    from include.matcher.embeddings import refresh_embeddings
+    from include.matcher.stages.embeddings import refresh_embeddings
 
     emit(refresh_embeddings(args.version_uri, args.corpus, Locations.from_env(), storage()))
     return 0
@@ -354,10 +354,10 @@ def cmd_refresh(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from include.legacy.labelled_folders import load_labelled_cvs
-    from include.matcher.evaluation import evaluate_model
-    from include.matcher.jobs import load_job_descriptions
-    from include.matcher.models import load_model
-    from include.matcher.pairs import split_corpus
+    from include.matcher.foundations.evaluation import evaluate_model
+    from include.matcher.foundations.jobs import load_job_descriptions
+    from include.matcher.foundations.models import load_model
+    from include.matcher.stages.pairs import split_corpus
 
     store = (
         storage()
@@ -377,7 +377,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_rollback(args) -> int:
-    from include.matcher.operations import rollback_and_refresh
+    from include.matcher.stages.operations import rollback_and_refresh
 
     locations, store = Locations.from_env(), storage()
     emit(rollback_and_refresh(args.version, locations, store, refresh=not args.skip_refresh))
@@ -385,10 +385,10 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_match(args) -> int:
-    from include.matcher.matcher import VectorMatcher
+    from include.matcher.serving.matcher import VectorMatcher
 
     if args.job:
-        from include.matcher.documents import Rejected, extract_text
+        from include.matcher.foundations.documents import Rejected, extract_text
 
         path = Path(args.job)
         if not path.is_file():
@@ -420,7 +420,7 @@ def cmd_settings(args) -> int:
 
 
 def cmd_production(args) -> int:
-    from include.matcher.pointers import read_current, read_production
+    from include.matcher.foundations.pointers import read_current, read_production
 
     locations, store = Locations.from_env(), storage()
     emit(
@@ -433,7 +433,7 @@ def cmd_production(args) -> int:
 
 
 def cmd_last_run(args) -> int:
-    from include.matcher.summary import describe_last_run
+    from include.matcher.pages.summary import describe_last_run
 
     print(describe_last_run(Locations.from_env(), storage()), file=sys.__stdout__)
     return 0

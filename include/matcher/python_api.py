@@ -1,7 +1,7 @@
 """The Python API of the Django command this pipeline replaces, kept so its users move over as they are.
 
 ``CVParser``, ``TrainingDatasetBuilder`` and ``MatcherTrainer`` (beside
-:class:`~include.matcher.matcher.VectorMatcher`) are thin faces over the pipeline's own stages: the
+:class:`~include.matcher.serving.matcher.VectorMatcher`) are thin faces over the pipeline's own stages: the
 same parser and isolation, the same splits and example shapes, the same trainer. What they return
 is what the old classes returned: text, ``InputExample`` pairs with their metadata rows, a model folder
 with ``training_metadata.jsonl`` beside the weights.
@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from include.matcher.documents import Rejected, sniff_kind
-from include.matcher.losses import loss_spec
-from include.matcher.settings import ParseLimits, SplitConfig, TrainingConfig, parse_limits_from_env
+from include.matcher.foundations.documents import Rejected, sniff_kind
+from include.matcher.foundations.losses import loss_spec
+from include.matcher.foundations.settings import ParseLimits, SplitConfig, TrainingConfig, parse_limits_from_env
 
 __all__ = ["CVParser", "MatcherTrainer", "Rejected", "TrainingDatasetBuilder"]
 
@@ -34,7 +34,7 @@ class CVParser:
 
     Parsing runs in the pipeline's isolated worker processes (time and memory limits, a crash costs
     one file), unless ``isolated=False``. A document that gives no usable text raises
-    :class:`~include.matcher.documents.Rejected`, whose ``reason`` is one of the reject reasons.
+    :class:`~include.matcher.foundations.documents.Rejected`, whose ``reason`` is one of the reject reasons.
     """
 
     def __init__(self, limits: ParseLimits | None = None, isolated: bool = True):
@@ -45,7 +45,7 @@ class CVParser:
     def parse(self, source: str | os.PathLike | bytes, filename: str | None = None) -> str:
         """The text of ``source``: a path, or the document's bytes (``filename`` names its type;
         without it the type is read from the bytes)."""
-        from include.matcher.documents import extract_text
+        from include.matcher.foundations.documents import extract_text
 
         if isinstance(source, bytes):
             data = source
@@ -54,7 +54,7 @@ class CVParser:
             data, filename = Path(source).read_bytes(), filename or Path(source).name
         if not self.isolated:
             return extract_text(data, filename, self.limits).text
-        from include.matcher.isolation import Document, IsolatedParser
+        from include.matcher.foundations.isolation import Document, IsolatedParser
 
         if self._pool is None:
             self._pool = IsolatedParser(limits=self.limits, workers=1)
@@ -107,8 +107,8 @@ class TrainingDatasetBuilder:
         from sentence_transformers import InputExample
 
         from include.legacy.labelled_folders import load_labelled_cvs
-        from include.matcher.jobs import load_job_descriptions
-        from include.matcher.pairs import require_trainable, split_corpus, training_examples
+        from include.matcher.foundations.jobs import load_job_descriptions
+        from include.matcher.stages.pairs import require_trainable, split_corpus, training_examples
 
         cvs, self.rejects = load_labelled_cvs(self.data_root, self.storage)
         jobs = load_job_descriptions(self.jobs_file, self.storage)
@@ -130,7 +130,7 @@ class MatcherTrainer:
     """Fine-tunes a SentenceTransformer on ``InputExample`` rows: the pipeline's trainer (AdamW with
     linear warmup and decay, ``loss``, ``epochs``, ``learning_rate``, ``batch_size``; GPU when present).
 
-    Any other :class:`~include.matcher.settings.TrainingConfig` field can be given by name
+    Any other :class:`~include.matcher.foundations.settings.TrainingConfig` field can be given by name
     (``base_model``, ``warmup_ratio``, ``max_seq_length``, ...); values are checked as the DAG's
     params are.
     """
@@ -154,7 +154,7 @@ class MatcherTrainer:
         ``metadata`` (what :meth:`TrainingDatasetBuilder.build` returns) lets ``multiple_negatives``
         batch one CV per category; without it, batches are drawn at random.
         """
-        from include.matcher.training import train_model
+        from include.matcher.stages.training import train_model
 
         spec = loss_spec(self.config.loss)
         columns = [c for c in spec.columns if c != "label"]

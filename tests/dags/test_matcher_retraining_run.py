@@ -13,8 +13,8 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from include.matcher.embeddings import read_cv_vectors
-from include.matcher.uris import join_uri
+from include.matcher.foundations.uris import join_uri
+from include.matcher.stages.embeddings import read_cv_vectors
 from tests.helpers import BEATEN_VERSION, aws_connection_json, put_a_model_every_candidate_beats_in_production
 
 pytestmark = pytest.mark.integration
@@ -25,8 +25,8 @@ def pipeline(s3_server, airflow_db, demo_night_folder, tmp_path_factory):
     """Demo data uploaded to a fresh bucket; the DAG loaded with MATCHER_* pointing there."""
     import uuid
 
-    from include.matcher.settings import Locations
-    from include.matcher.storage import Storage
+    from include.matcher.foundations.settings import Locations
+    from include.matcher.foundations.storage import Storage
 
     bucket = f"dag-{uuid.uuid4().hex[:10]}"
     locations = Locations.in_bucket(bucket)

@@ -156,6 +156,13 @@ def topology(tmp_path_factory):
     demo = tmp_path_factory.mktemp("demo")
     matcher_cli(env, "demo-data", "--target", str(demo), "--cvs-per-category", "8")
     matcher_cli(env, "bootstrap")
+    # The checks of the registry need a production model whatever the 1-epoch runs learn: arranged.
+    from include.matcher.foundations.settings import Locations
+    from tests.helpers import put_a_model_every_candidate_beats_in_production
+
+    put_a_model_every_candidate_beats_in_production(
+        topology_storage(), Locations.from_env(), tmp_path_factory.mktemp("zeroed")
+    )
     matcher_cli(env, "upload", str(demo / "cvs"), "--to", "cvs")
     matcher_cli(env, "upload", str(demo / "job_descriptions.json"), "--to", "jobs-file")
     api = Api(info["api"], info["user"], info["password"])
@@ -228,7 +235,7 @@ def topology_storage():
     import boto3
 
     from include.devtools import celery_topology
-    from include.matcher.storage import CLIENT_CONFIG, Storage
+    from include.matcher.foundations.storage import CLIENT_CONFIG, Storage
 
     s3 = celery_topology.s3_environment()
     return Storage(
@@ -262,8 +269,8 @@ def test_workers_killed_mid_task_lose_nothing_and_the_fine_tune_resumes_from_its
     fine-tune has a checkpoint on S3. Both tasks are retried on restarted workers; the run succeeds,
     every file is accounted for, and the fine-tune's retry resumes from the checkpoint."""
     from include.devtools import celery_topology
-    from include.matcher import layout
-    from include.matcher.settings import Locations
+    from include.matcher.foundations import layout
+    from include.matcher.foundations.settings import Locations
 
     storage = topology_storage()
     upload_new_cvs(topology, seed=11)
@@ -328,8 +335,9 @@ def test_a_scheduler_killed_mid_run_is_restarted_and_the_run_completes(topology)
 def test_two_runs_triggered_at_once_run_one_after_the_other_and_leave_the_registry_consistent(topology):
     """``max_active_runs=1``: the second run waits queued until the first has finished, and both
     write through the same production and embeddings pointers without a lost or dangling update."""
-    from include.matcher import layout, pointers, registry
-    from include.matcher.settings import Locations
+    from include.matcher.foundations import layout, pointers
+    from include.matcher.foundations.settings import Locations
+    from include.matcher.stages import registry
 
     upload_new_cvs(topology, seed=13)
     first = topology.call("POST", f"/dags/{DAG}/dagRuns", {"logical_date": None, "conf": {"epochs": 1}})

@@ -69,8 +69,8 @@ def _wait(condition, timeout_s: float, what: str, log_path: Path):
 @pytest.fixture(scope="module")
 def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
     from include.devtools import embedded_s3
-    from include.matcher.settings import Locations
-    from include.matcher.storage import Storage
+    from include.matcher.foundations.settings import Locations
+    from include.matcher.foundations.storage import Storage
     from tests.helpers import put_a_model_every_candidate_beats_in_production
 
     demo_folder = demo_night_folder

@@ -101,7 +101,7 @@ def test_trigger_through_the_api_then_watch_the_run_and_the_matcher_page(airflow
     browser.save_screenshot(str(ARTIFACTS / "01-dag-run.png"))
 
     browser.get(f"{server.url}/matcher/")
-    from include.matcher.storage import Storage
+    from include.matcher.foundations.storage import Storage
 
     production = Storage().get_json(server.locations.registry + "/production.json")
     page = wait_for_text(

@@ -4,9 +4,9 @@ import csv
 
 import pytest
 
-from include.matcher.ingest import ingest
-from include.matcher.parse import parse
-from include.matcher.uris import join_uri
+from include.matcher.foundations.uris import join_uri
+from include.matcher.stages.ingest import ingest
+from include.matcher.stages.parse import parse
 
 pytestmark = pytest.mark.shared_data
 
@@ -73,8 +73,8 @@ def test_every_bad_input_ends_in_exactly_one_place_with_the_right_reason(shared_
 
 
 def test_external_entities_are_never_resolved(shared_data):
-    from include.matcher.documents import Rejected, extract_text
-    from include.matcher.settings import ParseLimits
+    from include.matcher.foundations.documents import Rejected, extract_text
+    from include.matcher.foundations.settings import ParseLimits
 
     data = (shared_data / "bad-inputs" / "poi__ExternalEntityInText.docx").read_bytes()
     try:

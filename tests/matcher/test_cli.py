@@ -59,8 +59,8 @@ def test_fine_tune_keeps_the_old_commands_flags(tmp_path, demo_folder):
 
 def test_evaluate_prints_metrics_json_last(demo_folder, base_model):
     from include.legacy.labelled_folders import load_labelled_cvs
-    from include.matcher.evaluation import evaluate_model
-    from include.matcher.jobs import load_job_descriptions
+    from include.matcher.foundations.evaluation import evaluate_model
+    from include.matcher.foundations.jobs import load_job_descriptions
 
     lines = run_cli(
         "evaluate",
@@ -203,7 +203,7 @@ def test_evaluate_strip_title_strips_exactly_one_line(tmp_path, capfd):
 
 
 def test_readme_settings_table_is_the_generated_one():
-    from include.matcher.settings import settings_table
+    from include.matcher.foundations.settings import settings_table
 
     readme = (PROJECT_ROOT / "README.md").read_text()
     table = readme.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
@@ -217,7 +217,7 @@ def test_cli_flags_and_dag_params_come_from_the_same_settings():
 
     from include.airflow_support import dag_params
     from include.matcher.cli import build_parser
-    from include.matcher.settings import DataOptions, GateConfig, TrainingConfig, run_setting_fields
+    from include.matcher.foundations.settings import DataOptions, GateConfig, TrainingConfig, run_setting_fields
 
     params = dag_params()
     assert list(params) == [f.name for _, f in run_setting_fields()]
@@ -242,7 +242,7 @@ def test_cli_flags_and_dag_params_come_from_the_same_settings():
 
 
 def test_a_misspelt_param_is_an_error_not_ignored():
-    from include.matcher.settings import PipelineConfig
+    from include.matcher.foundations.settings import PipelineConfig
 
     with pytest.raises(ValueError, match=r"unknown run setting\(s\) \['learning_rat'\]"):
         PipelineConfig().with_params({"learning_rat": 0.1})

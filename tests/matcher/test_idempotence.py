@@ -1,10 +1,10 @@
 """Re-running a task of a run (an Airflow retry) writes the same outputs at the same keys."""
 
-from include.matcher.ingest import ingest
-from include.matcher.pairs import build_pairs
-from include.matcher.parse import parse
-from include.matcher.settings import PipelineConfig
-from include.matcher.uris import join_uri
+from include.matcher.foundations.settings import PipelineConfig
+from include.matcher.foundations.uris import join_uri
+from include.matcher.stages.ingest import ingest
+from include.matcher.stages.pairs import build_pairs
+from include.matcher.stages.parse import parse
 
 
 def snapshot(storage, prefix):

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from include.matcher.uris import join_uri
+from include.matcher.foundations.uris import join_uri
 from tests.helpers import aws_connection_json
-from tests.matcher.test_dashboard import put_night
+from tests.matcher.pages.test_dashboard import put_night
 
 ROUTES = ["/matcher/", "/matcher/report?run=night-24", "/matcher/report.html?run=night-24"]
 NOT_SERVED = ["/matcher/docs", "/matcher/openapi.json", "/matcher/redoc"]  # FastAPI's open docs: off
@@ -185,8 +185,8 @@ def test_under_fab_auth_manager_too(s3_server, locations, storage, tmp_path):
 
 
 def test_the_page_finds_the_same_candidates_as_the_cli(api_server, storage, locations):
+    from tests.matcher.serving.test_search import promote_base_model_and_refresh
     from tests.matcher.test_cli import run_cli
-    from tests.matcher.test_search import promote_base_model_and_refresh
 
     client, auth_manager = api_server
     promote_base_model_and_refresh(storage, locations)
@@ -208,12 +208,12 @@ def test_the_page_ranks_held_out_cvs_with_production_and_the_newer_candidate_sid
 
     import numpy as np
 
-    from include.matcher.evaluation import strip_title
-    from include.matcher.models import load_model
-    from include.matcher.settings import GateConfig
-    from include.matcher.validation import validate
-    from tests.matcher.test_search import promote_base_model_and_refresh
-    from tests.matcher.test_validation import HELD_OUT, night_with_candidate
+    from include.matcher.foundations.evaluation import strip_title
+    from include.matcher.foundations.models import load_model
+    from include.matcher.foundations.settings import GateConfig
+    from include.matcher.stages.validation import validate
+    from tests.matcher.serving.test_search import promote_base_model_and_refresh
+    from tests.matcher.stages.test_validation import HELD_OUT, night_with_candidate
 
     client, auth_manager = api_server
     promote_base_model_and_refresh(storage, locations)

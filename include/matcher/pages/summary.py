@@ -1,0 +1,79 @@
+"""A human-readable account of a run: what came in, what was trained, what the gate decided."""
+
+from __future__ import annotations
+
+from include.matcher.foundations import layout
+from include.matcher.foundations.pointers import read_current, read_production
+from include.matcher.foundations.settings import GateConfig, Locations
+from include.matcher.foundations.storage import ObjectStore
+
+
+def latest_run_uri(locations: Locations, storage: ObjectStore) -> str | None:
+    """The run whose manifest is newest."""
+    manifests = [info for info in storage.list(layout.runs(locations.work)) if info.uri.endswith("/manifest.json")]
+    if not manifests:
+        return None
+    newest = max(manifests, key=lambda info: storage.get_json(info.uri)["created_at"])
+    return newest.uri.rsplit("/", 1)[0]
+
+
+def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> str:
+    lines = [f"run:        {run_uri}"]
+    run = layout.Run(run_uri)
+    manifest = storage.get_json(run.manifest)
+    lines.append(f"ingest:     {manifest['counts']}")
+    parse = _maybe_json(storage, run.parse_summary)
+    if parse is None:
+        lines.append("parse:      skipped (nothing new; trigger with force_retrain to retrain anyway)")
+    else:
+        lines.append(
+            f"parse:      {parse['parsed']} parsed, {parse['rejected']} rejected {parse['rejects_by_reason']}; "
+            f"corpus {parse['corpus_size']} CVs"
+        )
+        lines.append(f"rejects:    {parse['rejects_uri']}")
+    report = _maybe_json(storage, run.candidate.validation_report)
+    if report is not None:
+        lines.append(f"candidate:  {report['candidate']}")
+        lines.append(f"report:     {run.candidate.validation_report}")
+        decision = report["decision"]
+        metric = decision.get("primary_metric", GateConfig().primary_metric)
+        candidate, production = report["candidate_metrics"]["metrics"], report["production_metrics"]["metrics"]
+        lines.append(
+            f"metrics:    {metric} candidate {candidate.get(metric, 0):.3f} vs production "
+            f"{production.get(metric, 0):.3f}; "
+            f"accuracy@1 {candidate.get('accuracy@1', 0):.3f} vs {production.get('accuracy@1', 0):.3f}"
+        )
+        lines.append(f"gate:       {'PROMOTED' if decision['promote'] else 'NOT PROMOTED'}: {decision['reason']}")
+    production = read_production(storage, locations.registry)
+    lines.append(f"production: {production['version'] + ' at ' + production['uri'] if production else 'none yet'}")
+    current = read_current(storage, locations.embeddings)
+    lines.append(f"embeddings: {current['uri'] + ' (model ' + current['version'] + ')' if current else 'none yet'}")
+    if current and current["uri"].rstrip("/").endswith("/" + run_uri.rstrip("/").rsplit("/", 1)[-1]):
+        lines.append(f"refreshed:  {storage.get_json(current['manifest']).get('counts', {})}")
+    timings = task_timings(run_uri, storage)
+    if timings:
+        lines.append("timings:    " + ", ".join(f"{task} {seconds:.1f}s" for task, seconds in timings.items()))
+    return "\n".join(lines)
+
+
+def task_timings(run_uri: str, storage: ObjectStore) -> dict[str, float]:
+    """Seconds of work per task (mapped instances summed), from the DAG's ``timings/`` records."""
+    totals: dict[str, float] = {}
+    for info in storage.list(layout.Run(run_uri).timings):
+        record = storage.get_json(info.uri)
+        totals[record["task"]] = totals.get(record["task"], 0.0) + record["seconds"]
+    return totals
+
+
+def describe_last_run(locations: Locations, storage: ObjectStore) -> str:
+    run_uri = latest_run_uri(locations, storage)
+    return "no run yet" if run_uri is None else describe_run(run_uri, locations, storage)
+
+
+def _maybe_json(storage: ObjectStore, uri: str):
+    found = storage.get_with_etag(uri)
+    if found is None:
+        return None
+    import json
+
+    return json.loads(found[0])

@@ -1,0 +1,1 @@
+"""Serving: search over the published snapshot, ``VectorMatcher`` and the side-by-side comparison."""

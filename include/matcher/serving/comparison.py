@@ -1,0 +1,98 @@
+"""Production and the latest candidate side by side: how would a model change rank real CVs?
+
+Before anyone trusts a new model (or wonders why one was refused) they want to see what it does
+to a search they know. The stored snapshot holds production's vectors only, and embedding every
+CV with each candidate would cost a refresh per night; but ``validate`` already embeds the
+held-out CVs with both models and keeps those vectors (``validation/held_out_vectors.parquet``:
+keys and categories, never text). So a query is encoded by both models and each ranks the same
+pool, the night's held-out CVs: a like-for-like comparison over CVs neither model trained on.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+
+from include.matcher.foundations.storage import ObjectStore
+from include.matcher.serving.search import Hit, exact_top, vector_column
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """The latest validated candidate that is not the model in production."""
+
+    run: str
+    version: str
+    candidate_uri: str
+    production_name: str
+    production_version: str | None
+    promoted: bool
+    reason: str
+    vectors_uri: str
+
+
+def latest_challenger(reports: list[dict], production_version: str | None) -> Challenger | None:
+    """The newest report's candidate, unless it is production now or its vectors were not kept."""
+    if not reports:
+        return None
+    latest = reports[-1]
+    vectors_uri = latest.get("held_out", {}).get("vectors")
+    if latest["version"] == production_version or not vectors_uri or not latest.get("candidate"):
+        return None
+    decision = latest.get("decision", {})
+    return Challenger(
+        run=latest["run"],
+        version=latest["version"],
+        candidate_uri=latest["candidate"],
+        production_name=latest["production"]["name"],
+        production_version=latest["production"].get("version"),
+        promoted=bool(decision.get("promote")),
+        reason=str(decision.get("reason", "")),
+        vectors_uri=vectors_uri,
+    )
+
+
+class SideBySide:
+    """Loads models and held-out vectors once per challenger; ranks a query with both models."""
+
+    def __init__(self, storage: ObjectStore):
+        self.storage = storage
+        self._loaded: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+
+    def _models_and_vectors(self, challenger: Challenger):
+        import pyarrow.parquet as pq
+
+        from include.matcher.foundations.models import load_model
+
+        with self._lock:
+            if challenger.vectors_uri not in self._loaded:
+                table = pq.read_table(io.BytesIO(self.storage.get_bytes(challenger.vectors_uri)))
+                models = {
+                    "production": load_model(challenger.production_name, self.storage),
+                    "candidate": load_model(challenger.candidate_uri, self.storage),
+                }
+                vectors = {side: vector_column(table, side) for side in models}
+                self._loaded = {  # one challenger at a time: a new night replaces the old models
+                    challenger.vectors_uri: (
+                        models,
+                        vectors,
+                        table.column("key").to_pylist(),
+                        table.column("category").to_pylist(),
+                    )
+                }
+            return self._loaded[challenger.vectors_uri]
+
+    def rank(self, challenger: Challenger, query: str, k: int = 10) -> dict[str, list[Hit]]:
+        """``{"production": [...], "candidate": [...]}``: each model's top ``k`` held-out CVs."""
+        models, vectors, keys, categories = self._models_and_vectors(challenger)
+        versions = {"production": challenger.production_version or "base", "candidate": challenger.version}
+        ranked = {}
+        for side, model in models.items():
+            encoded = model.encode([query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            ranked[side] = [
+                Hit(keys[i], score, categories[i], "cv", versions[side])
+                for i, score in exact_top(vectors[side], encoded[0], k)
+            ]
+        return ranked

@@ -1,0 +1,161 @@
+"""The ingestion ledger and the corpus: what each raw file became, the corpus the later stages read,
+and what a finished night trained on.
+
+``<work>/state/ledger.json`` maps each raw key to its outcome (ETag, size, category, status, and for
+a parsed file its text's URI and fingerprint; the prefix it was listed under). Only the parse stage
+commits it, by compare-and-swap. A corpus snapshot (``runs/<run>/corpus.jsonl``) is the ledger's
+parsed CVs at one moment; ``state/last_trained.json`` holds the fingerprint of the corpus the last
+finished night trained on and judged, so a night knows whether work is left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+
+from include.matcher.foundations import layout
+from include.matcher.foundations.settings import Locations
+from include.matcher.foundations.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+def read_ledger(storage: ObjectStore, locations: Locations) -> tuple[dict, str | None]:
+    """The ledger and its ETag (None before the first run)."""
+    found = storage.get_with_etag(layout.ledger(locations.work))
+    if found is None:
+        return {"objects": {}, "jobs_file_etag": None}, None
+    return json.loads(found[0]), found[1]
+
+
+CORPUS_FIELDS = ("key", "category", "content_hash", "text_hash", "text_uri", "chars")
+
+
+def corpus_rows(ledger: dict) -> list[dict]:
+    """The corpus the ledger describes: every parsed CV, one row each, in key order."""
+    return [
+        {k: entry[k] for k in CORPUS_FIELDS}
+        for _, entry in sorted(ledger["objects"].items())
+        if entry["status"] == "parsed"
+    ]
+
+
+def is_current_corpus(rows: list[dict], storage: ObjectStore, locations: Locations) -> bool:
+    """Whether a corpus snapshot is the corpus as it is now: the ledger's (or no ledger to say otherwise).
+
+    An older night's snapshot can hold CVs deleted (or erased) since: publishing it would put them
+    back into search, so its refresh is refused.
+    """
+    found = storage.get_with_etag(layout.ledger(locations.work))
+    if found is None:
+        return True
+    now = {(row["key"], row["text_hash"]) for row in corpus_rows(json.loads(found[0]))}
+    return {(row["key"], row["text_hash"]) for row in rows} == now
+
+
+def within_prefix(key: str, entry: dict, raw_prefix: str, base: str) -> bool:
+    """Whether a ledger entry belongs to the raw prefix being listed: only those can be found removed.
+
+    Entries record the prefix they were listed under; older entries without one belong to a prefix
+    whose ``<CATEGORY>/<file>`` layout their key fits.
+    """
+    if "raw_prefix" in entry:
+        return entry["raw_prefix"].rstrip("/") == raw_prefix.rstrip("/")
+    return key.startswith(base) and len(key[len(base) :].split("/")) == 2
+
+
+def corpus_fingerprint(parsed: list[dict], jobs_etag: str | None) -> str:
+    """What a night trains on: every parsed CV's (category, text fingerprint) and the jobs file's version."""
+    digest = hashlib.sha256()
+    for category, text_hash in sorted((row["category"], row["text_hash"]) for row in parsed):
+        digest.update(f"{category}\0{text_hash}\n".encode())
+    digest.update(f"jobs\0{jobs_etag}\n".encode())
+    return digest.hexdigest()
+
+
+def ledger_fingerprint(ledger: dict, jobs_etag: str | None) -> str | None:
+    """The fingerprint of the corpus the ledger describes (None when it holds no parsed CV)."""
+    parsed = [entry for entry in ledger["objects"].values() if entry.get("status") == "parsed"]
+    return corpus_fingerprint(parsed, jobs_etag) if parsed else None
+
+
+def record_trained(run_uri: str, locations: Locations, storage: ObjectStore, outcome: str) -> None:
+    """Mark the run's corpus as trained on and judged (``outcome``: promoted / refused): a later night
+    with the same corpus and jobs file is quiet."""
+    found = storage.get_with_etag(layout.Run(run_uri).parse_summary)
+    if found is None:  # a stage run by hand outside a pipeline run: no corpus to record
+        log.info("ingest state: %r has no parse summary; nothing recorded", run_uri)
+        return
+    summary = json.loads(found[0])
+    state = {
+        "fingerprint": summary["corpus_fingerprint"],
+        "run": run_uri,
+        "outcome": outcome,
+        "recorded_at": datetime.now(UTC).isoformat(),
+    }
+    storage.put_json(layout.last_trained(locations.work), state)
+    log.info("ingest state: corpus of %s recorded as trained on (%s)", run_uri, outcome)
+
+
+def untrained_corpus(ledger: dict, storage: ObjectStore, locations: Locations) -> bool:
+    """Whether the ledger's parsed corpus differs from the one the last finished night trained on."""
+    current = ledger_fingerprint(ledger, ledger.get("jobs_file_etag"))
+    if current is None:
+        return False
+    found = storage.get_with_etag(layout.last_trained(locations.work))
+    return found is None or json.loads(found[0]).get("fingerprint") != current
+
+
+def commit_to_ledger(
+    manifest: dict, outcomes: list[dict], run_uri: str, locations: Locations, storage: ObjectStore
+) -> dict:
+    """Record each outcome (and removals, and the jobs file seen) with a compare-and-swap write."""
+    ledger, etag = read_ledger(storage, locations)
+    objects = ledger["objects"]
+    for outcome in outcomes:
+        objects[outcome["key"]] = {**without_cache(outcome), "run": run_uri, "raw_prefix": manifest["raw_prefix"]}
+    for key in manifest["removed"]:
+        objects.pop(key, None)
+    ledger["jobs_file_etag"] = manifest["jobs_file"]["etag"]
+    if etag is None:
+        storage.put_json(layout.ledger(locations.work), ledger, if_none_match=True)
+    else:
+        storage.put_json(layout.ledger(locations.work), ledger, if_match=etag)
+    return ledger
+
+
+def without_cache(outcome: dict) -> dict:
+    return {k: v for k, v in outcome.items() if k != "cache"}
+
+
+def write_corpus_snapshot(ledger: dict, corpus_uri: str, storage: ObjectStore) -> list[dict]:
+    """Every parsed CV the ledger knows, one row each, written to ``corpus_uri``."""
+    corpus = corpus_rows(ledger)
+    storage.put_jsonl(corpus_uri, corpus)
+    return corpus
+
+
+def load_corpus_texts(corpus_uri: str, storage: ObjectStore) -> list[dict]:
+    """The corpus snapshot with each row's text attached, cut to what a model ever reads of it
+    (:data:`~include.matcher.foundations.encoding.MOST_WORDS_READ` words)."""
+    from include.matcher.foundations.encoding import MOST_WORDS_READ, window_prefix
+
+    rows = storage.get_jsonl(corpus_uri)
+    texts = storage.get_many([row["text_uri"] for row in rows])
+    return [
+        {**row, "text": window_prefix(json.loads(blob)["text"], MOST_WORDS_READ)}
+        for row, blob in zip(rows, texts, strict=True)
+    ]
+
+
+def several_categories(cvs: list[dict], group_of: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """CVs whose text (or near-duplicate group) is filed under more than one category: key -> those categories."""
+    group_of = group_of or {cv["key"]: cv["text_hash"] for cv in cvs}
+    categories: dict[str, set[str]] = {}
+    for cv in cvs:
+        categories.setdefault(group_of[cv["key"]], set()).add(cv["category"])
+    return {
+        cv["key"]: sorted(categories[group_of[cv["key"]]]) for cv in cvs if len(categories[group_of[cv["key"]]]) > 1
+    }

@@ -1,0 +1,165 @@
+"""Stage 6, promote: a versioned model registry on S3.
+
+Layout under the registry URI::
+
+    models/<version>/            the model files, training metadata, model card, validation report
+    models/<version>/entry.json  what was promoted, when, from which run, with which metrics
+    production.json              pointer to the version in production
+
+Versions are written once (claimed with a conditional write, never copied into again) and never
+deleted. ``production.json`` only changes by compare-and-swap
+(S3 conditional writes), so of two concurrent promotions one wins and the other fails loudly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from datetime import UTC, datetime
+
+from include.matcher.foundations import layout
+from include.matcher.foundations.pointers import read_production, swap_pointer
+from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
+from include.matcher.stages.corpus import record_trained
+
+log = logging.getLogger(__name__)
+
+
+def version_for(run_uri: str) -> str:
+    """A sortable version name that a rerun of the same run reproduces: ``v<run time>-<run hash>``.
+
+    The time comes from the run id (``scheduled__2026-11-25T02:00:00+00:00`` and the like).
+    """
+    digest = hashlib.sha256(run_uri.rstrip("/").encode()).hexdigest()[:6]
+    found = re.search(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})", run_uri.rstrip("/").rsplit("/", 1)[-1])
+    return f"v{''.join(found.groups()[:3])}T{''.join(found.groups()[3:])}Z-{digest}" if found else f"v-{digest}"
+
+
+class VersionExists(RuntimeError):
+    """A promotion would write into a registry version that another run (or another model) already wrote."""
+
+
+# Not part of the model a version pins: what validate writes beside a candidate (report, card), what
+# differs between two trainings of the same weights (training_config.json holds their timings), the
+# registry's own records, and the ONNX export a refresh adds to a version.
+NOT_MODEL_FILES = {
+    "validation_report.json",
+    "validation_report.html",
+    "README.md",
+    "training_config.json",
+    "entry.json",
+    "_claim.json",
+    "onnx",
+}
+
+
+def model_digest(storage: ObjectStore, model_uri: str) -> str:
+    """A fingerprint of a model folder's files (path, size, ETag), reports and card left out."""
+    digest = hashlib.sha256()
+    base = model_uri.rstrip("/") + "/"
+    for info in storage.list(model_uri):
+        relative = info.uri[len(base) :]
+        if relative.split("/", 1)[0] not in NOT_MODEL_FILES:
+            digest.update(f"{relative}\0{info.size}\0{info.etag}\n".encode())
+    return digest.hexdigest()
+
+
+def claim_version(storage: ObjectStore, target: layout.Model, run: str, digest: str) -> None:
+    """Take ``target`` for ``run``'s model with a conditional write; a retry of the same promotion may
+    go on, anything else is refused (:class:`VersionExists`): a version is written once."""
+    claim = {"run": run, "model_digest": digest, "claimed_at": datetime.now(UTC).isoformat()}
+    try:
+        storage.put_json(target.claim, claim, if_none_match=True)
+        return
+    except PreconditionFailed:
+        pass
+    found = storage.get_with_etag(target.claim)
+    held = json.loads(found[0]) if found else {}
+    if held.get("run") != run or held.get("model_digest") != digest:
+        raise VersionExists(
+            f"registry version {target.uri} was already written by run {held.get('run')!r}"
+            + (" from another model" if held.get("run") == run else "")
+            + ": a version is written once, so this promotion is refused"
+        )
+
+
+def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
+    """Copy the candidate beside ``report_uri`` into a new registry version and point production at it.
+
+    The version folder is claimed first (``_claim.json``, If-None-Match): a promotion never writes
+    into a version another run or another model wrote (:class:`VersionExists`). A retry of the
+    same promotion re-uses its claim, its copy and its ``entry.json``, so it is idempotent.
+    Returns the promoted version's URI.
+    """
+    report = storage.get_json(report_uri)
+    if not report["decision"]["promote"]:
+        raise ValueError(f"the gate refused this candidate: {report['decision']['reason']}")
+    candidate_uri = report["candidate"]
+    version = report["version"]
+    target = layout.version(registry_uri, version)
+    version_uri = target.uri
+    claim_version(storage, target, report["run"], model_digest(storage, candidate_uri))
+
+    written = storage.get_with_etag(target.entry)
+    copied = 0 if written else storage.copy_prefix(candidate_uri, version_uri)
+    current = read_production(storage, registry_uri)
+    if current is not None and current["version"] == version:
+        log.info("promote: %s already in production", version)
+        return version_uri
+    if written:
+        entry = json.loads(written[0])
+    else:
+        entry = {
+            "version": version,
+            "uri": version_uri,
+            "promoted_at": datetime.now(UTC).isoformat(),
+            "run": report["run"],
+            "metrics": report["candidate_metrics"]["metrics"],
+            "primary_metric": report["decision"]["primary_metric"],
+            "previous": current["version"] if current else None,
+            "report": target.validation_report,
+        }
+        storage.put_json(target.entry, entry, if_none_match=True)
+    swap_pointer(storage, layout.production_pointer(registry_uri), entry, current)
+    log.info("promote: %s (%d files) is now in production, replacing %s", version, copied, entry["previous"])
+    return version_uri
+
+
+def promote_night(report_uri: str, locations, storage: ObjectStore) -> dict:
+    """The pipeline's promote step: :func:`promote`, then the night's corpus recorded as trained on.
+
+    Returns the production entry (version, uri, metrics), what the DAG's asset event carries.
+    """
+    version_uri = promote(report_uri, locations.registry, storage)
+    record_trained(storage.get_json(report_uri)["run"], locations, storage, "promoted")
+    return storage.get_json(layout.Model(version_uri).entry)
+
+
+def list_versions(storage: ObjectStore, registry_uri: str) -> list[dict]:
+    """Every promoted version's entry, oldest first."""
+    entries = [info.uri for info in storage.list(layout.models(registry_uri)) if info.uri.endswith("/entry.json")]
+    return sorted((storage.get_json(uri) for uri in entries), key=lambda e: e["version"])
+
+
+def rollback(version: str, registry_uri: str, storage: ObjectStore) -> str:
+    """Point production back at an earlier ``version`` (kept in the registry); returns its URI."""
+    version_uri = layout.version(registry_uri, version).uri
+    found = storage.get_with_etag(layout.Model(version_uri).entry)
+    if found is None:
+        known = ", ".join(v["version"] for v in list_versions(storage, registry_uri)) or "none"
+        raise LookupError(f"no version {version!r} in {registry_uri} (known: {known})")
+    current = read_production(storage, registry_uri)
+    if current is not None and current["version"] == version:
+        log.info("rollback: %s is already in production", version)
+        return version_uri
+    entry = {
+        **json.loads(found[0]),
+        "promoted_at": datetime.now(UTC).isoformat(),
+        "previous": current["version"] if current else None,
+        "rolled_back_from": current["version"] if current else None,
+    }
+    swap_pointer(storage, layout.production_pointer(registry_uri), entry, current)
+    log.info("rollback: production %s -> %s", entry["previous"], version)
+    return version_uri

@@ -1,0 +1,360 @@
+"""Stage 4, fine-tune: train a candidate bi-encoder with ``SentenceTransformerTrainer``.
+
+Checkpoints go to ``<run>/checkpoints/`` on S3, so a retry after a killed worker resumes from the
+last one instead of starting over. They are taken every ``checkpoint_minutes`` of training and at
+each epoch's end (not every few steps: each is ~270 MB of weights and optimizer state, and its
+scoring encodes the validation CVs), and uploaded by a background thread while training goes on.
+``latest.json`` moves only once a checkpoint is whole on S3, so a resume never sees half of one.
+
+AdamW with linear warmup, a fixed seed, bf16 (or fp16) and a prefetching data loader on CUDA, fp32
+on CPU. The candidate folder holds the model, its model card (``README.md``,
+:mod:`include.matcher.stages.model_card`: no training text), ``training_metadata.jsonl`` and ``training_config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from include.matcher.foundations import layout
+from include.matcher.foundations.isolation import children_allowed
+from include.matcher.foundations.losses import loss_spec
+from include.matcher.foundations.settings import GateConfig, TrainingConfig
+from include.matcher.foundations.storage import ObjectStore
+from include.matcher.stages.model_card import FILE_NAME as MODEL_CARD
+from include.matcher.stages.model_card import write_model_card
+
+log = logging.getLogger(__name__)
+
+
+def _logging_callback_class():
+    from transformers import TrainerCallback
+
+    class LoggingCallback(TrainerCallback):
+        """Training progress (loss, learning rate, epoch) as log lines, without any text."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs:
+                log.info(
+                    "fine_tune: step %d/%d %s", state.global_step, state.max_steps, {k: logs[k] for k in sorted(logs)}
+                )
+
+    return LoggingCallback
+
+
+# Checkpoints are chosen by what the gate will judge: the run's ``primary_metric``, this by default.
+SELECTION_METRIC = GateConfig().primary_metric
+
+
+def validation_selector(validation: list[dict], jobs: dict[str, list[str]], metric: str = SELECTION_METRIC):
+    """A sentence-transformers evaluator: ``metric`` (the run's gate metric) on the validation split, titles
+    stripped."""
+    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+
+    from include.matcher.foundations.evaluation import evaluate_model
+
+    class HeldOutRetrieval(SentenceEvaluator):
+        def __init__(self):
+            super().__init__()
+            self.name = "validation"
+            self.primary_metric = self.metric = metric  # sentence-transformers prefixes primary_metric once scored
+            self.scorings, self.seconds = 0, 0.0  # what selection costs the training, for its stats
+
+        def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+            started = time.monotonic()
+            metrics = evaluate_model(model, validation, jobs, with_title=False)["metrics"]
+            self.scorings, self.seconds = self.scorings + 1, self.seconds + time.monotonic() - started
+            log.info("fine_tune: validation at step %d: %s %.4f", steps, metric, metrics.get(metric, 0.0))
+            return self.prefix_name_to_metrics({metric: metrics.get(metric, 0.0)}, self.name)
+
+    return HeldOutRetrieval()
+
+
+# The trainer's own step schedule never fires (CheckpointSchedule decides); the strategies stay
+# "steps" because keeping the best checkpoint needs saving and scoring on the same schedule.
+NEVER = 10**9
+
+
+def _checkpoint_schedule_class(minutes: float, steps: int, scoring: bool):
+    from transformers import TrainerCallback
+
+    class CheckpointSchedule(TrainerCallback):
+        """Checkpoint (and score, when selecting) every ``minutes`` of training, every ``steps`` steps if
+        set, and at each epoch's end: a resume loses at most ``minutes`` of work, and a short run still
+        gets one checkpoint per epoch to choose from."""
+
+        def __init__(self):
+            self.last = time.monotonic()
+
+        def _checkpoint(self, control) -> None:
+            control.should_save = True
+            control.should_evaluate = scoring
+            self.last = time.monotonic()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.monotonic() - self.last >= minutes * 60 or (steps and state.global_step % steps == 0):
+                self._checkpoint(control)
+            elif state.global_step >= state.max_steps:
+                # The trainer's own save and scoring at the last step: the epoch's end does both just after.
+                control.should_save = control.should_evaluate = False
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            self._checkpoint(control)
+
+    return CheckpointSchedule
+
+
+def selection_flags(selector) -> dict:
+    """Trainer arguments that score each checkpoint and load the best one at the end."""
+    if selector is None:
+        return {}
+    return {
+        "eval_strategy": "steps",
+        "eval_steps": NEVER,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": f"eval_validation_{selector.metric}",
+        "greater_is_better": True,
+    }
+
+
+def device_flags() -> dict:
+    """Trainer arguments for the hardware at hand: mixed precision and the data loader.
+
+    On CUDA: bf16 where supported (fp16 otherwise), pinned memory, and worker processes that tokenize
+    the next batches while the GPU runs this one. On CPU the same workers would take cores from the
+    model's own matmuls, and there is no device memory to pin for.
+    """
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"bf16": False, "fp16": False, "dataloader_pin_memory": False, "dataloader_num_workers": 0}
+    bf16 = torch.cuda.is_bf16_supported()
+    workers = min(4, max(1, (os.cpu_count() or 2) // 2))
+    return {
+        "bf16": bf16,
+        "fp16": not bf16,
+        "dataloader_pin_memory": True,
+        "dataloader_num_workers": workers,
+        "dataloader_persistent_workers": True,
+        "dataloader_prefetch_factor": 4,
+    }
+
+
+def _s3_checkpoint_callback_class(storage: ObjectStore, checkpoint_uri: str):
+    from transformers import TrainerCallback
+
+    class S3Checkpoints(TrainerCallback):
+        """Mirror each checkpoint to S3 in the background, move ``latest.json`` to it (pointer last),
+        then drop the older ones.
+
+        A resume needs only the latest; each checkpoint holds the model and the optimizer state
+        (for MiniLM, 91 MB of weights plus two AdamW moments of that size), so keeping every one
+        would fill the bucket night after night. One upload at a time, in order: the next checkpoint
+        (or the end of training) waits for the one before, and an upload's error fails the training.
+        """
+
+        def __init__(self):
+            self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-upload")
+            self._pending: Future | None = None
+            self.uploads, self.waited = 0, 0.0  # seconds the training stood still for an upload
+            self._staging = tempfile.TemporaryDirectory(prefix="matcher-checkpoint-")
+
+        def on_save(self, args, state, control, **kwargs):
+            local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            # sentence-transformers' card quotes training CVs; a resume needs weights and state, not the card.
+            (local / MODEL_CARD).unlink(missing_ok=True)
+            self.wait()
+            # Hard links: instant, and the upload keeps its files when the trainer rotates the folder away.
+            staged = Path(self._staging.name) / local.name
+            shutil.copytree(local, staged, copy_function=os.link)
+            self._pending = self._uploads.submit(self._upload, staged, state.global_step)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.wait()
+
+        def wait(self) -> None:
+            """Block until the checkpoint being uploaded is on S3 (re-raising its error)."""
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                started = time.monotonic()
+                pending.result()
+                self.uploads, self.waited = self.uploads + 1, self.waited + time.monotonic() - started
+
+        def _upload(self, staged: Path, step: int) -> None:
+            target = layout.checkpoint(checkpoint_uri, staged.name)
+            storage.upload_dir(staged, target)
+            storage.put_json(layout.latest_checkpoint(checkpoint_uri), {"step": step, "uri": target})
+            log.info("fine_tune: checkpoint at step %d saved to %s", step, target)
+            names = {
+                info.uri[len(checkpoint_uri.rstrip("/")) + 1 :].split("/", 1)[0]
+                for info in storage.list(checkpoint_uri)
+            }
+            for name in sorted(n for n in names if n.startswith("checkpoint-") and n != staged.name):
+                storage.delete_prefix(layout.checkpoint(checkpoint_uri, name))
+            shutil.rmtree(staged, ignore_errors=True)
+
+    return S3Checkpoints
+
+
+def _restore_checkpoint(storage: ObjectStore, checkpoint_uri: str, scratch: str) -> str | None:
+    """Download the newest S3 checkpoint into ``scratch``; its local path, or None."""
+    found = storage.get_with_etag(layout.latest_checkpoint(checkpoint_uri))
+    if found is None:
+        return None
+    latest = json.loads(found[0])
+    local = Path(scratch) / latest["uri"].rstrip("/").rsplit("/", 1)[1]
+    storage.download_dir(latest["uri"], local)
+    log.info("fine_tune: resuming from step %d (%s)", latest["step"], latest["uri"])
+    return str(local)
+
+
+def train_model(
+    rows: list[dict],
+    metadata: list[dict],
+    config: TrainingConfig,
+    output_dir: str | Path,
+    storage=None,
+    checkpoint_uri: str | None = None,
+    validation: list[dict] | None = None,
+    jobs: dict[str, list[str]] | None = None,
+    selection_metric: str = SELECTION_METRIC,
+) -> Path:
+    """Fine-tune ``config.base_model`` on ``rows`` and save the result into ``output_dir``.
+
+    With ``checkpoint_uri``, a checkpoint is mirrored to S3 every ``config.checkpoint_minutes``, at
+    each epoch's end (and every ``config.checkpoint_steps`` if set), and a rerun resumes from the
+    newest one instead of starting over. With ``validation`` CVs and
+    ``jobs`` (and ``config.select_best``), every checkpoint is scored on them and the best one, not
+    the last, is what gets saved.
+    """
+    if not rows:
+        raise ValueError("no training examples: the training split is empty")
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from transformers.trainer_callback import PrinterCallback
+
+    from include.matcher.foundations.models import load_model
+
+    spec = loss_spec(config.loss)
+    columns = spec.columns_for(rows)  # mined hard negatives add a column to the in-batch ones
+    dataset = Dataset.from_dict({column: [row[column] for row in rows] for column in columns})
+    model = load_model(config.base_model, storage)
+    model.max_seq_length = config.max_seq_length
+    output_dir = Path(output_dir)
+    selector = (
+        validation_selector(validation, jobs, selection_metric) if config.select_best and validation and jobs else None
+    )
+    checkpointing = bool(checkpoint_uri or selector)
+
+    with tempfile.TemporaryDirectory(prefix="matcher-train-") as scratch:
+        args = SentenceTransformerTrainingArguments(
+            output_dir=scratch,
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
+            optim="adamw_torch",
+            seed=config.seed,
+            data_seed=config.seed,
+            # In-batch negatives must be true negatives: one CV per category in a batch.
+            batch_sampler=spec.batch_sampler(metadata),
+            save_strategy="steps" if checkpointing else "no",
+            save_steps=NEVER,
+            save_total_limit=1,
+            **selection_flags(selector),
+            logging_steps=max(1, len(rows) // (config.batch_size * 10)),
+            report_to="none",
+            disable_tqdm=True,
+            **device_flags(),
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=dataset, loss=spec.build(model, config), evaluator=selector
+        )
+        trainer.remove_callback(PrinterCallback)  # progress goes to the task log through logging instead
+        trainer.add_callback(_logging_callback_class()())
+        if checkpointing:
+            schedule = _checkpoint_schedule_class(config.checkpoint_minutes, config.checkpoint_steps, bool(selector))
+            trainer.add_callback(schedule())
+        resume, uploads = None, None
+        if checkpoint_uri:
+            uploads = _s3_checkpoint_callback_class(storage, checkpoint_uri)()
+            trainer.add_callback(uploads)
+            resume = _restore_checkpoint(storage, checkpoint_uri, scratch)
+        started = time.monotonic()
+        with children_allowed():  # CUDA's data-loader workers, inside a Celery prefork worker too
+            result = trainer.train(resume_from_checkpoint=resume)
+        seconds = time.monotonic() - started
+
+    model.save(str(output_dir), create_model_card=False)  # its card would quote training CVs
+    with open(output_dir / "training_metadata.jsonl", "w") as handle:
+        for row in metadata:
+            handle.write(json.dumps(row, sort_keys=True) + "\n")
+    stats = {
+        "config": config.to_dict(),
+        "examples": len(rows),
+        "train_seconds": round(seconds, 2),
+        "examples_per_second": round(len(rows) * config.epochs / seconds, 3) if seconds else None,
+        "train_loss": result.training_loss,
+        "resumed_from": resume and Path(resume).name,
+        "best_checkpoint": getattr(trainer.state, "best_model_checkpoint", None)
+        and Path(trainer.state.best_model_checkpoint).name,
+        "best_validation": getattr(trainer.state, "best_metric", None),
+        "device": str(model.device),
+        # Inside train_seconds: what best-checkpoint selection and resumability cost this run.
+        "selection": None
+        if selector is None
+        else {"metric": selector.metric, "scorings": selector.scorings, "seconds": round(selector.seconds, 2)},
+        "checkpoint_uploads": None
+        if uploads is None
+        else {"count": uploads.uploads, "waited_seconds": round(uploads.waited, 2)},
+    }
+    (output_dir / "training_config.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
+    write_model_card(output_dir, stats)
+    log.info("fine_tune: %d examples x %d epochs in %.1fs on %s", len(rows), config.epochs, seconds, model.device)
+    return output_dir
+
+
+def fine_tune(
+    pairs_uri: str,
+    run_uri: str,
+    config: TrainingConfig,
+    storage: ObjectStore,
+    selection_metric: str = SELECTION_METRIC,
+) -> str:
+    """Train on ``<pairs>/train.jsonl`` and upload the candidate to ``<run>/candidate/``.
+
+    The validation split (``<pairs>/validation.jsonl``) picks the best checkpoint by
+    ``selection_metric`` (the run's gate ``primary_metric``); the test split stays unseen until the gate.
+    """
+    pairs, run = layout.Pairs(pairs_uri), layout.Run(run_uri)
+    rows = storage.get_jsonl(pairs.split("train"))
+    metadata = storage.get_jsonl(pairs.training_metadata)
+    validation = storage.get_jsonl(pairs.split("validation")) if storage.exists(pairs.split("validation")) else []
+    jobs = storage.get_json(pairs.jobs) if storage.exists(pairs.jobs) else None
+    candidate_uri = run.candidate.uri
+    with tempfile.TemporaryDirectory(prefix="matcher-candidate-") as local:
+        checkpoint_uri = run.checkpoints
+        train_model(
+            rows,
+            metadata,
+            config,
+            local,
+            storage,
+            checkpoint_uri=checkpoint_uri,
+            validation=validation,
+            jobs=jobs,
+            selection_metric=selection_metric,
+        )
+        storage.upload_dir(local, candidate_uri)
+    # The candidate is safe on S3: the checkpoints that guarded the training are no longer needed.
+    storage.delete_prefix(checkpoint_uri)
+    log.info("fine_tune: candidate at %s", candidate_uri)
+    return candidate_uri

@@ -1,0 +1,101 @@
+import pytest
+
+from include.matcher.foundations.models import NotAModel, base_model_path, load_model, resolve_model
+from include.matcher.foundations.uris import join_uri
+
+
+def test_base_model_comes_from_the_installed_package():
+    assert (
+        resolve_model("all-MiniLM-L6-v2")
+        == resolve_model("sentence-transformers/all-MiniLM-L6-v2")
+        == base_model_path()
+    )
+    assert (base_model_path() / "model.safetensors").exists()
+
+
+def test_pickled_weights_are_refused(tmp_path):
+    """A model folder with only pytorch_model.bin (pickle) must not load: safetensors only."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(base_model_path(), folder)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(NotAModel, match="no .safetensors weights"):  # refused before anything is read
+        load_model(str(folder), device="cpu")
+    # A stray safetensors file elsewhere passes that check; loading still reads safetensors weights only.
+    (folder / "1_Pooling" / "stray.safetensors").write_bytes(b"")
+    with pytest.raises(OSError, match="no file named model.safetensors"):  # the pickle beside it is never read
+        load_model(str(folder), device="cpu")
+
+
+def test_what_is_not_a_model_is_refused_before_anything_is_fetched(storage, locations, monkeypatch, tmp_path):
+    """``base_model`` pointed at the raw CVs once copied every CV onto the worker, at the registry root
+    every version, and a crafted config took 4 GB: only a bounded sentence-transformers folder loads."""
+    from include.matcher.foundations import models
+    from include.matcher.foundations.settings import TrainingConfig
+
+    monkeypatch.setenv("MATCHER_MODEL_CACHE", str(tmp_path / "cache"))
+    for index in range(3):
+        storage.put_bytes(join_uri(locations.raw_cvs, "HR", f"cv-{index}.txt"), b"a CV " * 50)
+    registry_version = join_uri(locations.registry, "models", "v1")
+    storage.upload_dir(base_model_path(), registry_version)
+    huge = join_uri(locations.work, "huge-config")
+    storage.upload_dir(base_model_path(), huge)
+    storage.put_bytes(join_uri(huge, "config.json"), b" " * (models.MAX_JSON_BYTES + 1))
+    many = join_uri(locations.work, "many-files")
+    for index in range(models.MAX_MODEL_FILES + 1):
+        storage.put_bytes(join_uri(many, f"f{index}"), b"")
+
+    for uri, why in (
+        (locations.raw_cvs, "no modules.json"),
+        (locations.registry, "no modules.json"),
+        (huge, "config.json is"),
+        (many, "more than"),
+    ):
+        with pytest.raises(NotAModel, match=why):
+            resolve_model(uri, storage)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())  # nothing was downloaded
+    assert (resolve_model(registry_version, storage) / "model.safetensors").exists()  # a real version loads
+
+    with pytest.raises(ValueError, match="base_model must match"):
+        TrainingConfig(base_model="s3://bucket/a model with spaces")
+    with pytest.raises(ValueError, match="seed must be at most"):
+        TrainingConfig(seed=1099511627776)
+
+
+def _resolve_in_a_process(uri: str, environment: dict, results) -> None:
+    import os
+
+    os.environ.update(environment)
+    try:
+        results.put(str(resolve_model(uri)))
+    except Exception as error:  # reported to the test, which fails on it
+        results.put(f"error: {type(error).__name__}: {error}")
+
+
+def test_four_processes_resolving_one_model_at_once_all_get_it(storage, locations, tmp_path):
+    """2-3 of 4 processes once crashed on ``...partial/model.safetensors``: each now downloads into a
+    folder of its own and renames it into the cache; the losers use the winner's copy."""
+    import multiprocessing
+    import os
+
+    uri = join_uri(locations.registry, "models", "v-race")
+    storage.upload_dir(base_model_path(), uri)
+    environment = {key: value for key, value in os.environ.items() if key.startswith(("AWS_", "MATCHER_"))}
+    environment["MATCHER_MODEL_CACHE"] = str(tmp_path / "cache")
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [context.Process(target=_resolve_in_a_process, args=(uri, environment, results)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    answers = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert len(set(answers)) == 1 and not answers[0].startswith("error"), answers
+    assert (tmp_path / "cache").is_dir() and [p.name for p in (tmp_path / "cache").iterdir()] == [
+        answers[0].rsplit("/", 1)[1]
+    ]

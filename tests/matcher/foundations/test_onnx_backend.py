@@ -1,0 +1,50 @@
+"""The ONNX route for the embedding refresh: same vectors as torch, exported once per version."""
+
+import numpy as np
+import pytest
+
+from include.matcher.foundations.models import resolve_model
+from include.matcher.foundations.onnx_backend import FILES, load_encoder
+from include.matcher.foundations.uris import join_uri
+
+TEXTS = [
+    "Sous chef: sauces, grill station, a brigade of six.",
+    "Captain on A320 jets, 8,000 hours.",
+    "x",
+    "Payroll, month-end close and audits " * 40,
+]
+
+
+@pytest.fixture(scope="module")
+def version_uri(s3_server):
+    import uuid
+
+    from include.matcher.foundations.storage import Storage
+
+    storage = Storage()
+    bucket = f"onnx-{uuid.uuid4().hex[:8]}"
+    storage.ensure_bucket(bucket)
+    uri = f"s3://{bucket}/registry/models/v1"
+    storage.upload_dir(resolve_model("all-MiniLM-L6-v2"), uri)
+    return uri
+
+
+def test_onnx_vectors_match_torch_and_int8_stays_close(version_uri, storage, base_model, monkeypatch, tmp_path):
+    monkeypatch.setenv("MATCHER_MODEL_CACHE", str(tmp_path / "cache"))
+    reference = base_model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    fp32 = load_encoder(version_uri, storage, "onnx").encode(TEXTS)
+    int8 = load_encoder(version_uri, storage, "onnx-int8").encode(TEXTS)
+    assert np.abs(fp32 - reference).max() < 1e-4
+    assert (np.sum(int8 * reference, axis=1) > 0.97).all()  # cosine to the torch vector
+    for backend in ("onnx", "onnx-int8"):  # stored with the version for every other worker
+        assert storage.exists(join_uri(version_uri, "onnx", FILES[backend]))
+
+
+def test_a_second_worker_downloads_the_stored_export(version_uri, storage, monkeypatch, tmp_path):
+    import include.matcher.foundations.onnx_backend as onnx_backend
+
+    load_encoder(version_uri, storage, "onnx-int8")  # make sure it is stored
+    monkeypatch.setenv("MATCHER_MODEL_CACHE", str(tmp_path / "fresh-worker"))
+    monkeypatch.setattr(onnx_backend, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
+    vectors = load_encoder(version_uri, storage, "onnx-int8").encode(TEXTS[:2])
+    assert vectors.shape == (2, 384)

@@ -1,0 +1,97 @@
+from include.matcher.stages.report import model_card_section, render_report
+
+
+def sample_report(promote: bool = True) -> dict:
+    def result(acc, per_category):
+        return {
+            "metrics": {
+                "accuracy@1": acc,
+                "accuracy@3": 0.9,
+                "mrr@10": acc + 0.05,
+                "ndcg@10": acc + 0.1,
+                "job_to_cv_recall@10": 0.5,
+                "job_to_cv_map@10": 0.4,
+            },
+            "per_category": {c: {"accuracy@1": v, "mrr@10": v, "count": 6} for c, v in per_category.items()},
+            "confusion": {"labels": ["CHEF", "PILOT"], "matrix": [[5, 1], [2, 4]]},
+            "with_title": {"metrics": {"accuracy@1": acc + 0.2}},
+        }
+
+    return {
+        "created_at": "2026-11-25T02:00:00+00:00",
+        "run": "s3://b/work/runs/night-1",
+        "version": "v20261125T020000Z-abc123",
+        "production": {"name": "all-MiniLM-L6-v2", "version": None},
+        "held_out": {"count": 12},
+        "data_hash": "d" * 64,
+        "training": {"loss": "multiple_negatives", "epochs": 1, "learning_rate": 2e-5},
+        "candidate_metrics": result(0.75, {"CHEF": 0.8, "PILOT": 0.7}),
+        "production_metrics": result(0.5, {"CHEF": 0.6, "PILOT": 0.4}),
+        "baselines": {"base_zero_shot": result(0.5, {}), "tfidf_logreg": result(0.65, {})},
+        "decision": {
+            "promote": promote,
+            "primary_metric": "mrr@10",
+            "reason": "candidate mrr@10 0.8000 beats production 0.5500",
+        },
+    }
+
+
+def test_html_report_has_the_verdict_baselines_a_category_chart_and_a_confusion_matrix():
+    page = render_report(sample_report())
+    assert "PROMOTE" in page and "beats production" in page
+    assert "TF-IDF + logistic regression" in page and "base model, zero-shot" in page
+    assert page.count('class="category-chart"') == 1 and "CHEF (6)" in page
+    assert page.count('class="confusion-matrix"') == 1
+    assert "CHEF ranked as PILOT: 1" in page and "PILOT ranked as CHEF: 2" in page
+    assert "d" * 64 in page and "loss=multiple_negatives" in page
+    assert "KEEP PRODUCTION" in render_report(sample_report(promote=False))
+
+
+def test_model_card_records_metrics_baselines_data_hash_and_hyperparameters():
+    card = model_card_section(sample_report())
+    assert "| candidate | 0.750 | 0.900 | 0.800 |" in card
+    assert "| TF-IDF + logistic regression | 0.650 |" in card
+    assert "Data content hash: `" + "d" * 64 + "`" in card
+    assert "`learning_rate=2e-05`" in card and "`loss=multiple_negatives`" in card
+
+
+def test_a_jobs_file_with_thousands_of_categories_gives_a_bounded_report():
+    """2,000 categories once made a 555 MB report page (a 2,000 x 2,000 matrix): beyond 50, the
+    report keeps the largest confusions, and its size grows with the categories, not their square."""
+    import json
+
+    import numpy as np
+
+    from include.matcher.foundations.evaluation import MAX_CONFUSION_CATEGORIES, TOP_CONFUSIONS, evaluate_scores
+    from include.matcher.stages.report_schema import check_report
+
+    def report_for(count: int) -> tuple[dict, str]:
+        categories = [f"CATEGORY-{i:04d}" for i in range(count)]
+        rng = np.random.default_rng(0)
+        truth = [categories[i % count] for i in range(3 * count)]
+        result = evaluate_scores(rng.random((len(truth), count)), categories, truth)
+        report = {**sample_report(), "candidate_metrics": result, "production_metrics": result}
+        return report, render_report(check_report(report))
+
+    small, _ = report_for(MAX_CONFUSION_CATEGORIES)
+    assert len(small["candidate_metrics"]["confusion"]["matrix"]) == MAX_CONFUSION_CATEGORIES
+    large, page = report_for(2_000)
+    confusion = large["candidate_metrics"]["confusion"]
+    assert confusion["matrix"] == [] and confusion["categories"] == 2_000
+    assert len(confusion["top_confusions"]) == TOP_CONFUSIONS
+    counts = [c["count"] for c in confusion["top_confusions"]]
+    assert counts == sorted(counts, reverse=True) and all(
+        c["true"] != c["predicted"] for c in confusion["top_confusions"]
+    )
+    assert 'class="confusion-matrix"' not in page and "largest confusions" in page
+    assert len(page) < 5_000_000 and len(json.dumps(large)) < 5_000_000
+
+
+def test_a_deeply_nested_jobs_file_gives_a_one_line_error():
+    import pytest
+
+    from include.matcher.foundations.jobs import parse_job_descriptions
+
+    with pytest.raises(ValueError, match="nested too deeply") as refused:
+        parse_job_descriptions(b"[" * 200_000 + b"]" * 200_000)
+    assert "\n" not in str(refused.value)

@@ -1,0 +1,107 @@
+"""The package's folders are its layers (ARCHITECTURE.md): each imports only the ones below it, the
+import graph has no cycle, and nothing but the Airflow glue imports Airflow."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.helpers import PROJECT_ROOT
+
+PACKAGE = PROJECT_ROOT / "include" / "matcher"
+LAYERS = ("foundations", "stages", "serving", "pages")  # bottom to top
+ENTRY_POINTS = {"include.matcher", "include.matcher.cli", "include.matcher.python_api", "include.matcher.__main__"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in (PROJECT_ROOT / "include").rglob("*.py")}
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module ``path`` imports, at its top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 and parts[:2] == ["include", "matcher"] and parts[2] in LAYERS else None
+
+
+def test_every_module_of_the_package_sits_in_a_layer_or_is_an_entry_point():
+    loose = [m for m in MODULES if m.startswith("include.matcher") and m not in ENTRY_POINTS and not layer_of(m)]
+    assert [m for m in loose if m.rsplit(".", 1)[1] not in LAYERS] == [], loose
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    wrong = []
+    for module, path in MODULES.items():
+        own = layer_of(module)
+        if own is None:
+            continue
+        for imported in imports_of(path) & set(MODULES):
+            other = layer_of(imported)
+            if other is not None and LAYERS.index(other) > LAYERS.index(own):
+                wrong.append(f"{module} ({own}) imports {imported} ({other})")
+            if imported in ENTRY_POINTS - {"include.matcher"}:
+                wrong.append(f"{module} imports the entry point {imported}")
+    assert wrong == []
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = {module: imports_of(path) & set(MODULES) - {module, "include.matcher"} for module, path in MODULES.items()}
+    done, path_so_far, cycles = set(), [], []
+
+    def visit(module: str) -> None:
+        if module in path_so_far:
+            cycles.append(path_so_far[path_so_far.index(module) :] + [module])
+            return
+        if module in done:
+            return
+        path_so_far.append(module)
+        for imported in sorted(graph[module]):
+            visit(imported)
+        path_so_far.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+    assert cycles == []
+
+
+def test_only_the_airflow_glue_imports_airflow():
+    importers = sorted(
+        module
+        for module, path in MODULES.items()
+        if any(name == "airflow" or name.startswith("airflow.") for name in imports_of(path))
+    )
+    assert importers == ["include.airflow_support"]
+
+
+def test_architecture_md_draws_every_module_in_its_layer():
+    import re
+
+    drawing = (PROJECT_ROOT / "ARCHITECTURE.md").read_text().split("```", 2)[1]
+    drawn, layer = {}, None
+    for line in drawing.splitlines():
+        heading = re.match(r"\s+(\w+)/\s", line)
+        if heading and heading.group(1) in LAYERS:
+            layer = heading.group(1)
+        if layer:
+            drawn.setdefault(layer, set()).update(re.findall(r"[a-z_]+", line))
+    missing = [
+        module
+        for module in MODULES
+        if layer_of(module) and module.rsplit(".", 1)[1] not in drawn.get(layer_of(module), set())
+    ]
+    assert missing == [], "ARCHITECTURE.md's drawing lacks these modules (or shows them in another layer)"
