@@ -63,3 +63,17 @@ def put_a_model_every_candidate_beats_in_production(storage, locations, folder: 
     storage.put_json(version.entry, entry)
     storage.put_json(layout.production_pointer(locations.registry), entry)
     return version.uri
+
+
+def read_cv_vectors(storage, embeddings_uri: str):
+    """The current CV embeddings as one pyarrow table (all parts), or None before the first refresh."""
+    import pyarrow as pa
+
+    from include.matcher.foundations.pointers import read_current
+    from include.matcher.stages.embeddings import read_parquet
+
+    current = read_current(storage, embeddings_uri)
+    if current is None:
+        return None
+    parts = storage.get_json(current["manifest"])["parts"]["cvs"]
+    return pa.concat_tables([read_parquet(part["uri"], storage) for part in parts])

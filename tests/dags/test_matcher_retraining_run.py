@@ -14,8 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.matcher.foundations.uris import join_uri
-from include.matcher.stages.embeddings import read_cv_vectors
-from tests.helpers import BEATEN_VERSION, aws_connection_json, put_a_model_every_candidate_beats_in_production
+from tests.helpers import (
+    BEATEN_VERSION,
+    aws_connection_json,
+    put_a_model_every_candidate_beats_in_production,
+    read_cv_vectors,
+)
 
 pytestmark = pytest.mark.integration
 

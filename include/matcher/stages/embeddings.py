@@ -421,14 +421,3 @@ def refresh_embeddings(
         return current["uri"]
     part_uris = [embed_shard(uri, storage) for uri in shard_uris]
     return publish_embeddings(version_uri, corpus_uri, part_uris, locations, storage)
-
-
-def read_cv_vectors(storage: ObjectStore, embeddings_uri: str):
-    """The current CV embeddings as one pyarrow table (all parts), or None before the first refresh."""
-    import pyarrow as pa
-
-    current = read_current(storage, embeddings_uri)
-    if current is None:
-        return None
-    parts = storage.get_json(current["manifest"])["parts"]["cvs"]
-    return pa.concat_tables([read_parquet(part["uri"], storage) for part in parts])

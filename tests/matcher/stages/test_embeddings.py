@@ -5,7 +5,8 @@ from include.matcher.foundations import layout
 from include.matcher.foundations.models import resolve_model
 from include.matcher.foundations.pointers import read_current
 from include.matcher.foundations.uris import join_uri
-from include.matcher.stages.embeddings import plan_refresh, read_cv_vectors, read_parquet, refresh_embeddings
+from include.matcher.stages.embeddings import plan_refresh, read_parquet, refresh_embeddings
+from tests.helpers import read_cv_vectors
 
 TEXTS = {
     "CHEF/a.txt": "Grill cook, steaks and burgers",

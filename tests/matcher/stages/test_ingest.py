@@ -75,7 +75,8 @@ def test_a_run_on_a_sub_prefix_leaves_the_ledger_and_search_of_the_rest_intact(s
     leave the production embeddings alone unless told to publish."""
     from include.matcher.foundations.settings import PipelineConfig
     from include.matcher.stages.corpus import read_ledger
-    from include.matcher.stages.embeddings import plan_production_refresh, read_cv_vectors, refresh_embeddings
+    from include.matcher.stages.embeddings import plan_production_refresh, refresh_embeddings
+    from tests.helpers import read_cv_vectors
     from tests.matcher.serving.test_search import put_base_model_in_production
 
     for name, var in locations.ENV.items():
