@@ -111,8 +111,9 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
+    from include.matcher.foundations.context import RunContext
     from include.matcher.foundations.jobs import load_job_descriptions
-    from include.matcher.foundations.settings import SplitConfig, TrainingConfig
+    from include.matcher.foundations.settings import PipelineConfig, SplitConfig, TrainingConfig
     from include.matcher.foundations.uris import join_uri
     from include.matcher.stages.pairs import split_corpus, training_examples
     from include.matcher.stages.training import fine_tune, train_model
@@ -144,7 +145,7 @@ def main() -> int:
         storage.put_jsonl(join_uri(pairs_uri, "validation.jsonl"), by_split["validation"])
         storage.put_json(join_uri(pairs_uri, "jobs.json"), jobs)
         started = time.perf_counter()
-        candidate = fine_tune(pairs_uri, run_uri, TrainingConfig(), storage)
+        candidate = fine_tune(pairs_uri, RunContext(run_uri, PipelineConfig(locations=locations), storage))
         wall = time.perf_counter() - started
         stage_stats = json.loads(storage.get_bytes(join_uri(candidate, "training_config.json")))
         stage = stage_stats["train_seconds"]

@@ -48,8 +48,8 @@ from include.airflow_support import (
     default_args,
     log_run_summary,
     pulled,
+    run_stage,
     s3_storage,
-    timed,
 )
 from include.matcher.foundations.settings import RETRAINING_DAG_ID, deployment_setting
 
@@ -61,14 +61,6 @@ GPU_ROUTING = {
     for key, var in (("queue", "MATCHER_GPU_QUEUE"), ("pool", "MATCHER_GPU_POOL"))
     if deployment_setting(var)
 }
-
-
-def run_config(params: dict, run_id: str):
-    """This run's config (defaults + trigger params) and its run-scoped S3 prefix."""
-    from include.matcher.foundations.settings import Locations, PipelineConfig
-
-    config = PipelineConfig(locations=Locations.from_env()).with_params(dict(params))
-    return config, config.locations.run_uri(run_id)
 
 
 def name_the_shard(shard_uri: str) -> None:
@@ -92,24 +84,23 @@ def name_the_shard(shard_uri: str) -> None:
     doc_md=__doc__,
 )
 def matcher_retraining():
+    # Each task is one call: run_stage gives the stage its inputs and this run's context (settings,
+    # params, S3) and records its time. Stages import inside the tasks: parsing the DAG stays light.
     with TaskGroup("ingest", tooltip="Find new or changed CV files; stop on a night with nothing new"):
 
         @task
-        @timed
         def find_new_files(params=None, run_id=None) -> str:
             """List the raw prefix, diff it with the ingestion ledger, write this run's `manifest.json`."""
-            from include.matcher.stages.ingest import ingest
+            from include.matcher.stages import ingest
 
-            config, run_uri = run_config(params, run_id)
-            return ingest(run_uri, config.locations, s3_storage(), force=config.data.force_retrain)
+            return run_stage(ingest.find_new_files, params=params, run_id=run_id)
 
         @task.short_circuit
-        @timed
-        def check_for_new_data(manifest_uri: str) -> bool:
+        def check_for_new_data(manifest_uri: str, params=None, run_id=None) -> bool:
             """Skip the rest of the run when nothing is new, changed or untrained and the jobs file is unchanged."""
-            from include.matcher.stages.ingest import has_work
+            from include.matcher.stages import ingest
 
-            work = has_work(manifest_uri, s3_storage())
+            work = run_stage(ingest.check_for_new_data, manifest_uri, params=params, run_id=run_id)
             if not work:
                 log_run_summary()
             return work
@@ -120,32 +111,26 @@ def matcher_retraining():
     with TaskGroup("parse", tooltip="PDF / DOCX / TXT to text, in mapped shards"):
 
         @task
-        @timed
         def plan_shards(manifest_uri: str, params=None, run_id=None) -> list[str]:
             """Cut the manifest's files into shards; one `parse_shard` task runs per shard."""
-            from include.matcher.stages.parse import plan_parse_shards
+            from include.matcher.stages import parse
 
-            config, run_uri = run_config(params, run_id)
-            return plan_parse_shards(manifest_uri, run_uri, s3_storage(), config.shards.parse_files)
+            return run_stage(parse.plan_shards, manifest_uri, params=params, run_id=run_id)
 
         @task(map_index_template="{{ shard_name }}")
-        @timed
         def parse_shard(shard_uri: str, params=None, run_id=None) -> str:
             """Parse one shard's files in isolated worker processes; its outcomes' URI."""
-            from include.matcher.stages.parse import parse_shard as parse_one_shard
+            from include.matcher.stages import parse
 
-            config, _ = run_config(params, run_id)
             name_the_shard(shard_uri)
-            return parse_one_shard(shard_uri, config.locations, s3_storage(), config.limits)
+            return run_stage(parse.parse_shard, shard_uri, params=params, run_id=run_id)
 
         @task
-        @timed
         def collect(manifest_uri: str, outcome_uris: list[str], params=None, run_id=None) -> str:
             """Check every file ended in exactly one place, commit the ledger, write the corpus snapshot."""
-            from include.matcher.stages.parse import collect_parsed
+            from include.matcher.stages import parse
 
-            config, run_uri = run_config(params, run_id)
-            return collect_parsed(manifest_uri, pulled(outcome_uris), run_uri, config.locations, s3_storage())
+            return run_stage(parse.collect, manifest_uri, pulled(outcome_uris), params=params, run_id=run_id)
 
         shards = plan_shards(manifest)
         has_new_data >> shards
@@ -154,24 +139,18 @@ def matcher_retraining():
     with TaskGroup("train", tooltip="Training pairs, then a fine-tuned candidate"):
 
         @task
-        @timed
         def build_pairs(corpus_uri: str, params=None, run_id=None) -> str:
             """Split the corpus (stable, by text fingerprint) and shape examples for the chosen loss."""
-            from include.matcher.stages.pairs import build_pairs as build_pairs_stage
+            from include.matcher.stages import pairs
 
-            config, run_uri = run_config(params, run_id)
-            return build_pairs_stage(corpus_uri, run_uri, config, s3_storage())
+            return run_stage(pairs.build_pairs, corpus_uri, params=params, run_id=run_id)
 
         @task(**GPU_ROUTING)
-        @timed
         def fine_tune(pairs_uri: str, params=None, run_id=None) -> str:
             """Fine-tune the base model into a candidate (checkpoints mirrored to S3, resumed on retry)."""
-            from include.matcher.stages.training import fine_tune as fine_tune_stage
+            from include.matcher.stages import training
 
-            config, run_uri = run_config(params, run_id)
-            return fine_tune_stage(
-                pairs_uri, run_uri, config.training, s3_storage(), selection_metric=config.gate.primary_metric
-            )
+            return run_stage(training.fine_tune, pairs_uri, params=params, run_id=run_id)
 
         pairs = build_pairs(corpus)
         candidate = fine_tune(pairs)
@@ -179,30 +158,22 @@ def matcher_retraining():
     with TaskGroup("validate", tooltip="Candidate vs production on the held-out split, and the gate"):
 
         @task
-        @timed
         def evaluate(candidate_uri: str, pairs_uri: str, params=None, run_id=None) -> str:
             """Score candidate and production on the held-out CVs; write `validation_report.json`."""
-            from include.matcher.stages.validation import validate as validate_stage
+            from include.matcher.stages import validation
 
-            config, run_uri = run_config(params, run_id)
-            return validate_stage(
-                candidate_uri,
-                pairs_uri,
-                run_uri,
-                config.locations,
-                config.gate,
-                s3_storage(),
-                base_model=config.training.base_model,
-                airflow_run_id=run_id,
-            )
+            # The run id lets the Matcher page link the night to its Airflow run.
+            def evaluate_this_run(candidate_uri, pairs_uri, context):
+                return validation.evaluate(candidate_uri, pairs_uri, context, airflow_run_id=run_id)
+
+            return run_stage(evaluate_this_run, candidate_uri, pairs_uri, params=params, run_id=run_id)
 
         @task.short_circuit(ignore_downstream_trigger_rules=False)
-        @timed
-        def gate(report_uri: str) -> bool:
+        def gate(report_uri: str, params=None, run_id=None) -> bool:
             """Promote only a sound, better candidate; a refusal skips `promote` and leaves the run green."""
-            from include.matcher.stages.validation import gate as gate_decision
+            from include.matcher.stages import validation
 
-            decision = gate_decision(report_uri, s3_storage())
+            decision = run_stage(validation.gate, report_uri, params=params, run_id=run_id)
             log_run_summary()
             return decision
 
@@ -210,13 +181,11 @@ def matcher_retraining():
         promote_allowed = gate(report)
 
     @task(outlets=[PRODUCTION_MODEL])
-    @timed
     def promote(report_uri: str, params=None, run_id=None, outlet_events=None) -> str:
-        """Copy the candidate into the registry and swap the production pointer (compare-and-swap)."""
-        from include.matcher.stages.registry import promote_night
+        """Copy the candidate into a new registry version and swap the production pointer (compare-and-swap)."""
+        from include.matcher.stages import registry
 
-        config, _ = run_config(params, run_id)
-        entry = promote_night(report_uri, config.locations, s3_storage())
+        entry = run_stage(registry.promote_night, report_uri, params=params, run_id=run_id)
         outlet_events[PRODUCTION_MODEL].extra = {
             "version": entry["version"],
             "uri": entry["uri"],
@@ -230,33 +199,28 @@ def matcher_retraining():
     with TaskGroup("refresh_embeddings", tooltip="Embed every CV and job offer with the production model"):
 
         @task(trigger_rule=TriggerRule.NONE_FAILED)
-        @timed
         def plan_embedding_shards(corpus_uri: str, params=None, run_id=None) -> list[str]:
             """Shards of CVs to embed with the production model; none when nothing changed."""
-            from include.matcher.stages.embeddings import plan_production_refresh
+            from include.matcher.stages import embeddings
 
-            config, _ = run_config(params, run_id)
-            return plan_production_refresh(
-                corpus_uri, config.locations, s3_storage(), config.shards.embed_texts, config.publishes_embeddings
-            )
+            return run_stage(embeddings.plan_embedding_shards, corpus_uri, params=params, run_id=run_id)
 
         @task(map_index_template="{{ shard_name }}")
-        @timed
-        def embed_shard(shard_uri: str) -> str:
+        def embed_shard(shard_uri: str, params=None, run_id=None) -> str:
             """Embed one shard's CVs (unchanged texts keep their vectors while the model is unchanged)."""
-            from include.matcher.stages.embeddings import embed_shard as embed_one_shard
+            from include.matcher.stages import embeddings
 
             name_the_shard(shard_uri)
-            return embed_one_shard(shard_uri, s3_storage())
+            return run_stage(embeddings.embed_shard, shard_uri, params=params, run_id=run_id)
 
         @task(outlets=[CURRENT_EMBEDDINGS])
-        @timed
         def publish(shard_uris: list[str], part_uris: list[str], params=None, run_id=None, outlet_events=None) -> str:
             """Embed the job texts, write the manifest, flip `current.json`, log the run summary."""
-            from include.matcher.stages.embeddings import publish_shards
+            from include.matcher.stages import embeddings
 
-            config, _ = run_config(params, run_id)
-            published = publish_shards(pulled(shard_uris), pulled(part_uris), config.locations, s3_storage())
+            published = run_stage(
+                embeddings.publish, pulled(shard_uris), pulled(part_uris), params=params, run_id=run_id
+            )
             outlet_events[CURRENT_EMBEDDINGS].extra = {
                 "version": published["version"],
                 "uri": published["uri"],

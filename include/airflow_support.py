@@ -9,7 +9,6 @@ the slack provider is installed) when those are set.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from datetime import timedelta
@@ -92,28 +91,27 @@ def s3_storage():
     return Storage(S3Hook(aws_conn_id=AWS_CONN_ID, config=CLIENT_CONFIG).get_conn())
 
 
-def timed(function):
-    """Record the task's wall time at ``<run>/timings/<task>[<map index>].json`` (for the run summary).
+def run_stage(stage, *inputs, params=None, run_id=None):
+    """A DAG task's body: ``stage(*inputs, context)`` with this run's :class:`RunContext` (the
+    deployment's settings, the trigger's params, the ``aws_default`` S3), its wall time recorded at
+    ``<run>/timings/<task>[<map index>].json`` (for the run summary and ``benchmarks/orchestration.py``).
 
-    The DAG's tasks wrap core-package stages; what a stage costs beside Airflow's own overhead is
-    what these files tell, and what the run summary and ``benchmarks/orchestration.py`` read.
+    ``params`` and ``run_id`` are what Airflow passes the task; every stage is called the same way.
     """
+    from include.matcher.foundations.context import RunContext
 
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        started = time.perf_counter()
-        outcome = "failed"
+    context = RunContext.of(run_id, params, s3_storage())
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        result = stage(*inputs, context)
+        outcome = "success"
+        return result
+    finally:
         try:
-            result = function(*args, **kwargs)
-            outcome = "success"
-            return result
-        finally:
-            try:
-                record_timing(time.perf_counter() - started, outcome)
-            except Exception:  # bookkeeping must never fail the task it measures
-                log.warning("could not record the task's timing", exc_info=True)
-
-    return wrapper
+            record_timing(time.perf_counter() - started, outcome)
+        except Exception:  # bookkeeping must never fail the task it measures
+            log.warning("could not record the task's timing", exc_info=True)
 
 
 def record_timing(seconds: float, outcome: str) -> None:

@@ -105,3 +105,56 @@ def test_architecture_md_draws_every_module_in_its_layer():
         if layer_of(module) and module.rsplit(".", 1)[1] not in drawn.get(layer_of(module), set())
     ]
     assert missing == [], "ARCHITECTURE.md's drawing lacks these modules (or shows them in another layer)"
+
+
+# Each DAG task's stage function: (module under include.matcher.stages, function), named after its task.
+STAGE_TASKS = {
+    "ingest.find_new_files": ("ingest", "find_new_files"),
+    "ingest.check_for_new_data": ("ingest", "check_for_new_data"),
+    "parse.plan_shards": ("parse", "plan_shards"),
+    "parse.parse_shard": ("parse", "parse_shard"),
+    "parse.collect": ("parse", "collect"),
+    "train.build_pairs": ("pairs", "build_pairs"),
+    "train.fine_tune": ("training", "fine_tune"),
+    "validate.evaluate": ("validation", "evaluate"),
+    "validate.gate": ("validation", "gate"),
+    "promote": ("registry", "promote_night"),
+    "refresh_embeddings.plan_embedding_shards": ("embeddings", "plan_embedding_shards"),
+    "refresh_embeddings.embed_shard": ("embeddings", "embed_shard"),
+    "refresh_embeddings.publish": ("embeddings", "publish"),
+}
+
+
+def test_every_stage_takes_its_input_uris_then_one_run_context():
+    import importlib
+    import inspect
+
+    for task, (module, name) in STAGE_TASKS.items():
+        stage = getattr(importlib.import_module(f"include.matcher.stages.{module}"), name)
+        parameters = [p for p in inspect.signature(stage).parameters.values() if p.default is inspect.Parameter.empty]
+        assert parameters[-1].name == "context" and parameters[-1].annotation in ("RunContext", "RunContext | None"), (
+            task,
+            parameters,
+        )
+        inputs = parameters[:-1]
+        assert all(p.name.endswith(("_uri", "_uris")) for p in inputs), (task, [p.name for p in inputs])
+
+
+def test_every_dag_task_body_is_one_run_stage_call_of_its_stage():
+    source = (PROJECT_ROOT / "dags" / "matcher_retraining.py").read_text()
+    tasks = {
+        node.name: node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef)
+        and any("task" in ast.unparse(decorator) for decorator in node.decorator_list)
+    }
+    for task, (module, name) in STAGE_TASKS.items():
+        body = tasks[task.rsplit(".", 1)[-1]]
+        calls = [c for c in ast.walk(body) if isinstance(c, ast.Call) and ast.unparse(c.func) == "run_stage"]
+        assert len(calls) == 1, task
+        called = ast.unparse(calls[0].args[0])
+        assert called == f"{module}.{name}" or (task == "validate.evaluate" and called == "evaluate_this_run"), (
+            task,
+            called,
+        )
+    assert "run_config" not in source and "@timed" not in source  # the adapter replaced them

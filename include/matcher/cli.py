@@ -17,7 +17,6 @@ from pathlib import Path
 from include.matcher.foundations.settings import (
     GateConfig,
     Locations,
-    PipelineConfig,
     SplitConfig,
     TrainingConfig,
     deployment_setting,
@@ -197,6 +196,16 @@ def run_uri(run_id: str) -> str:
     return Locations.from_env().run_uri(run_id)
 
 
+def run_context(args, **params):
+    """The stage context of ``--run-id`` (none for operator actions), with the run settings among the
+    command's flags (and ``params``) over the deployment's."""
+    from include.matcher.foundations.context import RunContext
+    from include.matcher.foundations.settings import run_setting_fields
+
+    given = {f.name: getattr(args, f.name) for _, f in run_setting_fields() if getattr(args, f.name, None) is not None}
+    return RunContext.of(getattr(args, "run_id", None), {**given, **params}, storage())
+
+
 def emit(value) -> None:
     """Print a command's result (a URI or a JSON line) on the real stdout."""
     print(value if isinstance(value, str) else json.dumps(value, sort_keys=True), file=sys.__stdout__, flush=True)
@@ -276,9 +285,9 @@ def cmd_bootstrap(args) -> int:
 
 
 def cmd_ingest(args) -> int:
-    from include.matcher.stages.ingest import ingest
+    from include.matcher.stages.ingest import find_new_files
 
-    emit(ingest(run_uri(args.run_id), Locations.from_env(), storage(), force=args.force))
+    emit(find_new_files(run_context(args, force_retrain=args.force)))
     return 0
 
 
@@ -292,8 +301,7 @@ def cmd_parse(args) -> int:
 def cmd_build_pairs(args) -> int:
     from include.matcher.stages.pairs import build_pairs
 
-    config = PipelineConfig(locations=Locations.from_env(), training=training_config(args))
-    emit(build_pairs(args.corpus, run_uri(args.run_id), config, storage()))
+    emit(build_pairs(args.corpus, run_context(args)))
     return 0
 
 
@@ -304,8 +312,7 @@ def cmd_fine_tune(args) -> int:
 
         if not args.run_id:
             raise UsageError("--pairs needs --run-id")
-        gate = GateConfig.from_mapping(vars(args))
-        emit(fine_tune(args.pairs, run_uri(args.run_id), config, storage(), selection_metric=gate.primary_metric))
+        emit(fine_tune(args.pairs, run_context(args)))
         return 0
     missing = [
         flag
@@ -321,27 +328,16 @@ def cmd_fine_tune(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from include.matcher.stages.validation import validate
+    from include.matcher.stages.validation import evaluate
 
-    gate = GateConfig.from_mapping(vars(args))
-    emit(
-        validate(
-            args.candidate,
-            args.pairs,
-            run_uri(args.run_id),
-            Locations.from_env(),
-            gate,
-            storage(),
-            base_model=training_config(args).base_model,
-        )
-    )
+    emit(evaluate(args.candidate, args.pairs, run_context(args)))
     return 0
 
 
 def cmd_promote(args) -> int:
     from include.matcher.stages.registry import promote_night
 
-    emit(promote_night(args.report, Locations.from_env(), storage())["uri"])
+    emit(promote_night(args.report, run_context(args))["uri"])
     return 0
 
 

@@ -1,5 +1,6 @@
 """Re-running a task of a run (an Airflow retry) writes the same outputs at the same keys."""
 
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.settings import PipelineConfig
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.ingest import ingest
@@ -20,12 +21,12 @@ def test_parse_and_build_pairs_retries_are_idempotent(storage, locations, demo_f
     config = PipelineConfig(locations=locations)
 
     corpus = parse(manifest, run, locations, storage)
-    pairs = build_pairs(corpus, run, config, storage)
+    pairs = build_pairs(corpus, RunContext(run, config, storage))
     first = snapshot(storage, run)
     ledger = storage.get_bytes(join_uri(locations.work, "state", "ledger.json"))
 
     assert parse(manifest, run, locations, storage) == corpus  # the retry after the ledger commit
-    assert build_pairs(corpus, run, config, storage) == pairs
+    assert build_pairs(corpus, RunContext(run, config, storage)) == pairs
     second = snapshot(storage, run)
     for key in [key for key in first if key.endswith(("parse/summary.json", "/stats.json"))]:
         first.pop(key), second.pop(key)  # only their cache-hit counts differ

@@ -2,6 +2,7 @@
 
 import logging
 
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.settings import PipelineConfig
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.ingest import ingest
@@ -20,7 +21,7 @@ def test_stages_never_log_cv_text(storage, locations, caplog):
     run = join_uri(locations.work, "runs", "privacy")
     with caplog.at_level(logging.DEBUG):
         corpus = parse(ingest(run, locations, storage), run, locations, storage)
-        build_pairs(corpus, run, PipelineConfig(locations=locations), storage)
+        build_pairs(corpus, RunContext(run, PipelineConfig(locations=locations), storage))
     assert caplog.records, "the stages should log something"
     assert SECRET not in caplog.text
 
@@ -55,8 +56,8 @@ def test_no_artefact_outside_texts_and_pairs_holds_cv_text(storage, locations, c
     config = PipelineConfig(locations=locations, training=TrainingConfig(epochs=1, batch_size=8, max_seq_length=128))
     with caplog.at_level(logging.DEBUG):
         corpus = parse(ingest(run, locations, storage), run, locations, storage)
-        pairs = build_pairs(corpus, run, config, storage)
-        candidate = fine_tune(pairs, run, config.training, storage)
+        pairs = build_pairs(corpus, RunContext(run, config, storage))
+        candidate = fine_tune(pairs, RunContext(run, config, storage))
         report_uri = validate(candidate, pairs, run, locations, GateConfig(), storage)
         # This test is about where CV text goes, not about what a 1-epoch run learns: the promotion the
         # scan needs (the registry written) is arranged, whatever the gate decided.

@@ -10,6 +10,7 @@ import zlib
 import pytest
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.settings import ParseLimits, PipelineConfig
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.corpus import record_trained
@@ -48,7 +49,7 @@ def test_a_night_that_failed_after_parsing_leaves_its_cvs_to_the_next_night(stor
     manifest = storage.get_json(ingest(retry, locations, storage))
     assert manifest["counts"]["new"] == 0 and manifest["untrained_corpus"] and manifest["has_work"]
     corpus = parse(join_uri(retry, "manifest.json"), retry, locations, storage)
-    pairs = build_pairs(corpus, retry, PipelineConfig(locations=locations), storage)
+    pairs = build_pairs(corpus, RunContext(retry, PipelineConfig(locations=locations), storage))
     assert sum(storage.get_json(join_uri(pairs, "summary.json"))["cvs_by_split"].values()) == 30
 
     record_trained(retry, locations, storage, "refused")  # the gate decided: the work is done

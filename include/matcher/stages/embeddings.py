@@ -14,7 +14,7 @@ one the pointer names. Only the corpus as it is now (the ledger's) is published:
 old night's refresh would otherwise serve CVs deleted since.
 
 Three steps, so Airflow can spread the CVs over workers: :func:`plan_refresh` cuts the corpus into
-shards, :func:`embed_shard` embeds one (a mapped task each), :func:`publish_embeddings` embeds the
+shards, :func:`embed_part` embeds one (a mapped task each), :func:`publish_embeddings` embeds the
 job texts, writes the manifest and flips the pointer. A night's cost follows what changed: when the
 model is the one already embedded, a CV whose text is unchanged keeps its vector, and a night where
 nothing changed at all plans no shard and publishes nothing. :func:`refresh_embeddings` chains the
@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.documents import REJECT_REASONS, SUPPORTED_EXTENSIONS, Rejected
 from include.matcher.foundations.encoding import cv_pooling
 from include.matcher.foundations.jobs import load_job_descriptions
@@ -230,7 +231,7 @@ def reusable_vectors(manifest_uri: str | None, wanted: dict[str, str], storage: 
     return found
 
 
-def embed_shard(shard_uri: str, storage: ObjectStore, batch_size: int = BATCH_SIZE) -> str:
+def embed_part(shard_uri: str, storage: ObjectStore, batch_size: int = BATCH_SIZE) -> str:
     """Embed one shard's CVs (reusing unchanged ones' vectors); write its parquet part; the part's URI."""
     import numpy as np
 
@@ -409,6 +410,29 @@ def publish_shards(shard_uris: list[str], part_uris: list[str], locations: Locat
     return {"uri": target, "version": manifest["version"], "counts": manifest["counts"]}
 
 
+def plan_embedding_shards(corpus_uri: str, context: RunContext) -> list[str]:
+    """Task ``refresh_embeddings.plan_embedding_shards``: shards of CVs to embed with the production model,
+    none when nothing changed or when the run may not publish (:func:`plan_production_refresh`)."""
+    return plan_production_refresh(
+        corpus_uri,
+        context.locations,
+        context.storage,
+        context.config.shards.embed_texts,
+        publish=context.config.publishes_embeddings,
+    )
+
+
+def embed_shard(shard_uri: str, context: RunContext) -> str:
+    """Task ``refresh_embeddings.embed_shard``: one shard's CVs embedded into its parquet part (:func:`embed_part`)."""
+    return embed_part(shard_uri, context.storage)
+
+
+def publish(shard_uris: list[str], part_uris: list[str], context: RunContext) -> dict:
+    """Task ``refresh_embeddings.publish``: the job texts embedded, the manifest written, ``current.json``
+    flipped (:func:`publish_shards`); what was published."""
+    return publish_shards(shard_uris, part_uris, context.locations, context.storage)
+
+
 def refresh_embeddings(
     version_uri: str, corpus_uri: str, locations: Locations, storage: ObjectStore, shard_size: int | None = None
 ) -> str:
@@ -419,5 +443,5 @@ def refresh_embeddings(
         if current is None:
             raise StaleCorpus(f"{corpus_uri} is not the current corpus and nothing is published yet")
         return current["uri"]
-    part_uris = [embed_shard(uri, storage) for uri in shard_uris]
+    part_uris = [embed_part(uri, storage) for uri in shard_uris]
     return publish_embeddings(version_uri, corpus_uri, part_uris, locations, storage)

@@ -22,6 +22,7 @@ import logging
 from datetime import UTC, datetime
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.documents import SUPPORTED_EXTENSIONS
 from include.matcher.foundations.jobs import parse_job_descriptions
 from include.matcher.foundations.pointers import read_production
@@ -158,3 +159,13 @@ def has_work(manifest_uri: str, storage: ObjectStore) -> bool:
     if not manifest["has_work"]:
         log.info("ingest: nothing new tonight: training is skipped (trigger with force_retrain to retrain anyway)")
     return manifest["has_work"]
+
+
+def find_new_files(context: RunContext) -> str:
+    """Task ``ingest.find_new_files``: this run's manifest of new and changed files (:func:`ingest`)."""
+    return ingest(context.run_uri, context.locations, context.storage, force=context.config.data.force_retrain)
+
+
+def check_for_new_data(manifest_uri: str, context: RunContext) -> bool:
+    """Task ``ingest.check_for_new_data``: whether the run goes on past ingest (:func:`has_work`)."""
+    return has_work(manifest_uri, context.storage)

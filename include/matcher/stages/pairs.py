@@ -24,10 +24,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.jobs import load_job_descriptions
 from include.matcher.foundations.losses import loss_spec
-from include.matcher.foundations.settings import PipelineConfig, SplitConfig, TrainingConfig
-from include.matcher.foundations.storage import ObjectStore
+from include.matcher.foundations.settings import SplitConfig, TrainingConfig
 from include.matcher.foundations.text import training_text
 from include.matcher.stages.corpus import load_corpus_texts, several_categories
 from include.matcher.stages.near_duplicates import near_duplicate_groups
@@ -214,8 +214,10 @@ def require_trainable(by_split: dict[str, list[dict]], corpus_size: int, unknown
         )
 
 
-def build_pairs(corpus_uri: str, run_uri: str, config: PipelineConfig, storage: ObjectStore) -> str:
-    """Write ``<run>/pairs/{train,training_metadata,validation,test}.jsonl`` and ``jobs.json``."""
+def build_pairs(corpus_uri: str, context: RunContext) -> str:
+    """Task ``train.build_pairs``: write ``<run>/pairs/{train,training_metadata,validation,test}.jsonl`` and
+    ``jobs.json``."""
+    run_uri, config, storage = context.run_uri, context.config, context.storage
     cvs = load_corpus_texts(corpus_uri, storage)
     jobs = load_job_descriptions(config.locations.jobs_file, storage)
     by_split, unknown = split_corpus(cvs, jobs, config.split)

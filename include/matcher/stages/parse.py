@@ -20,9 +20,16 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.documents import REJECT_REASONS, Rejected, accept_text
 from include.matcher.foundations.isolation import Document, IsolatedParser
-from include.matcher.foundations.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
+from include.matcher.foundations.settings import (
+    Locations,
+    ParseLimits,
+    PipelineConfig,
+    parse_limits_from_env,
+    shard_config_from_env,
+)
 from include.matcher.foundations.storage import MissingObject, ObjectStore
 from include.matcher.foundations.text import text_fingerprint
 from include.matcher.stages.corpus import (
@@ -159,15 +166,15 @@ def shard_name(shard_uri: str, storage: ObjectStore) -> str:
     return storage.get_json(shard_uri)["name"]
 
 
-def parse_shard(
-    shard_uri: str,
-    locations: Locations,
-    storage: ObjectStore,
-    limits: ParseLimits | None = None,
-    pool: IsolatedParser | None = None,
-) -> str:
-    """Parse one shard's files; write and return ``<shard>/outcomes.jsonl`` (one outcome per file)."""
-    limits = limits or parse_limits_from_env()
+def plan_shards(manifest_uri: str, context: RunContext) -> list[str]:
+    """Task ``parse.plan_shards``: the manifest cut into shards of ``MATCHER_PARSE_SHARD_SIZE`` files."""
+    return plan_parse_shards(manifest_uri, context.run_uri, context.storage, context.config.shards.parse_files)
+
+
+def parse_shard(shard_uri: str, context: RunContext, pool: IsolatedParser | None = None) -> str:
+    """Task ``parse.parse_shard``: parse one shard's files; write and return ``<shard>/outcomes.jsonl``
+    (one outcome per file). ``pool``: a parser pool to share (one per process: :func:`parse`)."""
+    locations, storage, limits = context.locations, context.storage, context.config.limits
     items = storage.get_json(shard_uri)["items"]
     outcomes: list[dict] = []
     own_pool = pool is None  # workers start lazily: an all-cached shard starts none
@@ -252,6 +259,11 @@ def collect_parsed(
     return corpus_uri
 
 
+def collect(manifest_uri: str, outcome_uris: list[str], context: RunContext) -> str:
+    """Task ``parse.collect``: merge the shards' outcomes, commit the ledger, write the corpus snapshot."""
+    return collect_parsed(manifest_uri, outcome_uris, context.run_uri, context.locations, context.storage)
+
+
 def parse(
     manifest_uri: str,
     run_uri: str,
@@ -265,7 +277,8 @@ def parse(
     The DAG runs the same three steps as separate tasks, the middle one mapped over the shards.
     """
     limits = limits or parse_limits_from_env()
+    context = RunContext(run_uri, PipelineConfig(locations=locations, limits=limits), storage)
     shard_uris = plan_parse_shards(manifest_uri, run_uri, storage, shard_size or shard_config_from_env().parse_files)
     with IsolatedParser(limits=limits) as pool:
-        outcome_uris = [parse_shard(uri, locations, storage, limits, pool) for uri in shard_uris]
-    return collect_parsed(manifest_uri, outcome_uris, run_uri, locations, storage)
+        outcome_uris = [parse_shard(uri, context, pool) for uri in shard_uris]
+    return collect(manifest_uri, outcome_uris, context)

@@ -20,6 +20,7 @@ import re
 from datetime import UTC, datetime
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.pointers import read_production, swap_pointer
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
 from include.matcher.stages.corpus import record_trained
@@ -127,11 +128,12 @@ def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
     return version_uri
 
 
-def promote_night(report_uri: str, locations, storage: ObjectStore) -> dict:
+def promote_night(report_uri: str, context: RunContext) -> dict:
     """The pipeline's promote step: :func:`promote`, then the night's corpus recorded as trained on.
 
     Returns the production entry (version, uri, metrics), what the DAG's asset event carries.
     """
+    locations, storage = context.locations, context.storage
     version_uri = promote(report_uri, locations.registry, storage)
     record_trained(storage.get_json(report_uri)["run"], locations, storage, "promoted")
     return storage.get_json(layout.Model(version_uri).entry)

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.isolation import children_allowed
 from include.matcher.foundations.losses import loss_spec
 from include.matcher.foundations.settings import GateConfig, TrainingConfig
@@ -322,18 +323,14 @@ def train_model(
     return output_dir
 
 
-def fine_tune(
-    pairs_uri: str,
-    run_uri: str,
-    config: TrainingConfig,
-    storage: ObjectStore,
-    selection_metric: str = SELECTION_METRIC,
-) -> str:
-    """Train on ``<pairs>/train.jsonl`` and upload the candidate to ``<run>/candidate/``.
+def fine_tune(pairs_uri: str, context: RunContext) -> str:
+    """Task ``train.fine_tune``: train on ``<pairs>/train.jsonl``, upload the candidate to ``<run>/candidate/``.
 
-    The validation split (``<pairs>/validation.jsonl``) picks the best checkpoint by
-    ``selection_metric`` (the run's gate ``primary_metric``); the test split stays unseen until the gate.
+    The validation split (``<pairs>/validation.jsonl``) picks the best checkpoint by the run's gate
+    ``primary_metric``; the test split stays unseen until the gate.
     """
+    run_uri, config, storage = context.run_uri, context.config.training, context.storage
+    selection_metric = context.config.gate.primary_metric
     pairs, run = layout.Pairs(pairs_uri), layout.Run(run_uri)
     rows = storage.get_jsonl(pairs.split("train"))
     metadata = storage.get_jsonl(pairs.training_metadata)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.evaluation import evaluate_model, evaluate_tfidf_baseline
 from include.matcher.foundations.pointers import read_production
 from include.matcher.foundations.settings import GateConfig, Locations, TrainingConfig
@@ -307,9 +308,23 @@ def write_held_out_vectors(uri: str, cvs: list[dict], vectors: dict, storage: Ob
     storage.put_bytes(uri, buffer.getvalue())
 
 
-def gate(report_uri: str, storage: ObjectStore) -> bool:
-    """The gate's decision as stored in the report, logged with its reason; True lets promote run."""
-    report = storage.get_json(report_uri)
+def evaluate(candidate_uri: str, pairs_uri: str, context: RunContext, airflow_run_id: str | None = None) -> str:
+    """Task ``validate.evaluate``: :func:`validate` under the run's gate settings; the report's URI."""
+    return validate(
+        candidate_uri,
+        pairs_uri,
+        context.run_uri,
+        context.locations,
+        context.config.gate,
+        context.storage,
+        base_model=context.config.training.base_model,
+        airflow_run_id=airflow_run_id,
+    )
+
+
+def gate(report_uri: str, context: RunContext) -> bool:
+    """Task ``validate.gate``: the decision stored in the report, logged with its reason; True lets promote run."""
+    report = context.storage.get_json(report_uri)
     decision = report["decision"]
     log.info("gate: %s: %s", "PROMOTE" if decision["promote"] else "KEEP PRODUCTION", decision["reason"])
     log.info("gate: validation report %r (for people: %r)", report_uri, report.get("html_report"))

@@ -103,7 +103,7 @@ def test_a_reader_sees_one_whole_snapshot_and_follows_the_pointer(storage, publi
     before = reader.index()
     assert len(before.cvs.ids) == 5
     # A second night: its snapshot is written beside the first; the reader moves only when the pointer does.
-    from include.matcher.stages.embeddings import embed_shard, plan_refresh, publish_embeddings
+    from include.matcher.stages.embeddings import embed_part, plan_refresh, publish_embeddings
 
     text = "Sous chef running the grill station; sauces, fish and a brigade of six."
     text_uri = layout.text_cache(published.work, text_fingerprint(text))
@@ -113,7 +113,7 @@ def test_a_reader_sees_one_whole_snapshot_and_follows_the_pointer(storage, publi
     second = layout.Run(published.run_uri("night-2")).corpus
     storage.put_jsonl(second, [*first_corpus, row])
     version_uri = layout.version(published.registry, "v-base").uri
-    parts = [embed_shard(shard, storage) for shard in plan_refresh(version_uri, second, published, storage)]
+    parts = [embed_part(shard, storage) for shard in plan_refresh(version_uri, second, published, storage)]
     assert reader.index() is before and len(reader.index().cvs.ids) == 5  # parts written, pointer not flipped
     publish_embeddings(version_uri, second, parts, published, storage)
     assert (

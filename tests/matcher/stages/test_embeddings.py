@@ -169,7 +169,7 @@ def test_a_publish_interrupted_by_s3_going_away_leaves_the_live_snapshot_whole(t
     from include.devtools import embedded_s3
     from include.matcher.foundations.settings import Locations
     from include.matcher.foundations.storage import Storage
-    from include.matcher.stages.embeddings import embed_shard, publish_embeddings
+    from include.matcher.stages.embeddings import embed_part, publish_embeddings
     from tests.matcher.test_s3_faults import client_for
 
     data_dir = tmp_path / "s3"
@@ -189,7 +189,7 @@ def test_a_publish_interrupted_by_s3_going_away_leaves_the_live_snapshot_whole(t
 
         grown = write_corpus(storage, locations, "r2", {**TEXTS, "PILOT/d.txt": "Helicopter pilot, offshore"})
         shards = plan_refresh(version_uri, grown, locations, storage)
-        parts = [embed_shard(uri, storage) for uri in shards]
+        parts = [embed_part(uri, storage) for uri in shards]
 
         def stop_at_the_manifest(request, **_):
             if request.method == "PUT" and "_manifest.json" in request.url:

@@ -1,5 +1,6 @@
 import pytest
 
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.settings import SplitConfig
 from include.matcher.foundations.text import text_fingerprint
 from include.matcher.foundations.uris import join_uri
@@ -229,12 +230,12 @@ def test_build_pairs_refuses_an_empty_or_single_category_training_split(storage,
     rng = random.Random(1)
     corpus_of([("CHEF", " ".join(rng.choice(words) + str(rng.randrange(1000)) for _ in range(40))) for _ in range(30)])
     with pytest.raises(UntrainableData, match="one category only .'CHEF'"):
-        build_pairs(corpus, run, PipelineConfig(locations=locations), storage)
+        build_pairs(corpus, RunContext(run, PipelineConfig(locations=locations), storage))
     corpus_of([("ASTRONAUT", "Spacewalks.")] * 3)
     with pytest.raises(
         UntrainableData, match="training split is empty.*3 of them in categories missing from the jobs file"
     ):
-        build_pairs(corpus, run, PipelineConfig(locations=locations), storage)
+        build_pairs(corpus, RunContext(run, PipelineConfig(locations=locations), storage))
 
 
 def test_the_same_text_under_two_categories_is_reported_and_never_held_out():

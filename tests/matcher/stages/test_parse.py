@@ -2,6 +2,7 @@ import pytest
 
 from include.devtools.demo_data import render_pdf
 from include.matcher.foundations import layout
+from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.corpus import load_corpus_texts, read_ledger
 from include.matcher.stages.ingest import ingest
@@ -68,6 +69,7 @@ def test_unchanged_content_under_a_new_key_is_not_parsed_again(storage, location
 
 
 def test_shards_cover_the_manifest_and_merge_to_the_same_corpus(storage, locations):
+    from include.matcher.foundations.settings import PipelineConfig
     from include.matcher.stages.parse import collect_parsed, parse_shard, plan_parse_shards
 
     storage.put_json(locations.jobs_file, {"CHEF": "cook"})
@@ -79,7 +81,7 @@ def test_shards_cover_the_manifest_and_merge_to_the_same_corpus(storage, locatio
 
     shards = plan_parse_shards(manifest, run, storage, shard_size=4)
     assert [storage.get_json(uri)["name"] for uri in shards] == ["shard 1/2: files 1-4", "shard 2/2: files 5-6"]
-    outcomes = [parse_shard(uri, locations, storage) for uri in shards]
+    outcomes = [parse_shard(uri, RunContext(run, PipelineConfig(locations=locations), storage)) for uri in shards]
 
     # A merge that misses a shard would lose files: it stops instead of committing.
     with pytest.raises(RuntimeError, match="do not cover the manifest"):
