@@ -21,7 +21,6 @@ from __future__ import annotations
 METRICS = ("accuracy@1", "accuracy@3", "mrr@10", "ndcg@10", "job_to_cv_recall@10", "job_to_cv_map@10")
 # The CV -> job metrics are means over held-out CVs, which the gate's paired bootstrap resamples.
 PER_CV_METRICS = METRICS[:4]
-JOB_TO_CV_METRICS = METRICS[4:]
 
 
 def finite_scores(scores):
