@@ -31,7 +31,7 @@ spreads them over workers).
    nothing. `publish` builds the ANN index of a large corpus, flips `embeddings/current.json` and
    updates the `matcher_current_embeddings` asset.
 
-Tasks hand each other S3 URIs only; every run writes under `<work>/runs/<run_id>/`. The last task
+Tasks hand each other S3 URIs only; every run writes under `<work>/runs/<run id slug>-<hash>/`. The last task
 that runs logs a **run summary** (counts, timings, metrics, gate decision).
 """
 
