@@ -48,8 +48,9 @@ def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> st
     lines.append(f"production: {production['version'] + ' at ' + production['uri'] if production else 'none yet'}")
     current = read_current(storage, locations.embeddings)
     lines.append(f"embeddings: {current['uri'] + ' (model ' + current['version'] + ')' if current else 'none yet'}")
-    if current and current["uri"].rstrip("/").endswith("/" + run_uri.rstrip("/").rsplit("/", 1)[-1]):
-        lines.append(f"refreshed:  {storage.get_json(current['manifest']).get('counts', {})}")
+    manifest = storage.get_json(current["manifest"]) if current else {}
+    if manifest.get("corpus") == run.corpus:  # this night published the snapshot search serves
+        lines.append(f"refreshed:  {manifest.get('counts', {})}")
     timings = task_timings(run_uri, storage)
     if timings:
         lines.append("timings:    " + ", ".join(f"{task} {seconds:.1f}s" for task, seconds in timings.items()))

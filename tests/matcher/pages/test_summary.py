@@ -1,0 +1,29 @@
+"""The run summary (the last task's log, `make demo`'s ending, `python -m include.matcher last-run`)."""
+
+from __future__ import annotations
+
+from include.matcher.foundations.uris import join_uri
+from include.matcher.pages.summary import describe_run
+from include.matcher.stages.embeddings import refresh_embeddings
+from include.matcher.stages.ingest import ingest
+from include.matcher.stages.parse import parse
+from tests.matcher.serving.test_search import put_base_model_in_production
+from tests.matcher.stages.test_ingest import MAIN_CVS
+
+
+def test_the_summary_says_what_came_in_and_what_this_night_published(storage, locations):
+    for key, text in MAIN_CVS.items():
+        storage.put_bytes(join_uri(locations.raw_cvs, key), text.encode())
+    storage.put_json(locations.jobs_file, {"CHEF": "Cook in a restaurant kitchen.", "PILOT": "Pilot flying aircraft."})
+    night = locations.run_uri("night-1")
+    corpus = parse(ingest(night, locations, storage), night, locations, storage)
+    refresh_embeddings(put_base_model_in_production(storage, locations), corpus, locations, storage)
+
+    summary = describe_run(night, locations, storage)
+    assert f"run:        {night}" in summary and "'new': 4" in summary
+    assert "parse:      4 parsed, 0 rejected" in summary and "production: v-base at " in summary
+    assert "refreshed:  {'cvs': 4, 'cvs_embedded': 4, 'cvs_reused': 0, 'job_texts': 2}" in summary
+
+    later = locations.run_uri("night-2")  # a quiet night published nothing: no "refreshed" line
+    ingest(later, locations, storage)
+    assert "refreshed:" not in describe_run(later, locations, storage)
