@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 
 import boto3
 import pytest
@@ -70,6 +71,9 @@ def leave_in_time_wait(port: int) -> None:
         accepted.close()  # the server side closes first: TIME-WAIT is on its port
         client.recv(1)
         client.close()
+    deadline = time.monotonic() + 5  # the last ACK is processed by the kernel, not by this call
+    while not _time_wait_on(port) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert _time_wait_on(port)
 
 
