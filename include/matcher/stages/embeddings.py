@@ -296,11 +296,6 @@ def publish_embeddings(
     snapshot = layout.Snapshot.of_part(sorted(part_uris)[0])
     target = snapshot.uri
     rows = storage.get_jsonl(corpus_uri)
-    if not is_current_corpus(rows, storage, locations):
-        raise StaleCorpus(
-            f"{corpus_uri} is no longer the corpus as it is now (the ledger moved on while it was embedded): not "
-            "published, so search keeps the snapshot it has; the next night publishes the current corpus"
-        )
     cv_parts = [storage.get_json(layout.Snapshot.part_stats(uri)) for uri in sorted(part_uris)]
     if sum(part["rows"] for part in cv_parts) != len(rows):
         raise RuntimeError(f"embedding parts hold {sum(part['rows'] for part in cv_parts)} CVs, the corpus {len(rows)}")
@@ -338,8 +333,13 @@ def publish_embeddings(
         "written_at": datetime.now(UTC).isoformat(),
     }
     storage.put_json(snapshot.manifest, manifest)
-    if not is_current_corpus(rows, storage, locations):  # the ledger may have moved while the job texts embedded
-        raise StaleCorpus(f"{corpus_uri} stopped being the current corpus before its pointer flip: not published")
+    # plan_refresh checked the corpus; the ledger may have moved since (an erasure, say): checked again
+    # last, just before the flip, so search keeps the snapshot it has.
+    if not is_current_corpus(rows, storage, locations):
+        raise StaleCorpus(
+            f"{corpus_uri} is no longer the corpus as it is now (the ledger moved on while it was embedded): not "
+            "published; the next night publishes the current corpus"
+        )
     pointer = {"version": version, "uri": target, "manifest": snapshot.manifest, "updated_at": manifest["written_at"]}
     found = storage.get_with_etag(layout.current_embeddings(locations.embeddings))
     swap_pointer(

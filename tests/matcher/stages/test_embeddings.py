@@ -208,3 +208,21 @@ def test_a_publish_interrupted_by_s3_going_away_leaves_the_live_snapshot_whole(t
         assert read_cv_vectors(after, locations.embeddings).to_pylist() == vectors_before
     finally:
         embedded_s3.stop(data_dir)
+
+
+def test_a_ledger_that_moves_while_a_refresh_embeds_stops_the_publish_before_the_flip(storage, locations, jobs):
+    """An erasure or another night commits the ledger between plan and publish: the pointer stays."""
+    from include.matcher.stages.embeddings import StaleCorpus, embed_part, publish_embeddings
+
+    version_uri = register(storage, locations, "v1")
+    corpus = write_corpus(storage, locations, "r1", TEXTS)
+    rows = storage.get_jsonl(corpus)
+    ledger = {row["key"]: {**row, "status": "parsed", "content_hash": "-", "chars": 1} for row in rows}
+    storage.put_json(layout.ledger(locations.work), {"objects": ledger, "jobs_file_etag": None})
+    parts = [embed_part(uri, storage) for uri in plan_refresh(version_uri, corpus, locations, storage)]
+
+    del ledger["CHEF/c.txt"]  # removed while the shards were embedding
+    storage.put_json(layout.ledger(locations.work), {"objects": ledger, "jobs_file_etag": None})
+    with pytest.raises(StaleCorpus, match="no longer the corpus as it is now"):
+        publish_embeddings(version_uri, corpus, parts, locations, storage)
+    assert read_current(storage, locations.embeddings) is None
