@@ -113,18 +113,23 @@ def test_a_malformed_report_shows_as_unreadable_not_a_500(api_server, storage, l
     assert missing.status_code == 404 and "No readable validation report" in missing.text
 
 
-def test_the_plugin_adds_the_page_to_the_browse_menu():
-    import importlib.util
+def test_airflow_loads_the_folder_as_one_plugin_and_nothing_else_as_a_module():
+    """Airflow's own loader, on plugins/: one plugin, from the entry file; the package's other files are
+    imported as ``matcher_ui.*`` by it, never loaded as top-level modules (``auth``, ``app``) of their own."""
+    import sys
+
+    from airflow._shared.plugins_manager.plugins_manager import _load_plugins_from_plugin_directory
 
     from tests.helpers import PROJECT_ROOT
 
-    spec = importlib.util.spec_from_file_location(
-        "matcher_plugin_module", PROJECT_ROOT / "plugins" / "matcher_plugin.py"
-    )
-    plugin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plugin)
-    assert plugin.MatcherPlugin.external_views[0]["href"] == "/matcher/"
-    assert plugin.MatcherPlugin.fastapi_apps[0]["url_prefix"] == "/matcher"
+    before = set(sys.modules)
+    plugins, errors = _load_plugins_from_plugin_directory(str(PROJECT_ROOT / "plugins"))
+    assert errors == {}
+    assert [type(plugin).__name__ for plugin in plugins] == ["MatcherPlugin"]
+    assert plugins[0].source.path == "matcher_ui/matcher_plugin.py"
+    assert plugins[0].external_views[0]["href"] == "/matcher/"
+    assert plugins[0].fastapi_apps[0]["url_prefix"] == "/matcher"
+    assert not {"app", "auth", "live", "__init__"} & (set(sys.modules) - before)
 
 
 def test_under_fab_auth_manager_too(s3_server, locations, storage, tmp_path):

@@ -1,7 +1,7 @@
 """The Matcher page: model versions, what is in production, the gate's decisions night by night.
 
 Plain HTML (no JavaScript, an inline SVG chart) built from S3, so it renders wherever the registry
-and the run reports are readable; ``plugins/matcher_plugin.py`` serves it inside the Airflow UI.
+and the run reports are readable; ``plugins/matcher_ui/`` serves it inside the Airflow UI.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def run_reports(storage: ObjectStore, locations: Locations) -> tuple[list[dict],
 
 DAG_ID = RETRAINING_DAG_ID
 NAV = (
-    f'<nav><a href="/matcher/">Matcher</a><a href="/dags/{DAG_ID}" target="_top">{DAG_ID} DAG</a>'
-    '<a href="/" target="_top">Airflow</a></nav>'
+    f'<nav><a href="./">Matcher</a><a href="../dags/{DAG_ID}" target="_top">{DAG_ID} DAG</a>'
+    '<a href="../" target="_top">Airflow</a></nav>'
 )
 
 
@@ -63,7 +63,7 @@ def airflow_run_link(report: dict) -> str:
     name = html.escape(report["run"].rsplit("/", 1)[-1])
     if not run_id:
         return name
-    return f'<a href="/dags/{DAG_ID}/runs/{quote(run_id, safe="")}" target="_top">{name}</a>'
+    return f'<a href="../dags/{DAG_ID}/runs/{quote(run_id, safe="")}" target="_top">{name}</a>'
 
 
 def chart(reports: list[dict], metric: str, width: int = 640, height: int = 200) -> str:
@@ -181,8 +181,8 @@ def search_box(query: str | None, matches: list | None, error: str | None, compa
 def render(
     storage: ObjectStore,
     locations: Locations,
-    report_link=lambda run: f"report.html?run={run}",
-    json_link=lambda run: f"report?run={run}",
+    report_link=lambda run: f"report.html?run={quote(run)}",
+    json_link=lambda run: f"report?run={quote(run)}",
     search: str = "",
 ) -> str:
     metric = GateConfig().primary_metric
