@@ -77,3 +77,19 @@ def read_cv_vectors(storage, embeddings_uri: str):
         return None
     parts = storage.get_json(current["manifest"])["parts"]["cvs"]
     return pa.concat_tables([read_parquet(part["uri"], storage) for part in parts])
+
+
+def report_json(run: str, candidate: str, version: str, promote: bool = True, mrr: float = 0.8) -> dict:
+    """The smallest validation report the readers accept, for tests that arrange a decision by hand."""
+    metrics = {"metrics": {"mrr@10": mrr}}
+    return {
+        "created_at": "2026-11-25T02:00:00+00:00",
+        "run": run,
+        "candidate": candidate,
+        "version": version,
+        "production": {"name": "all-MiniLM-L6-v2", "version": None},
+        "held_out": {"count": 0},
+        "candidate_metrics": metrics,
+        "production_metrics": {"metrics": {"mrr@10": 0.0}},
+        "decision": {"promote": promote, "primary_metric": "mrr@10", "reason": "test"},
+    }

@@ -58,7 +58,7 @@ def validation_report(run: str) -> JSONResponse:
 
     storage, locations = _context()
     try:
-        return JSONResponse(report(storage, locations, run))
+        return JSONResponse(report(storage, locations, run).to_json())
     except Exception as error:  # a missing or malformed run name is the caller's problem
         raise HTTPException(status_code=404, detail=f"no validation report for run {run!r}") from error
 

@@ -15,14 +15,14 @@ from include.matcher.foundations.pointers import read_production
 from include.matcher.foundations.settings import RETRAINING_DAG_ID, GateConfig, Locations
 from include.matcher.foundations.storage import MissingObject, ObjectStore
 from include.matcher.stages.registry import list_versions
-from include.matcher.stages.report_schema import MAX_REPORT_BYTES, UnreadableReport, read_report
+from include.matcher.stages.validation_report import MAX_REPORT_BYTES, UnreadableReport, ValidationReport, read_report
 
 
-def run_reports(storage: ObjectStore, locations: Locations) -> tuple[list[dict], list[str]]:
+def run_reports(storage: ObjectStore, locations: Locations) -> tuple[list[ValidationReport], list[str]]:
     """Every run's validation report (promoted or not), oldest first; and the runs whose report is unreadable.
 
     Anyone who can write the work bucket can put any bytes there: a report that is not the JSON
-    validation writes (:mod:`include.matcher.stages.report_schema`) is listed as unreadable, never allowed
+    validation writes (:mod:`include.matcher.stages.validation_report`) is listed as unreadable, never allowed
     to take the page down.
     """
     root = layout.runs(locations.work)
@@ -40,7 +40,7 @@ def run_reports(storage: ObjectStore, locations: Locations) -> tuple[list[dict],
             reports.append(read_report(storage.get_bytes(report_uri)))
         except (ValueError, MissingObject):
             unreadable.append(name)
-    return sorted(reports, key=lambda report: report["created_at"]), unreadable
+    return sorted(reports, key=lambda report: report.created_at), unreadable
 
 
 DAG_ID = RETRAINING_DAG_ID
@@ -57,22 +57,20 @@ def page(title: str, body: str) -> str:
     return html_page(title, body, NAV)
 
 
-def airflow_run_link(report: dict) -> str:
+def airflow_run_link(report: ValidationReport) -> str:
     """The run's page in the Airflow UI (opened in the whole window, not the Matcher frame)."""
-    run_id = report.get("airflow_run_id")
-    name = html.escape(report["run"].rsplit("/", 1)[-1])
+    run_id = report.airflow_run_id
+    name = html.escape(report.run_name)
     if not run_id:
         return name
     return f'<a href="../dags/{DAG_ID}/runs/{quote(run_id, safe="")}" target="_top">{name}</a>'
 
 
-def chart(reports: list[dict], metric: str, width: int = 640, height: int = 200) -> str:
+def chart(reports: list[ValidationReport], metric: str, width: int = 640, height: int = 200) -> str:
     """SVG of the candidate's and production's primary metric per night, with axes, ticks and values."""
     if not reports:
         return "<p>No validated run yet.</p>"
-    values = [
-        r[side]["metrics"].get(metric, 0.0) for r in reports for side in ("candidate_metrics", "production_metrics")
-    ]
+    values = [result.metric(metric) for r in reports for result in (r.candidate_result, r.production_result)]
     low = max(0.0, math.floor((min(values) - 0.05) * 10) / 10)
     high = min(1.0, math.ceil((max(values) + 0.05) * 10) / 10)
     left, bottom = 44, 36
@@ -85,7 +83,7 @@ def chart(reports: list[dict], metric: str, width: int = 640, height: int = 200)
         return height - (value - low) / ((high - low) or 1) * height
 
     def line(side: str) -> str:
-        return " ".join(f"{x(i):.1f},{y(r[side]['metrics'].get(metric, 0.0)):.1f}" for i, r in enumerate(reports))
+        return " ".join(f"{x(i):.1f},{y(getattr(r, side).metric(metric)):.1f}" for i, r in enumerate(reports))
 
     ticks = [low + (high - low) * k / 4 for k in range(5)]
     axes = f'<line x1="{left}" y1="0" x2="{left}" y2="{height}" stroke="#333"/>'
@@ -95,26 +93,24 @@ def chart(reports: list[dict], metric: str, width: int = 640, height: int = 200)
         axes += f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.2f}</text>'
     dots = ""
     for i, r in enumerate(reports):
-        value = r["candidate_metrics"]["metrics"].get(metric, 0.0)
-        change = (r["decision"].get("evidence") or {}).get(metric)
+        value = r.candidate_result.metric(metric)
+        change = (r.decision.evidence or {}).get(metric)
         if change and "low" in change:  # the interval the gate saw: production + the change's interval
-            base = r["production_metrics"]["metrics"].get(metric, 0.0)
+            base = r.production_result.metric(metric)
             top, foot = y(min(high, base + change["high"])), y(max(low, base + change["low"]))
             dots += f'<line x1="{x(i):.1f}" y1="{top:.1f}" x2="{x(i):.1f}" y2="{foot:.1f}" stroke="#36c"/>'
-        colour = "#2a7" if r["decision"]["promote"] else "#c33"
-        dots += f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="4" fill="{colour}"><title>{html.escape(r["version"])}'
+        colour = "#2a7" if r.decision.promote else "#c33"
+        dots += f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="4" fill="{colour}"><title>{html.escape(r.version)}'
         dots += "</title></circle>"
         dots += f'<text x="{x(i):.1f}" y="{y(value) - 8:.1f}" text-anchor="middle">{value:.3f}</text>'
-        dots += (
-            f'<text x="{x(i):.1f}" y="{height + 16}" text-anchor="middle">{html.escape(r["created_at"][5:10])}</text>'
-        )
+        dots += f'<text x="{x(i):.1f}" y="{height + 16}" text-anchor="middle">{html.escape(r.created_at[5:10])}</text>'
     svg_size = (
         f'width="{width + left + 30}" height="{height + bottom}" viewBox="0 -14 {width + left + 30} {height + bottom}"'
     )
     return (
         f'<svg {svg_size} font-size="11" role="img" aria-label="{metric} per night">{axes}'
-        f'<polyline fill="none" stroke="#999" stroke-dasharray="4" points="{line("production_metrics")}"/>'
-        f'<polyline fill="none" stroke="#36c" stroke-width="2" points="{line("candidate_metrics")}"/>{dots}</svg>'
+        f'<polyline fill="none" stroke="#999" stroke-dasharray="4" points="{line("production_result")}"/>'
+        f'<polyline fill="none" stroke="#36c" stroke-width="2" points="{line("candidate_result")}"/>{dots}</svg>'
         f"<p>{metric} (y) of each night's candidate (blue; green dot: promoted, red: refused; the bar: the "
         "interval the gate saw) and of the production model it was judged against (grey), by night (x, "
         "month-day).</p>"
@@ -198,10 +194,10 @@ def render(
         for v in reversed(versions)
     )
     run_rows = "".join(
-        f"<tr><td>{airflow_run_link(r)}</td><td>{'promoted' if r['decision']['promote'] else 'refused'}</td>"
-        f"<td>{html.escape(r['decision']['reason'])}</td>"
-        f'<td><a href="{html.escape(report_link(r["run"].rsplit("/", 1)[-1]))}">report</a> '
-        f'(<a href="{html.escape(json_link(r["run"].rsplit("/", 1)[-1]))}">json</a>)</td></tr>'
+        f"<tr><td>{airflow_run_link(r)}</td><td>{'promoted' if r.decision.promote else 'refused'}</td>"
+        f"<td>{html.escape(r.decision.reason)}</td>"
+        f'<td><a href="{html.escape(report_link(r.run_name))}">report</a> '
+        f'(<a href="{html.escape(json_link(r.run_name))}">json</a>)</td></tr>'
         for r in reversed(reports)
     ) + "".join(
         f"<tr><td>{html.escape(run)}</td><td>unreadable</td>"
@@ -225,7 +221,7 @@ def render(
     )
 
 
-def report(storage: ObjectStore, locations: Locations, run: str) -> dict:
+def report(storage: ObjectStore, locations: Locations, run: str) -> ValidationReport:
     """The validation report of one run (its folder name under ``<work>/runs/``), checked
     (:class:`UnreadableReport` if it is not one validate wrote)."""
     return read_report(storage.get_bytes(_report_uri(locations, run)))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from include.matcher.foundations import layout
 from include.matcher.foundations.pointers import read_current, read_production
-from include.matcher.foundations.settings import GateConfig, Locations
+from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore
+from include.matcher.stages.validation_report import read_report
 
 
 def latest_run_uri(locations: Locations, storage: ObjectStore) -> str | None:
@@ -31,19 +32,20 @@ def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> st
             f"corpus {parse['corpus_size']} CVs"
         )
         lines.append(f"rejects:    {parse['rejects_uri']}")
-    report = _maybe_json(storage, run.candidate.validation_report)
-    if report is not None:
-        lines.append(f"candidate:  {report['candidate']}")
+    found = storage.get_with_etag(run.candidate.validation_report)
+    if found is not None:
+        report = read_report(found[0])
+        lines.append(f"candidate:  {report.candidate}")
         lines.append(f"report:     {run.candidate.validation_report}")
-        decision = report["decision"]
-        metric = decision.get("primary_metric", GateConfig().primary_metric)
-        candidate, production = report["candidate_metrics"]["metrics"], report["production_metrics"]["metrics"]
+        decision = report.decision
+        metric = decision.primary_metric
+        candidate, production = report.candidate_result, report.production_result
         lines.append(
-            f"metrics:    {metric} candidate {candidate.get(metric, 0):.3f} vs production "
-            f"{production.get(metric, 0):.3f}; "
-            f"accuracy@1 {candidate.get('accuracy@1', 0):.3f} vs {production.get('accuracy@1', 0):.3f}"
+            f"metrics:    {metric} candidate {candidate.metric(metric):.3f} vs production "
+            f"{production.metric(metric):.3f}; "
+            f"accuracy@1 {candidate.metric('accuracy@1'):.3f} vs {production.metric('accuracy@1'):.3f}"
         )
-        lines.append(f"gate:       {'PROMOTED' if decision['promote'] else 'NOT PROMOTED'}: {decision['reason']}")
+        lines.append(f"gate:       {'PROMOTED' if decision.promote else 'NOT PROMOTED'}: {decision.reason}")
     production = read_production(storage, locations.registry)
     lines.append(f"production: {production['version'] + ' at ' + production['uri'] if production else 'none yet'}")
     current = read_current(storage, locations.embeddings)

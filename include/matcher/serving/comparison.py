@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from include.matcher.foundations.storage import ObjectStore
 from include.matcher.serving.search import Hit, exact_top, vector_column
+from include.matcher.stages.validation_report import ValidationReport
 
 
 @dataclass(frozen=True)
@@ -32,24 +33,22 @@ class Challenger:
     vectors_uri: str
 
 
-def latest_challenger(reports: list[dict], production_version: str | None) -> Challenger | None:
+def latest_challenger(reports: list[ValidationReport], production_version: str | None) -> Challenger | None:
     """The newest report's candidate, unless it is production now or its vectors were not kept."""
     if not reports:
         return None
     latest = reports[-1]
-    vectors_uri = latest.get("held_out", {}).get("vectors")
-    if latest["version"] == production_version or not vectors_uri or not latest.get("candidate"):
+    if latest.version == production_version or not latest.held_out_vectors or not latest.candidate:
         return None
-    decision = latest.get("decision", {})
     return Challenger(
-        run=latest["run"],
-        version=latest["version"],
-        candidate_uri=latest["candidate"],
-        production_name=latest["production"]["name"],
-        production_version=latest["production"].get("version"),
-        promoted=bool(decision.get("promote")),
-        reason=str(decision.get("reason", "")),
-        vectors_uri=vectors_uri,
+        run=latest.run,
+        version=latest.version,
+        candidate_uri=latest.candidate,
+        production_name=latest.production_name,
+        production_version=latest.production_version,
+        promoted=latest.decision.promote,
+        reason=latest.decision.reason,
+        vectors_uri=latest.held_out_vectors,
     )
 
 

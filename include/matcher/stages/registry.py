@@ -24,6 +24,7 @@ from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.pointers import read_production, swap_pointer
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
 from include.matcher.stages.corpus import record_trained
+from include.matcher.stages.validation_report import read_report
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +95,14 @@ def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
     same promotion re-uses its claim, its copy and its ``entry.json``, so it is idempotent.
     Returns the promoted version's URI.
     """
-    report = storage.get_json(report_uri)
-    if not report["decision"]["promote"]:
-        raise ValueError(f"the gate refused this candidate: {report['decision']['reason']}")
-    candidate_uri = report["candidate"]
-    version = report["version"]
+    report = read_report(storage.get_bytes(report_uri))
+    if not report.decision.promote:
+        raise ValueError(f"the gate refused this candidate: {report.decision.reason}")
+    candidate_uri = report.candidate
+    version = report.version
     target = layout.version(registry_uri, version)
     version_uri = target.uri
-    claim_version(storage, target, report["run"], model_digest(storage, candidate_uri))
+    claim_version(storage, target, report.run, model_digest(storage, candidate_uri))
 
     written = storage.get_with_etag(target.entry)
     copied = 0 if written else storage.copy_prefix(candidate_uri, version_uri)
@@ -116,9 +117,9 @@ def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
             "version": version,
             "uri": version_uri,
             "promoted_at": datetime.now(UTC).isoformat(),
-            "run": report["run"],
-            "metrics": report["candidate_metrics"]["metrics"],
-            "primary_metric": report["decision"]["primary_metric"],
+            "run": report.run,
+            "metrics": report.candidate_result.metrics,
+            "primary_metric": report.decision.primary_metric,
             "previous": current["version"] if current else None,
             "report": target.validation_report,
         }

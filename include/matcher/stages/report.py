@@ -10,23 +10,20 @@ from __future__ import annotations
 import html
 
 from include.matcher.foundations.metrics import METRICS
-from include.matcher.foundations.settings import GateConfig
+from include.matcher.stages.validation_report import Decision, ModelResult, ValidationReport
 
 
 def _number(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def model_rows(report: dict) -> list[tuple[str, dict]]:
+def model_rows(report: ValidationReport) -> list[tuple[str, ModelResult]]:
     """(label, result) for the candidate, production and the baselines, in that order."""
     rows = [
-        ("candidate", report["candidate_metrics"]),
-        (
-            f"production ({report['production'].get('version') or report['production']['name']})",
-            report["production_metrics"],
-        ),
+        ("candidate", report.candidate_result),
+        (f"production ({report.production_label})", report.production_result),
     ]
-    baselines = report.get("baselines", {})
+    baselines = report.baselines
     if "base_zero_shot" in baselines:
         rows.append(("base model, zero-shot", baselines["base_zero_shot"]))
     if "tfidf_logreg" in baselines:
@@ -34,20 +31,20 @@ def model_rows(report: dict) -> list[tuple[str, dict]]:
     return rows
 
 
-def metrics_table(report: dict) -> str:
+def metrics_table(report: ValidationReport) -> str:
     head = "".join(f"<th>{html.escape(name)}</th>" for name in METRICS) + "<th>accuracy@1 with title</th>"
     body = ""
     for label, result in model_rows(report):
-        metrics, titled = result.get("metrics", {}), result.get("with_title", {}).get("metrics", {})
+        metrics, titled = result.metrics, result.titled_metrics
         cells = "".join(f"<td>{metrics[name]:.3f}</td>" if name in metrics else "<td>-</td>" for name in METRICS)
         body += f"<tr><th>{html.escape(label)}</th>{cells}<td>{_number(titled.get('accuracy@1'))}</td></tr>"
     return f"<table><tr><th>model</th>{head}</tr>{body}</table>"
 
 
-def category_chart(report: dict, metric: str) -> str:
+def category_chart(report: ValidationReport, metric: str) -> str:
     """Horizontal bars per category: candidate (blue) against production (grey)."""
-    candidate = report["candidate_metrics"].get("per_category", {})
-    production = report["production_metrics"].get("per_category", {})
+    candidate = report.candidate_result.per_category
+    production = report.production_result.per_category
     categories = sorted(candidate)
     if not categories:
         return "<p>No held-out CVs.</p>"
@@ -151,12 +148,12 @@ def html_page(title: str, body: str, nav: str = "") -> str:
     )
 
 
-def evidence_table(decision: dict) -> str:
+def evidence_table(decision: Decision) -> str:
     """Candidate vs production with the interval of the change, overall, job -> CV and per category."""
-    evidence = decision.get("evidence")
+    evidence = decision.evidence
     if not evidence:
         return "<p>No interval: the candidate was refused before it was compared.</p>"
-    metric, confidence = decision["primary_metric"], evidence.get("confidence", 0)
+    metric, confidence = decision.primary_metric, evidence.get("confidence", 0)
     interval_head = f"{confidence:.0%} interval of the change" if confidence else "interval (bootstrap off)"
 
     def row(name: str, change: dict | None, count: str = "") -> str:
@@ -184,61 +181,60 @@ def evidence_table(decision: dict) -> str:
         "<table><tr><th>statistic</th><th>held-out CVs</th><th>candidate</th><th>production</th><th>change</th>"
         f"<th>{interval_head}</th></tr>{rows}</table>"
         f"<p>Paired bootstrap over the held-out CVs ({evidence.get('resamples', 0)} resamples). Decided by: "
-        f"{html.escape(', '.join(decision.get('decided_by', [])))}.</p>"
+        f"{html.escape(', '.join(decision.decided_by))}.</p>"
     )
 
 
-def render_report(report: dict, nav: str = "") -> str:
-    decision = report["decision"]
-    metric = decision.get("primary_metric", GateConfig().primary_metric)
-    verdict = "PROMOTE" if decision["promote"] else "KEEP PRODUCTION"
-    training = report.get("training") or {}
+def render_report(report: ValidationReport, nav: str = "") -> str:
+    decision = report.decision
+    metric = decision.primary_metric
+    verdict = "PROMOTE" if decision.promote else "KEEP PRODUCTION"
+    training = report.training
     hyper = ", ".join(f"{k}={v}" for k, v in sorted(training.items())) if training else "-"
-    version = html.escape(report["version"])
-    outcome = "promote" if decision["promote"] else "refuse"
+    version = html.escape(report.version)
+    outcome = "promote" if decision.promote else "refuse"
     body = (
         f"<h1>Validation report: {version}</h1>"
-        f'<p class="{outcome}"><strong>{verdict}</strong>: {html.escape(decision["reason"])}</p>'
-        f"<p>Run {html.escape(report['run'])}; {report['held_out']['count']} held-out CVs (test split), first line "
-        f"(job title) stripped for the primary numbers; data hash <code>{html.escape(str(report.get('data_hash')))}"
+        f'<p class="{outcome}"><strong>{verdict}</strong>: {html.escape(decision.reason)}</p>'
+        f"<p>Run {html.escape(report.run)}; {report.held_out_count} held-out CVs (test split), first line "
+        f"(job title) stripped for the primary numbers; data hash <code>{html.escape(str(report.data_hash))}"
         "</code>.</p>"
         f"<h2>Metrics (titles stripped) and baselines</h2>{metrics_table(report)}"
         f"<h2>Candidate vs production, with intervals</h2>{evidence_table(decision)}"
         f"<h2>{html.escape(metric)} per category</h2>{category_chart(report, metric)}"
         "<h2>Confusion matrix of the candidate</h2>"
-        f"{confusion_picture(report['candidate_metrics'].get('confusion', {}))}"
+        f"{confusion_picture(report.candidate_result.confusion)}"
         f"<h2>Training</h2><p>{html.escape(hyper)}</p>"
     )
-    return html_page(f"Validation report {report['version']}", body, nav)
+    return html_page(f"Validation report {report.version}", body, nav)
 
 
-def model_card_section(report: dict) -> str:
+def model_card_section(report: ValidationReport) -> str:
     """Markdown for the model card: metrics beside the baselines, data hash, hyperparameters."""
     lines = [
         "## Matcher evaluation",
         "",
-        f"Held-out test split of {report['held_out']['count']} CVs, job titles (first line) stripped; "
-        f"validated {report['created_at'][:19]} in run `{report['run']}`.",
+        f"Held-out test split of {report.held_out_count} CVs, job titles (first line) stripped; "
+        f"validated {report.created_at[:19]} in run `{report.run}`.",
         "",
         "| model | " + " | ".join(METRICS) + " | accuracy@1 with title |",
         "| --- |" + " --- |" * (len(METRICS) + 1),
     ]
     for label, result in model_rows(report):
-        metrics, titled = result.get("metrics", {}), result.get("with_title", {}).get("metrics", {})
+        metrics, titled = result.metrics, result.titled_metrics
         lines.append(
             f"| {label} | "
             + " | ".join(f"{metrics[m]:.3f}" if m in metrics else "-" for m in METRICS)
             + f" | {_number(titled.get('accuracy@1'))} |"
         )
-    decision = report["decision"]
+    decision = report.decision
     lines += [
         "",
-        f"Gate: {'promoted' if decision['promote'] else 'not promoted'}: {decision['reason']}",
+        f"Gate: {'promoted' if decision.promote else 'not promoted'}: {decision.reason}",
         "",
-        f"Data content hash: `{report.get('data_hash')}`",
+        f"Data content hash: `{report.data_hash}`",
         "",
-        "Hyperparameters: "
-        + (", ".join(f"`{k}={v}`" for k, v in sorted((report.get("training") or {}).items())) or "-"),
+        "Hyperparameters: " + (", ".join(f"`{k}={v}`" for k, v in sorted(report.training.items())) or "-"),
         "",
     ]
     return "\n".join(lines)

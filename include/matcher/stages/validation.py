@@ -25,6 +25,7 @@ from include.matcher.foundations.storage import ObjectStore
 from include.matcher.stages.corpus import record_trained
 from include.matcher.stages.evidence import paired_evidence
 from include.matcher.stages.registry import version_for
+from include.matcher.stages.validation_report import ValidationReport, read_report
 
 log = logging.getLogger(__name__)
 
@@ -243,33 +244,35 @@ def validate(
         {side: kept[side]["cv_vectors"] for side in kept if kept[side]},
         storage,
     )
-    report = {
-        "created_at": datetime.now(UTC).isoformat(),
-        "run": run_uri,
-        "airflow_run_id": airflow_run_id,
-        "candidate": candidate_uri,
-        "version": version_for(run_uri),
-        "production": {"name": production_name, "version": production["version"] if production else None},
-        "held_out": {
-            "split": "test",
-            "count": len(held_out),
-            "uri": pairs.split("test"),
-            "vectors": held_out_vectors,
-            "titles": "stripped (primary); kept (with_title)",
-        },
-        "data_hash": pairs_summary.get("data_hash"),
-        "training": training_summary(storage, candidate_uri),
-        "candidate_metrics": candidate_result,
-        "production_metrics": production_result,
-        "baselines": {
-            "base_zero_shot": base_result,
-            "tfidf_logreg": evaluate_tfidf_baseline(train_cvs, held_out, jobs),
-        },
-        "decision": decision,
-        "html_report": candidate.validation_report_html,
-    }
-    storage.put_json(report_uri, report)
-    storage.put_bytes(report["html_report"], render_report(report).encode(), content_type="text/html; charset=utf-8")
+    report = ValidationReport.from_json(
+        {
+            "created_at": datetime.now(UTC).isoformat(),
+            "run": run_uri,
+            "airflow_run_id": airflow_run_id,
+            "candidate": candidate_uri,
+            "version": version_for(run_uri),
+            "production": {"name": production_name, "version": production["version"] if production else None},
+            "held_out": {
+                "split": "test",
+                "count": len(held_out),
+                "uri": pairs.split("test"),
+                "vectors": held_out_vectors,
+                "titles": "stripped (primary); kept (with_title)",
+            },
+            "data_hash": pairs_summary.get("data_hash"),
+            "training": training_summary(storage, candidate_uri),
+            "candidate_metrics": candidate_result,
+            "production_metrics": production_result,
+            "baselines": {
+                "base_zero_shot": base_result,
+                "tfidf_logreg": evaluate_tfidf_baseline(train_cvs, held_out, jobs),
+            },
+            "decision": decision,
+            "html_report": candidate.validation_report_html,
+        }
+    )
+    storage.put_json(report_uri, report.to_json())
+    storage.put_bytes(report.html_report, render_report(report).encode(), content_type="text/html; charset=utf-8")
     card_uri = candidate.card
     card = storage.get_bytes(card_uri).decode() if storage.exists(card_uri) else ""
     storage.put_bytes(
@@ -281,7 +284,7 @@ def validate(
     (log.warning if problems else log.info)("validate: %s", decision["reason"])
     if not decision["promote"]:
         record_trained(run_uri, locations, storage, "refused")  # the night's work is done: production stays
-    log.info("validate: report at %s (for people: %s)", report_uri, report["html_report"])
+    log.info("validate: report at %s (for people: %s)", report_uri, report.html_report)
     return report_uri
 
 
@@ -324,11 +327,11 @@ def evaluate(candidate_uri: str, pairs_uri: str, context: RunContext, airflow_ru
 
 def gate(report_uri: str, context: RunContext) -> bool:
     """Task ``validate.gate``: the decision stored in the report, logged with its reason; True lets promote run."""
-    report = context.storage.get_json(report_uri)
-    decision = report["decision"]
-    log.info("gate: %s: %s", "PROMOTE" if decision["promote"] else "KEEP PRODUCTION", decision["reason"])
-    log.info("gate: validation report %r (for people: %r)", report_uri, report.get("html_report"))
-    return decision["promote"]
+    report = read_report(context.storage.get_bytes(report_uri))
+    decision = report.decision
+    log.info("gate: %s: %s", "PROMOTE" if decision.promote else "KEEP PRODUCTION", decision.reason)
+    log.info("gate: validation report %r (for people: %r)", report_uri, report.html_report)
+    return decision.promote
 
 
 def production_for(run_uri: str, locations: Locations, storage: ObjectStore) -> dict | None:

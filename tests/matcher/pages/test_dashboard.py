@@ -54,7 +54,7 @@ def test_page_shows_versions_production_chart_and_decisions(storage, locations):
     assert 'aria-label="job_to_cv_map@10 per night"' in page and "0.410" in page
     assert page.count('stroke="#36c"/>') == 2  # night-25's interval bar, in both charts
     assert 'href="report.html?run=night-25"' in page and 'href="report?run=night-25"' in page
-    assert report(storage, locations, "night-25")["decision"]["promote"] is False
+    assert report(storage, locations, "night-25").decision.promote is False
 
 
 def test_the_report_page_shows_each_change_with_its_interval_and_thin_categories(storage, locations):

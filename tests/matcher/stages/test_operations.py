@@ -5,22 +5,14 @@ from include.matcher.foundations.pointers import read_current, read_production
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.operations import rollback_and_refresh
 from include.matcher.stages.registry import promote
+from tests.helpers import report_json
 
 
 def promoted_version(storage, locations, run: str) -> str:
     candidate = join_uri(locations.work, "runs", run, "candidate")
     storage.upload_dir(resolve_model("all-MiniLM-L6-v2"), candidate)
     report = join_uri(candidate, "validation_report.json")
-    storage.put_json(
-        report,
-        {
-            "run": run,
-            "candidate": candidate,
-            "version": f"v-{run}",
-            "candidate_metrics": {"metrics": {"mrr@10": 0.5}},
-            "decision": {"promote": True, "primary_metric": "mrr@10", "reason": "test"},
-        },
-    )
+    storage.put_json(report, report_json(run, candidate, f"v-{run}", mrr=0.5))
     return promote(report, locations.registry, storage)
 
 

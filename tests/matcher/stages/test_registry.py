@@ -5,19 +5,14 @@ from include.matcher.foundations.pointers import read_production, swap_pointer
 from include.matcher.foundations.storage import PreconditionFailed
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.registry import list_versions, promote, version_for
+from tests.helpers import report_json
 
 
 def fake_candidate(storage, locations, run: str, promote_it: bool = True) -> str:
     """A candidate folder with a report; promote only copies files, so no real model is needed."""
     candidate = join_uri(locations.work, "runs", run, "candidate")
     storage.put_bytes(join_uri(candidate, "model.safetensors"), b"weights-" + run.encode())
-    report = {
-        "run": join_uri(locations.work, "runs", run),
-        "candidate": candidate,
-        "version": version_for(run),
-        "candidate_metrics": {"metrics": {"mrr@10": 0.8}},
-        "decision": {"promote": promote_it, "primary_metric": "mrr@10", "reason": "test"},
-    }
+    report = report_json(join_uri(locations.work, "runs", run), candidate, version_for(run), promote_it)
     uri = join_uri(candidate, "validation_report.json")
     storage.put_json(uri, report)
     return uri

@@ -1,4 +1,7 @@
+import json
+
 from include.matcher.stages.report import model_card_section, render_report
+from include.matcher.stages.validation_report import ValidationReport
 
 
 def sample_report(promote: bool = True) -> dict:
@@ -37,18 +40,18 @@ def sample_report(promote: bool = True) -> dict:
 
 
 def test_html_report_has_the_verdict_baselines_a_category_chart_and_a_confusion_matrix():
-    page = render_report(sample_report())
+    page = render_report(ValidationReport.from_json(sample_report()))
     assert "PROMOTE" in page and "beats production" in page
     assert "TF-IDF + logistic regression" in page and "base model, zero-shot" in page
     assert page.count('class="category-chart"') == 1 and "CHEF (6)" in page
     assert page.count('class="confusion-matrix"') == 1
     assert "CHEF ranked as PILOT: 1" in page and "PILOT ranked as CHEF: 2" in page
     assert "d" * 64 in page and "loss=multiple_negatives" in page
-    assert "KEEP PRODUCTION" in render_report(sample_report(promote=False))
+    assert "KEEP PRODUCTION" in render_report(ValidationReport.from_json(sample_report(promote=False)))
 
 
 def test_model_card_records_metrics_baselines_data_hash_and_hyperparameters():
-    card = model_card_section(sample_report())
+    card = model_card_section(ValidationReport.from_json(sample_report()))
     assert "| candidate | 0.750 | 0.900 | 0.800 |" in card
     assert "| TF-IDF + logistic regression | 0.650 |" in card
     assert "Data content hash: `" + "d" * 64 + "`" in card
@@ -63,7 +66,7 @@ def test_a_jobs_file_with_thousands_of_categories_gives_a_bounded_report():
     import numpy as np
 
     from include.matcher.foundations.evaluation import MAX_CONFUSION_CATEGORIES, TOP_CONFUSIONS, evaluate_scores
-    from include.matcher.stages.report_schema import check_report
+    from include.matcher.stages.validation_report import ValidationReport
 
     def report_for(count: int) -> tuple[dict, str]:
         categories = [f"CATEGORY-{i:04d}" for i in range(count)]
@@ -71,7 +74,7 @@ def test_a_jobs_file_with_thousands_of_categories_gives_a_bounded_report():
         truth = [categories[i % count] for i in range(3 * count)]
         result = evaluate_scores(rng.random((len(truth), count)), categories, truth)
         report = {**sample_report(), "candidate_metrics": result, "production_metrics": result}
-        return report, render_report(check_report(report))
+        return report, render_report(ValidationReport.from_json(report))
 
     small, _ = report_for(MAX_CONFUSION_CATEGORIES)
     assert len(small["candidate_metrics"]["confusion"]["matrix"]) == MAX_CONFUSION_CATEGORIES
@@ -95,3 +98,20 @@ def test_a_deeply_nested_jobs_file_gives_a_one_line_error():
     with pytest.raises(ValueError, match="nested too deeply") as refused:
         parse_job_descriptions(b"[" * 200_000 + b"]" * 200_000)
     assert "\n" not in str(refused.value)
+
+
+def test_the_report_is_a_typed_record_that_round_trips_its_json():
+    import pytest
+
+    from include.matcher.stages.validation_report import UnreadableReport, read_report
+
+    written = sample_report()
+    report = read_report(json.dumps(written).encode())
+    assert report.to_json() == written
+    assert report.decision.promote is True and report.decision.primary_metric == "mrr@10"
+    assert report.candidate_result.metric("mrr@10") == 0.8 and report.candidate_result.metric("absent") == 0.0
+    assert report.production_label == "all-MiniLM-L6-v2" and report.run_name == "night-1"
+    assert report.baselines["tfidf_logreg"].metric("accuracy@1") == 0.65
+    assert report.candidate_result.titled_metrics == {"accuracy@1": 0.95}
+    with pytest.raises(UnreadableReport, match="decision.promote"):
+        read_report(json.dumps({**written, "decision": {**written["decision"], "promote": "yes"}}).encode())

@@ -1,4 +1,9 @@
-"""What a readable ``validation_report.json`` is: one checker that every reader of reports goes through.
+"""The validation report: the typed record ``validate`` writes and every reader reads.
+
+:class:`ValidationReport` is what the gate, the registry, the report page, the Matcher page, the run
+summary and the side-by-side view take: attributes, not raw keys. ``validate`` builds one with
+:meth:`ValidationReport.from_json` (so what it writes passes the same check as what is read back) and
+stores :meth:`ValidationReport.to_json`; readers go through :func:`read_report`.
 
 Whoever can write the work bucket can put any bytes where a report belongs (evidence as a list, a
 metric as a string, JSON nested 200,000 deep). The Matcher page, the report page and the
@@ -13,6 +18,7 @@ specs of which one must fit.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 # Far above any report validate writes (its confusion matrix is bounded): beyond it, the page would
 # spend the API server's memory on one object.
@@ -61,6 +67,7 @@ REPORT = {
     "production_metrics": MODEL_RESULT,
     "baselines?": {"*": MODEL_RESULT},
     "training?": {"*": (NUMBER, TEXT, FLAG, None)},
+    "html_report?": TEXT,
 }
 
 
@@ -68,7 +75,114 @@ class UnreadableReport(ValueError):
     """Bytes where a validation report belongs that are not one this project wrote."""
 
 
-def read_report(blob: bytes) -> dict:
+@dataclass(frozen=True)
+class ModelResult:
+    """One model's scores on the held-out CVs: overall, per category, its confusions, and with titles kept."""
+
+    metrics: dict[str, float]
+    per_category: dict[str, dict[str, float]]
+    confusion: dict
+    titled_metrics: dict[str, float]
+
+    @classmethod
+    def from_json(cls, data: dict) -> ModelResult:
+        return cls(
+            metrics=data["metrics"],
+            per_category=data.get("per_category") or {},
+            confusion=data.get("confusion") or {},
+            titled_metrics=(data.get("with_title") or {}).get("metrics", {}),
+        )
+
+    def metric(self, name: str) -> float:
+        """The metric's value, 0 where the model was not scored (no held-out CV)."""
+        return self.metrics.get(name, 0.0)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the gate decided, why, by which rules, and the paired evidence it decided on."""
+
+    promote: bool
+    reason: str
+    primary_metric: str
+    decided_by: tuple[str, ...]
+    evidence: dict | None
+
+    @classmethod
+    def from_json(cls, data: dict) -> Decision:
+        from include.matcher.foundations.settings import GateConfig
+
+        return cls(
+            promote=data["promote"],
+            reason=data["reason"],
+            primary_metric=data.get("primary_metric") or GateConfig().primary_metric,
+            decided_by=tuple(data.get("decided_by") or ()),
+            evidence=data.get("evidence"),
+        )
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """One night's validation: the candidate against production and the baselines, and the decision."""
+
+    created_at: str
+    run: str
+    version: str
+    candidate: str | None
+    airflow_run_id: str | None
+    production_name: str
+    production_version: str | None
+    held_out_count: int
+    held_out_vectors: str | None
+    data_hash: str | None
+    training: dict
+    decision: Decision
+    candidate_result: ModelResult
+    production_result: ModelResult
+    baselines: dict[str, ModelResult]
+    html_report: str | None
+    json: dict = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data) -> ValidationReport:
+        """The record of a report's JSON, checked against :data:`REPORT` (:class:`UnreadableReport` if not)."""
+        check_report(data)
+        held_out = data["held_out"]
+        return cls(
+            created_at=data["created_at"],
+            run=data["run"],
+            version=data["version"],
+            candidate=data.get("candidate"),
+            airflow_run_id=data.get("airflow_run_id"),
+            production_name=data["production"]["name"],
+            production_version=data["production"].get("version"),
+            held_out_count=held_out["count"],
+            held_out_vectors=held_out.get("vectors"),
+            data_hash=data.get("data_hash"),
+            training=data.get("training") or {},
+            decision=Decision.from_json(data["decision"]),
+            candidate_result=ModelResult.from_json(data["candidate_metrics"]),
+            production_result=ModelResult.from_json(data["production_metrics"]),
+            baselines={name: ModelResult.from_json(result) for name, result in (data.get("baselines") or {}).items()},
+            html_report=data.get("html_report"),
+            json=data,
+        )
+
+    def to_json(self) -> dict:
+        """The JSON ``validation_report.json`` holds (and the Matcher page's JSON link serves)."""
+        return self.json
+
+    @property
+    def run_name(self) -> str:
+        """The run's folder name under ``<work>/runs/``, as the Matcher page's links name a night."""
+        return self.run.rsplit("/", 1)[-1]
+
+    @property
+    def production_label(self) -> str:
+        return self.production_version or self.production_name
+
+
+def read_report(blob: bytes) -> ValidationReport:
     """The report in ``blob`` if it has the shape :data:`REPORT` declares; :class:`UnreadableReport` otherwise."""
     if len(blob) > MAX_REPORT_BYTES:
         raise UnreadableReport(f"{len(blob)} bytes: larger than any validation report ({MAX_REPORT_BYTES})")
@@ -76,7 +190,7 @@ def read_report(blob: bytes) -> dict:
         report = json.loads(blob)
     except (ValueError, RecursionError) as error:  # RecursionError: JSON nested too deep to parse
         raise UnreadableReport(f"not JSON: {type(error).__name__}") from None
-    return check_report(report)
+    return ValidationReport.from_json(report)
 
 
 def check_report(report) -> dict:
