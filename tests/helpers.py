@@ -65,6 +65,25 @@ def put_a_model_every_candidate_beats_in_production(storage, locations, folder: 
     return version.uri
 
 
+def a_bucket_with_the_demo_night(prefix: str, demo_night_folder: Path, zeroed_folder: Path):
+    """(locations, storage) of a fresh bucket holding the demo night (CVs, job offers, jobs file), with
+    production a model every candidate beats, so the first night's promotion is arranged, not hoped for."""
+    import uuid
+
+    from include.matcher.foundations.settings import Locations
+    from include.matcher.foundations.storage import Storage
+
+    bucket = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    locations = Locations.in_bucket(bucket)
+    storage = Storage()
+    storage.ensure_bucket(bucket)
+    storage.upload_dir(demo_night_folder / "cvs", locations.raw_cvs)
+    storage.upload_dir(demo_night_folder / "job-offers", locations.job_offers)
+    storage.put_bytes(locations.jobs_file, (demo_night_folder / "job_descriptions.json").read_bytes())
+    put_a_model_every_candidate_beats_in_production(storage, locations, zeroed_folder)
+    return locations, storage
+
+
 def read_cv_vectors(storage, embeddings_uri: str):
     """The current CV embeddings as one pyarrow table (all parts), or None before the first refresh."""
     import pyarrow as pa

@@ -16,8 +16,8 @@ import pytest
 from include.matcher.foundations.uris import join_uri
 from tests.helpers import (
     BEATEN_VERSION,
+    a_bucket_with_the_demo_night,
     aws_connection_json,
-    put_a_model_every_candidate_beats_in_production,
     read_cv_vectors,
 )
 
@@ -27,20 +27,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def pipeline(s3_server, airflow_db, demo_night_folder, tmp_path_factory):
     """Demo data uploaded to a fresh bucket; the DAG loaded with MATCHER_* pointing there."""
-    import uuid
-
     from include.matcher.foundations.settings import Locations
-    from include.matcher.foundations.storage import Storage
 
-    bucket = f"dag-{uuid.uuid4().hex[:10]}"
-    locations = Locations.in_bucket(bucket)
-    storage = Storage()
-    storage.ensure_bucket(bucket)
-    storage.upload_dir(demo_night_folder / "cvs", locations.raw_cvs)
-    storage.upload_dir(demo_night_folder / "job-offers", locations.job_offers)
-    storage.put_bytes(locations.jobs_file, (demo_night_folder / "job_descriptions.json").read_bytes())
     # Night 1 must promote: arranged (production a model any candidate beats), not hoped of a tiny run.
-    put_a_model_every_candidate_beats_in_production(storage, locations, tmp_path_factory.mktemp("zeroed"))
+    locations, storage = a_bucket_with_the_demo_night("dag", demo_night_folder, tmp_path_factory.mktemp("zeroed"))
 
     env = {var: getattr(locations, name) for name, var in Locations.ENV.items()}
     env.update(MATCHER_PARSE_SHARD_SIZE="20", MATCHER_EMBED_SHARD_SIZE="20")

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,19 +69,10 @@ def _wait(condition, timeout_s: float, what: str, log_path: Path):
 def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
     from include.devtools import embedded_s3
     from include.matcher.foundations.settings import Locations
-    from include.matcher.foundations.storage import Storage
-    from tests.helpers import put_a_model_every_candidate_beats_in_production
+    from tests.helpers import a_bucket_with_the_demo_night
 
-    demo_folder = demo_night_folder
-    bucket = f"ui-{uuid.uuid4().hex[:10]}"
-    locations = Locations.in_bucket(bucket)
-    storage = Storage()
-    storage.ensure_bucket(bucket)
-    storage.upload_dir(demo_folder / "cvs", locations.raw_cvs)
-    storage.upload_dir(demo_folder / "job-offers", locations.job_offers)
-    storage.put_bytes(locations.jobs_file, (demo_folder / "job_descriptions.json").read_bytes())
     # The page's checks need a promotion: arranged, not hoped of a tiny training run.
-    put_a_model_every_candidate_beats_in_production(storage, locations, tmp_path_factory.mktemp("zeroed"))
+    locations, storage = a_bucket_with_the_demo_night("ui", demo_night_folder, tmp_path_factory.mktemp("zeroed"))
 
     home = tmp_path_factory.mktemp("airflow-standalone")
     port = embedded_s3.free_port()

@@ -172,13 +172,8 @@ class Storage:
     def get_with_etag(self, uri: str) -> tuple[bytes, str] | None:
         """The object's bytes and ETag, or None when it does not exist."""
         loc = S3Uri.parse(uri)
-        try:
-            response = self.client.get_object(Bucket=loc.bucket, Key=loc.key)
-        except ClientError as error:
-            if _is_not_found(error):
-                return None
-            raise
-        return response["Body"].read(), response["ETag"]
+        response = _unless_missing(self.client.get_object, Bucket=loc.bucket, Key=loc.key)
+        return None if response is None else (response["Body"].read(), response["ETag"])
 
     @with_retries
     def put_bytes(
@@ -211,13 +206,8 @@ class Storage:
     @with_retries
     def head(self, uri: str) -> ObjectInfo | None:
         loc = S3Uri.parse(uri)
-        try:
-            response = self.client.head_object(Bucket=loc.bucket, Key=loc.key)
-        except ClientError as error:
-            if _is_not_found(error):
-                return None
-            raise
-        return ObjectInfo(loc.key, response["ETag"], response["ContentLength"], uri)
+        response = _unless_missing(self.client.head_object, Bucket=loc.bucket, Key=loc.key)
+        return None if response is None else ObjectInfo(loc.key, response["ETag"], response["ContentLength"], uri)
 
     def exists(self, uri: str) -> bool:
         return self.head(uri) is not None
@@ -321,6 +311,16 @@ class Storage:
         self.client.copy_object(
             Bucket=target_bucket, Key=target_key, CopySource={"Bucket": source_bucket, "Key": source_key}
         )
+
+
+def _unless_missing(call, **kwargs):
+    """``call(**kwargs)``, or None where S3 says the object is not there."""
+    try:
+        return call(**kwargs)
+    except ClientError as error:
+        if _is_not_found(error):
+            return None
+        raise
 
 
 def _is_not_found(error: ClientError) -> bool:
