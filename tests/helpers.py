@@ -45,7 +45,8 @@ def put_a_model_every_candidate_beats_in_production(storage, locations, folder: 
     ranks last: any working candidate scores at least as well on every held-out CV and every job ->
     CV query, so each interval of the change starts at 0 or above. A test that needs a night to
     promote arranges it with this and ``min_improvement: 0``, ``min_primary: 0``, instead of hoping
-    a tiny training run learns enough.
+    a tiny training run learns enough; and, since a model that ties everything ignores names
+    entirely, ``max_name_sensitivity_increase: 1`` and ``min_impact_ratio: 0`` (the audit still runs).
     """
     from include.matcher.foundations import layout
     from include.matcher.foundations.models import load_model

@@ -116,7 +116,16 @@ def artefacts(storage, prefix: str) -> dict:
     return found
 
 
-NIGHT_ONE = {"epochs": 2, "learning_rate": 5e-5, "min_improvement": 0.0, "min_primary": 0.0}
+# The zeroed production ignores names entirely (every score tied), so any real candidate "increases"
+# name sensitivity over it: the arranged promotion lifts that rule too (the audit still runs).
+NIGHT_ONE = {
+    "epochs": 2,
+    "learning_rate": 5e-5,
+    "min_improvement": 0.0,
+    "min_primary": 0.0,
+    "max_name_sensitivity_increase": 1.0,
+    "min_impact_ratio": 0.0,
+}
 
 
 def test_three_nights_and_a_rollback(pipeline, capfd):

@@ -80,6 +80,12 @@ DEPLOYMENT = (
         "largest model folder downloaded (4 GiB); more than 200 files, no top-level `modules.json`, no safetensors "
         "weights or a JSON file over 32 MiB are refused before anything is fetched",
     ),
+    Variable(
+        "MATCHER_AUDIT_NAMES",
+        "",
+        "a JSON file of the bias audit's groups of names (default: the shipped audit-study names, "
+        "`include/matcher/foundations/audit_names.json`)",
+    ),
     Variable("MATCHER_S3_RETRY_SECONDS", "120", "how long one S3 operation is retried through outages"),
     Variable("MATCHER_LOG_LEVEL", "INFO", "the CLI's log level (`DEBUG` shows a user error's traceback)"),
     Variable("MATCHER_CELERY_REDIS_PORT", "6390", "`make up-celery`: Redis (the Celery broker)"),
@@ -363,6 +369,38 @@ class GateConfig:
         GATE,
         minimum=0,
         maximum=1,
+    )
+
+    min_impact_ratio: float = setting(
+        0.8,
+        "Bias audit: the candidate is refused when its lowest impact ratio (a name group's scoring or selection "
+        "rate over the highest group's) lies below this beyond doubt (the whole interval); 0.8 is the "
+        "four-fifths rule.",
+        GATE,
+        minimum=0,
+        maximum=1,
+    )
+    max_name_sensitivity_increase: float = setting(
+        0.05,
+        "Bias audit: the candidate is refused when its flip rate (the name alone moves a CV in or out of a job's "
+        "top 10 %) or its largest paired-win-rate gap exceeds production's by more than this beyond doubt.",
+        GATE,
+        minimum=0,
+        maximum=1,
+    )
+    audit_cvs: int = setting(
+        60,
+        "Held-out CVs the bias audit scores in every name's variant (0: all; the audit is off when "
+        "audit_names_per_group is 0).",
+        GATE,
+        minimum=0,
+    )
+    audit_names_per_group: int = setting(
+        2,
+        "Names per group the bias audit puts on each audited CV (it encodes CVs x names x groups per model); "
+        "0 turns the audit off.",
+        GATE,
+        minimum=0,
     )
 
     def __post_init__(self) -> None:

@@ -22,6 +22,7 @@ from include.matcher.foundations.evaluation import evaluate_model, evaluate_tfid
 from include.matcher.foundations.pointers import read_production
 from include.matcher.foundations.settings import GateConfig, Locations, TrainingConfig
 from include.matcher.foundations.storage import ObjectStore
+from include.matcher.stages.bias_audit import audit_held_out
 from include.matcher.stages.corpus import record_trained
 from include.matcher.stages.evidence import paired_evidence
 from include.matcher.stages.registry import version_for
@@ -117,13 +118,15 @@ def decide(
     held_out: int,
     problems: list[str] = (),
     evidence: dict | None = None,
+    audit: dict | None = None,
 ) -> dict:
     """The gate's decision: a sound model, better beyond doubt, no category or recruiter search worse
     beyond doubt, above the floor.
 
     ``problems`` (from :func:`model_problems`) refuse the candidate outright: a broken model is never
     promoted, whatever its metrics. ``evidence`` holds the paired bootstrap intervals
-    (:func:`evidence.paired_evidence`); without it the point estimates decide.
+    (:func:`evidence.paired_evidence`); without it the point estimates decide. ``audit`` (from
+    :func:`bias_audit.audit_held_out`) adds the bias rules: ``impact_ratio`` and ``name_sensitivity``.
     """
     metric = gate.primary_metric
     if held_out == 0:
@@ -148,6 +151,7 @@ def decide(
         "no_job_to_cv_drop": recruiter is None or recruiter["high"] >= -gate.max_job_to_cv_drop,
         "no_category_drop": not drops,
         "floor": new >= gate.min_primary,
+        **bias_checks(audit, gate),
     }
     bound = "lower bound " if confidence > 0 else ""
     verdict = "clears" if checks["improvement"] else "does not clear"
@@ -161,11 +165,14 @@ def decide(
         + ("no drop beyond doubt" if checks["no_job_to_cv_drop"] else f"a drop beyond -{gate.max_job_to_cv_drop:.2f}"),
         "no_category_drop": f"{metric} drops by more than {gate.max_category_drop:.2f} in {drops}" if drops else "",
         "floor": "" if checks["floor"] else f"{metric} {new:.4f} is below the floor {gate.min_primary:.2f}",
+        **bias_rules(audit, gate, checks),
     }
     failed = [name for name, passed in checks.items() if not passed]
     decided_by = failed or ["improvement"]
     reasons = [rules[name] for name in decided_by] + [
-        rules[name] for name in ("improvement", "no_job_to_cv_drop") if name not in decided_by and rules[name]
+        rules[name]
+        for name in ("improvement", "no_job_to_cv_drop", "impact_ratio")
+        if name not in decided_by and rules.get(name)
     ]
     if thin:
         reasons.append(f"not enough evidence (under {gate.min_category_support} held-out CVs) in {', '.join(thin)}")
@@ -183,6 +190,43 @@ def decide(
         "evidence": evidence,
         "reason": "; ".join(reasons),
     }
+
+
+def bias_checks(audit: dict | None, gate: GateConfig) -> dict[str, bool]:
+    """The bias audit's two rules, each refusing only beyond doubt (no audit: no rule)."""
+    if audit is None:
+        return {}
+    checks = {"impact_ratio": audit["candidate"]["lowest_impact_ratio"]["high"] >= gate.min_impact_ratio}
+    if "flip_rate_increase" in audit:
+        checks["name_sensitivity"] = all(
+            audit[f"{name}_increase"]["low"] <= gate.max_name_sensitivity_increase
+            for name in ("flip_rate", "largest_win_rate_gap")
+        )
+    return checks
+
+
+def bias_rules(audit: dict | None, gate: GateConfig, checks: dict[str, bool]) -> dict[str, str]:
+    """What each bias rule saw, in words, for the decision's reason."""
+    if audit is None:
+        return {}
+    lowest = audit["candidate"]["lowest_impact_ratio"]
+    rules = {
+        "impact_ratio": f"lowest impact ratio {lowest['value']:.3f} ({audit['confidence']:.0%} CI "
+        f"{lowest['low']:.3f} to {lowest['high']:.3f}) "
+        + ("not below" if checks["impact_ratio"] else "below")
+        + f" {gate.min_impact_ratio:.2f} beyond doubt"
+    }
+    if "name_sensitivity" in checks:
+        flips, gaps = audit["flip_rate_increase"], audit["largest_win_rate_gap_increase"]
+        rules["name_sensitivity"] = (
+            f"a name moves this candidate more than production beyond the allowed "
+            f"{gate.max_name_sensitivity_increase:.2f}: flip rate change {flips['value']:+.3f} "
+            f"(CI {flips['low']:+.3f} to {flips['high']:+.3f}), largest win-rate gap change {gaps['value']:+.3f} "
+            f"(CI {gaps['low']:+.3f} to {gaps['high']:+.3f})"
+            if not checks["name_sensitivity"]
+            else ""
+        )
+    return rules
 
 
 def validate(
@@ -218,7 +262,8 @@ def validate(
     kept = {"candidate": {}, "production": {}}
     candidate_result = evaluate_model(candidate_model, held_out, jobs, keep=kept["candidate"])
     problems = model_problems(candidate_model, candidate_result.get("health"), gate)
-    production_result = evaluate_model(load_model(production_name, storage), held_out, jobs, keep=kept["production"])
+    production_model = load_model(production_name, storage)
+    production_result = evaluate_model(production_model, held_out, jobs, keep=kept["production"])
     base_result = (
         production_result
         if production_name == base_name
@@ -235,7 +280,10 @@ def validate(
             gate.confidence,
             gate.min_category_support,
         )
-    decision = decide(candidate_result, production_result, gate, len(held_out), problems, evidence)
+    audit = None
+    if not problems and gate.audit_names_per_group > 0:
+        audit = audit_held_out({"candidate": candidate_model, "production": production_model}, held_out, jobs, gate)
+    decision = decide(candidate_result, production_result, gate, len(held_out), problems, evidence, audit)
     report_uri = candidate.validation_report
     held_out_vectors = layout.Run(run_uri).held_out_vectors
     write_held_out_vectors(
@@ -268,6 +316,7 @@ def validate(
                 "tfidf_logreg": evaluate_tfidf_baseline(train_cvs, held_out, jobs),
             },
             "decision": decision,
+            "bias_audit": audit,
             "html_report": candidate.validation_report_html,
         }
     )

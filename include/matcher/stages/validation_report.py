@@ -53,6 +53,38 @@ DECISION = {
     "decided_by?": [TEXT],
     "evidence?": EVIDENCE,
 }
+BOUNDS = {"value": NUMBER, "low": NUMBER, "high": NUMBER}
+AUDIT_FIGURES = {
+    "groups": {
+        "*": {
+            "scoring_rate": NUMBER,
+            "selection_rate": NUMBER,
+            "impact_ratio": NUMBER,
+            "selection_impact_ratio": NUMBER,
+            "impact_ratio_low": NUMBER,
+            "impact_ratio_high": NUMBER,
+        }
+    },
+    "lowest_impact_ratio": BOUNDS,
+    "lowest_selection_impact_ratio": BOUNDS,
+    "flip_rate": BOUNDS,
+    "name_sensitivity": BOUNDS,
+    "largest_win_rate_gap": BOUNDS,
+    "win_rates": {"*": NUMBER},
+}
+BIAS_AUDIT = {
+    "cvs": COUNT,
+    "names": COUNT,
+    "names_per_group": COUNT,
+    "groups": [TEXT],
+    "confidence": NUMBER,
+    "resamples": COUNT,
+    "seconds?": NUMBER,
+    "candidate": AUDIT_FIGURES,
+    "production?": AUDIT_FIGURES,
+    "flip_rate_increase?": BOUNDS,
+    "largest_win_rate_gap_increase?": BOUNDS,
+}
 REPORT = {
     "created_at": TEXT,
     "run": TEXT,
@@ -68,6 +100,8 @@ REPORT = {
     "baselines?": {"*": MODEL_RESULT},
     "training?": {"*": (NUMBER, TEXT, FLAG, None)},
     "html_report?": TEXT,
+    "bias_audit?": BIAS_AUDIT,
+    "approval?": {"state": TEXT, "by?": TEXT, "at?": TEXT, "comment?": TEXT},
 }
 
 
@@ -141,6 +175,8 @@ class ValidationReport:
     production_result: ModelResult
     baselines: dict[str, ModelResult]
     html_report: str | None
+    bias_audit: dict | None
+    approval: dict | None
     json: dict = field(repr=False, compare=False)
 
     @classmethod
@@ -165,6 +201,8 @@ class ValidationReport:
             production_result=ModelResult.from_json(data["production_metrics"]),
             baselines={name: ModelResult.from_json(result) for name, result in (data.get("baselines") or {}).items()},
             html_report=data.get("html_report"),
+            bias_audit=data.get("bias_audit"),
+            approval=data.get("approval"),
             json=data,
         )
 

@@ -1,0 +1,63 @@
+"""The names the bias audit puts on CVs: groups of full names, and how a name goes on a CV.
+
+The groups are data (``audit_names.json`` beside this module, the Bertrand & Mullainathan 2004
+audit-study names, with its source), so a deployment can audit its own groups (pronouns, age
+markers, other names) by pointing ``MATCHER_AUDIT_NAMES`` or ``bias-audit --names`` at a file of
+its own, without code. A file is either ``{"group": ["First Last", ...], ...}`` or the shipped shape
+``{"groups": {...}, "line": "{name}", "source": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_NAMES_FILE = Path(__file__).with_name("audit_names.json")
+NAME_PLACEHOLDER = "{name}"
+
+
+@dataclass(frozen=True)
+class AuditNames:
+    """Groups of names (group -> full names, in file order) and the line a name becomes on a CV."""
+
+    groups: dict[str, tuple[str, ...]]
+    line: str = NAME_PLACEHOLDER
+    source: str = ""
+
+    def first(self, per_group: int) -> AuditNames:
+        """The first ``per_group`` names of every group (0: all of them)."""
+        if per_group <= 0:
+            return self
+        return AuditNames({g: names[:per_group] for g, names in self.groups.items()}, self.line, self.source)
+
+    def named(self) -> list[tuple[str, str]]:
+        """(group, name) for every name, groups in file order."""
+        return [(group, name) for group, names in self.groups.items() for name in names]
+
+    def put_on(self, name: str, cv_text: str) -> str:
+        """The CV with the name's line at its top: the only difference between two variants."""
+        return self.line.replace(NAME_PLACEHOLDER, name) + "\n" + cv_text
+
+
+def load_audit_names(path: str | Path | None = None) -> AuditNames:
+    """The groups in ``path`` (default: ``MATCHER_AUDIT_NAMES``, else the shipped file); ``ValueError``
+    naming what is wrong with a file that is not two or more groups of names."""
+    from include.matcher.foundations.settings import deployment_setting
+
+    path = Path(path or deployment_setting("MATCHER_AUDIT_NAMES") or DEFAULT_NAMES_FILE)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"audit names {path}: not a readable JSON file ({error})") from None
+    groups = data.get("groups", data) if isinstance(data, dict) else None
+    line = data.get("line", NAME_PLACEHOLDER) if isinstance(data, dict) and "groups" in data else NAME_PLACEHOLDER
+    if not isinstance(groups, dict) or len(groups) < 2:
+        raise ValueError(f"audit names {path}: expected two or more groups, each a list of names")
+    for group, names in groups.items():
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise ValueError(f"audit names {path}: group {group!r} must be a non-empty list of names")
+    if not isinstance(line, str) or NAME_PLACEHOLDER not in line:
+        raise ValueError(f"audit names {path}: 'line' must contain {NAME_PLACEHOLDER}")
+    source = data.get("source", "") if isinstance(data, dict) else ""
+    return AuditNames({g: tuple(n.strip() for n in names) for g, names in groups.items()}, line, str(source))
