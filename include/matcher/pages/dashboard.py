@@ -195,13 +195,14 @@ def render(
     )
     run_rows = "".join(
         f"<tr><td>{airflow_run_link(r)}</td><td>{'promoted' if r.decision.promote else 'refused'}</td>"
+        f"<td>{r.candidate_result.metric('mrr@10'):.3f}</td><td>{html.escape(audit_cell(r.bias_audit))}</td>"
         f"<td>{html.escape(r.decision.reason)}</td>"
         f'<td><a href="{html.escape(report_link(r.run_name))}">report</a> '
         f'(<a href="{html.escape(json_link(r.run_name))}">json</a>)</td></tr>'
         for r in reversed(reports)
     ) + "".join(
         f"<tr><td>{html.escape(run)}</td><td>unreadable</td>"
-        "<td>its validation report is not one this page can read</td><td>-</td></tr>"
+        "<td>-</td><td>-</td><td>its validation report is not one this page can read</td><td>-</td></tr>"
         for run in unreadable
     )
     in_production = html.escape(live or "none yet") + (f" ({html.escape(production['uri'])})" if production else "")
@@ -216,9 +217,18 @@ def render(
         "<h2>job &rarr; CV MAP@10 over nights (the recruiter's search, guarded)</h2>"
         f"{chart(reports, 'job_to_cv_map@10')}"
         f"<h2>Model versions</h2><table>{version_head}{version_rows}</table>"
-        "<h2>Gate decisions</h2><table><tr><th>run (Airflow)</th><th>decision</th><th>why</th><th>report</th></tr>"
+        "<h2>Gate decisions</h2><table><tr><th>run (Airflow)</th><th>decision</th><th>MRR@10</th>"
+        "<th>lowest impact ratio (CI), flip rate</th><th>why</th><th>report</th></tr>"
         f"{run_rows}</table>",
     )
+
+
+def audit_cell(audit: dict | None) -> str:
+    """The night's bias audit headline, for the decisions table."""
+    if not audit:
+        return "not run"
+    lowest, flips = audit["candidate"]["lowest_impact_ratio"], audit["candidate"]["flip_rate"]
+    return f"{lowest['value']:.3f} ({lowest['low']:.3f} to {lowest['high']:.3f}), {flips['value']:.3f}"
 
 
 def report(storage: ObjectStore, locations: Locations, run: str) -> ValidationReport:

@@ -6,6 +6,7 @@ from include.matcher.foundations import layout
 from include.matcher.foundations.pointers import read_current, read_production
 from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore
+from include.matcher.stages.report import audit_headline
 from include.matcher.stages.validation_report import read_report
 
 
@@ -45,6 +46,7 @@ def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> st
             f"{production.metric(metric):.3f}; "
             f"accuracy@1 {candidate.metric('accuracy@1'):.3f} vs {production.metric('accuracy@1'):.3f}"
         )
+        lines.append(f"fairness:   {audit_headline(report.bias_audit)}")
         lines.append(f"gate:       {'PROMOTED' if decision.promote else 'NOT PROMOTED'}: {decision.reason}")
     production = read_production(storage, locations.registry)
     lines.append(f"production: {production['version'] + ' at ' + production['uri'] if production else 'none yet'}")

@@ -239,6 +239,7 @@ def build_pairs(corpus_uri: str, context: RunContext) -> str:
         "examples": len(examples.rows),
         "labels": dict(Counter(str(m.get("label", m.get("role"))) for m in examples.metadata)),
         "cvs_by_split": {name: len(rows) for name, rows in by_split.items()},
+        "train_cvs_by_category": dict(sorted(Counter(cv["category"] for cv in by_split["train"]).items())),
         "categories": sorted(jobs),
         "cvs_without_job_description": unknown,
         # Positives for every category they are filed under, and kept out of the held-out splits.

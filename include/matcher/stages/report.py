@@ -185,6 +185,68 @@ def evidence_table(decision: Decision) -> str:
     )
 
 
+def audit_headline(audit: dict | None) -> str:
+    """One line: the candidate's lowest impact ratio with its interval, and its flip rate."""
+    if not audit:
+        return "bias audit: not run"
+    lowest, flips = audit["candidate"]["lowest_impact_ratio"], audit["candidate"]["flip_rate"]
+    return (
+        f"bias audit: lowest impact ratio {lowest['value']:.3f} (CI {lowest['low']:.3f} to {lowest['high']:.3f}), "
+        f"flip rate {flips['value']:.3f} ({audit['cvs']} CVs x {audit['names']} names)"
+    )
+
+
+def audit_rows(audit: dict) -> list[tuple[str, list[str]]]:
+    """(group, cells) of the LL144-style table for the candidate, production beside it."""
+    rows = []
+    for group, row in audit["candidate"]["groups"].items():
+        old = (audit.get("production") or {}).get("groups", {}).get(group)
+        rows.append(
+            (
+                group,
+                [
+                    f"{row['scoring_rate']:.3f}",
+                    f"{row['selection_rate']:.3f}",
+                    f"{row['impact_ratio']:.3f} ({row['impact_ratio_low']:.3f} to {row['impact_ratio_high']:.3f})",
+                    f"{row['selection_impact_ratio']:.3f}",
+                    "-" if old is None else f"{old['impact_ratio']:.3f}",
+                ],
+            )
+        )
+    return rows
+
+
+AUDIT_HEAD = ["group", "scoring rate", "selection rate", "impact ratio (CI)", "selection impact ratio", "production"]
+
+
+def audit_table(audit: dict | None) -> str:
+    """The bias audit for people: per group, then the name-sensitivity figures against production."""
+    if not audit:
+        return "<p>No bias audit: the candidate was refused before it, or the audit is off.</p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in AUDIT_HEAD)
+    body = "".join(
+        f"<tr><th>{html.escape(group)}</th>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+        for group, cells in audit_rows(audit)
+    )
+    figures = ""
+    for name in ("flip_rate", "name_sensitivity", "largest_win_rate_gap"):
+        new = audit["candidate"][name]
+        old = (audit.get("production") or {}).get(name)
+        figures += (
+            f"<tr><td>{name.replace('_', ' ')}</td><td>{new['value']:.3f} ({new['low']:.3f} to {new['high']:.3f})</td>"
+            f"<td>{'-' if old is None else format(old['value'], '.3f')}</td></tr>"
+        )
+    wins = ", ".join(f"{html.escape(pair)} {rate:.3f}" for pair, rate in audit["candidate"]["win_rates"].items())
+    return (
+        f"<p>{html.escape(audit_headline(audit))}. Each audited CV (held-out, title stripped) scored against every "
+        "job with a name line put at its top, once per name; rates are averaged over jobs; intervals are "
+        f"{audit['confidence']:.0%} bootstrap intervals over the CVs.</p>"
+        f"<table><tr>{head}</tr>{body}</table>"
+        "<table><tr><th>name sensitivity</th><th>candidate (CI)</th><th>production</th></tr>"
+        f"{figures}</table><p>Paired win rates (0.5: the name does not matter): {wins}.</p>"
+    )
+
+
 def render_report(report: ValidationReport, nav: str = "") -> str:
     decision = report.decision
     metric = decision.primary_metric
@@ -201,12 +263,26 @@ def render_report(report: ValidationReport, nav: str = "") -> str:
         "</code>.</p>"
         f"<h2>Metrics (titles stripped) and baselines</h2>{metrics_table(report)}"
         f"<h2>Candidate vs production, with intervals</h2>{evidence_table(decision)}"
+        f"<h2>Bias audit (names on the same CV)</h2>{audit_table(report.bias_audit)}"
         f"<h2>{html.escape(metric)} per category</h2>{category_chart(report, metric)}"
         "<h2>Confusion matrix of the candidate</h2>"
         f"{confusion_picture(report.candidate_result.confusion)}"
         f"<h2>Training</h2><p>{html.escape(hyper)}</p>"
     )
     return html_page(f"Validation report {report.version}", body, nav)
+
+
+INTENDED_USE = """### Intended use and limits
+
+- **For**: ranking stored CVs for a job description (and jobs for a CV) so that a recruiter reads the
+  likeliest fits first, with a person deciding. Under the EU AI Act this is a high-risk system (Annex III
+  4(a)). The name-swap audit above measures the rates and impact ratios NYC Local Law 144 asks about, on
+  every candidate before promotion; it is not the independent audit that law requires.
+- **Not for**: the sole basis of a hiring, rejection or pay decision; scoring people on anything but the
+  text of their CV; CVs in other languages than English.
+- **Known limits**: reads the first 256 tokens of a CV (the rest is cut); knows only the categories it
+  was trained on (above); the bias audit uses names as the one proxy for perceived race and sex (no
+  demographic data is used or stored), so it cannot show bias carried by other words."""
 
 
 def model_card_section(report: ValidationReport) -> str:
@@ -228,7 +304,20 @@ def model_card_section(report: ValidationReport) -> str:
             + f" | {_number(titled.get('accuracy@1'))} |"
         )
     decision = report.decision
+    lines += ["", "### Bias audit (names on the same CV)", "", audit_headline(report.bias_audit) + "."]
+    if report.bias_audit:
+        lines += ["", "| " + " | ".join(AUDIT_HEAD) + " |", "| --- |" + " --- |" * (len(AUDIT_HEAD) - 1)]
+        lines += [f"| {group} | " + " | ".join(cells) + " |" for group, cells in audit_rows(report.bias_audit)]
+    by_category = report.training_data.get("train_cvs_by_category", {})
     lines += [
+        "",
+        "### Trained on",
+        "",
+        f"CVs by split: {report.training_data.get('cvs_by_split', '-')}; training CVs by category: "
+        + (", ".join(f"{category} {count}" for category, count in by_category.items()) or "-")
+        + " (counts only: no CV text).",
+        "",
+        INTENDED_USE,
         "",
         f"Gate: {'promoted' if decision.promote else 'not promoted'}: {decision.reason}",
         "",

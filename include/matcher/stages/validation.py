@@ -308,6 +308,9 @@ def validate(
                 "titles": "stripped (primary); kept (with_title)",
             },
             "data_hash": pairs_summary.get("data_hash"),
+            "training_data": {
+                key: pairs_summary[key] for key in ("cvs_by_split", "train_cvs_by_category") if key in pairs_summary
+            },
             "training": training_summary(storage, candidate_uri),
             "candidate_metrics": candidate_result,
             "production_metrics": production_result,

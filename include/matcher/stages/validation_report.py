@@ -101,6 +101,7 @@ REPORT = {
     "training?": {"*": (NUMBER, TEXT, FLAG, None)},
     "html_report?": TEXT,
     "bias_audit?": BIAS_AUDIT,
+    "training_data?": {"cvs_by_split?": {"*": COUNT}, "train_cvs_by_category?": {"*": COUNT}},
     "approval?": {"state": TEXT, "by?": TEXT, "at?": TEXT, "comment?": TEXT},
 }
 
@@ -177,6 +178,7 @@ class ValidationReport:
     html_report: str | None
     bias_audit: dict | None
     approval: dict | None
+    training_data: dict
     json: dict = field(repr=False, compare=False)
 
     @classmethod
@@ -203,6 +205,7 @@ class ValidationReport:
             html_report=data.get("html_report"),
             bias_audit=data.get("bias_audit"),
             approval=data.get("approval"),
+            training_data=data.get("training_data") or {},
             json=data,
         )
 

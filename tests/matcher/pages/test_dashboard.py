@@ -69,3 +69,18 @@ def test_the_report_page_shows_each_change_with_its_interval_and_thin_categories
     assert "job -&gt; CV MAP@10 (guarded)" in page and "-0.050 to +0.070" in page
     assert "<td>mrr@10: PILOT</td><td>3</td>" in page and "not enough evidence" in page
     assert "Decided by: improvement" in page
+
+
+def test_each_night_shows_its_bias_audit_beside_mrr(storage, locations):
+    from include.matcher.foundations.uris import join_uri
+    from tests.matcher.stages.test_report import sample_audit
+
+    put_night(storage, locations, "night-24", 0.7, True)
+    put_night(storage, locations, "night-25", 0.6, False)
+    uri = join_uri(locations.work, "runs", "night-25", "candidate", "validation_report.json")
+    storage.put_json(uri, {**storage.get_json(uri), "bias_audit": sample_audit()})
+    lowest = sample_audit()["candidate"]["lowest_impact_ratio"]
+    page = render(storage, locations)
+    assert "lowest impact ratio (CI), flip rate" in page
+    assert f"<td>0.600</td><td>{lowest['value']:.3f} ({lowest['low']:.3f} to {lowest['high']:.3f})," in page
+    assert "<td>0.700</td><td>not run</td>" in page

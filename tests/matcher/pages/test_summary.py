@@ -27,3 +27,20 @@ def test_the_summary_says_what_came_in_and_what_this_night_published(storage, lo
     later = locations.run_uri("night-2")  # a quiet night published nothing: no "refreshed" line
     ingest(later, locations, storage)
     assert "refreshed:" not in describe_run(later, locations, storage)
+
+
+def test_the_summary_gives_the_bias_audit_headline(storage, locations):
+    from include.matcher.pages.summary import describe_run
+    from include.matcher.stages.registry import version_for
+    from tests.helpers import report_json
+    from tests.matcher.stages.test_report import sample_audit
+
+    night = locations.run_uri("night-9")
+    storage.put_json(join_uri(night, "manifest.json"), {"created_at": "2026-11-25T02:00:00", "counts": {}})
+    candidate = join_uri(night, "candidate")
+    report = {**report_json(night, candidate, version_for("night-9")), "bias_audit": sample_audit()}
+    storage.put_json(join_uri(candidate, "validation_report.json"), report)
+    lowest = sample_audit()["candidate"]["lowest_impact_ratio"]
+    assert f"fairness:   bias audit: lowest impact ratio {lowest['value']:.3f}" in describe_run(
+        night, locations, storage
+    )

@@ -115,3 +115,35 @@ def test_the_report_is_a_typed_record_that_round_trips_its_json():
     assert report.candidate_result.titled_metrics == {"accuracy@1": 0.95}
     with pytest.raises(UnreadableReport, match="decision.promote"):
         read_report(json.dumps({**written, "decision": {**written["decision"], "promote": "yes"}}).encode())
+
+
+def sample_audit() -> dict:
+    import numpy as np
+
+    from include.matcher.stages.bias_audit import audit
+
+    scores = np.repeat(np.random.default_rng(0).random((30, 1, 4)), 4, axis=1)
+    scores[:, 2:, :] -= 0.1
+    found = audit(
+        {"candidate": scores, "production": scores}, ["white_male", "white_male", "black_male", "black_male"], 0.95, 100
+    )
+    return {**found, "groups": ["white_male", "black_male"], "names_per_group": 2}
+
+
+def test_the_report_page_and_the_model_card_show_the_bias_audit_and_what_the_model_is_for():
+    report = ValidationReport.from_json(
+        {
+            **sample_report(),
+            "bias_audit": sample_audit(),
+            "training_data": {"cvs_by_split": {"train": 40}, "train_cvs_by_category": {"CHEF": 22, "PILOT": 18}},
+        }
+    )
+    lowest = report.bias_audit["candidate"]["lowest_impact_ratio"]
+    headline = f"lowest impact ratio {lowest['value']:.3f} (CI {lowest['low']:.3f} to {lowest['high']:.3f})"
+    page = render_report(report)
+    assert "Bias audit" in page and headline in page and "black_male" in page and "flip rate" in page
+    card = model_card_section(report)
+    assert headline in card and "| black_male |" in card
+    assert "Not for**: the sole basis of a hiring" in card and "first 256 tokens" in card
+    assert "CHEF 22, PILOT 18" in card
+    assert "bias audit: not run" in model_card_section(ValidationReport.from_json(sample_report()))
