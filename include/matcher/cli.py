@@ -150,6 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--category", help="only CVs filed under this category")
     match.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
 
+    bias = command(
+        "bias-audit",
+        cmd_bias_audit,
+        "Bias audit of a model: the same CVs under names of each group (LL144-style rates and impact ratios).",
+    )
+    bias.add_argument("--model", required=True, help="'production', a model folder, an s3:// URI or the base model")
+    bias.add_argument("--data-root", help="a <CATEGORY>/<file> folder (default: the latest night's held-out CVs)")
+    bias.add_argument("--jobs-file", help="with --data-root: job_descriptions.json (default: the deployment's)")
+    bias.add_argument("--names", help='a JSON file {"group": ["First Last", ...], ...} (default: the shipped names)')
+    bias.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    add_setting_flags(bias, GateConfig, only=("audit_cvs", "audit_names_per_group", "confidence"))
+
     settings = command(
         "settings", cmd_settings, "Print the run settings (DAG params and these flags) as a Markdown table."
     )
@@ -369,6 +381,35 @@ def cmd_evaluate(args) -> int:
     # evaluate_model strips each title itself (its primary numbers); "with_title" reads the CVs as they are.
     metrics = result["metrics"] if args.strip_title else result.get("with_title", result)["metrics"]
     emit({"model": args.model, "split": args.split, "strip_title": args.strip_title, **metrics})
+    return 0
+
+
+def cmd_bias_audit(args) -> int:
+    from include.legacy.labelled_folders import load_labelled_cvs
+    from include.matcher.foundations.audit_names import load_audit_names
+    from include.matcher.foundations.jobs import load_job_descriptions
+    from include.matcher.foundations.models import load_model
+    from include.matcher.stages import bias_audit
+
+    store = storage()
+    locations = Locations.from_env()
+    gate = GateConfig.from_mapping(vars(args))
+    if args.data_root:
+        cvs, _ = load_labelled_cvs(args.data_root, store if args.data_root.startswith("s3://") else None)
+        jobs_file = args.jobs_file or locations.jobs_file
+        jobs = load_job_descriptions(jobs_file, store if jobs_file.startswith("s3://") else None)
+        where = args.data_root
+    else:
+        cvs, jobs, where = bias_audit.latest_held_out(locations, store)
+    found = bias_audit.audit_held_out(
+        {"candidate": load_model(args.model, store)}, cvs, jobs, gate, load_audit_names(args.names)
+    )
+    if found is None:
+        raise LookupError(f"no CV in {where} has a category the jobs file describes")
+    print(f"bias audit of {args.model} on {where}", file=sys.__stdout__)
+    print(bias_audit.table(found), file=sys.__stdout__, flush=True)
+    if args.json:
+        emit({"model": args.model, **bias_audit.headline(found)})
     return 0
 
 

@@ -264,3 +264,41 @@ def test_starting_the_embedded_s3_on_a_taken_port_says_so(tmp_path):
         # Its own data folder: the project's embedded S3 may be running (after `make demo`).
         error = cli_error("s3", "start", "--port", str(port), "--data-dir", str(tmp_path / "s3"))
         assert f"port {port} on 127.0.0.1 is already in use" in error
+
+
+def test_bias_audit_prints_the_table_and_ends_with_its_figures_for_a_names_file_of_its_own(
+    demo_folder, base_model, tmp_path
+):
+    from include.legacy.labelled_folders import load_labelled_cvs
+    from include.matcher.foundations.audit_names import load_audit_names
+    from include.matcher.foundations.jobs import load_job_descriptions
+    from include.matcher.foundations.settings import GateConfig
+    from include.matcher.stages.bias_audit import audit_held_out, headline
+
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"group_a": ["Ann Lee", "Amy Low"], "group_b": ["Bob Ray", "Ben Roe"]}))
+    flags = ["--audit-cvs", "12", "--audit-names-per-group", "2"]
+    lines = run_cli(
+        "bias-audit",
+        "--model",
+        "all-MiniLM-L6-v2",
+        "--data-root",
+        str(demo_folder / "cvs"),
+        "--jobs-file",
+        str(demo_folder / "job_descriptions.json"),
+        "--names",
+        str(names),
+        "--json",
+        *flags,
+    )
+    figures = json.loads(lines[-1])
+    assert set(figures["groups"]) == {"group_a", "group_b"} and figures["cvs"] == 12 and figures["names"] == 4
+    assert {"scoring_rate", "selection_rate", "impact_ratio"} == set(figures["groups"]["group_a"])
+    assert any(line.startswith("group_b") for line in lines) and any("flip rate" in line for line in lines)
+    cvs, _ = load_labelled_cvs(str(demo_folder / "cvs"))
+    jobs = load_job_descriptions(demo_folder / "job_descriptions.json")
+    expected = audit_held_out(
+        {"candidate": base_model}, cvs, jobs, GateConfig(audit_cvs=12, audit_names_per_group=2), load_audit_names(names)
+    )
+    assert figures["lowest_impact_ratio"] == pytest.approx(headline(expected)["lowest_impact_ratio"], abs=1e-3)
+    assert figures["flip_rate"] == pytest.approx(headline(expected)["flip_rate"], abs=1e-3)

@@ -193,3 +193,59 @@ def audit_held_out(
         return None
     result = audit_models(models, cvs, jobs, names, gate.confidence)
     return {**result, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def latest_held_out(locations, storage) -> tuple[list[dict], dict[str, list[str]], str]:
+    """(held-out CVs, jobs, run URI) of the newest night that built pairs: what ``bias-audit`` audits
+    by default, the CVs no model in the registry trained on that night."""
+    from include.matcher.foundations import layout
+
+    manifests = [info.uri for info in storage.list(layout.runs(locations.work)) if info.uri.endswith("/manifest.json")]
+    runs = sorted((storage.get_json(uri)["created_at"], uri.rsplit("/", 1)[0]) for uri in manifests)
+    for _, run_uri in reversed(runs):
+        pairs = layout.Run(run_uri).pairs
+        if storage.exists(pairs.split("test")):
+            return storage.get_jsonl(pairs.split("test")), storage.get_json(pairs.jobs), run_uri
+    raise LookupError("no night has built pairs yet: give --data-root (a <CATEGORY>/<file> folder) instead")
+
+
+def table(audit_result: dict) -> str:
+    """The LL144-style table of one model's audit, for a terminal."""
+    side = audit_result["candidate"]
+    lines = [
+        f"{'group':<16} {'scoring rate':>12} {'selection rate':>14} {'impact ratio (CI)':>26} {'selection IR':>12}",
+    ]
+    for group, row in side["groups"].items():
+        ratio = f"{row['impact_ratio']:.3f} ({row['impact_ratio_low']:.3f}-{row['impact_ratio_high']:.3f})"
+        lines.append(
+            f"{group:<16} {row['scoring_rate']:>12.3f} {row['selection_rate']:>14.3f} {ratio:>26} "
+            f"{row['selection_impact_ratio']:>12.3f}"
+        )
+    for name in ("lowest_impact_ratio", "flip_rate", "name_sensitivity", "largest_win_rate_gap"):
+        figure = side[name]
+        lines.append(
+            f"{name.replace('_', ' ')}: {figure['value']:.3f} (CI {figure['low']:.3f} to {figure['high']:.3f})"
+        )
+    lines.append("paired win rates: " + ", ".join(f"{pair} {w:.3f}" for pair, w in side["win_rates"].items()))
+    lines.append(
+        f"{audit_result['cvs']} CVs x {audit_result['names']} names; {audit_result['confidence']:.0%} intervals"
+    )
+    return "\n".join(lines)
+
+
+def headline(audit_result: dict) -> dict:
+    """The figures ``bias-audit --json`` ends with."""
+    side = audit_result["candidate"]
+    return {
+        "groups": {
+            g: {k: row[k] for k in ("scoring_rate", "selection_rate", "impact_ratio")}
+            for g, row in side["groups"].items()
+        },
+        "lowest_impact_ratio": side["lowest_impact_ratio"]["value"],
+        "lowest_impact_ratio_interval": [side["lowest_impact_ratio"]["low"], side["lowest_impact_ratio"]["high"]],
+        "flip_rate": side["flip_rate"]["value"],
+        "largest_win_rate_gap": side["largest_win_rate_gap"]["value"],
+        "name_sensitivity": side["name_sensitivity"]["value"],
+        "cvs": audit_result["cvs"],
+        "names": audit_result["names"],
+    }

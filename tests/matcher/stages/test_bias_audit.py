@@ -181,3 +181,19 @@ def test_validate_refuses_a_candidate_made_name_biased_on_purpose_and_passes_the
     biased = decision_for("biased-night", name_biased_model(demo_folder, tmp_path / "biased"))
     assert not biased["promote"], biased["reason"]
     assert {"impact_ratio", "name_sensitivity"} & set(biased["decided_by"]), biased["reason"]
+
+
+def test_the_cli_audits_the_newest_night_that_built_pairs_by_default(storage, locations):
+    from include.matcher.foundations import layout
+    from include.matcher.stages.bias_audit import latest_held_out
+
+    with pytest.raises(LookupError, match="--data-root"):
+        latest_held_out(locations, storage)
+    for name, created, with_pairs in (("night-1", "2026-11-01", True), ("night-2", "2026-11-02", False)):
+        run = layout.Run(locations.run_uri(name))
+        storage.put_json(run.manifest, {"created_at": created})
+        if with_pairs:
+            storage.put_jsonl(run.pairs.split("test"), [{"key": f"{name}/a", "category": "CHEF", "text": "x"}])
+            storage.put_json(run.pairs.jobs, {"CHEF": ["Cooks."]})
+    cvs, jobs, run_uri = latest_held_out(locations, storage)
+    assert run_uri == locations.run_uri("night-1") and cvs[0]["key"] == "night-1/a" and jobs == {"CHEF": ["Cooks."]}
