@@ -15,6 +15,9 @@ from pathlib import Path
 
 DEFAULT_NAMES_FILE = Path(__file__).with_name("audit_names.json")
 NAME_PLACEHOLDER = "{name}"
+# The audit scores with at most the first this many names of a group; augmentation trains on the rest,
+# so a model is never audited on names it was taught to ignore.
+AUDITED_AT_MOST = 4
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,13 @@ class AuditNames:
         if per_group <= 0:
             return self
         return AuditNames({g: names[:per_group] for g, names in self.groups.items()}, self.line, self.source)
+
+    def for_training(self) -> AuditNames:
+        """The names counterfactual augmentation trains with: each group's names after the first
+        :data:`AUDITED_AT_MOST` (the ones the audit may score with), or all of a group that has no more."""
+        return AuditNames(
+            {g: names[AUDITED_AT_MOST:] or names for g, names in self.groups.items()}, self.line, self.source
+        )
 
     def named(self) -> list[tuple[str, str]]:
         """(group, name) for every name, groups in file order."""

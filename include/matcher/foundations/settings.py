@@ -300,6 +300,13 @@ class TrainingConfig:
     strip_titles: bool = setting(
         True, "Train on CVs without their first line (the job title, which often names the category).", TRAINING
     )
+    name_augmentation: bool = setting(
+        False,
+        "Counterfactual augmentation: each training CV carries a name line drawn evenly from every group of the "
+        "bias audit's names (never the names the audit scores with), so the model learns a name says nothing "
+        "about fit.",
+        TRAINING,
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -398,9 +405,10 @@ class GateConfig:
     audit_names_per_group: int = setting(
         2,
         "Names per group the bias audit puts on each audited CV (it encodes CVs x names x groups per model); "
-        "0 turns the audit off.",
+        "0 turns the audit off. At most 4: name augmentation trains on the names after them.",
         GATE,
         minimum=0,
+        maximum=4,
     )
 
     def __post_init__(self) -> None:

@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.audit_names import AuditNames, load_audit_names
 from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.jobs import load_job_descriptions
 from include.matcher.foundations.losses import loss_spec
@@ -75,13 +76,15 @@ def build_examples(
     seed: int,
     hard_negatives: dict[str, list[tuple[str, int]]] | None = None,
     strip_titles: bool = TrainingConfig.strip_titles,
+    names: AuditNames | None = None,
 ) -> Examples:
     """Training examples from CVs (dicts with key, category, text) of the training split.
 
     With ``hard_negatives`` (see :mod:`include.matcher.stages.hard_negatives`), negatives come from the
     CV's mined list (cycled) instead of at random; ``multiple_negatives`` rows then carry one hard
     ``negative`` each on top of the in-batch ones. With ``strip_titles`` the CV side is
-    :func:`training_text` (its first line dropped).
+    :func:`training_text` (its first line dropped). With ``names`` (counterfactual augmentation) each
+    CV carries a name line, the groups taken in turn and a name drawn within the group.
     """
     spec = loss_spec(loss)
     rng = random.Random(seed)
@@ -90,11 +93,15 @@ def build_examples(
     rows: list[dict] = []
     metadata: list[dict] = []
     turns: Counter = Counter()
-    for cv in sorted(cvs, key=lambda c: c["key"]):
+    naming = random.Random(seed + 1)  # its own stream: augmentation leaves the negatives drawn unchanged
+    groups = list(names.groups.values()) if names else []
+    for index, cv in enumerate(sorted(cvs, key=lambda c: c["key"])):
         category = cv["category"]
         others = [c for c in categories if c != category]
         mined = list((hard_negatives or {}).get(cv["key"], []))
         cv_text = training_text(cv["text"], strip_titles)
+        if groups:
+            cv_text = names.put_on(naming.choice(groups[index % len(groups)]), cv_text)
         positives = list(enumerate(jobs[category]))
         if spec.in_batch_negatives:  # one description per CV, the category's descriptions in turn
             positives = [positives[turns[category] % len(positives)]]
@@ -137,8 +144,11 @@ def training_examples(
         hard = mine_hard_negatives(
             miner, train_cvs, jobs, training.hard_negatives, training.hard_negative_margin, training.strip_titles
         )
+    names = None
+    if training.name_augmentation:
+        names = load_audit_names().for_training()
     return build_examples(
-        train_cvs, jobs, training.loss, training.negative_ratio, training.seed, hard, training.strip_titles
+        train_cvs, jobs, training.loss, training.negative_ratio, training.seed, hard, training.strip_titles, names
     )
 
 

@@ -267,3 +267,27 @@ def test_category_names_are_compared_nfc_normalised():
     assert list(parse_job_descriptions(f'{{"{decomposed}": "Runs a café."}}'.encode())) == [composed]
     with pytest.raises(ValueError, match="appears twice"):
         parse_job_descriptions(f'{{"{decomposed}": "a", "{composed}": "b"}}'.encode())
+
+
+def test_name_augmentation_puts_a_name_of_every_group_in_turn_never_an_audited_one():
+    from collections import Counter
+
+    from include.matcher.foundations.audit_names import AUDITED_AT_MOST, load_audit_names
+    from include.matcher.foundations.settings import TrainingConfig
+    from include.matcher.stages.pairs import training_examples
+
+    names = load_audit_names()
+    plain = build_examples(cvs(8), JOBS, "cosine", 1.0, seed=3, strip_titles=False)
+    named = training_examples(
+        cvs(8), JOBS, TrainingConfig(loss="cosine", name_augmentation=True, seed=3, strip_titles=False)
+    )
+    group_of = {name: group for group, name in names.named()}
+    lines = [row["sentence1"].split("\n", 1) for row in named.rows]
+    assert all(line[0] in group_of for line in lines)
+    assert [line[1] for line in lines] == [row["sentence1"] for row in plain.rows]  # same pairs, same negatives
+    assert [row["sentence2"] for row in named.rows] == [row["sentence2"] for row in plain.rows]
+    audited = {name for group in names.groups.values() for name in group[:AUDITED_AT_MOST]}
+    assert not audited & {line[0] for line in lines}
+    per_cv = {meta["source_key"]: line[0] for meta, line in zip(named.metadata, lines, strict=True)}
+    counts = Counter(group_of[name] for name in per_cv.values())
+    assert set(counts) == set(names.groups) and max(counts.values()) - min(counts.values()) <= 1
