@@ -78,7 +78,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install browser-deps
-	$(BIN)/python -m pytest
+	MATCHER_REQUIRE_APPROVAL=false $(BIN)/python -m pytest
 
 clean: s3-stop
 	-@[ -x $(BIN)/python ] && $(BIN)/python -m include.devtools.celery_topology clean

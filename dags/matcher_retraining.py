@@ -1,7 +1,7 @@
 """
 ### Nightly CV-to-job matcher retraining
 
-**ingest** → **parse** → **train** → **validate** → **promote** → **refresh_embeddings**
+**ingest** → **parse** → **train** → **validate** → **approve** → **promote** → **refresh_embeddings**
 (each a task group; the heavy ones are mapped over shards so a Celery or Kubernetes executor
 spreads them over workers).
 
@@ -22,7 +22,11 @@ spreads them over workers).
    `validation_report.json`; `gate` lets a candidate through only if it beats production by
    `min_improvement` beyond doubt (paired bootstrap interval at `confidence`), neither job -> CV
    MAP@10 nor a well-supported category gets worse beyond doubt, and it clears `min_primary`;
-   otherwise `promote` is *skipped* and the report says which rule decided.
+   the bias audit's lowest impact ratio must not lie below `min_impact_ratio` beyond doubt, nor a name
+   move the candidate more than production by `max_name_sensitivity_increase`; otherwise `promote` is
+   *skipped* and the report says which rule decided. `approve` (Airflow's `ApprovalOperator`) then asks
+   a person, when `require_approval` is set, with the gate's figures and the audit in the request:
+   Reject, or no answer within `MATCHER_APPROVAL_TIMEOUT_HOURS`, skips `promote`.
 5. **promote** copies the candidate into the registry (`models/<version>/`) and swaps the production
    pointer; the `matcher_production_model` asset gets an event with the version and metrics.
 6. **refresh_embeddings**: embeds every CV and job offer with the production model, in mapped shards
@@ -47,12 +51,18 @@ from include.airflow_support import (
     dag_params,
     default_args,
     log_run_summary,
+    promotion_approval,
     pulled,
     run_stage,
     s3_storage,
 )
 from include.matcher.foundations.settings import RETRAINING_DAG_ID, deployment_setting
 
+APPROVE_DOC = (
+    "Airflow's ApprovalOperator: a person approves this night's promotion (Browse > Required actions), "
+    "shown the gate's figures and the bias audit. Reject, or no answer in MATCHER_APPROVAL_TIMEOUT_HOURS, "
+    "skips promote; with require_approval off it passes straight through. The decision is kept in the report."
+)
 # A cron expression; "none" leaves only manual and API triggers (an external scheduler, or tests).
 SCHEDULE = None if deployment_setting("MATCHER_SCHEDULE").lower() == "none" else deployment_setting("MATCHER_SCHEDULE")
 # The fine-tune task goes to a GPU worker when a deployment has one (Celery queue and pool names).
@@ -180,6 +190,10 @@ def matcher_retraining():
         report = evaluate(candidate, pairs)
         promote_allowed = gate(report)
 
+    # A person approves the promotion (human oversight); it passes through when require_approval is off.
+    approved = promotion_approval(task_id="approve", report_task_id="validate.evaluate", doc_md=APPROVE_DOC)
+    promote_allowed >> approved
+
     @task(outlets=[PRODUCTION_MODEL])
     def promote(report_uri: str, params=None, run_id=None, outlet_events=None) -> str:
         """Copy the candidate into a new registry version and swap the production pointer (compare-and-swap)."""
@@ -194,7 +208,7 @@ def matcher_retraining():
         return entry["uri"]
 
     promoted = promote(report)
-    promote_allowed >> promoted
+    approved >> promoted
 
     with TaskGroup("refresh_embeddings", tooltip="Embed every CV and job offer with the production model"):
 

@@ -48,7 +48,10 @@ def dag_params() -> dict:
             schema["enum"] = list(meta["choices"])
         if "pattern" in meta:
             schema["pattern"] = f"^{meta['pattern']}$"
-        params[f.name] = Param(f.default, **schema)
+        default = f.default
+        if f.name == "require_approval":  # each deployment decides whether a person is in the loop
+            default = deployment_setting("MATCHER_REQUIRE_APPROVAL").lower() in ("1", "true", "yes")
+        params[f.name] = Param(default, **schema)
     return params
 
 
@@ -171,3 +174,57 @@ class MatcherFailureNotifier(BaseNotifier):
             SlackWebhookNotifier(
                 slack_webhook_conn_id=deployment_setting("MATCHER_SLACK_CONN_ID"), text=message
             ).notify(context)
+
+
+def _promotion_approval_class():
+    """Defined on first use: the standard provider's operators import slowly, and only the DAG needs it."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    from include.matcher.stages import approval
+
+    class PromotionApproval(ApprovalOperator):
+        """Airflow's ``ApprovalOperator`` between ``gate`` and ``promote``: a person approves each
+        promotion in the UI (Browse > Required actions, or the REST API's ``hitlDetails``). Reject, or
+        no answer within ``MATCHER_APPROVAL_TIMEOUT_HOURS`` (the default option is Reject), skips
+        ``promote``. A run with ``require_approval`` false passes straight through, recorded as such.
+        Every outcome is written into the night's report and model card (:mod:`stages.approval`)."""
+
+        def __init__(self, *, report_task_id: str, **kwargs):
+            super().__init__(
+                subject="Promote this night's matcher candidate?",
+                body="The gate passed a candidate; its figures are filled in when the request is made.",
+                defaults=ApprovalOperator.REJECT,
+                response_timeout=timedelta(hours=float(deployment_setting("MATCHER_APPROVAL_TIMEOUT_HOURS"))),
+                **kwargs,
+            )
+            self.report_task_id = report_task_id
+
+        def _report_uri(self, context) -> str:
+            return context["ti"].xcom_pull(task_ids=self.report_task_id)
+
+        def execute(self, context):
+            report_uri = self._report_uri(context)
+            if not context["params"].get("require_approval"):
+                approval.record_approval(report_uri, s3_storage(), approval.NOT_REQUIRED)
+                self.log.info("require_approval is off for this run: promotion goes ahead without a reviewer")
+                return None
+            self.subject, self.body = approval.approval_request(report_uri, s3_storage())
+            return super().execute(context)
+
+        def execute_complete(self, context, event):
+            chosen = (event.get("chosen_options") or [None])[0]
+            user = event.get("responded_by_user")
+            name = user.get("name") if isinstance(user, dict) else getattr(user, "name", None)
+            if event.get("timedout") or (chosen == self.REJECT and user is None):
+                state = approval.TIMED_OUT
+            else:
+                state = approval.APPROVED if chosen == self.APPROVE else approval.REJECTED
+            approval.record_approval(self._report_uri(context), s3_storage(), state, name)
+            return super().execute_complete(context, event)
+
+    return PromotionApproval
+
+
+def promotion_approval(**kwargs):
+    """The ``approve`` task (see ``PromotionApproval`` in :func:`_promotion_approval_class`)."""
+    return _promotion_approval_class()(**kwargs)

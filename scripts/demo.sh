@@ -14,7 +14,8 @@ $MATCHER upload demo-data/job-offers --to job-offers
 
 scripts/airflow_env.sh $BIN/airflow db migrate >/dev/null
 # Two epochs instead of the default three keep the demo short; passed as a manual trigger's params.
-scripts/airflow_env.sh $BIN/airflow dags test matcher_retraining \
+# Unattended: nobody is there to approve the promotion (`make up` and compose ask a person).
+MATCHER_REQUIRE_APPROVAL=false scripts/airflow_env.sh $BIN/airflow dags test matcher_retraining \
   -c '{"epochs": 2}' > .local/demo-run.log 2>&1 || { tail -50 .local/demo-run.log; exit 1; }
 
 $BIN/python scripts/task_timings.py .local/demo-run.log

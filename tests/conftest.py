@@ -30,6 +30,8 @@ os.environ.update(
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "MATCHER_MODEL_CACHE": tempfile.mkdtemp(prefix="matcher-test-models-"),
+        # Unattended, like `make demo`: tests that exercise the approval ask for it per run.
+        "MATCHER_REQUIRE_APPROVAL": "false",
     }
 )
 

@@ -45,8 +45,8 @@ def test_matcher_dag_schedule_and_run_policy(dag_bag):
 def test_matcher_dag_reads_like_the_pipeline(dag_bag):
     dag = dag_bag.dags["matcher_retraining"]
     groups = dag.task_group.children
-    assert list(groups) == ["ingest", "parse", "train", "validate", "promote", "refresh_embeddings"]
-    expected = {f"{group}.{task}" for group, tasks in PIPELINE.items() for task in tasks} | {"promote"}
+    assert list(groups) == ["ingest", "parse", "train", "validate", "approve", "promote", "refresh_embeddings"]
+    expected = {f"{group}.{task}" for group, tasks in PIPELINE.items() for task in tasks} | {"approve", "promote"}
     assert set(dag.task_ids) == expected
     downstream = {task.task_id: sorted(task.downstream_task_ids) for task in dag.tasks}
     assert downstream["ingest.find_new_files"] == ["ingest.check_for_new_data", "parse.collect", "parse.plan_shards"]
@@ -56,12 +56,17 @@ def test_matcher_dag_reads_like_the_pipeline(dag_bag):
     assert downstream["parse.collect"] == ["refresh_embeddings.plan_embedding_shards", "train.build_pairs"]
     assert downstream["train.fine_tune"] == ["validate.evaluate"]
     assert downstream["validate.evaluate"] == ["promote", "validate.gate"]
-    assert downstream["validate.gate"] == ["promote"]
+    assert downstream["validate.gate"] == ["approve"]
+    assert downstream["approve"] == ["promote"]
     assert downstream["promote"] == ["refresh_embeddings.plan_embedding_shards"]
     assert downstream["refresh_embeddings.embed_shard"] == ["refresh_embeddings.publish"]
     # A refused gate skips promote only: the refresh still embeds new CVs with the production model.
     assert dag.get_task("validate.gate").ignore_downstream_trigger_rules is False
     assert dag.get_task("refresh_embeddings.plan_embedding_shards").trigger_rule == "none_failed"
+    # A person in the loop: Airflow's own ApprovalOperator; unanswered, the default option rejects.
+    approve = dag.get_task("approve")
+    assert type(approve).__mro__[1].__name__ == "ApprovalOperator" and approve.defaults == ["Reject"]
+    assert approve.response_timeout.total_seconds() == 24 * 3600
     for task in dag.tasks:
         assert (
             task.doc_md or task.doc or (task.python_callable.__doc__ if hasattr(task, "python_callable") else None)

@@ -86,6 +86,17 @@ DEPLOYMENT = (
         "a JSON file of the bias audit's groups of names (default: the shipped audit-study names, "
         "`include/matcher/foundations/audit_names.json`)",
     ),
+    Variable(
+        "MATCHER_REQUIRE_APPROVAL",
+        "true",
+        "the default of the `require_approval` param: a person approves each promotion in the Airflow UI "
+        "(`make demo` and `make test` set `false`)",
+    ),
+    Variable(
+        "MATCHER_APPROVAL_TIMEOUT_HOURS",
+        "24",
+        "how long a promotion waits for a reviewer; unanswered, it is rejected",
+    ),
     Variable("MATCHER_S3_RETRY_SECONDS", "120", "how long one S3 operation is retried through outages"),
     Variable("MATCHER_LOG_LEVEL", "INFO", "the CLI's log level (`DEBUG` shows a user error's traceback)"),
     Variable("MATCHER_CELERY_REDIS_PORT", "6390", "`make up-celery`: Redis (the Celery broker)"),
@@ -378,6 +389,13 @@ class GateConfig:
         maximum=1,
     )
 
+    require_approval: bool = setting(
+        True,
+        "A person approves the promotion in the Airflow UI (Airflow's ApprovalOperator, between gate and promote); "
+        "a rejection or no answer within MATCHER_APPROVAL_TIMEOUT_HOURS keeps production. The DAG's default comes "
+        "from MATCHER_REQUIRE_APPROVAL.",
+        GATE,
+    )
     min_impact_ratio: float = setting(
         0.8,
         "Bias audit: the candidate is refused when its lowest impact ratio (a name group's scoring or selection "
@@ -455,7 +473,9 @@ def settings_table() -> str:
     """The run settings as a Markdown table (README): name, default, section, meaning."""
     rows = ["| param | default | section | meaning |", "| --- | --- | --- | --- |"]
     for _, f in run_setting_fields():
-        default = "`MATCHER_RAW_CVS_URI`" if f.name == "raw_prefix" else f"`{json.dumps(f.default)}`"
+        default = {"raw_prefix": "`MATCHER_RAW_CVS_URI`", "require_approval": "`MATCHER_REQUIRE_APPROVAL`"}.get(
+            f.name, f"`{json.dumps(f.default)}`"
+        )
         rows.append(f"| `{f.name}` | {default} | {f.metadata['section']} | {f.metadata['help']} |")
     return "\n".join(rows)
 

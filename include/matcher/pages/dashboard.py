@@ -14,6 +14,7 @@ from include.matcher.foundations import layout
 from include.matcher.foundations.pointers import read_production
 from include.matcher.foundations.settings import RETRAINING_DAG_ID, GateConfig, Locations
 from include.matcher.foundations.storage import MissingObject, ObjectStore
+from include.matcher.stages.approval import approval_summary
 from include.matcher.stages.registry import list_versions
 from include.matcher.stages.validation_report import MAX_REPORT_BYTES, UnreadableReport, ValidationReport, read_report
 
@@ -196,13 +197,13 @@ def render(
     run_rows = "".join(
         f"<tr><td>{airflow_run_link(r)}</td><td>{'promoted' if r.decision.promote else 'refused'}</td>"
         f"<td>{r.candidate_result.metric('mrr@10'):.3f}</td><td>{html.escape(audit_cell(r.bias_audit))}</td>"
-        f"<td>{html.escape(r.decision.reason)}</td>"
+        f"<td>{html.escape(r.decision.reason)}</td><td>{html.escape(approval_summary(r.approval))}</td>"
         f'<td><a href="{html.escape(report_link(r.run_name))}">report</a> '
         f'(<a href="{html.escape(json_link(r.run_name))}">json</a>)</td></tr>'
         for r in reversed(reports)
     ) + "".join(
         f"<tr><td>{html.escape(run)}</td><td>unreadable</td>"
-        "<td>-</td><td>-</td><td>its validation report is not one this page can read</td><td>-</td></tr>"
+        "<td>-</td><td>-</td><td>its validation report is not one this page can read</td><td>-</td><td>-</td></tr>"
         for run in unreadable
     )
     in_production = html.escape(live or "none yet") + (f" ({html.escape(production['uri'])})" if production else "")
@@ -218,7 +219,7 @@ def render(
         f"{chart(reports, 'job_to_cv_map@10')}"
         f"<h2>Model versions</h2><table>{version_head}{version_rows}</table>"
         "<h2>Gate decisions</h2><table><tr><th>run (Airflow)</th><th>decision</th><th>MRR@10</th>"
-        "<th>lowest impact ratio (CI), flip rate</th><th>why</th><th>report</th></tr>"
+        "<th>lowest impact ratio (CI), flip rate</th><th>why</th><th>approval</th><th>report</th></tr>"
         f"{run_rows}</table>",
     )
 

@@ -6,6 +6,7 @@ from include.matcher.foundations import layout
 from include.matcher.foundations.pointers import read_current, read_production
 from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore
+from include.matcher.stages.approval import approval_summary
 from include.matcher.stages.report import audit_headline
 from include.matcher.stages.validation_report import read_report
 
@@ -48,6 +49,8 @@ def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> st
         )
         lines.append(f"fairness:   {audit_headline(report.bias_audit)}")
         lines.append(f"gate:       {'PROMOTED' if decision.promote else 'NOT PROMOTED'}: {decision.reason}")
+        if report.approval:
+            lines.append(f"approval:   {approval_summary(report.approval)}")
     production = read_production(storage, locations.registry)
     lines.append(f"production: {production['version'] + ' at ' + production['uri'] if production else 'none yet'}")
     current = read_current(storage, locations.embeddings)

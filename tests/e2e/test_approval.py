@@ -1,0 +1,93 @@
+"""A person approves each promotion, for real: ``airflow standalone``, its REST API, two nights.
+
+Each night's gate passes by arrangement (production is a model every candidate beats). With
+``require_approval`` the run waits in ``awaiting_input`` at ``approve`` (Airflow's ApprovalOperator)
+until someone answers through the API: a rejection skips ``promote`` (the refresh still runs) and
+leaves production as it was; an approval promotes. Who decided and how is kept in the night's report.
+"""
+
+from __future__ import annotations
+
+import time
+
+from include.matcher.foundations.pointers import read_production
+from include.matcher.stages.validation_report import read_report
+from tests.helpers import BEATEN_VERSION
+
+DAG = "matcher_retraining"
+CONF = {
+    "epochs": 1,
+    "learning_rate": 5e-5,
+    "min_improvement": 0.0,
+    "min_primary": 0.0,
+    "max_name_sensitivity_increase": 1.0,
+    "min_impact_ratio": 0.0,
+    "require_approval": True,
+}
+
+
+def task_state(server, run_id: str, task_id: str) -> str | None:
+    return server.api("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/{task_id}").json()["state"]
+
+
+def wait_for_state(server, run_id: str, task_id: str, wanted: str, timeout_s: float = 1200) -> None:
+    deadline = time.monotonic() + timeout_s
+    state = None
+    while time.monotonic() < deadline:
+        state = task_state(server, run_id, task_id)
+        if state == wanted:
+            return
+        if state in ("failed", "upstream_failed", "skipped"):
+            break
+        time.sleep(3)
+    raise AssertionError(f"{task_id} of {run_id} is {state!r}, not {wanted!r}; server log: {server.log_path}")
+
+
+def night_awaiting_approval(server, **conf) -> str:
+    run = server.api("POST", f"/dags/{DAG}/dagRuns", json={"logical_date": None, "conf": {**CONF, **conf}}).json()
+    wait_for_state(server, run["dag_run_id"], "approve", "awaiting_input")
+    return run["dag_run_id"]
+
+
+def answer(server, run_id: str, option: str) -> dict:
+    path = f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
+    request = server.api("GET", path).json()
+    response = server.api("PATCH", path, json={"chosen_options": [option], "params_input": {}}).json()
+    return {"request": request, "response": response}
+
+
+def report_of(server, storage, run_id: str):
+    run_uri = server.locations.run_uri(run_id)
+    return read_report(storage.get_bytes(f"{run_uri}/candidate/validation_report.json"))
+
+
+def test_a_rejected_promotion_keeps_production_and_an_approved_one_promotes(airflow_server):
+    from include.matcher.foundations.storage import Storage
+
+    server, storage = airflow_server, Storage()
+    server.api("PATCH", f"/dags/{DAG}", json={"is_paused": False})
+
+    rejected = night_awaiting_approval(server)
+    assert task_state(server, rejected, "promote") in (None, "none", "scheduled")  # waiting, not promoted yet
+    exchange = answer(server, rejected, "Reject")
+    body = exchange["request"]["body"]
+    assert "The gate passed candidate" in body and "bias audit: lowest impact ratio" in body
+    assert "| black_female |" in body and "/matcher/report.html?run=" in body
+    assert exchange["request"]["options"] == ["Approve", "Reject"]
+    finished = server.wait_for_run(DAG, rejected, timeout_s=900)
+    assert finished["state"] == "success"
+    assert task_state(server, rejected, "promote") == "skipped"
+    assert task_state(server, rejected, "refresh_embeddings.publish") == "success"  # the refresh still runs
+    assert read_production(storage, server.locations.registry)["version"] == BEATEN_VERSION
+    kept = report_of(server, storage, rejected).approval
+    assert kept["state"] == "rejected" and kept["by"] == server.username
+
+    approved = night_awaiting_approval(server, force_retrain=True)
+    answer(server, approved, "Approve")
+    assert server.wait_for_run(DAG, approved, timeout_s=900)["state"] == "success"
+    assert task_state(server, approved, "promote") == "success"
+    report = report_of(server, storage, approved)
+    assert read_production(storage, server.locations.registry)["version"] == report.version
+    assert report.approval["state"] == "approved" and report.approval["by"] == server.username
+    card = storage.get_bytes(f"{server.locations.run_uri(approved)}/candidate/README.md").decode()
+    assert f"Promotion approved by {server.username}" in card
