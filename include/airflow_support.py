@@ -203,13 +203,17 @@ def _promotion_approval_class():
             return context["ti"].xcom_pull(task_ids=self.report_task_id)
 
         def execute(self, context):
-            report_uri = self._report_uri(context)
-            if not context["params"].get("require_approval"):
-                approval.record_approval(report_uri, s3_storage(), approval.NOT_REQUIRED)
-                self.log.info("require_approval is off for this run: promotion goes ahead without a reviewer")
-                return None
-            self.subject, self.body = approval.approval_request(report_uri, s3_storage())
-            return super().execute(context)
+            started = time.perf_counter()
+            try:
+                report_uri = self._report_uri(context)
+                if not context["params"].get("require_approval"):
+                    approval.record_approval(report_uri, s3_storage(), approval.NOT_REQUIRED)
+                    self.log.info("require_approval is off for this run: promotion goes ahead without a reviewer")
+                    return None
+                self.subject, self.body = approval.approval_request(report_uri, s3_storage())
+                return super().execute(context)  # parks the task in awaiting_input
+            finally:  # the request's own work, like every task's (the wait for a person is not work)
+                record_timing(time.perf_counter() - started, "success")
 
         def execute_complete(self, context, event):
             chosen = (event.get("chosen_options") or [None])[0]

@@ -97,6 +97,11 @@ DEPLOYMENT = (
         "24",
         "how long a promotion waits for a reviewer; unanswered, it is rejected",
     ),
+    Variable(
+        "MATCHER_ERASURE_KEY",
+        "",
+        "the key of the erasure tombstones' keyed hash (default: a random one made once in `<work>/state/`)",
+    ),
     Variable("MATCHER_S3_RETRY_SECONDS", "120", "how long one S3 operation is retried through outages"),
     Variable("MATCHER_LOG_LEVEL", "INFO", "the CLI's log level (`DEBUG` shows a user error's traceback)"),
     Variable("MATCHER_CELERY_REDIS_PORT", "6390", "`make up-celery`: Redis (the Celery broker)"),

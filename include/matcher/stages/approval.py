@@ -61,9 +61,14 @@ def approval_request(report_uri: str, storage: ObjectStore) -> tuple[str, str]:
 
 
 def record_approval(report_uri: str, storage: ObjectStore, state: str, by: str | None = None) -> dict:
-    """Keep the reviewer's decision in the night's report and model card; the record written."""
-    record = {"state": state, "at": datetime.now(UTC).isoformat(), **({"by": by} if by else {})}
+    """Keep the reviewer's decision in the night's report and model card; the record written.
+
+    The same decision recorded again (a cleared night re-run) leaves both as they are."""
     report = json.loads(storage.get_bytes(report_uri))
+    kept = report.get("approval") or {}
+    if kept.get("state") == state and kept.get("by") == by:
+        return kept
+    record = {"state": state, "at": datetime.now(UTC).isoformat(), **({"by": by} if by else {})}
     storage.put_json(report_uri, {**report, "approval": record})
     card_uri = layout.Model(report_uri.rsplit("/", 1)[0]).card
     if storage.exists(card_uri):

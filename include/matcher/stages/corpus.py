@@ -10,16 +10,43 @@ finished night trained on and judged, so a night knows whether work is left.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import json
 import logging
+import secrets
 from datetime import UTC, datetime
 
 from include.matcher.foundations import layout
-from include.matcher.foundations.settings import Locations
-from include.matcher.foundations.storage import ObjectStore
+from include.matcher.foundations.settings import Locations, deployment_setting
+from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
+from include.matcher.foundations.uris import join_uri
 
 log = logging.getLogger(__name__)
+
+
+def erasure_secret(storage: ObjectStore, locations: Locations) -> bytes:
+    """The key of the tombstones' keyed hash: ``MATCHER_ERASURE_KEY``, else one made once per work area."""
+    configured = deployment_setting("MATCHER_ERASURE_KEY")
+    if configured:
+        return configured.encode()
+    uri = join_uri(locations.work, "state", "erasure_key.json")
+    found = storage.get_with_etag(uri)
+    if found is None:
+        with contextlib.suppress(PreconditionFailed):  # made by a concurrent erasure or night: use theirs
+            storage.put_json(uri, {"key": secrets.token_hex(32)}, if_none_match=True)
+        found = storage.get_with_etag(uri)
+    return json.loads(found[0])["key"].encode()
+
+
+def tombstone(secret: bytes, key: str, etag: str) -> str:
+    return hmac.new(secret, f"{key}\0{etag.strip(chr(34))}".encode(), hashlib.sha256).hexdigest()
+
+
+def is_erased(ledger: dict, secret: bytes, key: str, etag: str) -> bool:
+    """Whether this raw object (key and ETag) was erased: ingest and commit skip it."""
+    return tombstone(secret, key, etag) in ledger.get("erased", {})
 
 
 def read_ledger(storage: ObjectStore, locations: Locations) -> tuple[dict, str | None]:
@@ -114,7 +141,14 @@ def commit_to_ledger(
     """Record each outcome (and removals, and the jobs file seen) with a compare-and-swap write."""
     ledger, etag = read_ledger(storage, locations)
     objects = ledger["objects"]
+    secret = erasure_secret(storage, locations) if ledger.get("erased") else b""
     for outcome in outcomes:
+        if secret and is_erased(ledger, secret, outcome["key"], outcome["etag"]):
+            log.info("ledger: a CV erased while this night parsed it is left out, its text cache entry deleted")
+            shared = {e.get("text_uri") for e in objects.values()}
+            if outcome.get("text_uri") and outcome["text_uri"] not in shared:
+                storage.delete(outcome["text_uri"])
+            continue
         objects[outcome["key"]] = {**without_cache(outcome), "run": run_uri, "raw_prefix": manifest["raw_prefix"]}
     for key in manifest["removed"]:
         objects.pop(key, None)

@@ -30,7 +30,7 @@ from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore
 from include.matcher.foundations.text import category_name
 from include.matcher.foundations.uris import S3Uri
-from include.matcher.stages.corpus import read_ledger, untrained_corpus, within_prefix
+from include.matcher.stages.corpus import erasure_secret, is_erased, read_ledger, untrained_corpus, within_prefix
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,16 @@ def ingest(run_uri: str, locations: Locations, storage: ObjectStore, *, force: b
     raw = S3Uri.parse(locations.raw_cvs)
     base = f"{raw.key}/" if raw.key else ""
 
-    items, skipped, seen = [], [], set()
+    secret = erasure_secret(storage, locations) if ledger.get("erased") else b""
+    items, skipped, seen, erased = [], [], set(), 0
     for info in storage.list(locations.raw_cvs):
         relative = info.key[len(base) :]
         category, why = classify_key(relative)
         if why:
             skipped.append({"key": info.key, "reason": why})
+            continue
+        if secret and is_erased(ledger, secret, info.key, info.etag):
+            erased += 1  # erased, and unchanged since: the source system has not deleted it yet
             continue
         seen.add(info.key)
         previous = known.get(info.key)
@@ -117,6 +121,7 @@ def ingest(run_uri: str, locations: Locations, storage: ObjectStore, *, force: b
             "skipped": len(skipped),
             "removed": len(removed),
             "already_ingested": len(seen) - len(items),
+            "erased": erased,
         },
     }
     manifest["has_work"] = bool(items or removed or jobs_changed or force or pending)

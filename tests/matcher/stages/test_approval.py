@@ -41,6 +41,8 @@ def test_the_decision_is_kept_in_the_report_and_the_model_card(storage, location
     report_uri = put_report(storage, locations)
     record_approval(report_uri, storage, "rejected", "alice")
     record_approval(report_uri, storage, "approved", "bob")  # a cleared task asked again: the last answer stands
+    first = read_report(storage.get_bytes(report_uri)).approval
+    assert record_approval(report_uri, storage, "approved", "bob") == first  # the same answer again: unchanged
     kept = read_report(storage.get_bytes(report_uri)).approval
     assert kept["state"] == "approved" and kept["by"] == "bob" and kept["at"]
     card = storage.get_bytes(report_uri.replace("validation_report.json", "README.md")).decode()
