@@ -162,6 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     bias.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     add_setting_flags(bias, GateConfig, only=("audit_cvs", "audit_names_per_group", "confidence"))
 
+    erase = command(
+        "forget",
+        cmd_forget,
+        "Erase candidates everywhere the pipeline put them (GDPR Art. 17); prints the receipt's counts.",
+    )
+    erase.add_argument("--key", action="append", default=[], help="a raw key (CATEGORY/file or the bucket key)")
+    erase.add_argument("--content-hash", action="append", default=[], help="or a raw file's sha256")
+    erase.add_argument("--dry-run", action="store_true", help="list what would change; change nothing")
+    erase.add_argument("--keep-raw", action="store_true", help="leave the raw file (the source system owns it)")
+    erase.add_argument("--by", help="who asks (default: the OS user), for the receipt")
+
     settings = command(
         "settings", cmd_settings, "Print the run settings (DAG params and these flags) as a Markdown table."
     )
@@ -413,6 +424,28 @@ def cmd_bias_audit(args) -> int:
     return 0
 
 
+def cmd_forget(args) -> int:
+    from include.matcher.stages.erasure import forget
+
+    if not args.key and not args.content_hash:
+        raise UsageError("give --key or --content-hash")
+    receipt = forget(
+        args.key,
+        args.content_hash,
+        Locations.from_env(),
+        storage(),
+        dry_run=args.dry_run,
+        keep_raw=args.keep_raw,
+        by=args.by,
+    )
+    for change in receipt["changes"]:
+        print(f"{'would ' if args.dry_run else ''}{change['action']} {change['uri']}", file=sys.__stdout__)
+    if receipt["nothing_left"]:
+        print("nothing left to erase", file=sys.__stdout__)
+    emit({k: receipt[k] for k in ("id", "dry_run", "objects", "records_removed", "by_area", "nothing_left")})
+    return 0
+
+
 def cmd_rollback(args) -> int:
     from include.matcher.stages.operations import rollback_and_refresh
 
@@ -460,10 +493,13 @@ def cmd_production(args) -> int:
     from include.matcher.foundations.pointers import read_current, read_production
 
     locations, store = Locations.from_env(), storage()
+    from include.matcher.stages.erasure import production_trained_on_erased
+
     emit(
         {
             "production": read_production(store, locations.registry),
             "embeddings": read_current(store, locations.embeddings),
+            "trained_on_erased_data": production_trained_on_erased(locations, store),
         }
     )
     return 0

@@ -15,6 +15,7 @@ from include.matcher.foundations.pointers import read_production
 from include.matcher.foundations.settings import RETRAINING_DAG_ID, GateConfig, Locations
 from include.matcher.foundations.storage import MissingObject, ObjectStore
 from include.matcher.stages.approval import approval_summary
+from include.matcher.stages.erasure import production_trained_on_erased
 from include.matcher.stages.registry import list_versions
 from include.matcher.stages.validation_report import MAX_REPORT_BYTES, UnreadableReport, ValidationReport, read_report
 
@@ -207,6 +208,11 @@ def render(
         for run in unreadable
     )
     in_production = html.escape(live or "none yet") + (f" ({html.escape(production['uri'])})" if production else "")
+    if production_trained_on_erased(locations, storage):
+        in_production += (
+            "</strong> <em>trained on data erased since: the next night retrains without it; promote a clean "
+            "model to replace it</em><strong>"
+        )
     version_head = (
         "<tr><th>version</th><th>promoted</th><th>accuracy@1</th><th>mrr@10</th><th>ndcg@10</th><th>replaced</th></tr>"
     )

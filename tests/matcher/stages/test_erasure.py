@@ -164,3 +164,33 @@ def test_a_night_that_listed_the_cv_before_the_erasure_drops_it_when_it_commits(
     assert not [row for row in storage.get_jsonl(corpus) if row["key"].endswith(ERASED_FILE)]
     texts = storage.list(join_uri(locations.work, "texts"))
     assert not [info for info in texts if CANARY.encode() in storage.get_bytes(info.uri)]
+
+
+def test_the_cli_and_the_matcher_page_say_production_was_trained_on_erased_data(storage, locations, night, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from include.matcher.pages.dashboard import render
+    from tests.helpers import PROJECT_ROOT, aws_connection_json  # noqa: F401
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        **{var: getattr(locations, name) for name, var in locations.ENV.items()},
+    }
+
+    def cli(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "include.matcher", *args], env=env, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.strip().splitlines()
+
+    dry = cli("forget", "--key", night, "--dry-run")
+    assert any(line.startswith("would rewrite ") for line in dry) and json.loads(dry[-1])["dry_run"]
+    done = json.loads(cli("forget", "--key", night, "--by", "dpo")[-1])
+    assert done["records_removed"] > 0 and done["by_area"]["embeddings"] >= 1
+    assert json.loads(cli("production")[-1])["trained_on_erased_data"] is True
+    assert "trained on data erased since" in render(storage, locations)
+    assert cli("forget", "--key", night)[-2] == "nothing left to erase"
