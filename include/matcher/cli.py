@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--top", type=int, default=10, help="how many candidates (default 10)")
     match.add_argument("--category", help="only CVs filed under this category")
     match.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    match.add_argument("--user", help="who searches, for the search log (default: the OS user)")
 
     bias = command(
         "bias-audit",
@@ -469,9 +470,11 @@ def cmd_match(args) -> int:
             raise ValueError(f"cannot read {str(path)!r}: {rejected}") from rejected
     else:
         text = args.text
-    matches = VectorMatcher(model_name="production", storage=storage()).top_candidates(
-        text, k=args.top, category=args.category
-    )
+    from include.matcher.serving.usage_log import search_log
+
+    matcher = VectorMatcher(model_name="production", storage=storage())
+    matches = matcher.top_candidates(text, k=args.top, category=args.category, user=args.user)
+    search_log(matcher.storage, matcher.locations).flush()
     if args.json:
         for match in matches:
             emit(vars(match))

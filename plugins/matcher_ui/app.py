@@ -6,6 +6,7 @@ page works wherever the API server mounts it.
 
 from __future__ import annotations
 
+from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -35,7 +36,7 @@ def _context():
 
 
 @app.get("/", response_class=HTMLResponse)
-def matcher_page(q: str | None = None) -> str:
+def matcher_page(user: GetUserDep, q: str | None = None) -> str:
     from include.matcher.foundations.models import NotAModel
     from include.matcher.pages.dashboard import render, search_box
     from include.matcher.serving.search import NoSnapshot, SnapshotMismatch
@@ -45,7 +46,7 @@ def matcher_page(q: str | None = None) -> str:
     if q and q.strip():
         query = q[:MAX_QUERY_CHARS]
         try:
-            matches = production_matches(query, storage, locations)
+            matches = production_matches(query, storage, locations, user=user.get_name())
         except (LookupError, NoSnapshot, SnapshotMismatch, NotAModel, OSError) as problem:
             error = str(problem)
         comparison = challenger_comparison(query, storage, locations)

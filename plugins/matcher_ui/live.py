@@ -10,7 +10,7 @@ _matchers: dict[str, object] = {}
 _side_by_side = None
 
 
-def production_matches(query: str, storage, locations, k: int = 10):
+def production_matches(query: str, storage, locations, k: int = 10, user: str | None = None):
     """Production's top stored candidates for ``query``; the model is loaded once per production version."""
     from include.matcher.foundations.pointers import read_production
     from include.matcher.serving.matcher import VectorMatcher
@@ -21,7 +21,7 @@ def production_matches(query: str, storage, locations, k: int = 10):
     if pointer["version"] not in _matchers:
         _matchers.clear()
         _matchers[pointer["version"]] = VectorMatcher(model_name="production", storage=storage)
-    return _matchers[pointer["version"]].top_candidates(query, k=k)
+    return _matchers[pointer["version"]].top_candidates(query, k=k, user=user)
 
 
 def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:

@@ -77,6 +77,7 @@ def run_uri_of(dag_run, locations) -> str:
 
 VOLATILE = {
     "created_at",
+    "decided_at",
     "recorded_at",
     "written_at",
     "updated_at",

@@ -204,6 +204,33 @@ def test_the_page_finds_the_same_candidates_as_the_cli(api_server, storage, loca
     assert client.get("/matcher/", params={"q": query}).status_code == 401  # the search is behind the login too
 
 
+def test_every_search_from_the_page_and_the_cli_leaves_one_record_with_its_user_and_version(
+    api_server, storage, locations
+):
+    from include.matcher.serving.usage_log import read_search_log, search_log
+    from tests.matcher.serving.test_search import promote_base_model_and_refresh
+    from tests.matcher.test_cli import run_cli
+
+    client, auth_manager = api_server
+    promote_base_model_and_refresh(storage, locations)
+    headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
+    queries = ["Airline pilot for short-haul jets.", "Line cook for a busy grill.", "Pastry chef."]
+    for query in queries:
+        assert client.get("/matcher/", params={"q": query}, headers=headers).status_code == 200
+    for query in queries[:2]:
+        run_cli("match", "--text", query, "--top", "3", "--user", "recruiter-cli")
+    search_log(storage, locations).flush()  # the page's records are written off the request path
+    records = read_search_log(storage, locations)
+    assert sorted(r["user"] for r in records) == ["recruiter-cli"] * 2 + ["viewer-user"] * 3
+    assert {r["model_version"] for r in records} == {"v-base"} and all(r["snapshot"] for r in records)
+    page_record = next(r for r in records if r["user"] == "viewer-user")
+    assert page_record["k"] == 10 and len(page_record["returned"]) == 5 and "candidate" in page_record["returned"][0]
+    cli_record = next(r for r in records if r["user"] == "recruiter-cli")
+    assert cli_record["k"] == 3 and len(cli_record["returned"]) == 3
+    log_text = json.dumps(records)
+    assert all(query not in log_text for query in queries) and "CHEF/" not in log_text  # hashes only
+
+
 def test_the_page_ranks_held_out_cvs_with_production_and_the_newer_candidate_side_by_side(
     api_server, storage, locations, base_model, tmp_path
 ):

@@ -97,14 +97,30 @@ class VectorMatcher:
             self._reader = SnapshotReader(self.storage, self.locations.embeddings)
         return self._reader.checked_index(self.version)
 
-    def top_candidates(self, job_text: str, k: int = 10, category: str | None = None) -> list[Match]:
+    def top_candidates(
+        self, job_text: str, k: int = 10, category: str | None = None, user: str | None = None
+    ) -> list[Match]:
         """The stored CVs that best fit ``job_text``, best first (only ``category``'s, if given).
 
         Answers from the current embeddings snapshot, which must have been made by this matcher's
-        model (``VectorMatcher(model_name="production")``); the job text is encoded once.
+        model (``VectorMatcher(model_name="production")``); the job text is encoded once. Every call
+        is recorded in the search log (:mod:`include.matcher.serving.usage_log`) as ``user`` (default:
+        the OS user).
         """
+        from include.matcher.serving.usage_log import search_log
+
         index = self._snapshot()
-        return [Match(**vars(hit)) for hit in index.top(index.cvs, self.encode([job_text])[0], k, category)]
+        matches = [Match(**vars(hit)) for hit in index.top(index.cvs, self.encode([job_text])[0], k, category)]
+        search_log(self.storage, self.locations).record(
+            user=user,
+            query=job_text,
+            k=k,
+            filters={"category": category},
+            version=index.version,
+            snapshot=index.uri,
+            hits=matches,
+        )
+        return matches
 
     def top_jobs(self, cv_text: str, k: int = 5) -> list[Match]:
         """The stored job descriptions and job offers that best fit ``cv_text``, best first."""

@@ -68,13 +68,13 @@ def record_approval(report_uri: str, storage: ObjectStore, state: str, by: str |
     kept = report.get("approval") or {}
     if kept.get("state") == state and kept.get("by") == by:
         return kept
-    record = {"state": state, "at": datetime.now(UTC).isoformat(), **({"by": by} if by else {})}
+    record = {"state": state, "decided_at": datetime.now(UTC).isoformat(), **({"by": by} if by else {})}
     storage.put_json(report_uri, {**report, "approval": record})
     card_uri = layout.Model(report_uri.rsplit("/", 1)[0]).card
     if storage.exists(card_uri):
         card = storage.get_bytes(card_uri).decode().split(CARD_MARKER)[0].rstrip()
         who = f" by {by}" if by else ""
-        line = f"Promotion {state}{who} at {record['at'][:19]} UTC."
+        line = f"Promotion {state}{who} at {record['decided_at'][:19]} UTC."
         storage.put_bytes(card_uri, (card + f"\n\n{CARD_MARKER}\n## Human oversight\n\n{line}\n").encode())
     return record
 
@@ -84,4 +84,4 @@ def approval_summary(approval: dict | None) -> str:
     if not approval:
         return "-"
     who = f" by {approval['by']}" if approval.get("by") else ""
-    return f"{approval['state']}{who} at {approval.get('at', '')[:16]}"
+    return f"{approval['state']}{who} at {approval.get('decided_at', '')[:16]}"

@@ -44,6 +44,11 @@ def tombstone(secret: bytes, key: str, etag: str) -> str:
     return hmac.new(secret, f"{key}\0{etag.strip(chr(34))}".encode(), hashlib.sha256).hexdigest()
 
 
+def key_hash(secret: bytes, key: str) -> str:
+    """A candidate's key as logs name it: linkable by whoever holds the key and the secret, no one else."""
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def is_erased(ledger: dict, secret: bytes, key: str, etag: str) -> bool:
     """Whether this raw object (key and ETag) was erased: ingest and commit skip it."""
     return tombstone(secret, key, etag) in ledger.get("erased", {})

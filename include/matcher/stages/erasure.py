@@ -41,7 +41,7 @@ from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
 from include.matcher.foundations.text import strip_title
 from include.matcher.foundations.uris import S3Uri, join_uri
-from include.matcher.stages.corpus import erasure_secret, read_ledger, tombstone
+from include.matcher.stages.corpus import erasure_secret, key_hash, read_ledger, tombstone
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,12 @@ class Targets:
     etags: dict[str, str] = field(default_factory=dict)
     snippets: set[str] = field(default_factory=set)
 
+    log_hashes: set[str] = field(default_factory=set)
+
     @property
     def needles(self) -> set[str]:
         """Values that, found in a record, make it this CV's."""
-        return self.keys | self.raw_uris | self.text_uris | self.text_hashes | self.content_hashes
+        return self.keys | self.raw_uris | self.text_uris | self.text_hashes | self.content_hashes | self.log_hashes
 
     @property
     def escaped_snippets(self) -> set[str]:
@@ -223,6 +225,8 @@ def forget(
     ledger, _ = read_ledger(storage, locations)
     targets = resolve(keys, content_hashes, ledger, locations, storage)
     secret = erasure_secret(storage, locations) if not dry_run else b""
+    if secret:  # the search log names candidates by keyed hash: the erased ones' hashes go too
+        targets.log_hashes = {key_hash(secret, key) for key in targets.keys}
     changes: list[Change] = []
     trained_on: set[str] = set()
 
@@ -365,8 +369,8 @@ def scrub_tree(
         uri = info.uri
         if any(uri.startswith(s.rstrip("/") + "/") for s in skip) or uri == layout.ledger(locations.work):
             continue
-        if uri.startswith(join_uri(locations.work, "audit") + "/") or uri.rsplit("/", 1)[-1] in MODEL_FILES:
-            continue  # receipts and the search log hold hashes; a model's configuration holds no CV
+        if uri.startswith(join_uri(locations.work, "audit", "erasures") + "/") or uri.rsplit("/", 1)[-1] in MODEL_FILES:
+            continue  # receipts hold hashes of no use to anyone; a model's configuration holds no CV
         if uri.startswith(join_uri(locations.work, "texts") + "/"):
             continue  # other CVs' texts; the targets' own entries are delete_sources' to decide
         if uri.endswith("/train.jsonl") or uri.endswith(".jsonl"):

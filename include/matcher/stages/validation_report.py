@@ -102,7 +102,7 @@ REPORT = {
     "html_report?": TEXT,
     "bias_audit?": BIAS_AUDIT,
     "training_data?": {"cvs_by_split?": {"*": COUNT}, "train_cvs_by_category?": {"*": COUNT}},
-    "approval?": {"state": TEXT, "by?": TEXT, "at?": TEXT, "comment?": TEXT},
+    "approval?": {"state": TEXT, "by?": TEXT, "decided_at?": TEXT},
 }
 
 

@@ -44,7 +44,7 @@ def test_the_decision_is_kept_in_the_report_and_the_model_card(storage, location
     first = read_report(storage.get_bytes(report_uri)).approval
     assert record_approval(report_uri, storage, "approved", "bob") == first  # the same answer again: unchanged
     kept = read_report(storage.get_bytes(report_uri)).approval
-    assert kept["state"] == "approved" and kept["by"] == "bob" and kept["at"]
+    assert kept["state"] == "approved" and kept["by"] == "bob" and kept["decided_at"]
     card = storage.get_bytes(report_uri.replace("validation_report.json", "README.md")).decode()
     assert card.count("## Human oversight") == 1 and "Promotion approved by bob" in card
     assert "<td>approved by bob at " in render(storage, locations)

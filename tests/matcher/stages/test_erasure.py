@@ -95,6 +95,9 @@ def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, lo
     )
     query = "Grill cook kitchen restaurant"
     assert any(m.id.endswith(ERASED_FILE) for m in matcher.top_candidates(query, k=100))
+    from include.matcher.serving.usage_log import search_log
+
+    search_log(storage, locations).flush()  # the search's record names the CV (by keyed hash)
 
     before = everything(storage, locations)
     planned = forget([night], [], locations, storage, dry_run=True)
@@ -103,7 +106,15 @@ def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, lo
     with caplog.at_level(logging.INFO):
         receipt = forget([night], [], locations, storage, by="dpo")
     assert holders(storage, locations) == []
-    assert {c["uri"] for c in receipt["changes"]} == {c["uri"] for c in planned["changes"]}
+    from include.matcher.serving.usage_log import read_search_log
+    from include.matcher.stages.corpus import erasure_secret, key_hash
+
+    erased_hash = key_hash(erasure_secret(storage, locations), join_uri(locations.raw_cvs, night).split("/", 3)[3])
+    logged = read_search_log(storage, locations)
+    assert logged and erased_hash not in json.dumps(logged)  # the search before it: its record no longer names it
+    assert {c["uri"] for c in receipt["changes"]} - {c["uri"] for c in planned["changes"]} <= {
+        info.uri for info in storage.list(join_uri(locations.work, "audit", "matches"))
+    }  # (the dry run could not hash the search log's names before the first erasure made the key)
     assert not any(
         m.id.endswith(ERASED_FILE)
         for m in VectorMatcher(

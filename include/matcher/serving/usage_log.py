@@ -1,0 +1,126 @@
+"""A log of who searched for candidates (EU AI Act Art. 12 and 26(6): logs kept at least six months).
+
+Every search for candidates (the Matcher page, ``python -m include.matcher match``,
+``VectorMatcher.top_candidates``) becomes one record: when, who (the Airflow user on the page, the
+OS user or a given name elsewhere), the model version and the snapshot that answered, a SHA-256 of
+the query (not the query: a job text can be confidential, and a CV pasted as a query is personal
+data), k, the filters, and the candidates returned with their scores.
+
+Candidates are logged as **keyed hashes** of their keys (HMAC with the erasure key, see
+:func:`include.matcher.stages.corpus.erasure_secret`), not the keys, which often hold names: an
+auditor who knows a key can find its searches by hashing it, anyone else learns nothing. An erasure
+removes the erased key's hash from every record (``forget``), so the log does not keep a trace of
+a forgotten person either.
+
+Records are written off the request path: :meth:`SearchLog.record` queues them and a background
+thread writes each batch as one object, ``<work>/audit/matches/<yyyy-mm-dd>/<time>-<id>.jsonl``
+(S3 has no append), every ``flush_seconds`` or ``batch`` records, and at exit. They are kept for
+``MATCHER_AUDIT_RETENTION_DAYS`` (183); the night's housekeeping never deletes them earlier.
+"""
+
+from __future__ import annotations
+
+import atexit
+import getpass
+import hashlib
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+
+from include.matcher.foundations.settings import Locations
+from include.matcher.foundations.storage import ObjectStore
+from include.matcher.foundations.uris import join_uri
+from include.matcher.stages.corpus import key_hash
+
+log = logging.getLogger(__name__)
+
+
+def matches_prefix(work_uri: str) -> str:
+    return join_uri(work_uri, "audit", "matches")
+
+
+class SearchLog:
+    """Queues search records and writes them in batches from a background thread."""
+
+    def __init__(self, storage: ObjectStore, locations: Locations, batch: int = 200, flush_seconds: float = 5.0):
+        self.storage, self.locations = storage, locations
+        self.batch, self.flush_seconds = batch, flush_seconds
+        self._queue: list[dict] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._secret: bytes | None = None
+        self._thread = threading.Thread(target=self._run, name="matcher-search-log", daemon=True)
+        self._thread.start()
+        atexit.register(self.flush)
+
+    def secret(self) -> bytes:
+        if self._secret is None:
+            from include.matcher.stages.corpus import erasure_secret
+
+            self._secret = erasure_secret(self.storage, self.locations)
+        return self._secret
+
+    def record(self, *, user: str | None, query: str, k: int, filters: dict, version, snapshot, hits) -> None:
+        """Queue one search's record (the hashing and the write happen off the caller's path)."""
+        entry = {
+            "at": datetime.now(UTC).isoformat(),
+            "user": user or getpass.getuser(),
+            "model_version": version,
+            "snapshot": snapshot,
+            "query_sha256": hashlib.sha256(query.encode()).hexdigest(),
+            "k": k,
+            "filters": {name: value for name, value in filters.items() if value is not None},
+            "returned": [(hit.id, round(float(hit.score), 4)) for hit in hits],
+        }
+        with self._lock:
+            self._queue.append(entry)
+            full = len(self._queue) >= self.batch
+        if full:
+            self._wake.set()
+
+    def flush(self) -> int:
+        """Write what is queued now; how many records were written."""
+        with self._lock:
+            entries, self._queue = self._queue, []
+        if not entries:
+            return 0
+        secret = self.secret()
+        for entry in entries:
+            entry["returned"] = [
+                {"candidate": key_hash(secret, key), "score": score} for key, score in entry["returned"]
+            ]
+        day = entries[0]["at"][:10]
+        name = f"{entries[0]['at'][11:19].replace(':', '')}-{uuid.uuid4().hex[:12]}.jsonl"
+        try:
+            self.storage.put_jsonl(join_uri(matches_prefix(self.locations.work), day, name), entries)
+        except Exception:  # the log must never take a search down; say so loudly instead
+            log.exception("search log: %d records could not be written", len(entries))
+            return 0
+        return len(entries)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            self.flush()
+
+
+_logs: dict[str, SearchLog] = {}
+_logs_lock = threading.Lock()
+
+
+def search_log(storage: ObjectStore, locations: Locations) -> SearchLog:
+    """The process's search log for this work area (one background writer each)."""
+    with _logs_lock:
+        if locations.work not in _logs:
+            _logs[locations.work] = SearchLog(storage, locations)
+        return _logs[locations.work]
+
+
+def read_search_log(storage: ObjectStore, locations: Locations) -> list[dict]:
+    """Every record, oldest first (for an auditor, and the tests)."""
+    records = []
+    for info in storage.list(matches_prefix(locations.work)):
+        records += storage.get_jsonl(info.uri)
+    return sorted(records, key=lambda r: r["at"])
