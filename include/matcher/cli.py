@@ -174,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--keep-raw", action="store_true", help="leave the raw file (the source system owns it)")
     erase.add_argument("--by", help="who asks (default: the OS user), for the receipt")
 
+    keep = command(
+        "housekeeping",
+        cmd_housekeeping,
+        "Retention: delete what MATCHER_RETENTION_DAYS, _KEEP_SNAPSHOTS and _AUDIT_RETENTION_DAYS keep no longer.",
+    )
+    keep.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+
     settings = command(
         "settings", cmd_settings, "Print the run settings (DAG params and these flags) as a Markdown table."
     )
@@ -444,6 +451,17 @@ def cmd_forget(args) -> int:
     if receipt["nothing_left"]:
         print("nothing left to erase", file=sys.__stdout__)
     emit({k: receipt[k] for k in ("id", "dry_run", "objects", "records_removed", "by_area", "nothing_left")})
+    return 0
+
+
+def cmd_housekeeping(args) -> int:
+    from include.matcher.stages.housekeeping import housekeep
+
+    found = housekeep(Locations.from_env(), storage(), dry_run=args.dry_run)
+    for kind, uris in found.pop("deleted").items():
+        for uri in uris:
+            print(f"{'would delete' if args.dry_run else 'deleted'} ({kind}) {uri}", file=sys.__stdout__)
+    emit(found)
     return 0
 
 

@@ -102,6 +102,19 @@ DEPLOYMENT = (
         "",
         "the key of the erasure tombstones' keyed hash (default: a random one made once in `<work>/state/`)",
     ),
+    Variable(
+        "MATCHER_RETENTION_DAYS",
+        "90",
+        "housekeeping deletes what holds CV text or vectors (pairs, training metadata, held-out vectors, "
+        "checkpoints) in runs older than this; reports and metrics stay",
+    ),
+    Variable(
+        "MATCHER_HOUSEKEEPING_SCHEDULE",
+        "30 4 * * *",
+        "cron of the `matcher_housekeeping` DAG (retention); `none` for manual and API triggers only",
+    ),
+    Variable("MATCHER_KEEP_SNAPSHOTS", "2", "embeddings snapshots kept besides the one `current.json` names"),
+    Variable("MATCHER_AUDIT_RETENTION_DAYS", "183", "how long the search log is kept (at least six months)"),
     Variable("MATCHER_S3_RETRY_SECONDS", "120", "how long one S3 operation is retried through outages"),
     Variable("MATCHER_LOG_LEVEL", "INFO", "the CLI's log level (`DEBUG` shows a user error's traceback)"),
     Variable("MATCHER_CELERY_REDIS_PORT", "6390", "`make up-celery`: Redis (the Celery broker)"),

@@ -107,6 +107,7 @@ class ObjectInfo:
     etag: str
     size: int
     uri: str  # s3://bucket/key: what the other methods take
+    modified: str = ""  # ISO 8601, UTC (listings carry it; retention reads it)
 
 
 class ObjectStore(Protocol):
@@ -254,7 +255,15 @@ class Storage:
         found: list[ObjectInfo] = []
         for page in paginator.paginate(Bucket=loc.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
-                found.append(ObjectInfo(item["Key"], item["ETag"], item["Size"], f"s3://{loc.bucket}/{item['Key']}"))
+                found.append(
+                    ObjectInfo(
+                        item["Key"],
+                        item["ETag"],
+                        item["Size"],
+                        f"s3://{loc.bucket}/{item['Key']}",
+                        item["LastModified"].isoformat() if "LastModified" in item else "",
+                    )
+                )
                 if limit is not None and len(found) >= limit:
                     return found
         return found

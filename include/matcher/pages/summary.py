@@ -58,6 +58,14 @@ def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> st
     manifest = storage.get_json(current["manifest"]) if current else {}
     if manifest.get("corpus") == run.corpus:  # this night published the snapshot search serves
         lines.append(f"refreshed:  {manifest.get('counts', {})}")
+    from include.matcher.stages.housekeeping import retention_settings
+
+    kept = retention_settings()
+    lines.append(
+        f"retention:  CV text and vectors of runs kept {kept['retention_days']} days, {kept['keep_snapshots']} "
+        f"embeddings snapshots besides the current one, the search log {kept['audit_retention_days']} days "
+        "(matcher_housekeeping)"
+    )
     timings = task_timings(run_uri, storage)
     if timings:
         lines.append("timings:    " + ", ".join(f"{task} {seconds:.1f}s" for task, seconds in timings.items()))

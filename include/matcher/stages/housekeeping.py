@@ -1,0 +1,118 @@
+"""Retention (GDPR Art. 5(1)(e)): personal data kept no longer than needed, the search log as long as required.
+
+:func:`housekeep` runs at the end of each night (the DAG's ``housekeeping`` task) and from the CLI:
+
+- in runs older than ``MATCHER_RETENTION_DAYS`` (90), everything that holds CV text or vectors goes:
+  ``pairs/``, ``checkpoints/``, ``validation/held_out_vectors.parquet`` and the candidate's
+  ``training_metadata.jsonl``; the run's manifest, reports, metrics and model stay;
+- embeddings snapshots beyond the newest ``MATCHER_KEEP_SNAPSHOTS`` (2) that no pointer names, and
+  unfinished snapshot folders (no manifest) older than the retention;
+- text cache entries no ledger entry refers to, once a day old (a night parsing now writes its texts
+  before it commits the ledger);
+- search-log days older than ``MATCHER_AUDIT_RETENTION_DAYS`` (183), never earlier.
+
+It never touches the registry (every promoted version stays, so a rollback reaches each of them), the
+snapshot ``current.json`` names, the ledger, or a run younger than the retention (a night running now).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from include.matcher.foundations import layout
+from include.matcher.foundations.pointers import read_current
+from include.matcher.foundations.settings import Locations, deployment_setting
+from include.matcher.foundations.storage import ObjectStore
+from include.matcher.foundations.uris import join_uri
+from include.matcher.stages.corpus import read_ledger
+
+log = logging.getLogger(__name__)
+
+# Parts of a run that hold CV text or vectors (relative to the run folder).
+PERSONAL_PARTS = ("pairs/", "checkpoints/", "validation/held_out_vectors.parquet", "candidate/training_metadata.jsonl")
+ORPHAN_GRACE = timedelta(days=1)
+
+
+def retention_settings() -> dict[str, int]:
+    return {
+        "retention_days": int(deployment_setting("MATCHER_RETENTION_DAYS")),
+        "keep_snapshots": int(deployment_setting("MATCHER_KEEP_SNAPSHOTS")),
+        "audit_retention_days": int(deployment_setting("MATCHER_AUDIT_RETENTION_DAYS")),
+    }
+
+
+def housekeep(locations: Locations, storage: ObjectStore, now: datetime | None = None, dry_run: bool = False) -> dict:
+    """Delete what the retention settings say is kept no longer; what was (or would be) deleted, counted."""
+    now = now or datetime.now(UTC)
+    settings = retention_settings()
+    cutoff = now - timedelta(days=settings["retention_days"])
+    deleted: dict[str, list[str]] = {"run_parts": [], "snapshots": [], "texts": [], "search_log_days": []}
+
+    def delete(uri: str, kind: str, prefix: bool = False) -> None:
+        deleted[kind].append(uri)
+        if not dry_run:
+            storage.delete_prefix(uri) if prefix else storage.delete(uri)
+
+    runs_root = layout.runs(locations.work)
+    objects = storage.list(runs_root)
+    manifests = {info.uri.rsplit("/", 1)[0]: info for info in objects if info.uri.endswith("/manifest.json")}
+    for run_uri in sorted(manifests):
+        created = storage.get_json(manifests[run_uri].uri).get("created_at", "")
+        if not created or datetime.fromisoformat(created) >= cutoff:
+            continue
+        for part in PERSONAL_PARTS:
+            target = join_uri(run_uri, part.rstrip("/"))
+            if part.endswith("/"):
+                if any(info.uri.startswith(target + "/") for info in objects):
+                    delete(target + "/", "run_parts", prefix=True)
+            elif any(info.uri == target for info in objects):
+                delete(target, "run_parts")
+
+    current = read_current(storage, locations.embeddings)
+    live = current["uri"].rstrip("/") if current else None
+    folders: dict[str, dict] = {}
+    for info in storage.list(locations.embeddings):
+        parts = info.uri[len(locations.embeddings.rstrip("/")) + 1 :].split("/")
+        if len(parts) < 3:
+            continue  # current.json and the like
+        folder = join_uri(locations.embeddings, parts[0], parts[1])
+        entry = folders.setdefault(folder, {"manifest": None, "modified": ""})
+        entry["modified"] = max(entry["modified"], info.modified)
+        if parts[2] == "_manifest.json":
+            entry["manifest"] = info.uri
+    finished = sorted(
+        (storage.get_json(entry["manifest"]).get("written_at", ""), folder)
+        for folder, entry in folders.items()
+        if entry["manifest"]
+    )
+    kept = {folder for _, folder in finished[-settings["keep_snapshots"] :]} if settings["keep_snapshots"] else set()
+    for folder, entry in sorted(folders.items()):
+        if folder == live or folder in kept:
+            continue
+        unfinished_and_recent = entry["manifest"] is None and entry["modified"] >= cutoff.isoformat()
+        if not unfinished_and_recent:
+            delete(folder + "/", "snapshots", prefix=True)
+
+    ledger, _ = read_ledger(storage, locations)
+    referenced = {entry.get("text_uri") for entry in ledger["objects"].values()}
+    for info in storage.list(join_uri(locations.work, "texts")):
+        if info.uri not in referenced and info.modified and info.modified < (now - ORPHAN_GRACE).isoformat():
+            delete(info.uri, "texts")
+
+    audit_cutoff = (now - timedelta(days=settings["audit_retention_days"])).date().isoformat()
+    matches = join_uri(locations.work, "audit", "matches")
+    days = sorted({info.uri[len(matches) + 1 :].split("/", 1)[0] for info in storage.list(matches)})
+    for day in days:
+        if day < audit_cutoff:
+            delete(join_uri(matches, day) + "/", "search_log_days", prefix=True)
+
+    summary = {"dry_run": dry_run, **settings, **{kind: len(uris) for kind, uris in deleted.items()}}
+    log.info("housekeeping: %s", summary)
+    return {**summary, "deleted": deleted}
+
+
+def housekeeping(context) -> dict:
+    """Task ``housekeeping``: :func:`housekeep` for the deployment's locations; the counts."""
+    found = housekeep(context.locations, context.storage)
+    return {k: v for k, v in found.items() if k != "deleted"}

@@ -1,0 +1,107 @@
+"""Retention on the real S3: old runs lose their CV text and vectors (reports stay), surplus
+snapshots and orphan texts go, the search log stays its six months, and nothing a night running
+now, the current snapshot or a rollback needs is touched."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from include.matcher.foundations import layout
+from include.matcher.foundations.uris import join_uri
+from include.matcher.stages.housekeeping import housekeep
+
+NOW = datetime.now(UTC)
+
+
+def put_run(storage, locations, name: str, age_days: float) -> str:
+    run = join_uri(locations.work, "runs", name)
+    storage.put_json(join_uri(run, "manifest.json"), {"created_at": (NOW - timedelta(days=age_days)).isoformat()})
+    for part in ("pairs/train.jsonl", "pairs/test.jsonl", "checkpoints/latest.json"):
+        storage.put_bytes(join_uri(run, part), b'{"text": "a CV"}\n')
+    storage.put_bytes(join_uri(run, "validation", "held_out_vectors.parquet"), b"vectors")
+    for part in (
+        "candidate/training_metadata.jsonl",
+        "candidate/validation_report.json",
+        "candidate/model.safetensors",
+    ):
+        storage.put_bytes(join_uri(run, part), b"{}")
+    return run
+
+
+def put_snapshot(storage, locations, name: str, written: int) -> str:
+    snapshot = layout.Snapshot(join_uri(locations.embeddings, "v-1", name))
+    storage.put_bytes(snapshot.cv_part(0, 1), b"vectors")
+    storage.put_json(snapshot.manifest, {"written_at": f"2026-11-{written:02d}T02:00:00"})
+    return snapshot.uri
+
+
+def test_housekeeping_deletes_what_retention_says_and_keeps_what_is_in_use(storage, locations):
+    old, running = put_run(storage, locations, "old-night", 100), put_run(storage, locations, "tonight", 0)
+    snapshots = [put_snapshot(storage, locations, f"night-{i}", i) for i in range(1, 5)]
+    storage.put_json(
+        layout.current_embeddings(locations.embeddings),
+        {"uri": snapshots[0], "manifest": layout.Snapshot(snapshots[0]).manifest, "version": "v-1"},
+    )
+    unfinished = join_uri(locations.embeddings, "v-1", "publishing-now", "cvs", "part-0001-of-0001.parquet")
+    storage.put_bytes(unfinished, b"vectors")
+    referenced, orphan = join_uri(locations.work, "texts", "a.json"), join_uri(locations.work, "texts", "b.json")
+    for uri in (referenced, orphan):
+        storage.put_json(uri, {"text": "a CV"})
+    storage.put_json(layout.ledger(locations.work), {"objects": {"k": {"text_uri": referenced, "status": "parsed"}}})
+    matches = join_uri(locations.work, "audit", "matches")
+    old_day, recent_day = (NOW - timedelta(days=200)).date(), (NOW - timedelta(days=150)).date()
+    for day in (old_day, recent_day):
+        storage.put_jsonl(join_uri(matches, day.isoformat(), "x.jsonl"), [{"user": "u"}])
+
+    before = {info.uri for info in storage.list(f"s3://{locations.work.split('/')[2]}")}
+    dry = housekeep(locations, storage, dry_run=True)
+    assert {info.uri for info in storage.list(f"s3://{locations.work.split('/')[2]}")} == before
+    # two days on: the orphan text is past its grace; every run's age is read from its manifest
+    done = housekeep(locations, storage, now=NOW + timedelta(days=2))
+    assert done["run_parts"] == 4 and done["snapshots"] == 1 and done["texts"] == 1 and done["search_log_days"] == 1
+    assert dry["run_parts"] == 4 and dry["texts"] == 0  # (today the orphan is still within its grace)
+
+    left = {info.uri for info in storage.list(f"s3://{locations.work.split('/')[2]}")}
+    assert not [uri for uri in left if uri.startswith(join_uri(old, "pairs") + "/")]
+    assert (
+        not {
+            join_uri(old, "validation", "held_out_vectors.parquet"),
+            join_uri(old, "candidate", "training_metadata.jsonl"),
+        }
+        & left
+    )
+    assert {
+        join_uri(old, "candidate", "validation_report.json"),
+        join_uri(old, "candidate", "model.safetensors"),
+    } <= left
+    assert join_uri(running, "pairs", "train.jsonl") in left  # a night running now
+    assert layout.Snapshot(snapshots[0]).manifest in left  # current.json's, though the oldest
+    assert {layout.Snapshot(s).manifest for s in snapshots[2:]} <= left and layout.Snapshot(
+        snapshots[1]
+    ).manifest not in left
+    assert unfinished in left  # a publish in progress
+    assert referenced in left and orphan not in left
+    assert any(recent_day.isoformat() in uri for uri in left) and not any(old_day.isoformat() in uri for uri in left)
+
+
+def test_after_housekeeping_the_rollback_reaches_every_version(storage, locations):
+    from include.matcher.foundations.pointers import read_production
+    from include.matcher.stages.operations import rollback_and_refresh
+    from tests.matcher.stages.test_operations import promoted_version
+
+    storage.put_json(locations.jobs_file, {"CHEF": "Cook in a kitchen."})
+    first = promoted_version(storage, locations, "night-1").rsplit("/", 1)[-1]
+    promoted_version(storage, locations, "night-2")
+    for run in ("night-1", "night-2"):
+        storage.put_json(
+            join_uri(locations.work, "runs", run, "manifest.json"), {"created_at": "2026-01-01T00:00:00+00:00"}
+        )
+    registry_before = {info.uri: info.etag for info in storage.list(locations.registry)}
+    housekeep(locations, storage, now=NOW + timedelta(days=400))
+    assert {
+        info.uri: info.etag for info in storage.list(locations.registry) if not info.uri.endswith("production.json")
+    } == {uri: etag for uri, etag in registry_before.items() if not uri.endswith("production.json")}
+    rollback_and_refresh(first, locations, storage)
+    assert read_production(storage, locations.registry)["version"] == first
+    assert json.loads(storage.get_bytes(layout.production_pointer(locations.registry)))["version"] == first
