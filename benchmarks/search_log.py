@@ -70,6 +70,7 @@ def main() -> int:
             storage=storage,
             registry_uri=locations.registry,
             embeddings_uri=locations.embeddings,
+            work_uri=locations.work,
             device="cpu",
         )
         real = usage_log.search_log

@@ -43,6 +43,7 @@ class VectorMatcher:
         device: ``cuda`` or ``cpu``; the best available by default.
         registry_uri: where ``production`` is looked up; ``MATCHER_REGISTRY_URI`` by default.
         embeddings_uri: the snapshots ``top_candidates``/``top_jobs`` search; ``MATCHER_EMBEDDINGS_URI`` by default.
+        work_uri: the work area whose search log records ``top_candidates``; ``MATCHER_WORK_URI`` by default.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class VectorMatcher:
         registry_uri: str | None = None,
         storage=None,
         embeddings_uri: str | None = None,
+        work_uri: str | None = None,
     ):
         from include.matcher.foundations.models import PRODUCTION, load_model
 
@@ -59,6 +61,7 @@ class VectorMatcher:
         self._storage = storage
         self._registry_uri = registry_uri
         self._embeddings_uri = embeddings_uri
+        self._work_uri = work_uri
         self._reader = None
         # The registry version this model is (production's, read once so model and version agree).
         self.version = None
@@ -86,6 +89,8 @@ class VectorMatcher:
         from include.matcher.foundations.settings import Locations
 
         locations = Locations.from_env()
+        if self._work_uri:
+            locations = replace(locations, work=self._work_uri)
         if self._registry_uri:
             locations = replace(locations, registry=self._registry_uri)
         return replace(locations, embeddings=self._embeddings_uri) if self._embeddings_uri else locations

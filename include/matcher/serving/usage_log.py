@@ -85,16 +85,16 @@ class SearchLog:
             entries, self._queue = self._queue, []
         if not entries:
             return 0
-        secret = self.secret()
-        for entry in entries:
-            entry["returned"] = [
-                {"candidate": key_hash(secret, key), "score": score} for key, score in entry["returned"]
-            ]
-        day = entries[0]["at"][:10]
-        name = f"{entries[0]['at'][11:19].replace(':', '')}-{uuid.uuid4().hex[:12]}.jsonl"
         try:
+            secret = self.secret()
+            for entry in entries:
+                entry["returned"] = [
+                    {"candidate": key_hash(secret, key), "score": score} for key, score in entry["returned"]
+                ]
+            day = entries[0]["at"][:10]
+            name = f"{entries[0]['at'][11:19].replace(':', '')}-{uuid.uuid4().hex[:12]}.jsonl"
             self.storage.put_jsonl(join_uri(matches_prefix(self.locations.work), day, name), entries)
-        except Exception:  # the log must never take a search down; say so loudly instead
+        except Exception:  # the log must never take a search (or its own thread) down; say so loudly
             log.exception("search log: %d records could not be written", len(entries))
             return 0
         return len(entries)

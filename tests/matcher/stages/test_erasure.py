@@ -91,6 +91,7 @@ def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, lo
         storage=storage,
         registry_uri=locations.registry,
         embeddings_uri=locations.embeddings,
+        work_uri=locations.work,
         device="cpu",
     )
     query = "Grill cook kitchen restaurant"
@@ -122,6 +123,7 @@ def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, lo
             storage=storage,
             registry_uri=locations.registry,
             embeddings_uri=locations.embeddings,
+            work_uri=locations.work,
             device="cpu",
         ).top_candidates(query, k=100)
     )
