@@ -65,14 +65,7 @@ def main() -> int:
         storage.put_json(layout.production_pointer(locations.registry), entry)
         refresh_embeddings(version.uri, corpus, locations, storage)
 
-        matcher = VectorMatcher(
-            model_name="production",
-            storage=storage,
-            registry_uri=locations.registry,
-            embeddings_uri=locations.embeddings,
-            work_uri=locations.work,
-            device="cpu",
-        )
+        matcher = VectorMatcher.at(locations, storage, device="cpu")
         real = usage_log.search_log
         queries = [f"{rng.choice(list(JOB_DESCRIPTIONS.values()))} {i}" for i in range(args.queries)]
         timings = {"on": [], "off": []}

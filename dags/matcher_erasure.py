@@ -15,20 +15,14 @@ what would change and changes nothing. Re-running finds nothing left and says so
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import Param, dag, task
 
-from include.airflow_support import CURRENT_EMBEDDINGS, default_args, s3_storage
+from include.airflow_support import CURRENT_EMBEDDINGS, operations_dag, s3_storage
 
 
 @dag(
     dag_id="matcher_erasure",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
+    **operations_dag(),
     params={
         "keys": Param([], type="array", items={"type": "string"}, description="Raw keys of the CVs to erase."),
         "content_hashes": Param(

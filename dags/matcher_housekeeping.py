@@ -13,11 +13,9 @@ the ledger, or a run younger than the retention. Same as `python -m include.matc
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import dag, task
 
-from include.airflow_support import default_args, run_stage
+from include.airflow_support import operations_dag, run_stage
 from include.matcher.foundations.settings import deployment_setting
 
 SCHEDULE = deployment_setting("MATCHER_HOUSEKEEPING_SCHEDULE")
@@ -25,11 +23,7 @@ SCHEDULE = deployment_setting("MATCHER_HOUSEKEEPING_SCHEDULE")
 
 @dag(
     dag_id="matcher_housekeeping",
-    schedule=None if SCHEDULE.lower() == "none" else SCHEDULE,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
+    **operations_dag(schedule=None if SCHEDULE.lower() == "none" else SCHEDULE),
     tags=["ml", "matcher", "operations", "privacy"],
     doc_md=__doc__,
 )

@@ -9,20 +9,14 @@ with a compare-and-swap write, then re-embeds every stored CV and job with it an
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import Param, dag, task
 
-from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, default_args, s3_storage
+from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, operations_dag, s3_storage
 
 
 @dag(
     dag_id="matcher_rollback",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
+    **operations_dag(),
     params={
         "version": Param(
             type="string",

@@ -84,6 +84,21 @@ def default_args() -> dict:
     }
 
 
+def operations_dag(**overrides) -> dict:
+    """The ``@dag`` arguments of the operator DAGs (rollback, erasure, housekeeping): manual unless
+    given a schedule, one run at a time, the matcher's retries and failure notifier."""
+    from datetime import datetime
+
+    return {
+        "schedule": None,
+        "start_date": datetime(2026, 1, 1),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": default_args(),
+        **overrides,
+    }
+
+
 def s3_storage():
     """The core package's Storage over the ``aws_default`` connection (endpoint in its extra)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook

@@ -66,6 +66,24 @@ def put_a_model_every_candidate_beats_in_production(storage, locations, folder: 
     return version.uri
 
 
+# A night that must promote, arranged with the production above: no margin over it asked, no floor,
+# and the bias rules lifted (a model that ties every score ignores names entirely, so any real
+# candidate "increases" name sensitivity over it); the audit still runs.
+ARRANGED_PROMOTION = {
+    "min_improvement": 0.0,
+    "min_primary": 0.0,
+    "max_name_sensitivity_increase": 1.0,
+    "min_impact_ratio": 0.0,
+}
+
+
+def production_matcher(storage, locations):
+    """``VectorMatcher("production")`` over these locations (registry, embeddings, search log)."""
+    from include.matcher.serving.matcher import VectorMatcher
+
+    return VectorMatcher.at(locations, storage, device="cpu")
+
+
 def a_bucket_with_the_demo_night(prefix: str, demo_night_folder: Path, zeroed_folder: Path):
     """(locations, storage) of a fresh bucket holding the demo night (CVs, job offers, jobs file), with
     production a model every candidate beats, so the first night's promotion is arranged, not hoped for."""

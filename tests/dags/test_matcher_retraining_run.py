@@ -15,6 +15,7 @@ import pytest
 
 from include.matcher.foundations.uris import join_uri
 from tests.helpers import (
+    ARRANGED_PROMOTION,
     BEATEN_VERSION,
     a_bucket_with_the_demo_night,
     aws_connection_json,
@@ -117,16 +118,7 @@ def artefacts(storage, prefix: str) -> dict:
     return found
 
 
-# The zeroed production ignores names entirely (every score tied), so any real candidate "increases"
-# name sensitivity over it: the arranged promotion lifts that rule too (the audit still runs).
-NIGHT_ONE = {
-    "epochs": 2,
-    "learning_rate": 5e-5,
-    "min_improvement": 0.0,
-    "min_primary": 0.0,
-    "max_name_sensitivity_increase": 1.0,
-    "min_impact_ratio": 0.0,
-}
+NIGHT_ONE = {"epochs": 2, "learning_rate": 5e-5, **ARRANGED_PROMOTION}
 
 
 def test_three_nights_and_a_rollback(pipeline, capfd):

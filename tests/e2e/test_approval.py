@@ -12,18 +12,10 @@ import time
 
 from include.matcher.foundations.pointers import read_production
 from include.matcher.stages.validation_report import read_report
-from tests.helpers import BEATEN_VERSION
+from tests.helpers import ARRANGED_PROMOTION, BEATEN_VERSION
 
 DAG = "matcher_retraining"
-CONF = {
-    "epochs": 1,
-    "learning_rate": 5e-5,
-    "min_improvement": 0.0,
-    "min_primary": 0.0,
-    "max_name_sensitivity_increase": 1.0,
-    "min_impact_ratio": 0.0,
-    "require_approval": True,
-}
+CONF = {"epochs": 1, "learning_rate": 5e-5, **ARRANGED_PROMOTION, "require_approval": True}
 
 
 def task_state(server, run_id: str, task_id: str) -> str | None:

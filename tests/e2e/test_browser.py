@@ -12,21 +12,14 @@ import time
 
 import pytest
 
-from tests.helpers import PROJECT_ROOT
+from tests.helpers import ARRANGED_PROMOTION, PROJECT_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "browser"
-RUN_CONF = {  # an arranged promotion (see tests/helpers.py): the bias rules lifted against a zeroed production
-    "epochs": 2,
-    "learning_rate": 5e-5,
-    "min_improvement": 0.0,
-    "min_primary": 0.0,
-    "max_name_sensitivity_increase": 1.0,
-    "min_impact_ratio": 0.0,
-}
+RUN_CONF = {"epochs": 2, "learning_rate": 5e-5, **ARRANGED_PROMOTION}
 GROUPS = ["ingest", "parse", "train", "validate", "promote", "refresh_embeddings"]
 
 

@@ -74,6 +74,18 @@ class VectorMatcher:
             model_name, self.version = pointer["uri"], pointer["version"]
         self.model = load_model(model_name, storage=storage, registry_uri=registry_uri, device=device)
 
+    @classmethod
+    def at(cls, locations, storage=None, model_name: str = "production", device: str | None = None) -> VectorMatcher:
+        """A matcher over another deployment's locations than the environment's (a bucket of its own)."""
+        return cls(
+            model_name=model_name,
+            device=device,
+            storage=storage,
+            registry_uri=locations.registry,
+            embeddings_uri=locations.embeddings,
+            work_uri=locations.work,
+        )
+
     @property
     def storage(self):
         if self._storage is None:

@@ -16,6 +16,7 @@ from include.matcher.stages.corpus import read_ledger
 from include.matcher.stages.erasure import forget, production_trained_on_erased
 from include.matcher.stages.ingest import ingest
 from include.matcher.stages.parse import parse
+from tests.helpers import production_matcher
 
 CANARY = "ZEPHYRINE-ERASE-ME-7741"
 ERASED_FILE = "grill-cook-erase-me.txt"
@@ -76,8 +77,6 @@ def night(storage, locations):
 
 
 def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, locations, night, caplog):
-    from include.matcher.serving.matcher import VectorMatcher
-
     found = holders(storage, locations)
     areas = {
         area
@@ -86,14 +85,7 @@ def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, lo
     }
     # (held-out vectors hold it only when its content hash puts it in the test split)
     assert areas >= {"/texts/", "/pairs/", "/candidate/", "/registry/", "/embeddings/", "/raw/"}, found
-    matcher = VectorMatcher(
-        model_name="production",
-        storage=storage,
-        registry_uri=locations.registry,
-        embeddings_uri=locations.embeddings,
-        work_uri=locations.work,
-        device="cpu",
-    )
+    matcher = production_matcher(storage, locations)
     query = "Grill cook kitchen restaurant"
     assert any(m.id.endswith(ERASED_FILE) for m in matcher.top_candidates(query, k=100))
     from include.matcher.serving.usage_log import search_log
@@ -117,15 +109,7 @@ def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, lo
         info.uri for info in storage.list(join_uri(locations.work, "audit", "matches"))
     }  # (the dry run could not hash the search log's names before the first erasure made the key)
     assert not any(
-        m.id.endswith(ERASED_FILE)
-        for m in VectorMatcher(
-            model_name="production",
-            storage=storage,
-            registry_uri=locations.registry,
-            embeddings_uri=locations.embeddings,
-            work_uri=locations.work,
-            device="cpu",
-        ).top_candidates(query, k=100)
+        m.id.endswith(ERASED_FILE) for m in production_matcher(storage, locations).top_candidates(query, k=100)
     )
     assert CANARY not in caplog.text and "erase-me" not in caplog.text
 
