@@ -432,7 +432,7 @@ class GateConfig:
         maximum=1,
     )
     audit_cvs: int = setting(
-        60,
+        40,
         "Held-out CVs the bias audit scores in every name's variant (0: all; the audit is off when "
         "audit_names_per_group is 0).",
         GATE,
