@@ -105,3 +105,62 @@ def test_after_housekeeping_the_rollback_reaches_every_version(storage, location
     rollback_and_refresh(first, locations, storage)
     assert read_production(storage, locations.registry)["version"] == first
     assert json.loads(storage.get_bytes(layout.production_pointer(locations.registry)))["version"] == first
+
+
+def test_a_night_with_housekeeping_between_each_of_its_stages_completes(storage, locations):
+    """Housekeeping runs while a night runs: between every stage, over an older night's leftovers too."""
+    import random
+
+    from include.devtools.demo_data import JOB_DESCRIPTIONS, cv_text
+    from include.matcher.foundations.context import RunContext
+    from include.matcher.foundations.settings import GateConfig, PipelineConfig, TrainingConfig
+    from include.matcher.stages.embeddings import refresh_embeddings
+    from include.matcher.stages.ingest import ingest
+    from include.matcher.stages.pairs import build_pairs
+    from include.matcher.stages.parse import parse
+    from include.matcher.stages.registry import promote
+    from include.matcher.stages.training import fine_tune
+    from include.matcher.stages.validation import validate
+    from tests.helpers import production_matcher
+
+    old = put_run(storage, locations, "old-night", 100)
+    rng = random.Random(2)
+    storage.put_json(locations.jobs_file, JOB_DESCRIPTIONS)
+    for category in JOB_DESCRIPTIONS:
+        for i in range(4):
+            storage.put_bytes(join_uri(locations.raw_cvs, category, f"cv{i}.txt"), cv_text(category, rng).encode())
+    run = join_uri(locations.work, "runs", "tonight")
+    context = RunContext(
+        run,
+        PipelineConfig(locations=locations, training=TrainingConfig(epochs=1, batch_size=8, max_seq_length=64)),
+        storage,
+    )
+    swept = []
+
+    def sweep():
+        swept.append(housekeep(locations, storage))
+
+    manifest = ingest(run, locations, storage)
+    sweep()
+    corpus = parse(manifest, run, locations, storage)
+    sweep()
+    pairs = build_pairs(corpus, context)
+    sweep()
+    candidate = fine_tune(pairs, context)
+    sweep()
+    report_uri = validate(candidate, pairs, run, locations, GateConfig(audit_names_per_group=1, audit_cvs=4), storage)
+    sweep()
+    report = storage.get_json(report_uri)  # the promotion is arranged: this test is about retention
+    storage.put_json(report_uri, {**report, "decision": {**report["decision"], "promote": True}})
+    version = promote(report_uri, locations.registry, storage)
+    sweep()
+    refresh_embeddings(version, corpus, locations, storage)
+    sweep()
+
+    assert swept[0]["run_parts"] == 4 and all(s["run_parts"] == 0 for s in swept[1:])  # the old night's, once
+    assert not storage.exists(join_uri(old, "pairs", "train.jsonl"))
+    assert all(s["texts"] == 0 and s["snapshots"] == 0 for s in swept)  # nothing of tonight's was touched
+    assert storage.exists(join_uri(run, "pairs", "train.jsonl")) and storage.exists(
+        join_uri(run, "candidate", "training_metadata.jsonl")
+    )
+    assert len(production_matcher(storage, locations).top_candidates("Line cook for a grill", k=5)) == 5
