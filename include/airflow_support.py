@@ -218,17 +218,19 @@ def _promotion_approval_class():
             return context["ti"].xcom_pull(task_ids=self.report_task_id)
 
         def execute(self, context):
-            started = time.perf_counter()
+            started, outcome = time.perf_counter(), "failed"
             try:
                 report_uri = self._report_uri(context)
                 if not context["params"].get("require_approval"):
                     approval.record_approval(report_uri, s3_storage(), approval.NOT_REQUIRED)
                     self.log.info("require_approval is off for this run: promotion goes ahead without a reviewer")
+                    outcome = "success"
                     return None
                 self.subject, self.body = approval.approval_request(report_uri, s3_storage())
-                return super().execute(context)  # parks the task in awaiting_input
+                outcome = "success"  # the request is made; what follows parks the task in awaiting_input
+                return super().execute(context)
             finally:  # the request's own work, like every task's (the wait for a person is not work)
-                record_timing(time.perf_counter() - started, "success")
+                record_timing(time.perf_counter() - started, outcome)
 
         def execute_complete(self, context, event):
             chosen = (event.get("chosen_options") or [None])[0]

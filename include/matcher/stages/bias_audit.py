@@ -134,24 +134,25 @@ def audit(
         low, high = interval(np.asarray(values), confidence) if values else (value, value)
         return {"value": round(value, 4), "low": round(low, 4), "high": round(high, 4)}
 
+    def group_row(row: dict, ratios: list[float]) -> dict:
+        ratio = bounds(ratios, row["impact_ratio"])
+        return {
+            **{k: round(v, 4) for k, v in row.items()},
+            "impact_ratio_low": ratio["low"],
+            "impact_ratio_high": ratio["high"],
+        }
+
     result = {"cvs": cvs, "names": len(group_of_name), "confidence": confidence, "resamples": int(len(draws))}
     for side, figure in point.items():
         samples = drawn[side]
         result[side] = {
             "groups": {
-                g: {
-                    **{k: round(v, 4) for k, v in row.items()},
-                    "impact_ratio_low": bounds([s["groups"][g]["impact_ratio"] for s in samples], 0)["low"],
-                    "impact_ratio_high": bounds([s["groups"][g]["impact_ratio"] for s in samples], 0)["high"],
-                }
+                g: group_row(row, [s["groups"][g]["impact_ratio"] for s in samples])
                 for g, row in figure["groups"].items()
             },
             **{name: bounds([s[name] for s in samples], figure[name]) for name in HEADLINES},
             "win_rates": {pair: round(w, 4) for pair, w in figure["win_rates"].items()},
         }
-        if not samples:
-            for row in result[side]["groups"].values():
-                row["impact_ratio_low"] = row["impact_ratio_high"] = row["impact_ratio"]
     if "candidate" in point and "production" in point:
         for name in ("flip_rate", "largest_win_rate_gap"):
             change = point["candidate"][name] - point["production"][name]
