@@ -6,7 +6,9 @@ test module imports it: a throwaway AIRFLOW_HOME with SQLite, this project's dag
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -19,7 +21,15 @@ if __name__ != "conftest":  # a second import would give Airflow a new AIRFLOW_H
     raise ImportError("import shared test helpers from tests.helpers, never from conftest")
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
+# A test session needs this much free disk where its temporary folders go (the embedded S3's volumes,
+# model copies, checkpoints; measured peak in README "Tests"). Below it, a night's writes fail with
+# 5xx answers that S3 retries ride out for minutes each: stop at once and say why instead.
+MIN_FREE_DISK_GB = 6
+
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="matcher-test-airflow-")
+_MODEL_CACHE = tempfile.mkdtemp(prefix="matcher-test-models-")
+for _folder in (_AIRFLOW_HOME, _MODEL_CACHE):  # outside pytest's tmp_path: removed here, pass or fail
+    atexit.register(shutil.rmtree, _folder, ignore_errors=True)
 os.environ.update(
     {
         "AIRFLOW_HOME": _AIRFLOW_HOME,
@@ -29,11 +39,24 @@ os.environ.update(
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
-        "MATCHER_MODEL_CACHE": tempfile.mkdtemp(prefix="matcher-test-models-"),
+        "MATCHER_MODEL_CACHE": _MODEL_CACHE,
+        # A broken server fails a test in seconds, not after two minutes of retries per operation;
+        # still long enough for the restarts that tests/matcher/test_s3_faults.py rides out.
+        "MATCHER_S3_RETRY_SECONDS": "30",
         # Unattended, like `make demo`: tests that exercise the approval ask for it per run.
         "MATCHER_REQUIRE_APPROVAL": "false",
     }
 )
+
+
+def pytest_sessionstart(session):
+    free_gb = shutil.disk_usage(tempfile.gettempdir()).free / 1024**3
+    if free_gb < MIN_FREE_DISK_GB:
+        pytest.exit(
+            f"only {free_gb:.1f} GB free under {tempfile.gettempdir()}; the tests need {MIN_FREE_DISK_GB} GB "
+            "(the embedded S3, model copies, checkpoints): free some disk or point TMPDIR elsewhere",
+            returncode=3,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -80,10 +103,11 @@ def storage(s3_server):
 def locations(storage):
     """Pipeline locations in a fresh bucket, so tests never see each other's objects."""
     from include.matcher.foundations.settings import Locations
+    from tests.helpers import remove_buckets
 
     bucket = f"test-{uuid.uuid4().hex[:12]}"
     storage.ensure_bucket(bucket)
-    return Locations(
+    locations = Locations(
         raw_cvs=f"s3://{bucket}/raw/cvs",
         jobs_file=f"s3://{bucket}/raw/job_descriptions.json",
         job_offers=f"s3://{bucket}/raw/job-offers",
@@ -91,6 +115,8 @@ def locations(storage):
         registry=f"s3://{bucket}/registry",
         embeddings=f"s3://{bucket}/embeddings",
     )
+    yield locations
+    remove_buckets(storage, locations)  # the embedded S3 frees a bucket's volumes only when it goes
 
 
 @pytest.fixture(scope="session")

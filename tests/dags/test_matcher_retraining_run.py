@@ -20,6 +20,7 @@ from tests.helpers import (
     a_bucket_with_the_demo_night,
     aws_connection_json,
     read_cv_vectors,
+    remove_buckets,
 )
 
 pytestmark = pytest.mark.integration
@@ -44,6 +45,7 @@ def pipeline(s3_server, airflow_db, demo_night_folder, tmp_path_factory):
     yield dags, locations, storage
     for key, value in previous.items():
         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    remove_buckets(storage, locations)
 
 
 def states(dag_run) -> dict[str, str]:

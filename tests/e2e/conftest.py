@@ -69,7 +69,7 @@ def _wait(condition, timeout_s: float, what: str, log_path: Path):
 def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
     from include.devtools import embedded_s3
     from include.matcher.foundations.settings import Locations
-    from tests.helpers import a_bucket_with_the_demo_night
+    from tests.helpers import a_bucket_with_the_demo_night, remove_buckets
 
     # The page's checks need a promotion: arranged, not hoped of a tiny training run.
     locations, storage = a_bucket_with_the_demo_night("ui", demo_night_folder, tmp_path_factory.mktemp("zeroed"))
@@ -133,3 +133,4 @@ def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        remove_buckets(storage, locations)

@@ -5,10 +5,12 @@ Models load from local files only (``HF_HUB_OFFLINE=1``), never with remote code
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from include.matcher.foundations.settings import BASE_MODEL, deployment_setting
@@ -92,9 +94,12 @@ def resolve_model(name: str, storage=None, registry_uri: str | None = None) -> P
 
         storage = storage or Storage()
         target = cache_dir() / hashlib.sha256(name.rstrip("/").encode()).hexdigest()[:16]
-        if not (target / "modules.json").exists():
+        if (target / "modules.json").exists():
+            mark_used(target)
+        else:
             check_model_files(name, remote_model_files(name, storage))
             download_model(name, target, storage)
+            prune_cache(keep=int(deployment_setting("MATCHER_MODEL_CACHE_KEEP")))
         return target
     path = Path(name)
     if not path.is_dir():
@@ -117,6 +122,37 @@ def download_model(name: str, target: Path, storage) -> None:
                 raise
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+# A folder resolved this long ago may still be about to load in another process: never pruned.
+IN_USE_SECONDS = 600
+
+
+def mark_used(folder: Path) -> None:
+    """Record a use of a cached model (its folder's mtime), which is what :func:`prune_cache` ranks by."""
+    with contextlib.suppress(OSError):  # pruned by another process a moment ago: fetched again on next use
+        os.utime(folder)
+
+
+def prune_cache(keep: int, now: float | None = None) -> list[Path]:
+    """Remove the least recently used models beyond the ``keep`` most recent, sparing any used in the
+    last :data:`IN_USE_SECONDS`; returns what was removed. A night promotes a model a night: without
+    this a long-lived worker's cache grows by one model (90 MB for MiniLM) every day."""
+    root = cache_dir()
+    if not root.is_dir():
+        return []
+    now = time.time() if now is None else now
+    models = sorted(
+        (folder for folder in root.iterdir() if folder.is_dir() and (folder / "modules.json").exists()),
+        key=lambda folder: folder.stat().st_mtime,
+        reverse=True,
+    )
+    removed = []
+    for folder in models[max(keep, 1) :]:
+        if now - folder.stat().st_mtime >= IN_USE_SECONDS:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def load_model(name: str, storage=None, registry_uri: str | None = None, device: str | None = None):

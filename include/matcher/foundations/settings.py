@@ -75,6 +75,12 @@ DEPLOYMENT = (
     ),
     Variable("MATCHER_MODEL_CACHE", "~/.cache/matcher/models", "local copies of models downloaded from S3"),
     Variable(
+        "MATCHER_MODEL_CACHE_KEEP",
+        "6",
+        "models the cache keeps: a download removes the least recently used beyond this (one not used in "
+        "the last ten minutes), so a worker's disk does not grow by a model every night",
+    ),
+    Variable(
         "MATCHER_MAX_MODEL_BYTES",
         str(4 * 1024**3),
         "largest model folder downloaded (4 GiB); more than 200 files, no top-level `modules.json`, no safetensors "

@@ -99,3 +99,38 @@ def test_four_processes_resolving_one_model_at_once_all_get_it(storage, location
     assert (tmp_path / "cache").is_dir() and [p.name for p in (tmp_path / "cache").iterdir()] == [
         answers[0].rsplit("/", 1)[1]
     ]
+
+
+def test_the_model_cache_keeps_the_most_recently_used_and_spares_one_in_use(storage, locations, monkeypatch, tmp_path):
+    """One model a night: the cache once grew by 90 MB a day on every worker (and by 4 GB in a test
+    session). A download prunes the least recently used beyond MATCHER_MODEL_CACHE_KEEP; one used in
+    the last minutes may be about to load elsewhere and stays."""
+    import os
+    import time
+
+    from include.matcher.foundations import models
+
+    monkeypatch.setenv("MATCHER_MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MATCHER_MODEL_CACHE_KEEP", "2")
+    small = tmp_path / "small-model"  # modules.json and safetensors: what the cache and its checks look at
+    small.mkdir()
+    (small / "modules.json").write_text("[]")
+    (small / "model.safetensors").write_bytes(b"weights")
+    versions = [join_uri(locations.registry, "models", f"v{index}") for index in range(4)]
+    for uri in versions:
+        storage.upload_dir(small, uri)
+
+    def age(folder, seconds):
+        then = time.time() - seconds
+        os.utime(folder, (then, then))
+
+    first, second = (resolve_model(uri, storage) for uri in versions[:2])
+    age(first, 3 * models.IN_USE_SECONDS)
+    age(second, 2 * models.IN_USE_SECONDS)
+    assert resolve_model(versions[0], storage) == first  # a hit is a use: v0 is now the most recent
+    third = resolve_model(versions[2], storage)  # three models, keep two: v1, the least recently used, goes
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([first.name, third.name])
+
+    fourth = resolve_model(versions[3], storage)  # v0 is beyond two but was used minutes ago: it stays
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([first.name, third.name, fourth.name])
+    assert (resolve_model(versions[1], storage) / "modules.json").exists()  # a pruned model comes back on use

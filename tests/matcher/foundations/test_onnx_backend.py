@@ -19,14 +19,17 @@ TEXTS = [
 def version_uri(s3_server):
     import uuid
 
+    from include.matcher.foundations.settings import Locations
     from include.matcher.foundations.storage import Storage
+    from tests.helpers import remove_buckets
 
     storage = Storage()
     bucket = f"onnx-{uuid.uuid4().hex[:8]}"
     storage.ensure_bucket(bucket)
     uri = f"s3://{bucket}/registry/models/v1"
     storage.upload_dir(resolve_model("all-MiniLM-L6-v2"), uri)
-    return uri
+    yield uri
+    remove_buckets(storage, Locations.in_bucket(bucket))
 
 
 def test_onnx_vectors_match_torch_and_int8_stays_close(version_uri, storage, base_model, monkeypatch, tmp_path):
