@@ -1,4 +1,5 @@
-"""Turn document bytes into text: PDF (pdfplumber), DOCX (python-docx), TXT (encoding detection).
+"""Turn document bytes into text: PDF (pdfium, pdfplumber as reference and fallback), DOCX
+(python-docx), TXT (encoding detection).
 
 The type is read from the bytes, not trusted from the extension. Anything that cannot give usable
 text raises :class:`Rejected` with a reason from :data:`REJECT_REASONS` and a detail saying what the
@@ -48,6 +49,30 @@ class Rejected(Exception):
 class ParsedText:
     text: str
     kind: str  # pdf | docx | txt
+    extractor: str = ""  # what made the text, with its version (recorded with the text)
+    fallback: str = ""  # why pdfplumber read a PDF that the pdfium extractor was asked for
+
+
+PDF_EXTRACTORS = ("pdfium", "pdfplumber")
+# Before extractors were recorded every PDF text came from pdfplumber.
+UNRECORDED_PDF_PARSER = "pdfplumber:1"
+
+
+def parser_of(filename: str, limits: ParseLimits) -> str:
+    """What a file's text is made by under ``limits``, as the cache and the ledger record it: a text
+    (or reject) recorded under another is parsed again. Only PDFs have a choice of extractor."""
+    if _extension(filename) != ".pdf":
+        return ""
+    from include.matcher.foundations.pdf_text import WORDS_VERSION
+
+    return f"pdfium:{WORDS_VERSION}" if limits.pdf_extractor == "pdfium" else "pdfplumber:1"
+
+
+def recorded_parser(entry: dict, filename: str) -> str:
+    """The parser an earlier outcome or cache entry was made by (:func:`parser_of`'s form)."""
+    if _extension(filename) != ".pdf":
+        return ""
+    return entry.get("parser") or UNRECORDED_PDF_PARSER
 
 
 def sniff_kind(data: bytes) -> str:
@@ -81,7 +106,7 @@ def extract_text(data: bytes, filename: str, limits: ParseLimits | None = None) 
     if extension == ".pdf":
         if kind != "pdf":
             raise Rejected("wrong_type", f"a .pdf file whose bytes are {kind}")
-        text = _pdf_text(data, limits)
+        return _pdf(data, limits)
     elif extension == ".docx":
         if kind == "ole2":
             raise Rejected("encrypted", "OLE2 container: a password-encrypted Office document")
@@ -93,7 +118,8 @@ def extract_text(data: bytes, filename: str, limits: ParseLimits | None = None) 
             raise Rejected("wrong_type", f"a .txt file whose bytes are {kind}")
         text = _txt_text(data)
 
-    return ParsedText(text=accept_text(text, limits), kind=extension.lstrip("."))
+    extractor = "python-docx" if extension == ".docx" else "text"
+    return ParsedText(text=accept_text(text, limits), kind=extension.lstrip("."), extractor=extractor)
 
 
 def accept_text(text: str, limits: ParseLimits | None = None) -> str:
@@ -135,6 +161,41 @@ def normalise_whitespace(text: str) -> str:
 def _extension(filename: str) -> str:
     name = filename.rsplit("/", 1)[-1]
     return f".{name.rsplit('.', 1)[-1].lower()}" if "." in name else ""
+
+
+def _pdf(data: bytes, limits: ParseLimits) -> ParsedText:
+    """pdfium's text where it looks right; pdfplumber's otherwise, and for every file pdfium cannot
+    read or finds too little text in: rejects are pdfplumber's, so a bad file ends as it always has."""
+    from include.matcher.foundations import pdf_text
+
+    fallback = ""
+    if limits.pdf_extractor == "pdfium":
+        try:
+            pages = pdf_text.pdfium_pages(data)
+        except Exception as error:  # noqa: BLE001 - pdfium's errors are pdfplumber's to classify
+            fallback = f"pdfium could not read it ({type(error).__name__}: {error})"[:300]
+        else:
+            verdicts = ((number, pdf_text.looks_wrong(page)) for number, page in enumerate(pages, 1))
+            wrong = next(((number, why) for number, why in verdicts if why), None)
+            text = "\n".join(page.text for page in pages)
+            if wrong:
+                fallback = f"page {wrong[0]}: {wrong[1]}"
+            else:
+                try:
+                    accepted = accept_text(text, limits)
+                except Rejected as rejected:
+                    fallback = f"pdfium's text was refused ({rejected.reason})"
+                else:
+                    extractor = f"pdfium:{pdf_text.WORDS_VERSION} ({pdf_text.versions()})"
+                    return ParsedText(accepted, "pdf", extractor=extractor)
+    text = accept_text(_pdf_text(data, limits), limits)
+    return ParsedText(text, "pdf", extractor=f"pdfplumber {_pdfplumber_version()}", fallback=fallback)
+
+
+def _pdfplumber_version() -> str:
+    import pdfplumber
+
+    return pdfplumber.__version__
 
 
 def _pdf_text(data: bytes, limits: ParseLimits) -> str:

@@ -96,7 +96,7 @@ def _worker(conn: Connection, memory_bytes: int, limits: ParseLimits, parse: Cal
             return
         try:
             result = parse(document.data, document.filename, limits)
-            reply = ("parsed", result.text, result.kind)
+            reply = ("parsed", result.text, result.kind, result.extractor, result.fallback)
         except Rejected as rejected:
             reply = ("rejected", rejected.reason, rejected.detail)
         except MemoryError:
@@ -205,7 +205,7 @@ class IsolatedParser:
                     worker.document = None
                     yield (
                         job_id,
-                        ParsedText(reply[1], reply[2]) if reply[0] == "parsed" else Rejected(reply[1], reply[2]),
+                        ParsedText(*reply[1:]) if reply[0] == "parsed" else Rejected(reply[1], reply[2]),
                     )
                 elif time.monotonic() >= worker.deadline:
                     yield document.id, Rejected("timeout", f"parsing took longer than {self.timeout_s:g}s")

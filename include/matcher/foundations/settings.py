@@ -60,6 +60,12 @@ DEPLOYMENT = (
     Variable("MATCHER_PARSE_MEMORY_MB", "2048", "address space one parser process may take"),
     Variable("MATCHER_PARSE_WORKERS", "0", "parser processes (0: one per core)"),
     Variable("MATCHER_MAX_FILE_BYTES", str(20 * 1024 * 1024), "largest raw file parsed (20 MiB)"),
+    Variable(
+        "MATCHER_PDF_EXTRACTOR",
+        "pdfium",
+        "what reads PDF text: `pdfium` (words rebuilt from pdfium's character boxes, pdfplumber for a file "
+        "whose fast text looks wrong) or `pdfplumber` (the reference, ~10x slower); a change re-parses every PDF",
+    ),
     Variable("MATCHER_MAX_TEXT_CHARS", "200000", "most characters of text a CV may have (`too_long` beyond)"),
     Variable(
         "MATCHER_EMBED_BACKEND",
@@ -509,7 +515,8 @@ class ParseLimits:
     """Bounds on what the parser accepts and on what parsing one file may cost.
 
     Environment overrides: ``MATCHER_PARSE_TIMEOUT_S``, ``MATCHER_PARSE_MEMORY_MB``,
-    ``MATCHER_PARSE_WORKERS``, ``MATCHER_MAX_FILE_BYTES``, ``MATCHER_MAX_TEXT_CHARS``.
+    ``MATCHER_PARSE_WORKERS``, ``MATCHER_MAX_FILE_BYTES``, ``MATCHER_MAX_TEXT_CHARS``,
+    ``MATCHER_PDF_EXTRACTOR``.
     """
 
     max_bytes: int = int(VARIABLES["MATCHER_MAX_FILE_BYTES"].default)
@@ -522,6 +529,11 @@ class ParseLimits:
     timeout_s: float = float(VARIABLES["MATCHER_PARSE_TIMEOUT_S"].default)
     memory_mb: int = int(VARIABLES["MATCHER_PARSE_MEMORY_MB"].default)
     workers: int = int(VARIABLES["MATCHER_PARSE_WORKERS"].default)  # 0: one per core
+    pdf_extractor: str = VARIABLES["MATCHER_PDF_EXTRACTOR"].default
+
+    def __post_init__(self):
+        if self.pdf_extractor not in ("pdfium", "pdfplumber"):
+            raise ValueError(f"MATCHER_PDF_EXTRACTOR must be `pdfium` or `pdfplumber`, not {self.pdf_extractor!r}")
 
 
 def parse_limits_from_env(environ: dict[str, str] | None = None) -> ParseLimits:
@@ -531,6 +543,7 @@ def parse_limits_from_env(environ: dict[str, str] | None = None) -> ParseLimits:
         "workers": "MATCHER_PARSE_WORKERS",
         "max_bytes": "MATCHER_MAX_FILE_BYTES",
         "max_chars": "MATCHER_MAX_TEXT_CHARS",
+        "pdf_extractor": "MATCHER_PDF_EXTRACTOR",
     }
     return _coerce(ParseLimits, {field_name: deployment_setting(var, environ) for field_name, var in names.items()})
 

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 
 from include.matcher.foundations import layout
 from include.matcher.foundations.context import RunContext
-from include.matcher.foundations.documents import SUPPORTED_EXTENSIONS
+from include.matcher.foundations.documents import SUPPORTED_EXTENSIONS, parser_of, recorded_parser
 from include.matcher.foundations.jobs import parse_job_descriptions
 from include.matcher.foundations.pointers import read_production
-from include.matcher.foundations.settings import Locations
+from include.matcher.foundations.settings import Locations, ParseLimits, parse_limits_from_env
 from include.matcher.foundations.storage import ObjectStore
 from include.matcher.foundations.text import category_name
 from include.matcher.foundations.uris import S3Uri
@@ -48,16 +48,21 @@ def classify_key(relative_key: str) -> tuple[str | None, str | None]:
     return category, None
 
 
-def ingest(run_uri: str, locations: Locations, storage: ObjectStore, *, force: bool = False) -> str:
+def ingest(
+    run_uri: str, locations: Locations, storage: ObjectStore, *, force: bool = False, limits: ParseLimits | None = None
+) -> str:
     """List the raw prefix, diff it with the ledger and write ``<run>/manifest.json``.
 
     Returns the manifest's URI. ``force`` marks the run as wanting a retrain even without new files.
+    A file whose text another PDF extractor made than ``limits`` names (``MATCHER_PDF_EXTRACTOR``)
+    is listed again (``reparse``), so one corpus never mixes two extractors' texts.
     A run's manifest is written once: a re-run of the same run returns it unchanged.
     """
     uri = layout.Run(run_uri).manifest
     if storage.exists(uri):
         log.info("ingest: this run's manifest already exists; reusing %r", uri)
         return uri
+    limits = limits or parse_limits_from_env()
     jobs = read_jobs_file(locations, storage)
     ledger, _ = read_ledger(storage, locations)
     known = ledger["objects"]
@@ -77,7 +82,8 @@ def ingest(run_uri: str, locations: Locations, storage: ObjectStore, *, force: b
             continue
         seen.add(info.key)
         previous = known.get(info.key)
-        if previous and previous["etag"] == info.etag and previous["size"] == info.size:
+        unchanged = previous and previous["etag"] == info.etag and previous["size"] == info.size
+        if unchanged and recorded_parser(previous, info.key) == parser_of(info.key, limits):
             continue
         items.append(
             {
@@ -86,7 +92,7 @@ def ingest(run_uri: str, locations: Locations, storage: ObjectStore, *, force: b
                 "etag": info.etag,
                 "size": info.size,
                 "category": category,
-                "change": "changed" if previous else "new",
+                "change": "reparse" if unchanged else "changed" if previous else "new",
             }
         )
 
@@ -118,6 +124,7 @@ def ingest(run_uri: str, locations: Locations, storage: ObjectStore, *, force: b
         "counts": {
             "new": sum(i["change"] == "new" for i in items),
             "changed": sum(i["change"] == "changed" for i in items),
+            "reparse": sum(i["change"] == "reparse" for i in items),
             "skipped": len(skipped),
             "removed": len(removed),
             "already_ingested": len(seen) - len(items),
@@ -168,7 +175,8 @@ def has_work(manifest_uri: str, storage: ObjectStore) -> bool:
 
 def find_new_files(context: RunContext) -> str:
     """Task ``ingest.find_new_files``: this run's manifest of new and changed files (:func:`ingest`)."""
-    return ingest(context.run_uri, context.locations, context.storage, force=context.config.data.force_retrain)
+    config, storage = context.config, context.storage
+    return ingest(context.run_uri, context.locations, storage, force=config.data.force_retrain, limits=config.limits)
 
 
 def check_for_new_data(manifest_uri: str, context: RunContext) -> bool:

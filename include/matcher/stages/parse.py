@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from include.matcher.foundations import layout
 from include.matcher.foundations.context import RunContext
-from include.matcher.foundations.documents import REJECT_REASONS, Rejected, accept_text
+from include.matcher.foundations.documents import REJECT_REASONS, Rejected, accept_text, parser_of, recorded_parser
 from include.matcher.foundations.isolation import Document, IsolatedParser
 from include.matcher.foundations.settings import (
     Locations,
@@ -62,8 +62,12 @@ def _outcome(item: dict, digest: str, entry: dict, cache_uri: str, cache: str) -
         "status": entry["status"],
         "cache": cache,
     }
+    if entry.get("parser"):
+        record["parser"] = entry["parser"]
     if entry["status"] == "parsed":
         record.update(text_uri=cache_uri, text_hash=entry["text_hash"], chars=len(entry["text"]), kind=entry["kind"])
+        if entry.get("extractor"):
+            record["extractor"] = entry["extractor"]
     else:
         record.update(reason=entry["reason"], detail=entry["detail"])
     return record
@@ -80,10 +84,13 @@ def _vanished(item: dict) -> dict:
     }
 
 
-def _cached(entry: dict | None, limits: ParseLimits) -> dict | None:
-    """A cache entry as today's rules judge it: a stored text now over a limit is a reject; one that
-    today's normalising would store differently is re-parsed (None)."""
-    if entry is None or entry["status"] != "parsed":
+def _cached(entry: dict | None, limits: ParseLimits, filename: str) -> dict | None:
+    """A cache entry as today's rules judge it: one made by another extractor than today's
+    (``MATCHER_PDF_EXTRACTOR``) or that today's normalising would store differently is re-parsed
+    (None); a stored text now over a limit is a reject."""
+    if entry is None or recorded_parser(entry, filename) != parser_of(filename, limits):
+        return None
+    if entry["status"] != "parsed":
         return entry
     try:
         accepted = accept_text(entry["text"], limits)
@@ -107,7 +114,7 @@ def _parse_chunk(
             return item, None, None, None
         digest = content_hash(data)
         cached = storage.get_with_etag(layout.text_cache(locations.work, digest))
-        return item, data, digest, _cached(json.loads(cached[0]) if cached else None, limits)
+        return item, data, digest, _cached(json.loads(cached[0]) if cached else None, limits, item["key"])
 
     with ThreadPoolExecutor(max_workers=8) as threads:
         fetched = list(threads.map(fetch, items))
@@ -130,7 +137,12 @@ def _parse_chunk(
                 "text": result.text,
                 "kind": result.kind,
                 "text_hash": text_fingerprint(result.text),
+                "extractor": result.extractor,
             }
+            if result.fallback:
+                entry["fallback"] = result.fallback
+        if parser := parser_of(item["key"], limits):
+            entry["parser"] = parser
         cache_uri = layout.text_cache(locations.work, digest)
         if entry.get("reason") not in UNCACHED_REASONS:
             storage.put_json(cache_uri, entry)

@@ -147,3 +147,42 @@ def test_a_cached_text_past_today_s_limits_is_a_reject_and_stages_read_what_a_mo
     parse(ingest(again, locations, storage), again, locations, storage, limits=ParseLimits(max_chars=10_000))
     rejects = storage.get_jsonl(join_uri(again, "parse", "rejects.jsonl"))
     assert [(r["key"].rsplit("/", 1)[1], r["reason"]) for r in rejects] == [("again.txt", "too_long")]
+
+
+def test_a_change_of_pdf_extractor_parses_every_pdf_again_so_a_corpus_never_mixes_two(storage, locations):
+    """Each text records what made it; a deployment that switches MATCHER_PDF_EXTRACTOR (or an
+    upgrade of the reconstruction) gets every PDF, changed or not, parsed again on its next night,
+    past the content-keyed cache: no corpus holds texts from two extractors."""
+    from include.matcher.foundations.settings import ParseLimits
+
+    storage.put_json(locations.jobs_file, {"CHEF": "cook"})
+    for name in ("a", "b"):
+        storage.put_bytes(join_uri(locations.raw_cvs, f"CHEF/{name}.pdf"), render_pdf(f"{name} {GOOD}"))
+    storage.put_bytes(join_uri(locations.raw_cvs, "CHEF/c.txt"), GOOD.encode())
+    storage.put_bytes(join_uri(locations.raw_cvs, "CHEF/broken.pdf"), b"%PDF-1.4 " + b"\x00" * 300)
+
+    def night(name: str, extractor: str) -> tuple[dict, dict]:
+        limits = ParseLimits(pdf_extractor=extractor)
+        run = join_uri(locations.work, "runs", name)
+        manifest_uri = ingest(run, locations, storage, limits=limits)
+        parse(manifest_uri, run, locations, storage, limits=limits)
+        ledger, _ = read_ledger(storage, locations)
+        return storage.get_json(manifest_uri)["counts"], ledger["objects"]
+
+    def made_by(objects: dict) -> dict:
+        return {
+            key.rsplit("/", 1)[1]: entry.get("extractor", entry["status"]).split(":")[0].split(" ")[0]
+            for key, entry in objects.items()
+        }
+
+    counts, objects = night("r1", "pdfplumber")
+    assert made_by(objects) == {"a.pdf": "pdfplumber", "b.pdf": "pdfplumber", "c.txt": "text", "broken.pdf": "rejected"}
+    counts, _ = night("r2", "pdfplumber")
+    assert counts["new"] + counts["changed"] + counts["reparse"] == 0  # nothing to do
+
+    counts, objects = night("r3", "pdfium")
+    assert counts["reparse"] == 3 and counts["new"] == counts["changed"] == 0  # the PDFs, the reject too
+    assert made_by(objects) == {"a.pdf": "pdfium", "b.pdf": "pdfium", "c.txt": "text", "broken.pdf": "rejected"}
+    cached = storage.get_json(objects[join_uri(locations.raw_cvs, "CHEF/a.pdf").split("/", 3)[3]]["text_uri"])
+    assert cached["parser"] == "pdfium:1" and cached["extractor"].startswith("pdfium:1 (pypdfium2")
+    assert night("r4", "pdfium")[0]["reparse"] == 0

@@ -1,0 +1,195 @@
+"""The pdfium extractor on generated PDFs whose text is known: words come out whole and as
+pdfplumber reads them, whatever the spacing, layout, ligatures or script; the fallback takes over
+where the fast text looks wrong; bad files end as pdfplumber's path ends them."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from include.matcher.foundations import pdf_text
+from include.matcher.foundations.documents import Rejected, extract_text, parser_of, recorded_parser
+from include.matcher.foundations.settings import ParseLimits
+
+PDFIUM, PDFPLUMBER = ParseLimits(pdf_extractor="pdfium"), ParseLimits(pdf_extractor="pdfplumber")
+LINES = [
+    "Senior data engineer with ten years of Python, Spark and Airflow",
+    "Built pipelines that moved 40 TB a night for a retail bank in 2019",
+    "Led a team of six and mentored graduates through code review",
+]
+
+
+def page_pdf(draw) -> bytes:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4)
+    draw(pdf)
+    pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def lines_with_char_space(char_space: float):
+    def draw(pdf):
+        text = pdf.beginText(50, 780)
+        text.setFont("Helvetica", 10)
+        text.setCharSpace(char_space)
+        for line in LINES:
+            text.textLine(line)
+        pdf.drawText(text)
+
+    return draw
+
+
+def glyph_by_glyph(space_glyphs: bool):
+    """Every glyph its own text object, as in many exported resumes. With ``space_glyphs`` each word
+    ends with a space glyph drawn 1 pt back over its last letter and the next word starts 1.4 pt on
+    (the resumes' own spacing, measured): pdfium drops such a space and sees no gap, so its own text
+    glues the words. Without, words are apart by their position alone (4 pt)."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    def draw(pdf):
+        pdf.setFont("Helvetica", 11.4)
+        for row, line in enumerate(LINES):
+            x, y = 50.0, 780.0 - 14 * row
+            for character in line:
+                if character == " ":
+                    if space_glyphs:
+                        pdf.drawString(x - 1.0, y, " ")
+                    x += 1.4 if space_glyphs else 4.0
+                    continue
+                pdf.drawString(x, y, character)
+                x += stringWidth(character, "Helvetica", 11.4)
+
+    return draw
+
+
+def two_columns(pdf):
+    left, right = LINES, ["Skills: SQL, dbt, Kafka", "Languages: English, German", "Location: Berlin"]
+    for row, (first, second) in enumerate(zip(left, right, strict=True)):
+        pdf.setFont("Helvetica", 9)
+        pdf.drawString(40, 780 - 13 * row, first)
+        pdf.drawString(350, 780 - 13 * row, second)
+
+
+def font_file(name: str) -> str:
+    import reportlab
+
+    return str(Path(reportlab.__file__).parent / "fonts" / name)
+
+
+def ligatures(pdf):
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    pdfmetrics.registerFont(TTFont("Vera", font_file("Vera.ttf")))
+    pdf.setFont("Vera", 11)
+    for row, line in enumerate(
+        ["\ufb01nance of\ufb02ine work\ufb02ow", "certi\ufb01ed pro\ufb01le \ufb02uent", *LINES]
+    ):
+        pdf.drawString(50, 780 - 15 * row, line)
+
+
+NON_LATIN = ["数据工程师 北京 十年经验", "機械学習エンジニア 東京"]
+
+
+def non_latin(pdf):
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    pdfmetrics.registerFont(UnicodeCIDFont("HeiseiMin-W3"))
+    pdf.setFont("STSong-Light", 12)
+    pdf.drawString(50, 780, NON_LATIN[0])
+    pdf.setFont("HeiseiMin-W3", 12)
+    pdf.drawString(50, 760, NON_LATIN[1])
+    pdf.setFont("Helvetica", 10)
+    for row, line in enumerate(LINES):
+        pdf.drawString(50, 740 - 14 * row, line)
+
+
+def words(text: str) -> Counter:
+    return Counter(text.split())
+
+
+@pytest.mark.parametrize(
+    ("name", "draw", "expected"),
+    [
+        ("tight kerning", lines_with_char_space(-0.6), LINES),
+        ("wide tracking", lines_with_char_space(2.0), LINES),
+        ("one object per glyph, space glyphs dropped", glyph_by_glyph(space_glyphs=True), LINES),
+        ("one object per glyph, words apart by position", glyph_by_glyph(space_glyphs=False), LINES),
+        (
+            "two columns",
+            two_columns,
+            LINES + ["Skills: SQL, dbt, Kafka", "Languages: English, German", "Location: Berlin"],
+        ),
+        ("ligatures", ligatures, ["finance offline workflow", "certified profile fluent", *LINES]),
+        ("non-Latin text", non_latin, NON_LATIN + LINES),
+    ],
+)
+def test_words_come_out_whole_and_as_pdfplumber_reads_them(name, draw, expected):
+    data = page_pdf(draw)
+    fast = extract_text(data, "cv.pdf", PDFIUM)
+    reference = extract_text(data, "cv.pdf", PDFPLUMBER)
+    assert fast.extractor.startswith("pdfium:") and not fast.fallback, (name, fast.fallback)
+    assert reference.extractor.startswith("pdfplumber")
+    assert words(fast.text) == words("\n".join(expected)), (name, fast.text)
+    assert words(fast.text) == words(reference.text), name
+
+
+def test_lines_are_read_top_to_bottom_and_left_to_right():
+    text = extract_text(page_pdf(two_columns), "cv.pdf", PDFIUM).text
+    assert text.splitlines()[0] == f"{LINES[0]} Skills: SQL, dbt, Kafka"
+
+
+def test_a_page_whose_fast_text_looks_wrong_is_read_by_pdfplumber(monkeypatch):
+    """Glued words (too few spaces for the length, or one endless word) send the file to pdfplumber,
+    and the text says why it was read that way."""
+    data = page_pdf(lines_with_char_space(0))
+    reference = extract_text(data, "cv.pdf", PDFPLUMBER).text
+    glued = pdf_text.PageText("".join(LINES).replace(" ", "") * 3, -1)
+    monkeypatch.setattr(pdf_text, "pdfium_pages", lambda data: [glued])
+    result = extract_text(data, "cv.pdf", PDFIUM)
+    assert result.text == reference and result.extractor.startswith("pdfplumber")
+    assert "glued" in result.fallback and result.fallback.startswith("page 1")
+
+    assert pdf_text.looks_wrong(pdf_text.PageText("", 12)) == "no text from 12 text objects"
+    assert pdf_text.looks_wrong(pdf_text.PageText("\n".join(LINES), -1)) is None
+    assert "character word" in pdf_text.looks_wrong(pdf_text.PageText("a" * 80 + " b", -1))
+    assert pdf_text.looks_wrong(pdf_text.PageText("see https://example.com/" + "a" * 80, -1)) is None
+
+
+def test_a_file_pdfium_cannot_read_or_finds_no_text_in_ends_as_pdfplumber_ends_it():
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    locked = canvas.Canvas(buffer, pagesize=A4, encrypt="secret")
+    locked.drawString(50, 780, LINES[0] * 3)
+    locked.showPage()
+    locked.save()
+    scan = page_pdf(lambda pdf: pdf.rect(50, 50, 400, 600, fill=1))  # drawn, no text: what a scan gives
+    truncated = page_pdf(lines_with_char_space(0))[:400]
+    for data, reason in ((buffer.getvalue(), "encrypted"), (scan, "no_text"), (truncated, None)):
+        outcomes = []
+        for limits in (PDFIUM, PDFPLUMBER):
+            with pytest.raises(Rejected) as rejected:
+                extract_text(data, "cv.pdf", limits)
+            outcomes.append(rejected.value.reason)
+        assert outcomes[0] == outcomes[1] and (reason is None or outcomes[0] == reason), outcomes
+
+
+def test_the_parser_a_text_was_made_by_is_what_the_cache_and_ledger_compare():
+    assert parser_of("a/cv.pdf", PDFIUM) == f"pdfium:{pdf_text.WORDS_VERSION}"
+    assert parser_of("a/cv.PDF", PDFPLUMBER) == "pdfplumber:1"
+    assert parser_of("a/cv.docx", PDFIUM) == parser_of("a/cv.txt", PDFPLUMBER) == ""
+    assert recorded_parser({}, "a/cv.pdf") == "pdfplumber:1"  # texts from before extractors were recorded
+    assert recorded_parser({"parser": "pdfium:1"}, "a/cv.pdf") == "pdfium:1"
+    with pytest.raises(ValueError, match="MATCHER_PDF_EXTRACTOR"):
+        ParseLimits(pdf_extractor="pdftotext")
