@@ -62,8 +62,9 @@ up-celery: install
 down-celery:
 	-@[ -x $(BIN)/python ] && $(BIN)/python -m include.devtools.celery_topology down
 
+# Every service the topology started is stopped by its pid afterwards, pass, fail or a killed pytest.
 test-distributed: install
-	MATCHER_DISTRIBUTED=1 $(BIN)/python -m pytest tests/distributed
+	MATCHER_DISTRIBUTED=1 $(BIN)/python -m pytest tests/distributed; status=$$?; $(MAKE) --no-print-directory down-celery; exit $$status
 
 # The browser test drives Debian's chromium through its chromedriver (no browser download).
 browser-deps:

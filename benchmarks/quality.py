@@ -36,25 +36,35 @@ from include.matcher.stages.pairs import split_corpus, training_examples  # noqa
 CACHE = ROOT / ".local" / "benchmarks" / "parsed-resumes.jsonl"
 
 
-def load_resumes(root: Path) -> list[dict]:
-    """Parsed resumes, cached in .local/ by file content so a rerun skips the slow PDF parsing."""
+def load_resumes(root: Path, pdf_extractor: str | None = None) -> list[dict]:
+    """Parsed resumes, cached in .local/ by file content and extractor so a rerun skips the parsing
+    (``pdf_extractor``: ``MATCHER_PDF_EXTRACTOR`` unless given)."""
+    from include.matcher.foundations.documents import parser_of, recorded_parser
+    from include.matcher.foundations.settings import ParseLimits, parse_limits_from_env
+
+    limits = ParseLimits(pdf_extractor=pdf_extractor) if pdf_extractor else parse_limits_from_env()
+    parser = parser_of("cv.pdf", limits)
     files = sorted(root.glob("*/*.pdf"))
-    cached = {row["sha256"]: row for row in map(json.loads, CACHE.read_text().splitlines())} if CACHE.exists() else {}
+    cached = {}
+    if CACHE.exists():
+        for row in map(json.loads, CACHE.read_text().splitlines()):
+            cached[(row["sha256"], recorded_parser(row, "cv.pdf"))] = row
     digests = {f"{path.parent.name}/{path.name}": hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
     jobs = [
         Document(key, path.read_bytes(), path.name)
         for key, path in zip(digests, files, strict=True)
-        if digests[key] not in cached
+        if (digests[key], parser) not in cached
     ]
-    log(f"{len(files)} resumes, {len(files) - len(jobs)} from the cache, parsing {len(jobs)}")
-    with IsolatedParser() as pool:
+    log(f"{len(files)} resumes, {len(files) - len(jobs)} from the cache, parsing {len(jobs)} ({parser})")
+    with IsolatedParser(limits=limits) as pool:
         for key, result in pool.map(jobs):
-            cached[digests[key]] = {"sha256": digests[key], "text": getattr(result, "text", None)}
+            row = {"sha256": digests[key], "parser": parser, "text": getattr(result, "text", None)}
+            cached[(digests[key], parser)] = row
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     CACHE.write_text("".join(json.dumps(row) + "\n" for row in cached.values()))
     cvs = []
     for key, digest in digests.items():
-        text = cached[digest]["text"]
+        text = cached[(digest, parser)]["text"]
         if text:
             cvs.append({"key": key, "category": key.split("/")[0], "text": text, "text_hash": text_fingerprint(text)})
     return cvs
@@ -73,9 +83,16 @@ def main() -> int:
     parser.add_argument(
         "--save-model", type=Path, help="keep the fine-tuned model in this folder (for benchmarks/hybrid.py)"
     )
+    parser.add_argument(
+        "--compare-extractors",
+        action="store_true",
+        help="train and score on pdfplumber's texts and on pdfium's, side by side with bootstrap intervals",
+    )
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0
+    if args.compare_extractors:
+        return compare_extractors(args)
 
     from include.matcher.foundations.models import load_model
     from include.matcher.stages.training import train_model
@@ -163,6 +180,90 @@ def main() -> int:
                 "cpu_minutes_fine_tune": round(cpu_seconds / 60, 1),
                 "seconds": {k: round(v) for k, v in timings.items()},
                 "models": {name: result["metrics"] for name, result in rows.items()},
+            }
+        )
+    )
+    return 0
+
+
+def bootstrap_interval(values, resamples: int = 2000, confidence: float = 0.95) -> tuple[float, float]:
+    """Interval of the mean of per-CV values over CV resamples (fixed seed: reruns agree)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    draws = np.random.default_rng(0).integers(0, len(values), size=(resamples, len(values)))
+    means = values[draws].mean(axis=1)
+    tail = (1 - confidence) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def compare_extractors(args) -> int:
+    """The defaults trained and scored on each PDF extractor's texts: pdfplumber (the texts before
+    issue 23) and pdfium; each metric with its bootstrap interval over the held-out CVs."""
+    from include.matcher.foundations.metrics import PER_CV_METRICS, per_cv_values, ranks_of_truth
+    from include.matcher.foundations.models import load_model
+    from include.matcher.stages.training import train_model
+
+    config = TrainingConfig.from_mapping(vars(args))
+    jobs = load_job_descriptions(args.jobs_file)
+    columns, started = {}, time.monotonic()
+    for extractor in ("pdfplumber", "pdfium"):
+        cvs = load_resumes(args.resumes, extractor)
+        by_split, _ = split_corpus(cvs, jobs, SplitConfig())
+        train = by_split["train"]
+        if args.max_train:
+            train = sorted(train, key=lambda cv: cv["text_hash"])[: args.max_train]
+        base = load_model("all-MiniLM-L6-v2")
+        examples = training_examples(train, jobs, config, model=base)
+        log(f"{extractor}: fine-tuning on {len(examples.rows)} examples from {len(train)} CVs")
+        with tempfile.TemporaryDirectory() as folder:
+            tuned = load_model(
+                str(
+                    train_model(
+                        examples.rows, examples.metadata, config, folder, validation=by_split["validation"], jobs=jobs
+                    )
+                )
+            )
+        keep: dict = {}
+        result = evaluate_model(tuned, by_split["test"], jobs, with_title=False, keep=keep)
+        ranks = ranks_of_truth(keep["scores"], keep["categories"], keep["truth"])
+        columns[extractor] = {
+            "metrics": result["metrics"],
+            "intervals": {metric: bootstrap_interval(per_cv_values(ranks, metric)) for metric in PER_CV_METRICS},
+            "train": len(train),
+            "test": {cv["key"] for cv in by_split["test"]},
+            "examples": len(examples.rows),
+        }
+    today, fast = columns["pdfplumber"], columns["pdfium"]
+    within = {m: today["intervals"][m][0] <= fast["metrics"][m] <= today["intervals"][m][1] for m in PER_CV_METRICS}
+    lines = [
+        f"### quality by PDF extractor: {datetime.date.today()} commit {commit()}",
+        "",
+        f"Defaults ({config.loss}, {config.epochs} ep, lr {config.learning_rate:g}, bs {config.batch_size}) trained "
+        f"on {today['train']} / {fast['train']} training CVs"
+        + (f" (subsampled: --max-train {args.max_train})" if args.max_train else "")
+        + f", scored title-stripped on {len(today['test'])} / {len(fast['test'])} held-out CVs "
+        f"({len(today['test'] & fast['test'])} in both splits); 95 % bootstrap intervals over the held-out CVs; "
+        f"{time.monotonic() - started:.0f} s.",
+        "",
+        "| metric | pdfplumber texts (before) | pdfium texts (now) | pdfium within pdfplumber's interval |",
+        "| --- | --- | --- | --- |",
+    ]
+    for metric in PER_CV_METRICS:
+        cells = []
+        for column in (today, fast):
+            low, high = column["intervals"][metric]
+            cells.append(f"{column['metrics'][metric]:.3f} [{low:.3f}, {high:.3f}]")
+        lines.append(f"| {metric} | {cells[0]} | {cells[1]} | {'yes' if within[metric] else 'NO'} |")
+    record(lines, args.results)
+    print(
+        json.dumps(
+            {
+                "benchmark": "quality_by_extractor",
+                "max_train": args.max_train,
+                "metrics": {name: column["metrics"] for name, column in columns.items()},
+                "intervals": {name: column["intervals"] for name, column in columns.items()},
+                "within_interval": within,
             }
         )
     )

@@ -152,32 +152,34 @@ def topology(tmp_path_factory):
     except celery_topology.MissingPackage as missing:
         pytest.skip(str(missing))
     info = celery_topology.up()
-    env = {**os.environ, **celery_topology.s3_environment(), "PYTHONPATH": str(PROJECT_ROOT)}
-    demo = tmp_path_factory.mktemp("demo")
-    matcher_cli(env, "demo-data", "--target", str(demo), "--cvs-per-category", "8")
-    matcher_cli(env, "bootstrap")
-    # The checks of the registry need a production model whatever the 1-epoch runs learn: arranged.
-    from include.matcher.foundations.settings import Locations
-    from tests.helpers import put_a_model_every_candidate_beats_in_production
+    try:  # what up() started stops by pid whether the setup, the tests or neither fail
+        env = {**os.environ, **celery_topology.s3_environment(), "PYTHONPATH": str(PROJECT_ROOT)}
+        demo = tmp_path_factory.mktemp("demo")
+        matcher_cli(env, "demo-data", "--target", str(demo), "--cvs-per-category", "8")
+        matcher_cli(env, "bootstrap")
+        # The checks of the registry need a production model whatever the 1-epoch runs learn: arranged.
+        from include.matcher.foundations.settings import Locations
+        from tests.helpers import put_a_model_every_candidate_beats_in_production
 
-    put_a_model_every_candidate_beats_in_production(
-        topology_storage(), Locations.from_env(), tmp_path_factory.mktemp("zeroed")
-    )
-    matcher_cli(env, "upload", str(demo / "cvs"), "--to", "cvs")
-    matcher_cli(env, "upload", str(demo / "job_descriptions.json"), "--to", "jobs-file")
-    api = Api(info["api"], info["user"], info["password"])
-    api.env = env  # for uploading more CVs
-    deadline = time.monotonic() + 120
-    while True:  # the dag-processor has to have parsed the DAG before it can be unpaused
-        try:
-            api.call("PATCH", f"/dags/{DAG}", {"is_paused": False})
-            break
-        except urllib.error.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(3)
-    yield api
-    celery_topology.down()
+        put_a_model_every_candidate_beats_in_production(
+            topology_storage(), Locations.from_env(), tmp_path_factory.mktemp("zeroed")
+        )
+        matcher_cli(env, "upload", str(demo / "cvs"), "--to", "cvs")
+        matcher_cli(env, "upload", str(demo / "job_descriptions.json"), "--to", "jobs-file")
+        api = Api(info["api"], info["user"], info["password"])
+        api.env = env  # for uploading more CVs
+        deadline = time.monotonic() + 120
+        while True:  # the dag-processor has to have parsed the DAG before it can be unpaused
+            try:
+                api.call("PATCH", f"/dags/{DAG}", {"is_paused": False})
+                break
+            except urllib.error.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(3)
+        yield api
+    finally:
+        celery_topology.down()
 
 
 def test_a_manual_run_succeeds_with_fine_tune_on_the_gpu_queue_worker(topology):
