@@ -49,7 +49,8 @@ class Rejected(Exception):
 class ParsedText:
     text: str
     kind: str  # pdf | docx | txt
-    extractor: str = ""  # what made the text, with its version (recorded with the text)
+    extractor: str = ""  # what made the text: pdfium, pdfplumber, python-docx or text
+    version: str = ""  # the extractor's libraries' versions (recorded with the text)
     fallback: str = ""  # why pdfplumber read a PDF that the pdfium extractor was asked for
 
 
@@ -190,10 +191,11 @@ def _pdf(data: bytes, limits: ParseLimits) -> ParsedText:
                 except Rejected as rejected:
                     fallback = f"pdfium's text was refused ({rejected.reason})"
                 else:
-                    extractor = f"pdfium:{pdf_text.WORDS_VERSION} ({pdf_text.versions()})"
-                    return ParsedText(accepted, "pdf", extractor=extractor)
+                    return ParsedText(accepted, "pdf", extractor="pdfium", version=pdf_text.versions())
     text = accept_text(_pdf_text(data, limits), limits)
-    return ParsedText(text, "pdf", extractor=f"pdfplumber {_pdfplumber_version()}", fallback=fallback)
+    return ParsedText(
+        text, "pdf", extractor="pdfplumber", version=f"pdfplumber {_pdfplumber_version()}", fallback=fallback
+    )
 
 
 def _pdfplumber_version() -> str:

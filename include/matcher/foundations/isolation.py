@@ -96,7 +96,7 @@ def _worker(conn: Connection, memory_bytes: int, limits: ParseLimits, parse: Cal
             return
         try:
             result = parse(document.data, document.filename, limits)
-            reply = ("parsed", result.text, result.kind, result.extractor, result.fallback)
+            reply = ("parsed", result.text, result.kind, result.extractor, result.version, result.fallback)
         except Rejected as rejected:
             reply = ("rejected", rejected.reason, rejected.detail)
         except MemoryError:

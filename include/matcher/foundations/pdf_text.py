@@ -42,7 +42,8 @@ LONGEST_WORD = 60
 def versions() -> str:
     import pypdfium2
 
-    return f"pypdfium2 {pypdfium2.version.PYPDFIUM_INFO}, pdfium {pypdfium2.version.PDFIUM_INFO.build}"
+    library = pypdfium2.version
+    return f"words v{WORDS_VERSION}, pypdfium2 {library.PYPDFIUM_INFO}, pdfium {library.PDFIUM_INFO.build}"
 
 
 class _Pdfium:

@@ -66,7 +66,7 @@ def _outcome(item: dict, digest: str, entry: dict, cache_uri: str, cache: str) -
         record["parser"] = entry["parser"]
     if entry["status"] == "parsed":
         record.update(text_uri=cache_uri, text_hash=entry["text_hash"], chars=len(entry["text"]), kind=entry["kind"])
-        if entry.get("extractor"):
+        if entry.get("extractor"):  # the name only: versions and why a fallback stay with the text
             record["extractor"] = entry["extractor"]
     else:
         record.update(reason=entry["reason"], detail=entry["detail"])
@@ -138,6 +138,7 @@ def _parse_chunk(
                 "kind": result.kind,
                 "text_hash": text_fingerprint(result.text),
                 "extractor": result.extractor,
+                "extractor_version": result.version,
             }
             if result.fallback:
                 entry["fallback"] = result.fallback
@@ -243,6 +244,7 @@ def collect_parsed(
         "rejected": len(rejects),
         "cache_hits": sum(storage.get_json(layout.ParseShard.of(uri).stats)["cache_hits"] for uri in outcome_uris),
         "rejects_by_reason": dict(Counter(o["reason"] for o in rejects)),
+        "parsed_by_extractor": dict(Counter(o.get("extractor", "unrecorded") for o in parsed)),
         "reject_reasons": {reason: REJECT_REASONS[reason] for reason in {o["reason"] for o in rejects}},
         "parsed_uri": parsed_uri,
         "rejects_uri": rejects_uri,

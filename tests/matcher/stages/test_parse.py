@@ -170,10 +170,7 @@ def test_a_change_of_pdf_extractor_parses_every_pdf_again_so_a_corpus_never_mixe
         return storage.get_json(manifest_uri)["counts"], ledger["objects"]
 
     def made_by(objects: dict) -> dict:
-        return {
-            key.rsplit("/", 1)[1]: entry.get("extractor", entry["status"]).split(":")[0].split(" ")[0]
-            for key, entry in objects.items()
-        }
+        return {key.rsplit("/", 1)[1]: entry.get("extractor", entry["status"]) for key, entry in objects.items()}
 
     counts, objects = night("r1", "pdfplumber")
     assert made_by(objects) == {"a.pdf": "pdfplumber", "b.pdf": "pdfplumber", "c.txt": "text", "broken.pdf": "rejected"}
@@ -184,5 +181,8 @@ def test_a_change_of_pdf_extractor_parses_every_pdf_again_so_a_corpus_never_mixe
     assert counts["reparse"] == 3 and counts["new"] == counts["changed"] == 0  # the PDFs, the reject too
     assert made_by(objects) == {"a.pdf": "pdfium", "b.pdf": "pdfium", "c.txt": "text", "broken.pdf": "rejected"}
     cached = storage.get_json(objects[join_uri(locations.raw_cvs, "CHEF/a.pdf").split("/", 3)[3]]["text_uri"])
-    assert cached["parser"] == "pdfium:1" and cached["extractor"].startswith("pdfium:1 (pypdfium2")
+    assert cached["parser"] == "pdfium:1" and cached["extractor"] == "pdfium"
+    assert cached["extractor_version"].startswith("words v1, pypdfium2")
+    summary = storage.get_json(join_uri(locations.work, "runs", "r3", "parse", "summary.json"))
+    assert summary["parsed_by_extractor"] == {"pdfium": 2}
     assert night("r4", "pdfium")[0]["reparse"] == 0
