@@ -133,6 +133,10 @@ def main() -> int:
             storage.put_json(text_uri, {"text": cv["text"]})
             corpus.append({"key": f"cv-{index:05d}", "category": cv["category"], "text_uri": text_uri,
                            "text_hash": cv["text_hash"]})  # fmt: skip
+        # The refresh embeds with a registered version, as after a promotion.
+        version_uri = join_uri(locations.registry, "models", "v1")
+        storage.copy_prefix(candidate_uri, version_uri)
+        storage.put_json(join_uri(version_uri, "entry.json"), {"version": "v1"})
         refresh = {}
         for backend in ("torch", "onnx"):
             os.environ["MATCHER_EMBED_BACKEND"] = backend
@@ -140,7 +144,7 @@ def main() -> int:
             storage.put_jsonl(corpus_uri, corpus)
             storage.delete_prefix(locations.embeddings)  # a full refresh each time
             started = time.perf_counter()
-            target = refresh_embeddings(candidate_uri, corpus_uri, locations, storage)
+            target = refresh_embeddings(version_uri, corpus_uri, locations, storage)
             seconds = time.perf_counter() - started
             parts = storage.get_json(join_uri(target, "_manifest.json"))["parts"]["cvs"]
             encoding = sum(part["encode_seconds"] for part in parts)

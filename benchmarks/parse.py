@@ -122,6 +122,12 @@ def main() -> int:
         if row["pdfium"]["fallback"]
     )
     fallback_share = sum(fallbacks.values()) / len(rows)
+    # How far the texts are from the fallback's thresholds (pdf_text.looks_wrong), per file.
+    from include.matcher.foundations import pdf_text
+
+    texts = [row["pdfium"]["text"] for row in rows if row["pdfium"]["outcome"] == "parsed"]
+    density = sorted((len(t) - t.count(" ") - t.count("\n")) / max(1, t.count(" ") + t.count("\n")) for t in texts)
+    longest = sorted(max((len(w) for w in t.split() if "/" not in w and "@" not in w), default=0) for t in texts)
     different_outcomes = [row for row in rows if row["pdfium"]["outcome"] != row["pdfplumber"]["outcome"]]
     outcomes = Counter(row["pdfium"]["outcome"] for row in rows)
 
@@ -148,6 +154,9 @@ def main() -> int:
         f"Fallback to pdfplumber: {sum(fallbacks.values())} files ({fallback_share:.2%})"
         + (": " + ", ".join(f"{why} {count}" for why, count in fallbacks.most_common()) if fallbacks else "")
         + ".",
+        f"Distance to the fallback's thresholds: characters per space p99 {density[int(0.99 * len(density))]:.1f}, "
+        f"highest {density[-1]:.1f} (falls back above {pdf_text.MAX_CHARS_PER_SPACE}); longest word p99 "
+        f"{longest[int(0.99 * len(longest))]}, highest {longest[-1]} (falls back above {pdf_text.LONGEST_WORD}).",
         f"Outcomes: {dict(outcomes)}; files the two ended differently: {len(different_outcomes)}"
         + "".join(f", {Path(row['file']).name}" for row in different_outcomes[:10])
         + ".",

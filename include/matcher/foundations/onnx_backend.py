@@ -40,11 +40,16 @@ def _check_pipeline(model_dir: Path) -> None:
     """Only Transformer -> mean Pooling (-> Normalize) models are repeated faithfully by OnnxEncoder."""
     modules = [module["type"].rsplit(".", 1)[-1] for module in json.loads((model_dir / "modules.json").read_text())]
     pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
-    if (
-        modules[:2] != ["Transformer", "Pooling"]
-        or not pooling.get("pooling_mode_mean_tokens")
-        or set(modules[2:]) - {"Normalize"}
-    ):
+    # sentence-transformers 6 saves `pooling_mode: mean` (every fine-tuned model); older folders, the
+    # packaged base model among them, `pooling_mode_mean_tokens: true`.
+    mean = pooling.get("pooling_mode") in ("mean", ["mean"]) or (
+        "pooling_mode" not in pooling
+        and pooling.get("pooling_mode_mean_tokens")
+        and not any(
+            pooling.get(f"pooling_mode_{other}") for other in ("cls_token", "max_tokens", "mean_sqrt_len_tokens")
+        )
+    )
+    if modules[:2] != ["Transformer", "Pooling"] or not mean or set(modules[2:]) - {"Normalize"}:
         raise ValueError(
             f"ONNX export supports Transformer + mean Pooling (+ Normalize) models, not {modules} with {pooling}"
         )

@@ -51,3 +51,20 @@ def test_a_second_worker_downloads_the_stored_export(version_uri, storage, monke
     monkeypatch.setattr(onnx_backend, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
     vectors = load_encoder(version_uri, storage, "onnx-int8").encode(TEXTS[:2])
     assert vectors.shape == (2, 384)
+
+
+def test_a_model_sentence_transformers_6_saved_exports_too(storage, base_model, tmp_path):
+    """A fine-tuned model is saved with sentence-transformers 6's pooling config (`pooling_mode: mean`),
+    which the export once refused: MATCHER_EMBED_BACKEND=onnx failed on every promoted model."""
+    import json
+
+    saved = tmp_path / "saved"
+    base_model.save(str(saved))
+    assert json.loads((saved / "1_Pooling" / "config.json").read_text())["pooling_mode"] == "mean"
+    vectors = load_encoder(str(saved), storage, "onnx").encode(TEXTS)
+    reference = base_model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.abs(vectors - reference).max() < 1e-4
+
+    (saved / "1_Pooling" / "config.json").write_text(json.dumps({"embedding_dimension": 384, "pooling_mode": "cls"}))
+    with pytest.raises(ValueError, match="mean Pooling"):
+        load_encoder(str(saved), storage, "onnx-int8")
