@@ -6,7 +6,7 @@ import logging
 
 log = logging.getLogger(__name__)
 
-_matchers: dict[str, object] = {}
+_matchers: dict[tuple, object] = {}
 _side_by_side = None
 
 
@@ -18,10 +18,13 @@ def production_matches(query: str, storage, locations, k: int = 10, user: str | 
     pointer = read_production(storage, locations.registry)
     if pointer is None:
         raise LookupError("no model is in production yet")
-    if pointer["version"] not in _matchers:
+    # Keyed by where it reads too: a version name alone is the same in another registry (a bucket
+    # re-created, the server pointed elsewhere), whose matcher would read a store that is not there.
+    key = (locations.registry, locations.embeddings, locations.work, pointer["version"], pointer["uri"])
+    if key not in _matchers:
         _matchers.clear()
-        _matchers[pointer["version"]] = VectorMatcher(model_name="production", storage=storage)
-    return _matchers[pointer["version"]].top_candidates(query, k=k, user=user)
+        _matchers[key] = VectorMatcher.at(locations, storage)
+    return _matchers[key].top_candidates(query, k=k, user=user)
 
 
 def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:
