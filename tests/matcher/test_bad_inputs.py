@@ -82,3 +82,24 @@ def test_external_entities_are_never_resolved(shared_data):
     except Rejected as rejected:
         pytest.fail(f"rejected: {rejected}")
     assert "Here should not be the POI web site" in text and "Apache" not in text
+
+
+def test_every_bad_input_ends_under_the_pdfium_extractor_exactly_as_under_pdfplumber(shared_data):
+    """The fast extractor changes how text is read, never where a file ends: parsed stays parsed,
+    and every reject keeps its reason (the isolated workers, limits and fallback as in a night)."""
+    from include.matcher.foundations.documents import Rejected
+    from include.matcher.foundations.isolation import Document, IsolatedParser
+    from include.matcher.foundations.settings import ParseLimits
+
+    folder = shared_data / "bad-inputs"
+    documents = [Document(p.name, p.read_bytes(), p.name) for p in sorted(folder.iterdir()) if p.name != "MANIFEST.tsv"]
+    assert len(documents) == 42
+    ends = {}
+    for extractor in ("pdfplumber", "pdfium"):
+        with IsolatedParser(limits=ParseLimits(pdf_extractor=extractor)) as pool:
+            ends[extractor] = {
+                name: result.reason if isinstance(result, Rejected) else "parsed"
+                for name, result in pool.map(documents)
+            }
+    assert ends["pdfium"] == ends["pdfplumber"]
+    assert set(ends["pdfium"].values()) >= {"parsed", "encrypted", "corrupt", "no_text", "wrong_type"}

@@ -69,6 +69,29 @@ def glyph_by_glyph(space_glyphs: bool):
     return draw
 
 
+ACCENTED = ["García Martínez led the kitchen team of twelve cooks", *LINES[1:]]
+
+
+def glyphs_without_code_points(pdf):
+    """Glyph by glyph in an embedded TrueType font, with zero-width spaces the font lacks: each is
+    drawn as a .notdef glyph that has no code point but takes room inside its word (mojibake in
+    the resumes does the same), and pdfium's own text breaks the line between every glyph."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    pdfmetrics.registerFont(TTFont("Vera", font_file("Vera.ttf")))
+    pdf.setFont("Vera", 11)
+    for row, line in enumerate(ACCENTED):
+        x, y = 50.0, 780.0 - 14 * row
+        for word in line.replace("García", "Garc\u00ed\u200ba").replace("Martínez", "Mart\u200b\u00ednez").split():
+            for character in word:
+                pdf.drawString(x, y, character)
+                x += stringWidth(character, "Vera", 11)
+            pdf.drawString(x - 1.0, y, " ")
+            x += 1.4
+
+
 def two_columns(pdf):
     left, right = LINES, ["Skills: SQL, dbt, Kafka", "Languages: English, German", "Location: Berlin"]
     for row, (first, second) in enumerate(zip(left, right, strict=True)):
@@ -124,6 +147,7 @@ def words(text: str) -> Counter:
         ("wide tracking", lines_with_char_space(2.0), LINES),
         ("one object per glyph, space glyphs dropped", glyph_by_glyph(space_glyphs=True), LINES),
         ("one object per glyph, words apart by position", glyph_by_glyph(space_glyphs=False), LINES),
+        ("glyphs without code points, pdfium's line breaks", glyphs_without_code_points, ACCENTED),
         (
             "two columns",
             two_columns,
