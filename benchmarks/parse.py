@@ -117,7 +117,7 @@ def main() -> int:
     scores = [score for score, _ in scored]
     mean, p5 = sum(scores) / len(scores), scores[int(0.05 * len(scores))]
     fallbacks = Counter(
-        re.sub(r"^page \d+: |\d+", "", row["pdfium"]["fallback"]).split("(")[0].strip()
+        re.sub(r"\d+", "N", re.sub(r"^page \d+: ", "", row["pdfium"]["fallback"])).split("(")[0].strip()
         for row in rows
         if row["pdfium"]["fallback"]
     )
