@@ -202,7 +202,12 @@ def main() -> int:
     lines += [
         "",
         f"Refresh of {len(corpus)} CV texts + the job texts on the candidate: "
-        + ", ".join(f"{backend} {row['texts_per_s']:.1f} texts/s" for backend, row in refresh.items())
+        + ", ".join(
+            f"{backend} {row['texts_per_s']:.1f} texts/s"
+            + (f" ({row['encode_texts_per_s']:.1f} encoding alone)" if row["encode_texts_per_s"] else "")
+            for backend, row in refresh.items()
+        )
+        + " (ONNX's one-time export of the new version counted in)"
         + (f"; measured bf16 matmul {measured_peak:.0f} TFLOP/s" if measured_peak else "")
         + ".",
         "Gate's broken-model checks on the candidate: "
