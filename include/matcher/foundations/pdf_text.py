@@ -26,8 +26,9 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 
-# Raised when the reconstruction changes, so texts made by an older one are parsed again.
-WORDS_VERSION = 1
+# Raised when the reconstruction changes, so texts made by an older one are parsed again (2: zero-width
+# spaces, glyphs without a code point and pdfium's line breaks no longer end a word).
+WORDS_VERSION = 2
 X_TOLERANCE = 3.0  # points, pdfplumber's default x_tolerance
 Y_TOLERANCE = 3.0  # points, pdfplumber's default y_tolerance
 # A dropped object is looked for among the few objects between two characters' own.

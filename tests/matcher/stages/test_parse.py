@@ -153,6 +153,7 @@ def test_a_change_of_pdf_extractor_parses_every_pdf_again_so_a_corpus_never_mixe
     """Each text records what made it; a deployment that switches MATCHER_PDF_EXTRACTOR (or an
     upgrade of the reconstruction) gets every PDF, changed or not, parsed again on its next night,
     past the content-keyed cache: no corpus holds texts from two extractors."""
+    from include.matcher.foundations.pdf_text import WORDS_VERSION
     from include.matcher.foundations.settings import ParseLimits
 
     storage.put_json(locations.jobs_file, {"CHEF": "cook"})
@@ -181,8 +182,8 @@ def test_a_change_of_pdf_extractor_parses_every_pdf_again_so_a_corpus_never_mixe
     assert counts["reparse"] == 3 and counts["new"] == counts["changed"] == 0  # the PDFs, the reject too
     assert made_by(objects) == {"a.pdf": "pdfium", "b.pdf": "pdfium", "c.txt": "text", "broken.pdf": "rejected"}
     cached = storage.get_json(objects[join_uri(locations.raw_cvs, "CHEF/a.pdf").split("/", 3)[3]]["text_uri"])
-    assert cached["parser"] == "pdfium:1" and cached["extractor"] == "pdfium"
-    assert cached["extractor_version"].startswith("words v1, pypdfium2")
+    assert cached["parser"] == f"pdfium:{WORDS_VERSION}" and cached["extractor"] == "pdfium"
+    assert cached["extractor_version"].startswith(f"words v{WORDS_VERSION}, pypdfium2")
     summary = storage.get_json(join_uri(locations.work, "runs", "r3", "parse", "summary.json"))
     assert summary["parsed_by_extractor"] == {"pdfium": 2}
     assert night("r4", "pdfium")[0]["reparse"] == 0
