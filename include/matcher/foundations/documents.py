@@ -54,9 +54,8 @@ class ParsedText:
     fallback: str = ""  # why pdfplumber read a PDF that the pdfium extractor was asked for
 
 
-PDF_EXTRACTORS = ("pdfium", "pdfplumber")
-# Before extractors were recorded every PDF text came from pdfplumber.
-UNRECORDED_PDF_PARSER = "pdfplumber:1"
+# pdfplumber's one way of reading; before extractors were recorded every PDF text came from it.
+PDFPLUMBER_PARSER = "pdfplumber:1"
 
 
 def parser_of(filename: str, limits: ParseLimits) -> str:
@@ -66,14 +65,14 @@ def parser_of(filename: str, limits: ParseLimits) -> str:
         return ""
     from include.matcher.foundations.pdf_text import WORDS_VERSION
 
-    return f"pdfium:{WORDS_VERSION}" if limits.pdf_extractor == "pdfium" else "pdfplumber:1"
+    return f"pdfium:{WORDS_VERSION}" if limits.pdf_extractor == "pdfium" else PDFPLUMBER_PARSER
 
 
 def recorded_parser(entry: dict, filename: str) -> str:
     """The parser an earlier outcome or cache entry was made by (:func:`parser_of`'s form)."""
     if _extension(filename) != ".pdf":
         return ""
-    return entry.get("parser") or UNRECORDED_PDF_PARSER
+    return entry.get("parser") or PDFPLUMBER_PARSER
 
 
 def sniff_kind(data: bytes) -> str:

@@ -172,16 +172,26 @@ def test_lines_are_read_top_to_bottom_and_left_to_right():
     assert text.splitlines()[0] == f"{LINES[0]} Skills: SQL, dbt, Kafka"
 
 
-def test_a_page_whose_fast_text_looks_wrong_is_read_by_pdfplumber(monkeypatch):
-    """Glued words (too few spaces for the length, or one endless word) send the file to pdfplumber,
-    and the text says why it was read that way."""
-    data = page_pdf(lines_with_char_space(0))
-    reference = extract_text(data, "cv.pdf", PDFPLUMBER).text
-    glued = pdf_text.PageText("".join(LINES).replace(" ", "") * 3, -1)
-    monkeypatch.setattr(pdf_text, "pdfium_pages", lambda data: [glued])
+def with_first_line(first: str):
+    def draw(pdf):
+        pdf.setFont("Helvetica", 7)
+        pdf.drawString(40, 800, first)
+        for row, line in enumerate(LINES):
+            pdf.drawString(40, 780 - 14 * row, line)
+
+    return draw
+
+
+def test_a_page_whose_fast_text_looks_wrong_is_read_by_pdfplumber():
+    """A word far longer than any (what glued words look like) sends the file to pdfplumber, and
+    the text says why it was read that way; a long URL does not."""
+    glued = "".join(LINES[0].split()) + "AndMoreWordsRunTogether"  # 77 characters, no space
+    data = page_pdf(with_first_line(glued))
     result = extract_text(data, "cv.pdf", PDFIUM)
-    assert result.text == reference and result.extractor == "pdfplumber"
-    assert "glued" in result.fallback and result.fallback.startswith("page 1")
+    assert result.extractor == "pdfplumber" and result.text == extract_text(data, "cv.pdf", PDFPLUMBER).text
+    assert result.fallback == f"page 1: a {len(glued)}-character word: words glued together"
+    url = page_pdf(with_first_line("https://example.com/" + glued))
+    assert extract_text(url, "cv.pdf", PDFIUM).extractor == "pdfium"
 
     assert pdf_text.looks_wrong(pdf_text.PageText("", 12)) == "no text from 12 text objects"
     assert pdf_text.looks_wrong(pdf_text.PageText("\n".join(LINES), -1)) is None
