@@ -197,9 +197,14 @@ def matcher_retraining():
     @task(outlets=[PRODUCTION_MODEL])
     def promote(report_uri: str, params=None, run_id=None, outlet_events=None) -> str:
         """Copy the candidate into a new registry version and swap the production pointer (compare-and-swap)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.matcher.stages import registry
 
-        entry = run_stage(registry.promote_night, report_uri, params=params, run_id=run_id)
+        try:
+            entry = run_stage(registry.promote_night, report_uri, params=params, run_id=run_id)
+        except registry.PromotionRefused as refused:  # a missing or negative human decision: no retry mends it
+            raise AirflowFailException(str(refused)) from refused
         outlet_events[PRODUCTION_MODEL].extra = {
             "version": entry["version"],
             "uri": entry["uri"],

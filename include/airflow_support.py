@@ -15,10 +15,12 @@ from datetime import timedelta
 
 from airflow.sdk import Asset, BaseNotifier
 
-from include.matcher.foundations.settings import Locations, deployment_setting
+from include.matcher.foundations.settings import Locations, check_deployment, deployment_flag, deployment_setting
 
 log = logging.getLogger(__name__)
 
+# Every DAG imports this first: a bad deployment setting shows as one line among Airflow's import errors.
+check_deployment()
 AWS_CONN_ID = deployment_setting("MATCHER_AWS_CONN_ID")
 _LOCATIONS = Locations.from_env()
 # Downstream DAGs can be scheduled on these; each event carries the model version (and metrics).
@@ -50,7 +52,7 @@ def dag_params() -> dict:
             schema["pattern"] = f"^{meta['pattern']}$"
         default = f.default
         if f.name == "require_approval":  # each deployment decides whether a person is in the loop
-            default = deployment_setting("MATCHER_REQUIRE_APPROVAL").lower() in ("1", "true", "yes")
+            default = deployment_flag("MATCHER_REQUIRE_APPROVAL")
         params[f.name] = Param(default, **schema)
     return params
 

@@ -119,6 +119,18 @@ def locations(storage):
     remove_buckets(storage, locations)  # the embedded S3 frees a bucket's volumes only when it goes
 
 
+@pytest.fixture
+def cli_env(locations) -> dict[str, str]:
+    """The environment a CLI subprocess needs to act on this test's bucket."""
+    from tests.helpers import PROJECT_ROOT
+
+    return {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        **{var: getattr(locations, name) for name, var in locations.ENV.items()},
+    }
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

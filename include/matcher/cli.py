@@ -19,6 +19,7 @@ from include.matcher.foundations.settings import (
     Locations,
     SplitConfig,
     TrainingConfig,
+    check_deployment,
     deployment_setting,
     environment_table,
     settings_table,
@@ -29,6 +30,11 @@ LOCAL_S3_DIR = PROJECT_ROOT / ".local" / "s3"
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:  # a bad deployment setting stops every command at once, in one line
+        check_deployment()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=deployment_setting("MATCHER_LOG_LEVEL"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -122,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
         "promote", cmd_promote, "Stage 6: promote the candidate a report approved; prints the version URI."
     )
     promote.add_argument("--report", required=True)
+
+    approve = command(
+        "approve",
+        cmd_approve,
+        "Record a person's decision on a candidate the gate passed (what Airflow's Required actions record); "
+        "where MATCHER_REQUIRE_APPROVAL is on, promote needs it.",
+    )
+    approve.add_argument("--report", required=True)
+    approve.add_argument("--reject", action="store_true", help="reject the promotion (production stays)")
+    approve.add_argument("--by", help="who decides (default: the OS user), kept in the report and model card")
 
     refresh = command("refresh-embeddings", cmd_refresh, "Stage 7: re-embed the corpus and job offers with a version.")
     refresh.add_argument("--version-uri", required=True)
@@ -369,6 +385,21 @@ def cmd_promote(args) -> int:
     from include.matcher.stages.registry import promote_night
 
     emit(promote_night(args.report, run_context(args))["uri"])
+    return 0
+
+
+def cmd_approve(args) -> int:
+    import getpass
+
+    from include.matcher.stages import approval
+    from include.matcher.stages.validation_report import read_report
+
+    store = storage()
+    report = read_report(store.get_bytes(args.report))
+    if not report.decision.promote:
+        raise UsageError(f"the gate refused {report.version}: there is no promotion to decide")
+    state = approval.REJECTED if args.reject else approval.APPROVED
+    emit(approval.record_approval(args.report, store, state, args.by or getpass.getuser()))
     return 0
 
 

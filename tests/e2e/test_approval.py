@@ -3,7 +3,8 @@
 Each night's gate passes by arrangement (production is a model every candidate beats). With
 ``require_approval`` the run waits in ``awaiting_input`` at ``approve`` (Airflow's ApprovalOperator)
 until someone answers through the API: a rejection skips ``promote`` (the refresh still runs) and
-leaves production as it was; an approval promotes. Who decided and how is kept in the night's report.
+leaves production as it was; marking ``approve`` successful by hand records no decision, so ``promote``
+refuses; an approval promotes. Who decided and how is kept in the night's report.
 """
 
 from __future__ import annotations
@@ -73,6 +74,14 @@ def test_a_rejected_promotion_keeps_production_and_an_approved_one_promotes(airf
     assert read_production(storage, server.locations.registry)["version"] == BEATEN_VERSION
     kept = report_of(server, storage, rejected).approval
     assert kept["state"] == "rejected" and kept["by"] == server.username
+
+    # "Mark as success" on the waiting approve task records no decision: promote refuses, at once.
+    forced = night_awaiting_approval(server, force_retrain=True)
+    server.api("PATCH", f"/dags/{DAG}/dagRuns/{forced}/taskInstances/approve", json={"new_state": "success"})
+    assert server.wait_for_run(DAG, forced, timeout_s=900)["state"] == "failed"
+    assert task_state(server, forced, "approve") == "success" and task_state(server, forced, "promote") == "failed"
+    assert read_production(storage, server.locations.registry)["version"] == BEATEN_VERSION
+    assert report_of(server, storage, forced).approval is None
 
     approved = night_awaiting_approval(server, force_retrain=True)
     answer(server, approved, "Approve")

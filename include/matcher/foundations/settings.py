@@ -21,13 +21,80 @@ BASE_MODEL = "all-MiniLM-L6-v2"
 RETRAINING_DAG_ID = "matcher_retraining"  # the DAG, its Airflow permissions and the Matcher page's links
 
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def parse_boolean(value: Any, name: str = "value") -> bool:
+    """A yes/no setting, read one way everywhere: ``true/yes/on/1`` or ``false/no/off/0`` (any case,
+    surrounding spaces ignored). Anything else is an error, never a silent ``False``: a typo in
+    ``MATCHER_REQUIRE_APPROVAL`` must not turn human oversight off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"{name} must be one of true/false, yes/no, on/off, 1/0, not {value!r}")
+
+
 @dataclass(frozen=True)
 class Variable:
-    """A deployment setting: one environment variable, its default ("" for unset) and what it does."""
+    """A deployment setting: one environment variable, its default ("" for unset), what it does, and
+    what it may hold (``kind``: text, int, number, flag or choice; bounds inclusive, ``above``
+    exclusive). A value outside that is refused where it is read, in one line."""
 
     name: str
     default: str
     help: str
+    kind: str = "text"
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: str) -> str:
+        """``value`` when it is one this variable may hold; ValueError saying what it may hold otherwise."""
+        if self.kind == "text" or (value == "" and self.default == ""):
+            return value
+        if self.kind == "flag":
+            parse_boolean(value, self.name)
+            return value
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, not {value!r}")
+            return value
+        try:
+            number = int(value) if self.kind == "int" else float(value)
+        except ValueError:
+            raise ValueError(f"{self.name} must be {self.describe()}, not {value!r}") from None
+        if not math.isfinite(number) or not self.within(number):
+            raise ValueError(f"{self.name} must be {self.describe()}, not {value!r}")
+        return value
+
+    def within(self, number: float) -> bool:
+        return (
+            (self.minimum is None or number >= self.minimum)
+            and (self.maximum is None or number <= self.maximum)
+            and (self.above is None or number > self.above)
+        )
+
+    def describe(self) -> str:
+        """What the variable may hold, in words (errors and README's table)."""
+        if self.kind == "flag":
+            return "true or false"
+        if self.kind == "choice":
+            return "one of " + ", ".join(f"`{c}`" for c in self.choices)
+        what = "a whole number" if self.kind == "int" else "a number"
+        bounds = [
+            f"{word} {bound:g}"
+            for word, bound in (("at least", self.minimum), ("above", self.above), ("at most", self.maximum))
+            if bound is not None
+        ]
+        return what + (" " + " and ".join(bounds) if bounds else "")
 
 
 # Every environment variable the project reads, declared once: code reads them through
@@ -54,30 +121,42 @@ DEPLOYMENT = (
     Variable("MATCHER_WORKER_NAME", "", "the host name a task records (`make up-celery` names its two workers)"),
     Variable("MATCHER_ALERT_EMAIL", "", "failure notifications by e-mail (smtp provider); failures are always logged"),
     Variable("MATCHER_SLACK_CONN_ID", "", "failure notifications through this Slack webhook connection"),
-    Variable("MATCHER_PARSE_SHARD_SIZE", "500", "files per `parse_shard` task"),
-    Variable("MATCHER_EMBED_SHARD_SIZE", "2000", "CVs per `embed_shard` task"),
-    Variable("MATCHER_PARSE_TIMEOUT_S", "60", "seconds one file may take to parse (see Operations)"),
-    Variable("MATCHER_PARSE_MEMORY_MB", "2048", "address space one parser process may take"),
-    Variable("MATCHER_PARSE_WORKERS", "0", "parser processes (0: one per core)"),
-    Variable("MATCHER_MAX_FILE_BYTES", str(20 * 1024 * 1024), "largest raw file parsed (20 MiB)"),
+    Variable("MATCHER_PARSE_SHARD_SIZE", "500", "files per `parse_shard` task", "int", minimum=1),
+    Variable("MATCHER_EMBED_SHARD_SIZE", "2000", "CVs per `embed_shard` task", "int", minimum=1),
+    Variable("MATCHER_PARSE_TIMEOUT_S", "60", "seconds one file may take to parse (see Operations)", "number", above=0),
+    Variable("MATCHER_PARSE_MEMORY_MB", "2048", "address space one parser process may take", "int", minimum=256),
+    Variable("MATCHER_PARSE_WORKERS", "0", "parser processes (0: one per core)", "int", minimum=0),
+    Variable("MATCHER_MAX_FILE_BYTES", str(20 * 1024 * 1024), "largest raw file parsed (20 MiB)", "int", minimum=1),
     Variable(
         "MATCHER_PDF_EXTRACTOR",
         "pdfium",
         "what reads PDF text: `pdfium` (words rebuilt from pdfium's character boxes, pdfplumber for a file "
         "whose fast text looks wrong) or `pdfplumber` (the reference, ~10x slower); a change re-parses every PDF",
+        "choice",
+        choices=("pdfium", "pdfplumber"),
     ),
-    Variable("MATCHER_MAX_TEXT_CHARS", "200000", "most characters of text a CV may have (`too_long` beyond)"),
+    Variable(
+        "MATCHER_MAX_TEXT_CHARS",
+        "200000",
+        "most characters of text a CV may have (`too_long` beyond)",
+        "int",
+        minimum=1,
+    ),
     Variable(
         "MATCHER_EMBED_BACKEND",
         "torch",
         "runtime of the embedding refresh: `torch`, `onnx` or `onnx-int8` (ONNX Runtime; the export is made once "
         "per model version and stored in `models/<version>/onnx/`)",
+        "choice",
+        choices=("torch", "onnx", "onnx-int8"),
     ),
     Variable(
         "MATCHER_CV_POOLING",
         "truncate",
         "how a CV longer than the model's window becomes one vector: `truncate`, or `mean` / `max` over "
         "256-token windows",
+        "choice",
+        choices=("truncate", "mean", "max"),
     ),
     Variable("MATCHER_MODEL_CACHE", "~/.cache/matcher/models", "local copies of models downloaded from S3"),
     Variable(
@@ -85,12 +164,16 @@ DEPLOYMENT = (
         "6",
         "models the cache keeps: a download removes the least recently used beyond this (one not used in "
         "the last ten minutes), so a worker's disk does not grow by a model every night",
+        "int",
+        minimum=1,
     ),
     Variable(
         "MATCHER_MAX_MODEL_BYTES",
         str(4 * 1024**3),
         "largest model folder downloaded (4 GiB); more than 200 files, no top-level `modules.json`, no safetensors "
         "weights or a JSON file over 32 MiB are refused before anything is fetched",
+        "int",
+        minimum=1,
     ),
     Variable(
         "MATCHER_AUDIT_NAMES",
@@ -103,11 +186,15 @@ DEPLOYMENT = (
         "true",
         "the default of the `require_approval` param: a person approves each promotion in the Airflow UI "
         "(`make demo` and `make test` set `false`)",
+        "flag",
     ),
     Variable(
         "MATCHER_APPROVAL_TIMEOUT_HOURS",
         "24",
         "how long a promotion waits for a reviewer; unanswered, it is rejected",
+        "number",
+        above=0,
+        maximum=24 * 365,
     ),
     Variable(
         "MATCHER_ERASURE_KEY",
@@ -119,20 +206,63 @@ DEPLOYMENT = (
         "90",
         "housekeeping deletes what holds CV text or vectors (pairs, training metadata, held-out vectors, "
         "checkpoints) in runs older than this; reports and metrics stay",
+        "int",
+        minimum=1,
     ),
     Variable(
         "MATCHER_HOUSEKEEPING_SCHEDULE",
         "30 4 * * *",
         "cron of the `matcher_housekeeping` DAG (retention); `none` for manual and API triggers only",
     ),
-    Variable("MATCHER_KEEP_SNAPSHOTS", "2", "embeddings snapshots kept besides the one `current.json` names"),
-    Variable("MATCHER_AUDIT_RETENTION_DAYS", "183", "how long the search log is kept (at least six months)"),
-    Variable("MATCHER_S3_RETRY_SECONDS", "120", "how long one S3 operation is retried through outages"),
-    Variable("MATCHER_LOG_LEVEL", "INFO", "the CLI's log level (`DEBUG` shows a user error's traceback)"),
-    Variable("MATCHER_CELERY_REDIS_PORT", "6390", "`make up-celery`: Redis (the Celery broker)"),
-    Variable("MATCHER_CELERY_POSTGRES_PORT", "5439", "`make up-celery`: PostgreSQL (metadata DB, result backend)"),
-    Variable("MATCHER_CELERY_API_PORT", "8088", "`make up-celery`: the Airflow API server and UI"),
-    Variable("MATCHER_CELERY_S3_PORT", "8343", "`make up-celery`: its embedded S3"),
+    Variable(
+        "MATCHER_KEEP_SNAPSHOTS",
+        "2",
+        "embeddings snapshots kept besides the one `current.json` names",
+        "int",
+        minimum=0,
+    ),
+    Variable(
+        "MATCHER_AUDIT_RETENTION_DAYS",
+        "183",
+        "how long the search log is kept (never less than six months: EU AI Act Art. 26(6))",
+        "int",
+        minimum=183,
+    ),
+    Variable(
+        "MATCHER_S3_RETRY_SECONDS", "120", "how long one S3 operation is retried through outages", "number", minimum=0
+    ),
+    Variable(
+        "MATCHER_LOG_LEVEL",
+        "INFO",
+        "the CLI's log level (`DEBUG` shows a user error's traceback)",
+        "choice",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+    ),
+    Variable(
+        "MATCHER_CELERY_REDIS_PORT",
+        "6390",
+        "`make up-celery`: Redis (the Celery broker)",
+        "int",
+        minimum=1,
+        maximum=65535,
+    ),
+    Variable(
+        "MATCHER_CELERY_POSTGRES_PORT",
+        "5439",
+        "`make up-celery`: PostgreSQL (metadata DB, result backend)",
+        "int",
+        minimum=1,
+        maximum=65535,
+    ),
+    Variable(
+        "MATCHER_CELERY_API_PORT",
+        "8088",
+        "`make up-celery`: the Airflow API server and UI",
+        "int",
+        minimum=1,
+        maximum=65535,
+    ),
+    Variable("MATCHER_CELERY_S3_PORT", "8343", "`make up-celery`: its embedded S3", "int", minimum=1, maximum=65535),
     Variable(
         "MATCHER_CELERY_POSTGRES_DIR",
         "",
@@ -150,7 +280,21 @@ def deployment_setting(name: str, environ: dict[str, str] | None = None) -> str:
     """
     declared = VARIABLES[name]
     environ = os.environ if environ is None else environ
-    return environ.get(name) or declared.default
+    value = environ.get(name) or declared.default
+    return declared.check(value.strip() if declared.kind != "text" else value)
+
+
+def deployment_flag(name: str, environ: dict[str, str] | None = None) -> bool:
+    """A yes/no deployment setting (:func:`parse_boolean`)."""
+    return parse_boolean(deployment_setting(name, environ), name)
+
+
+def check_deployment(environ: dict[str, str] | None = None) -> None:
+    """Every deployment setting checked at once (ValueError naming the first bad one): the CLI, the
+    DAGs and the Matcher page call this when they start, so a bad value stops them with one line
+    rather than deep inside a night."""
+    for variable in DEPLOYMENT:
+        deployment_setting(variable.name, environ)
 
 
 def environment_table() -> str:
@@ -158,7 +302,8 @@ def environment_table() -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for variable in DEPLOYMENT:
         default = f"`{variable.default}`" if variable.default else "unset"
-        rows.append(f"| `{variable.name}` | {default} | {variable.help} |")
+        holds = f" ({variable.describe()})" if variable.kind not in ("text", "choice") else ""
+        rows.append(f"| `{variable.name}` | {default} | {variable.help}{holds} |")
     return "\n".join(rows)
 
 
@@ -494,6 +639,12 @@ class DataOptions:
 RUN_SETTINGS = (TrainingConfig, GateConfig, DataOptions)
 
 
+def deployment_gate() -> GateConfig:
+    """The gate's settings as this deployment starts them: ``require_approval`` from
+    ``MATCHER_REQUIRE_APPROVAL`` (the DAG's trigger form and the CLI alike), the rest as declared."""
+    return GateConfig(require_approval=deployment_flag("MATCHER_REQUIRE_APPROVAL"))
+
+
 def run_setting_fields():
     """(dataclass, field) for every setting a run can be given (DAG params, CLI flags), in form order."""
     return [(cls, f) for cls in RUN_SETTINGS for f in fields(cls)]
@@ -576,7 +727,7 @@ class PipelineConfig:
 
     locations: Locations = field(default_factory=Locations)
     training: TrainingConfig = field(default_factory=TrainingConfig)
-    gate: GateConfig = field(default_factory=GateConfig)
+    gate: GateConfig = field(default_factory=lambda: deployment_gate())
     split: SplitConfig = field(default_factory=SplitConfig)
     limits: ParseLimits = field(default_factory=parse_limits_from_env)
     shards: ShardConfig = field(default_factory=shard_config_from_env)
@@ -633,12 +784,8 @@ def _names(cls) -> set[str]:
     return {f.name for f in fields(cls)}
 
 
-def _boolean(value: Any) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"} if isinstance(value, str) else bool(value)
-
-
 def _coerce(cls, kwargs: dict[str, Any]):
-    casts = {"int": int, "float": float, "str": str, "bool": _boolean}
+    casts = {"int": int, "float": float, "str": str, "bool": parse_boolean}
     typed = {}
     for f in fields(cls):
         if f.name in kwargs:

@@ -22,9 +22,11 @@ from datetime import UTC, datetime
 from include.matcher.foundations import layout
 from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.pointers import read_production, swap_pointer
+from include.matcher.foundations.settings import deployment_flag
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
+from include.matcher.stages.approval import APPROVED, NOT_REQUIRED
 from include.matcher.stages.corpus import record_trained
-from include.matcher.stages.validation_report import read_report
+from include.matcher.stages.validation_report import ValidationReport, read_report
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,28 @@ def version_for(run_uri: str) -> str:
     digest = hashlib.sha256(run_uri.rstrip("/").encode()).hexdigest()[:6]
     found = re.search(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})", run_uri.rstrip("/").rsplit("/", 1)[-1])
     return f"v{''.join(found.groups()[:3])}T{''.join(found.groups()[3:])}Z-{digest}" if found else f"v-{digest}"
+
+
+class PromotionRefused(ValueError):
+    """A promotion the report's own record forbids: the gate refused it, or a person's decision is
+    missing where one is required, or a person rejected it."""
+
+
+def check_oversight(report: ValidationReport, approval_required: bool) -> None:
+    """Human oversight, enforced where the pointer moves rather than by task states: a recorded
+    rejection (or time-out) always stops a promotion; where approval is required, only a recorded
+    approval by a named person lets it through. Marking the ``approve`` task successful by hand, or
+    running ``promote`` from a shell, records nothing, so it promotes nothing."""
+    approval = report.approval or {}
+    state = approval.get("state")
+    if state not in (None, APPROVED, NOT_REQUIRED):
+        raise PromotionRefused(f"the promotion of {report.version} was {state} by a reviewer: production stays")
+    if approval_required and not (state == APPROVED and approval.get("by")):
+        raise PromotionRefused(
+            f"promoting {report.version} needs a person's recorded approval and its report holds "
+            + (f"{state!r}" if state else "none")
+            + " (approve it in Airflow's Required actions, or `python -m include.matcher approve --report ...`)"
+        )
 
 
 class VersionExists(RuntimeError):
@@ -87,8 +111,11 @@ def claim_version(storage: ObjectStore, target: layout.Model, run: str, digest: 
         )
 
 
-def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
+def promote(report_uri: str, registry_uri: str, storage: ObjectStore, *, approval_required: bool | None = None) -> str:
     """Copy the candidate beside ``report_uri`` into a new registry version and point production at it.
+
+    Only a candidate the gate passed, and (:func:`check_oversight`) one no person rejected; where
+    ``approval_required`` (default: ``MATCHER_REQUIRE_APPROVAL``), only one a person approved.
 
     The version folder is claimed first (``_claim.json``, If-None-Match): a promotion never writes
     into a version another run or another model wrote (:class:`VersionExists`). A retry of the
@@ -97,7 +124,10 @@ def promote(report_uri: str, registry_uri: str, storage: ObjectStore) -> str:
     """
     report = read_report(storage.get_bytes(report_uri))
     if not report.decision.promote:
-        raise ValueError(f"the gate refused this candidate: {report.decision.reason}")
+        raise PromotionRefused(f"the gate refused this candidate: {report.decision.reason}")
+    if approval_required is None:
+        approval_required = deployment_flag("MATCHER_REQUIRE_APPROVAL")
+    check_oversight(report, approval_required)
     candidate_uri = report.candidate
     version = report.version
     target = layout.version(registry_uri, version)
@@ -135,7 +165,8 @@ def promote_night(report_uri: str, context: RunContext) -> dict:
     Returns the production entry (version, uri, metrics), what the DAG's asset event carries.
     """
     locations, storage = context.locations, context.storage
-    version_uri = promote(report_uri, locations.registry, storage)
+    required = context.config.gate.require_approval
+    version_uri = promote(report_uri, locations.registry, storage, approval_required=required)
     record_trained(storage.get_json(report_uri)["run"], locations, storage, "promoted")
     return storage.get_json(layout.Model(version_uri).entry)
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from include.matcher.foundations.settings import (
     VARIABLES,
     Locations,
+    PipelineConfig,
+    check_deployment,
+    deployment_flag,
     deployment_setting,
     environment_table,
+    parse_boolean,
     parse_limits_from_env,
 )
 from tests.helpers import PROJECT_ROOT
@@ -40,3 +46,81 @@ def test_a_setting_is_the_environment_s_value_or_its_declared_default():
     assert Locations.from_env({"MATCHER_WORK_URI": "s3://other/work"}).work == "s3://other/work"
     assert Locations.from_env({}).raw_cvs == VARIABLES["MATCHER_RAW_CVS_URI"].default
     assert parse_limits_from_env({"MATCHER_MAX_TEXT_CHARS": "1000"}).max_chars == 1000
+
+
+@pytest.mark.parametrize("word", ["on", "ON", " true ", "Yes", "1", "true "])
+def test_a_yes_is_read_as_yes_everywhere(word):
+    assert parse_boolean(word) is True
+    assert deployment_flag("MATCHER_REQUIRE_APPROVAL", {"MATCHER_REQUIRE_APPROVAL": word}) is True
+    assert PipelineConfig().with_params({"require_approval": word}).gate.require_approval is True
+
+
+@pytest.mark.parametrize("word", ["enabled", "required", "ja", "2", "truee", "none"])
+def test_an_unknown_yes_or_no_is_an_error_never_a_silent_no(word, monkeypatch):
+    """``MATCHER_REQUIRE_APPROVAL=enabled`` used to turn human oversight off without a word."""
+    with pytest.raises(ValueError, match="MATCHER_REQUIRE_APPROVAL must be one of true/false"):
+        deployment_flag("MATCHER_REQUIRE_APPROVAL", {"MATCHER_REQUIRE_APPROVAL": word})
+    with pytest.raises(ValueError, match="must be one of true/false"):
+        PipelineConfig().with_params({"require_approval": word})
+    monkeypatch.setenv("MATCHER_REQUIRE_APPROVAL", word)
+    with pytest.raises(ValueError, match="MATCHER_REQUIRE_APPROVAL"):
+        PipelineConfig()  # the deployment's default of the run param
+
+
+def test_the_deployment_decides_whether_a_run_needs_approval_unless_the_run_says(monkeypatch):
+    monkeypatch.setenv("MATCHER_REQUIRE_APPROVAL", "true")
+    assert PipelineConfig().gate.require_approval is True
+    assert PipelineConfig().with_params({"require_approval": False}).gate.require_approval is False
+    monkeypatch.setenv("MATCHER_REQUIRE_APPROVAL", "off")
+    assert PipelineConfig().with_params({}).gate.require_approval is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("MATCHER_AUDIT_RETENTION_DAYS", "-1", "at least 183"),
+        ("MATCHER_AUDIT_RETENTION_DAYS", "30", "at least 183"),
+        ("MATCHER_RETENTION_DAYS", "0", "at least 1"),
+        ("MATCHER_APPROVAL_TIMEOUT_HOURS", "nan", "above 0"),
+        ("MATCHER_APPROVAL_TIMEOUT_HOURS", "inf", "above 0"),
+        ("MATCHER_APPROVAL_TIMEOUT_HOURS", "abc", "a number"),
+        ("MATCHER_APPROVAL_TIMEOUT_HOURS", "-1", "above 0"),
+        ("MATCHER_APPROVAL_TIMEOUT_HOURS", "0", "above 0"),
+        ("MATCHER_PARSE_SHARD_SIZE", "0", "at least 1"),
+        ("MATCHER_PARSE_SHARD_SIZE", "2.5", "a whole number"),
+        ("MATCHER_KEEP_SNAPSHOTS", "-3", "at least 0"),
+        ("MATCHER_EMBED_BACKEND", "tensorrt", "one of torch, onnx, onnx-int8"),
+        ("MATCHER_CELERY_API_PORT", "70000", "at most 65535"),
+    ],
+)
+def test_every_deployment_setting_is_checked_where_it_is_declared_in_one_line(name, value, says):
+    with pytest.raises(ValueError, match=says) as refused:
+        deployment_setting(name, {name: value})
+    assert str(refused.value).startswith(name) and "\n" not in str(refused.value)
+    with pytest.raises(ValueError, match=name):
+        check_deployment({name: value})
+
+
+def test_every_declared_default_passes_its_own_check():
+    check_deployment({})
+    assert deployment_setting("MATCHER_APPROVAL_TIMEOUT_HOURS", {"MATCHER_APPROVAL_TIMEOUT_HOURS": "0.5"}) == "0.5"
+    assert deployment_setting("MATCHER_AUDIT_RETENTION_DAYS", {"MATCHER_AUDIT_RETENTION_DAYS": "365"}) == "365"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("MATCHER_APPROVAL_TIMEOUT_HOURS", "nan"), ("MATCHER_AUDIT_RETENTION_DAYS", "-1")]
+)
+def test_the_cli_refuses_a_bad_deployment_setting_in_one_line(name, value):
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "include.matcher", "settings"],
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), name: value},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stderr.strip().startswith(f"error: {name} must be"), done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -130,3 +130,65 @@ def test_a_promotion_interrupted_after_its_copy_finishes_on_retry(storage, locat
     assert storage.exists(version.entry) and read_production(storage, locations.registry) is None
     assert promote(report_uri, locations.registry, storage) == version.uri
     assert read_production(storage, locations.registry)["version"] == version_for("r-retry")
+
+
+def test_where_approval_is_required_only_a_recorded_approval_by_a_person_promotes(storage, locations):
+    """Whatever a task's state says (an ``approve`` marked successful by hand, a shell's ``promote``),
+    the registry reads the decision from the report: none, or one without a person, promotes nothing."""
+    from include.matcher.stages.approval import APPROVED, NOT_REQUIRED, record_approval
+    from include.matcher.stages.registry import PromotionRefused
+
+    report = fake_candidate(storage, locations, "r1")
+    with pytest.raises(PromotionRefused, match="needs a person's recorded approval"):
+        promote(report, locations.registry, storage, approval_required=True)
+    record_approval(report, storage, NOT_REQUIRED)
+    with pytest.raises(PromotionRefused, match="not required"):
+        promote(report, locations.registry, storage, approval_required=True)
+    record_approval(report, storage, APPROVED)  # no one named: not a person's decision
+    with pytest.raises(PromotionRefused):
+        promote(report, locations.registry, storage, approval_required=True)
+    assert read_production(storage, locations.registry) is None
+    record_approval(report, storage, APPROVED, by="reviewer")
+    assert promote(report, locations.registry, storage, approval_required=True)
+    assert read_production(storage, locations.registry)["run"].endswith("/r1")
+
+
+@pytest.mark.parametrize("state", ["rejected", "timed out (rejected)"])
+def test_a_recorded_rejection_stops_a_promotion_even_where_approval_is_optional(storage, locations, state):
+    from include.matcher.stages.approval import record_approval
+    from include.matcher.stages.registry import PromotionRefused
+
+    report = fake_candidate(storage, locations, "r1")
+    record_approval(report, storage, state, by="reviewer")
+    with pytest.raises(PromotionRefused, match="by a reviewer"):
+        promote(report, locations.registry, storage, approval_required=False)
+    assert read_production(storage, locations.registry) is None
+
+
+def test_the_cli_promote_honours_a_rejection_and_the_deployment_s_requirement(storage, locations, cli_env):
+    """``promote --report`` (case 13 of issue 27 ignored a recorded rejection); ``approve`` records a decision."""
+    import json
+    import subprocess
+    import sys
+
+    def cli(*args, **env):
+        return subprocess.run(
+            [sys.executable, "-m", "include.matcher", *args],
+            env={**cli_env, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    report = fake_candidate(storage, locations, "r1")
+    required = cli("promote", "--report", report, MATCHER_REQUIRE_APPROVAL="true")
+    assert required.returncode == 2 and "needs a person's recorded approval" in required.stderr
+    rejected = cli("approve", "--report", report, "--reject", "--by", "dpo")
+    assert rejected.returncode == 0 and json.loads(rejected.stdout)["state"] == "rejected"
+    refused = cli("promote", "--report", report, MATCHER_REQUIRE_APPROVAL="false")
+    assert refused.returncode == 2 and "rejected by a reviewer" in refused.stderr
+    assert read_production(storage, locations.registry) is None
+    assert cli("approve", "--report", report, "--by", "lead").returncode == 0
+    promoted = cli("promote", "--report", report, MATCHER_REQUIRE_APPROVAL="true")
+    assert promoted.returncode == 0, promoted.stderr[-2000:]
+    assert read_production(storage, locations.registry)["run"].endswith("/r1")
