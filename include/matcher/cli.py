@@ -189,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--dry-run", action="store_true", help="list what would change; change nothing")
     erase.add_argument("--keep-raw", action="store_true", help="leave the raw file (the source system owns it)")
     erase.add_argument("--by", help="who asks (default: the OS user), for the receipt")
+    erase.add_argument(
+        "--submit",
+        action="store_true",
+        help="write an erasure request for the matcher_erasure DAG and print its URI (the DAG never sees the keys)",
+    )
 
     keep = command(
         "housekeeping",
@@ -464,25 +469,36 @@ def cmd_bias_audit(args) -> int:
 
 
 def cmd_forget(args) -> int:
-    from include.matcher.stages.erasure import forget
+    from include.matcher.stages.erasure import forget, submit_request
 
     if not args.key and not args.content_hash:
         raise UsageError("give --key or --content-hash")
+    locations, store = Locations.from_env(), storage()
+    if args.submit:
+        uri = submit_request(args.key, args.content_hash, locations, store)
+        print(
+            "carry it out with the matcher_erasure DAG (its `request` param), or: "
+            f'airflow dags trigger matcher_erasure --conf \'{{"request": "{uri}"}}\'',
+            file=sys.stderr,
+        )
+        emit(uri)
+        return 0
     receipt = forget(
-        args.key,
-        args.content_hash,
-        Locations.from_env(),
-        storage(),
-        dry_run=args.dry_run,
-        keep_raw=args.keep_raw,
-        by=args.by,
+        args.key, args.content_hash, locations, store, dry_run=args.dry_run, keep_raw=args.keep_raw, by=args.by
     )
     for change in receipt["changes"]:
         print(f"{'would ' if args.dry_run else ''}{change['action']} {change['uri']}", file=sys.__stdout__)
+    for value in receipt["not_found_values"]:  # the operator's own words back to them, never stored
+        print(f"not found: {value} (no ledger entry, raw file or record names it)", file=sys.stderr)
     if receipt["nothing_left"]:
-        print("nothing left to erase", file=sys.__stdout__)
-    emit({k: receipt[k] for k in ("id", "dry_run", "objects", "records_removed", "by_area", "nothing_left")})
-    return 0
+        print("nothing found to erase", file=sys.__stdout__)
+    fields = ("id", "dry_run", "objects", "records_removed", "by_area", "cvs_found", "not_found", "nothing_left")
+    emit({k: receipt[k] for k in fields})
+    return ERASURE_FOUND_NOTHING if receipt["not_found"] else 0
+
+
+# An erasure that found nothing of a key or hash it was given: misspelt, never ingested, or erased before.
+ERASURE_FOUND_NOTHING = 3
 
 
 def cmd_housekeeping(args) -> int:

@@ -1,6 +1,9 @@
-"""The erasure DAG run for real (``dag.test``): a manual trigger with keys erases them and writes a receipt."""
+"""The erasure DAG run for real (``dag.test``): a manual trigger with an erasure request (never the keys:
+Airflow keeps a run's conf for ever) erases them, deletes the request and writes a receipt."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -32,14 +35,29 @@ def test_a_manual_trigger_erases_the_keys_and_a_dry_run_changes_nothing(
     dag = DagBag(dag_folder=str(__import__("tests.helpers", fromlist=["x"]).PROJECT_ROOT / "dags")).dags[
         "matcher_erasure"
     ]
-    dry = dag.test(run_conf={"keys": ["CHEF/erase-me.txt"], "dry_run": True})
+    from include.matcher.stages.erasure import submit_request
+
+    request = submit_request(["CHEF/erase-me.txt"], [], locations, storage)
+    dry = dag.test(run_conf={"request": request, "dry_run": True})
     assert str(dry.state).endswith("success")
-    assert len(read_ledger(storage, locations)[0]["objects"]) == 2
-    # (every key given: dag.test keeps the previous run's conf as the DAG's params in this process)
-    done = dag.test(run_conf={"keys": ["CHEF/erase-me.txt"], "dry_run": False})
+    assert len(read_ledger(storage, locations)[0]["objects"]) == 2 and storage.exists(request)
+    # (every param given: dag.test keeps the previous run's conf as the DAG's params in this process)
+    done = dag.test(run_conf={"request": request, "dry_run": False})
     assert str(done.state).endswith("success")
+    assert "erase-me" not in json.dumps(done.conf)  # Airflow keeps a run's conf for ever: it holds no key
     ledger, _ = read_ledger(storage, locations)
     assert [key.rsplit("/", 1)[-1] for key in ledger["objects"]] == ["keep.txt"] and ledger["erased"]
     assert not storage.exists(join_uri(locations.raw_cvs, "CHEF", "erase-me.txt"))
+    assert not storage.exists(request)  # the request named the person: gone once carried out
     receipts = storage.list(join_uri(locations.work, "audit", "erasures"))
     assert len(receipts) == 1 and b"erase-me" not in storage.get_bytes(receipts[0].uri)
+
+    # Cleared and run again after it finished: its receipt, not a failure or a second erasure.
+    rerun = dag.test(run_conf={"request": request, "dry_run": False})
+    assert (
+        str(rerun.state).endswith("success") and len(storage.list(join_uri(locations.work, "audit", "erasures"))) == 1
+    )
+
+    # A request that names no one found anywhere fails, saying so.
+    nobody = submit_request(["CHEF/nobody.txt"], [], locations, storage)
+    assert str(dag.test(run_conf={"request": nobody, "dry_run": False}).state).endswith("failed")

@@ -36,6 +36,34 @@ def ledger(work_uri: str) -> str:
     return join_uri(work_uri, "state", "ledger.json")
 
 
+def erasure_key(work_uri: str) -> str:
+    return join_uri(work_uri, "state", "erasure_key.json")
+
+
+def erased_training(work_uri: str) -> str:
+    return join_uri(work_uri, "state", "erased_training.json")
+
+
+def recent_erasures(work_uri: str) -> str:
+    return join_uri(work_uri, "state", "recent_erasures.json")
+
+
+def erasure_requests(work_uri: str) -> str:
+    return join_uri(work_uri, "state", "erasure-requests")
+
+
+def erasure_request(work_uri: str, request_id: str) -> str:
+    return join_uri(erasure_requests(work_uri), f"{request_id}.json")
+
+
+def erasure_receipts(work_uri: str) -> str:
+    return join_uri(work_uri, "audit", "erasures")
+
+
+def erasure_receipt(work_uri: str, at: str, receipt_id: str) -> str:
+    return join_uri(erasure_receipts(work_uri), f"{at[:19]}-{receipt_id}.json")
+
+
 def last_trained(work_uri: str) -> str:
     return join_uri(work_uri, "state", "last_trained.json")
 

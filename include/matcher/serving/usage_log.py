@@ -36,6 +36,10 @@ from include.matcher.stages.corpus import key_hash
 log = logging.getLogger(__name__)
 
 
+# Records a process keeps while S3 refuses them (a day of a busy page at most); beyond, the oldest go.
+MOST_QUEUED = 100_000
+
+
 def matches_prefix(work_uri: str) -> str:
     return join_uri(work_uri, "audit", "matches")
 
@@ -80,22 +84,40 @@ class SearchLog:
             self._wake.set()
 
     def flush(self) -> int:
-        """Write what is queued now; how many records were written."""
+        """Write what is queued now; how many records were written.
+
+        A candidate erased since its search was queued is left out of the record (the erasure's
+        hashes stay in ``state/recent_erasures.json`` for a day). A batch that cannot be written
+        goes back to the queue and is tried again with the next flush: the log loses no record unless
+        the queue passes :data:`MOST_QUEUED` (an outage of hours), and then says how many."""
         with self._lock:
             entries, self._queue = self._queue, []
         if not entries:
             return 0
         try:
-            secret = self.secret()
+            from include.matcher.stages.erasure import recently_erased
+
+            secret, erased = self.secret(), recently_erased(self.locations, self.storage)
+            written = []
             for entry in entries:
-                entry["returned"] = [
-                    {"candidate": key_hash(secret, key), "score": score} for key, score in entry["returned"]
-                ]
-            day = entries[0]["at"][:10]
-            name = f"{entries[0]['at'][11:19].replace(':', '')}-{uuid.uuid4().hex[:12]}.jsonl"
-            self.storage.put_jsonl(join_uri(matches_prefix(self.locations.work), day, name), entries)
-        except Exception:  # the log must never take a search (or its own thread) down; say so loudly
-            log.exception("search log: %d records could not be written", len(entries))
+                hashed = [{"candidate": key_hash(secret, key), "score": score} for key, score in entry["returned"]]
+                written.append({**entry, "returned": [hit for hit in hashed if hit["candidate"] not in erased]})
+            day = written[0]["at"][:10]
+            name = f"{written[0]['at'][11:19].replace(':', '')}-{uuid.uuid4().hex[:12]}.jsonl"
+            self.storage.put_jsonl(join_uri(matches_prefix(self.locations.work), day, name), written)
+        except Exception as error:  # the log must never take a search (or its own thread) down
+            with self._lock:
+                self._queue[:0] = entries  # oldest first, ahead of what came since
+                dropped = max(0, len(self._queue) - MOST_QUEUED)
+                if dropped:
+                    del self._queue[:dropped]
+            log.error(
+                "search log: %d records could not be written (%s); kept to retry%s",
+                len(entries),
+                type(error).__name__,
+                f", {dropped} oldest dropped past {MOST_QUEUED} queued" if dropped else "",
+                exc_info=True,
+            )
             return 0
         return len(entries)
 

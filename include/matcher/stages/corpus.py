@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from include.matcher.foundations import layout
 from include.matcher.foundations.settings import Locations, deployment_setting
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
-from include.matcher.foundations.uris import join_uri
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +30,23 @@ def erasure_secret(storage: ObjectStore, locations: Locations) -> bytes:
     configured = deployment_setting("MATCHER_ERASURE_KEY")
     if configured:
         return configured.encode()
-    uri = join_uri(locations.work, "state", "erasure_key.json")
+    uri = layout.erasure_key(locations.work)
     found = storage.get_with_etag(uri)
     if found is None:
         with contextlib.suppress(PreconditionFailed):  # made by a concurrent erasure or night: use theirs
             storage.put_json(uri, {"key": secrets.token_hex(32)}, if_none_match=True)
         found = storage.get_with_etag(uri)
     return json.loads(found[0])["key"].encode()
+
+
+def existing_erasure_secret(storage: ObjectStore, locations: Locations) -> bytes | None:
+    """The erasure key if one exists (configured or made by an earlier erasure or search), else None:
+    what a dry run reads, since it must change nothing."""
+    configured = deployment_setting("MATCHER_ERASURE_KEY")
+    if configured:
+        return configured.encode()
+    found = storage.get_with_etag(layout.erasure_key(locations.work))
+    return json.loads(found[0])["key"].encode() if found else None
 
 
 def tombstone(secret: bytes, key: str, etag: str) -> str:
