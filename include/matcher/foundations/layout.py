@@ -191,6 +191,10 @@ class Model:
     uri: str
 
     @property
+    def training_metadata(self) -> str:
+        return join_uri(self.uri, "training_metadata.jsonl")
+
+    @property
     def validation_report(self) -> str:
         return join_uri(self.uri, "validation_report.json")
 

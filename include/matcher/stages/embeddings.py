@@ -298,6 +298,10 @@ def publish_embeddings(
     rows = storage.get_jsonl(corpus_uri)
     cv_parts = [storage.get_json(layout.Snapshot.part_stats(uri)) for uri in sorted(part_uris)]
     if sum(part["rows"] for part in cv_parts) != len(rows):
+        # An erasure while the shards were embedded: it rewrote the corpus (and any part it found);
+        # a part written after it can still hold the CV. The parts are brought to the corpus as it is.
+        cv_parts = parts_of_corpus(cv_parts, {row["key"] for row in rows}, storage)
+    if sum(part["rows"] for part in cv_parts) != len(rows):
         raise RuntimeError(f"embedding parts hold {sum(part['rows'] for part in cv_parts)} CVs, the corpus {len(rows)}")
 
     offers, offer_rejects = job_offer_records(locations, storage)
@@ -347,6 +351,28 @@ def publish_embeddings(
     )
     log.info("refresh_embeddings: %s -> %s", manifest["counts"], target)
     return target
+
+
+def parts_of_corpus(cv_parts: list[dict], keys: set[str], storage: ObjectStore) -> list[dict]:
+    """The parts without any CV the corpus no longer holds (erased while they were embedded), each
+    rewritten where it held one; their stats as they are now."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    kept = []
+    for part in cv_parts:
+        table = read_parquet(part["uri"], storage)
+        wanted = pc.is_in(table.column("id"), value_set=pa.array(sorted(keys), pa.string()))
+        if pc.all(wanted).as_py() is False:
+            buffer = io.BytesIO()
+            pq.write_table(table.filter(wanted), buffer)
+            storage.put_bytes(part["uri"], buffer.getvalue())
+            log.info("refresh_embeddings: %s lost the CVs erased while it was embedded", part["uri"])
+        part = {**part, "rows": pc.sum(wanted).as_py() or 0}
+        storage.put_json(layout.Snapshot.part_stats(part["uri"]), part)
+        kept.append(part)
+    return kept
 
 
 def build_cv_index(snapshot: layout.Snapshot, cv_parts: list[dict], storage: ObjectStore) -> dict | None:

@@ -127,6 +127,9 @@ class Targets:
             key = None
         if key is not None:
             self.found.add(key)
+            if isinstance(value, dict) and isinstance(value.get("text_uri"), str):
+                # a parse outcome not yet in the ledger (a night parsing it now): its text goes too
+                self.text_uris.add(value["text_uri"])
         return key is not None
 
 
@@ -625,6 +628,7 @@ def scrub_tree(
         key=lambda uri: (not uri.endswith("/training_metadata.jsonl"), uri),
     )
     paired_drops: dict[str, set[int]] = {}  # pairs folder -> rows of its training metadata that go
+    published: dict[str, bool] = {}  # snapshot -> whether it has a manifest (was published once)
     for start in range(0, len(uris), READ_BATCH):
         batch = uris[start : start + READ_BATCH]
         for uri, original in zip(batch, storage.get_many(batch), strict=True):
@@ -645,8 +649,13 @@ def scrub_tree(
             if uri.endswith("training_metadata.jsonl"):
                 trained_on.add(folder)
             if root == locations.embeddings and (live_snapshot is None or not uri.startswith(live_snapshot)):
-                doomed_snapshots.add(layout.Snapshot.of_part(uri).uri if "/cvs/" in uri else folder)
-                continue
+                snapshot = layout.Snapshot.of_part(uri).uri if "/cvs/" in uri else folder
+                if snapshot not in published:
+                    published[snapshot] = storage.exists(layout.Snapshot(snapshot).manifest)
+                if published[snapshot]:  # an older snapshot no pointer names: deleted whole
+                    doomed_snapshots.add(snapshot)
+                    continue
+                # else one a night is building now: rewritten in place, so what it publishes lacks the CV
             changes.append(Change(uri, "rewrite", removed))
             if not dry_run:
                 storage.put_bytes(uri, blob)

@@ -159,6 +159,26 @@ def promote(report_uri: str, registry_uri: str, storage: ObjectStore, *, approva
     return version_uri
 
 
+def refuse_if_trained_on_erased(report: ValidationReport, locations, storage: ObjectStore) -> None:
+    """An erasure wins over a night in flight: a candidate trained on a CV the ledger no longer holds
+    (erased after the night read its pairs) is marked as such and never promoted; the next night
+    retrains without it."""
+    from include.matcher.stages.corpus import read_ledger
+    from include.matcher.stages.erasure import mark_trained_on_erased
+
+    if not report.candidate or not storage.exists(layout.Model(report.candidate).training_metadata):
+        return
+    metadata_uri = layout.Model(report.candidate).training_metadata
+    trained = {row["source_key"] for row in storage.get_jsonl(metadata_uri) if row.get("source_key")}
+    gone = trained - set(read_ledger(storage, locations)[0]["objects"])
+    if gone:
+        mark_trained_on_erased({report.candidate.rstrip("/")}, locations, storage)
+        raise PromotionRefused(
+            f"{len(gone)} of the {len(trained)} CVs candidate {report.version} was trained on left the corpus "
+            "(erased) while this night ran: it is not promoted; the next night retrains without them"
+        )
+
+
 def promote_night(report_uri: str, context: RunContext) -> dict:
     """The pipeline's promote step: :func:`promote`, then the night's corpus recorded as trained on.
 
@@ -166,6 +186,7 @@ def promote_night(report_uri: str, context: RunContext) -> dict:
     """
     locations, storage = context.locations, context.storage
     required = context.config.gate.require_approval
+    refuse_if_trained_on_erased(read_report(storage.get_bytes(report_uri)), locations, storage)
     version_uri = promote(report_uri, locations.registry, storage, approval_required=required)
     record_trained(storage.get_json(report_uri)["run"], locations, storage, "promoted")
     return storage.get_json(layout.Model(version_uri).entry)

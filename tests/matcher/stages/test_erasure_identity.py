@@ -339,3 +339,85 @@ def test_a_search_log_batch_that_cannot_be_written_is_kept_and_written_later(sto
         assert [r["user"] for r in read_search_log(storage, absent)] == ["u", "u2"]
     finally:
         remove_buckets(storage, absent)
+
+
+# -- an erasure wins whatever stage a night is in (case 3) ------------------------------------------
+
+
+def test_a_candidate_trained_on_a_cv_erased_while_the_night_trained_is_never_promoted(storage, locations, category):
+    from include.matcher.foundations.pointers import read_production
+    from include.matcher.stages.erasure import production_trained_on_erased
+    from include.matcher.stages.registry import PromotionRefused, promote_night, version_for
+    from tests.helpers import report_json
+
+    pairs = run_night(storage, locations, "night-1")
+    run = join_uri(locations.work, "runs", "night-1")
+    in_memory = storage.get_jsonl(join_uri(pairs, "training_metadata.jsonl"))  # what fine_tune read at its start
+    key = in_memory[0]["source_key"]
+    forget([key], [], locations, storage)  # lands while the model trains
+    candidate = join_uri(run, "candidate")  # the training ends after it, writing what it trained on
+    storage.put_bytes(join_uri(candidate, "model.safetensors"), b"weights")
+    storage.put_jsonl(join_uri(candidate, "training_metadata.jsonl"), in_memory)
+    report_uri = join_uri(candidate, "validation_report.json")
+    storage.put_json(report_uri, report_json(run, candidate, version_for(run)))
+    context = RunContext(run, PipelineConfig(locations=locations), storage)
+    with pytest.raises(PromotionRefused, match="erased"):
+        promote_night(report_uri, context)
+    assert read_production(storage, locations.registry) is None
+    assert candidate in storage.get_json(layout.erased_training(locations.work))["models"]
+    assert not production_trained_on_erased(locations, storage)
+
+
+def test_an_erasure_while_the_embeddings_are_refreshed_leaves_no_vector_of_the_cv(storage, locations, tmp_path):
+    """Once: "parts hold 44 CVs, the corpus 42" and a part file holding the key and its vector for 90 days."""
+    from include.devtools.demo_data import JOB_DESCRIPTIONS, cv_text
+    from include.matcher.foundations.pointers import read_current
+    from include.matcher.stages.embeddings import embed_part, plan_refresh, publish_embeddings, read_parquet
+    from tests.helpers import put_a_model_every_candidate_beats_in_production
+
+    rng = random.Random(8)
+    storage.put_json(locations.jobs_file, JOB_DESCRIPTIONS)
+    for name in JOB_DESCRIPTIONS:
+        for i in range(2):
+            storage.put_bytes(join_uri(locations.raw_cvs, name, f"cv{i}.txt"), cv_text(name, rng).encode())
+    version = put_a_model_every_candidate_beats_in_production(storage, locations, tmp_path / "zeroed")
+    run = join_uri(locations.work, "runs", "night-1")
+    corpus = parse(ingest(run, locations, storage, force=True), run, locations, storage)
+    shards = plan_refresh(version, corpus, locations, storage, shard_size=4)
+    keys = [row["key"] for row in storage.get_jsonl(corpus)]
+    erased = keys[0]
+    first = embed_part(shards[0], storage)  # read and encoded before the erasure...
+    late_write = {uri: storage.get_bytes(uri) for uri in (first, layout.Snapshot.part_stats(first))}
+    forget([erased], [], locations, storage, keep_raw=True)
+    for uri, blob in late_write.items():  # ...and written after it
+        storage.put_bytes(uri, blob)
+    parts = [first] + [embed_part(uri, storage) for uri in shards[1:]]
+    published = publish_embeddings(version, corpus, parts, locations, storage)
+    assert read_current(storage, locations.embeddings)["uri"] == published
+    held = [
+        key
+        for info in storage.list(locations.embeddings)
+        if info.uri.endswith(".parquet")
+        for key in read_parquet(info.uri, storage, ["id"]).column("id").to_pylist()
+    ]
+    assert erased not in held and sorted(set(held) & set(keys)) == sorted(keys[1:])
+
+
+def test_an_erasure_while_a_night_parses_the_cv_takes_its_fresh_text_too(storage, locations, category):
+    from include.matcher.stages.parse import collect, parse_shard, plan_shards
+
+    run = join_uri(locations.work, "runs", "night-1")
+    context = RunContext(run, PipelineConfig(locations=locations), storage)
+    manifest = ingest(run, locations, storage, force=True)
+    outcomes = [parse_shard(shard, context) for shard in plan_shards(manifest, context)]
+    key = sorted(item["key"] for item in storage.get_json(manifest)["items"])[-1]
+    texts_before = {info.uri for info in storage.list(join_uri(locations.work, "texts"))}
+    receipt = forget([key], [], locations, storage)  # parsed, not yet collected into the ledger
+    assert receipt["cvs_found"] == 1
+    collect(manifest, outcomes, context)
+    ledger, _ = read_ledger(storage, locations)
+    assert key not in ledger["objects"]
+    texts_now = {info.uri for info in storage.list(join_uri(locations.work, "texts"))}
+    assert {e["text_uri"] for e in ledger["objects"].values()} == texts_now  # no orphan holds its text
+    assert len(texts_before - texts_now) == 1
+    assert forget([key], [], locations, storage)["nothing_left"]
