@@ -446,6 +446,8 @@ def cmd_bias_audit(args) -> int:
     from include.matcher.foundations.models import load_model
     from include.matcher.stages import bias_audit
 
+    if args.audit_names_per_group == 0:
+        raise UsageError("--audit-names-per-group 0 turns the audit off; give 1 to 4 names per group")
     store = storage()
     locations = Locations.from_env()
     gate = GateConfig.from_mapping(vars(args))

@@ -29,9 +29,10 @@ class AuditNames:
     source: str = ""
 
     def first(self, per_group: int) -> AuditNames:
-        """The first ``per_group`` names of every group (0: all of them)."""
-        if per_group <= 0:
-            return self
+        """The first ``per_group`` names of every group (at least one: 0 is the audit turned off, which
+        its callers decide before they ask for names, never "all of them")."""
+        if per_group < 1:
+            raise ValueError(f"names per group must be at least 1 (0 turns the audit off), not {per_group}")
         return AuditNames({g: names[:per_group] for g, names in self.groups.items()}, self.line, self.source)
 
     def for_training(self) -> AuditNames:
@@ -67,6 +68,18 @@ def load_audit_names(path: str | Path | None = None) -> AuditNames:
     for group, names in groups.items():
         if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
             raise ValueError(f"audit names {path}: group {group!r} must be a non-empty list of names")
+    seen: dict[str, str] = {}
+    for group, names in groups.items():
+        for name in names:
+            spelt = " ".join(name.split()).casefold()
+            if spelt in seen:
+                # a name in two groups (or twice in one) makes their rates partly the same people's:
+                # the audit could no longer tell the groups apart, so no rule could refuse anything
+                raise ValueError(
+                    f"audit names {path}: {name!r} is in group {seen[spelt]!r} and again in {group!r}; "
+                    "each name belongs to one group, once"
+                )
+            seen[spelt] = group
     if not isinstance(line, str) or NAME_PLACEHOLDER not in line:
         raise ValueError(f"audit names {path}: 'line' must contain {NAME_PLACEHOLDER}")
     source = data.get("source", "") if isinstance(data, dict) else ""

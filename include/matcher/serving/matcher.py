@@ -21,6 +21,16 @@ import numpy as np
 
 from include.matcher.foundations.settings import BASE_MODEL
 
+# The most candidates one search returns: a recruiter's shortlist, not an export of the corpus.
+MOST_RESULTS = 1000
+
+
+def check_k(k) -> None:
+    """How many results a search asks for: a whole number from 1 to :data:`MOST_RESULTS`, checked
+    before anything is searched or logged."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MOST_RESULTS:
+        raise ValueError(f"the number of results must be a whole number from 1 to {MOST_RESULTS}, not {k!r}")
+
 
 @dataclass(frozen=True)
 class Match:
@@ -126,6 +136,7 @@ class VectorMatcher:
         """
         from include.matcher.serving.usage_log import search_log
 
+        check_k(k)
         index = self._snapshot()
         matches = [Match(**vars(hit)) for hit in index.top(index.cvs, self.encode([job_text])[0], k, category)]
         search_log(self.storage, self.locations).record(

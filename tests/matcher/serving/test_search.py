@@ -73,6 +73,18 @@ def test_top_candidates_and_jobs_answer_from_the_snapshot(storage, published):
     assert jobs[0].id == "NURSE#0" and jobs[0].source == "job_description"
 
 
+@pytest.mark.parametrize("k", [-5, 0, 1001, 2.5, True])
+def test_a_search_for_a_number_of_results_that_is_not_one_is_refused_and_not_logged(storage, published, k):
+    from include.matcher.serving.matcher import VectorMatcher
+    from include.matcher.serving.usage_log import read_search_log, search_log
+
+    matcher = VectorMatcher(model_name="production", storage=storage, device="cpu")
+    with pytest.raises(ValueError, match="number of results must be a whole number from 1 to 1000"):
+        matcher.top_candidates("Pilot.", k=k)
+    search_log(storage, published).flush()
+    assert read_search_log(storage, published) == []
+
+
 def test_a_model_other_than_the_snapshots_is_refused(storage, published):
     from include.matcher.serving.matcher import VectorMatcher
     from include.matcher.serving.search import SnapshotMismatch

@@ -109,6 +109,43 @@ def test_a_names_file_of_its_own_replaces_the_groups(tmp_path, monkeypatch):
             load_audit_names(own)
 
 
+def test_a_names_file_whose_groups_share_a_name_is_refused_and_zero_names_is_never_all(tmp_path):
+    """Shared names made the bias rules unable to refuse anything; ``first(0)`` once meant every name
+    (a 10,000-name file ran past 90 s at 947 MB) where the help says 0 turns the audit off."""
+    own = tmp_path / "names.json"
+    for shared in ({"a": ["Ann Lee", "Bo Diaz"], "b": ["ann  lee"]}, {"a": ["Ann Lee", "Ann Lee"], "b": ["Bo Diaz"]}):
+        own.write_text(json.dumps(shared))
+        with pytest.raises(ValueError, match="each name belongs to one group, once"):
+            load_audit_names(own)
+    with pytest.raises(ValueError, match="0 turns the audit off"):
+        load_audit_names().first(0)
+
+
+def test_the_cli_audit_with_no_names_is_a_usage_error_not_every_name():
+    import subprocess
+    import sys
+
+    from tests.helpers import PROJECT_ROOT
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "include.matcher",
+            "bias-audit",
+            "--model",
+            "all-MiniLM-L6-v2",
+            "--audit-names-per-group",
+            "0",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "turns the audit off" in done.stderr
+
+
 def test_the_audit_uses_the_names_it_is_given(base_model):
     from include.matcher.stages.bias_audit import audit_held_out
 
