@@ -6,11 +6,13 @@ page works wherever the API server mounts it.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from airflow.api_fastapi.core_api.security import GetUserDep
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, Form, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from matcher_ui.auth import login_or_error, may_read_the_matcher_dag, security_headers
+from matcher_ui.auth import login_or_error, may_read_the_matcher_dag, same_origin, security_headers
 from matcher_ui.live import challenger_comparison, production_matches
 
 # A query longer than any CV is cut: the model reads 256 tokens of it anyway.
@@ -36,20 +38,32 @@ def _context():
 
 
 @app.get("/", response_class=HTMLResponse)
-def matcher_page(user: GetUserDep, q: str | None = None) -> str:
+def matcher_page() -> str:
+    """The page. A search is a POST (:func:`matcher_search`): a ``?q=`` here is not searched, so no
+    query travels in a URL, where access logs and browser history would keep it."""
+    from include.matcher.pages.dashboard import render, search_box
+
+    storage, locations = _context()
+    return render(storage, locations, search=search_box(None, None, None))
+
+
+@app.post("/", response_class=HTMLResponse, dependencies=[Depends(same_origin)])
+def matcher_search(user: GetUserDep, q: Annotated[str, Form(max_length=MAX_QUERY_CHARS * 4)] = "") -> str:
+    """Production's top candidates for the posted job description, and the side-by-side view; each
+    search (both views) is one record in the search log, which keeps a hash of the query, never it."""
     from include.matcher.foundations.models import NotAModel
     from include.matcher.pages.dashboard import render, search_box
     from include.matcher.serving.search import NoSnapshot, SnapshotMismatch
 
     storage, locations = _context()
     matches, error, comparison = None, None, ""
-    if q and q.strip():
+    if q.strip():
         query = q[:MAX_QUERY_CHARS]
         try:
             matches = production_matches(query, storage, locations, user=user.get_name())
         except (LookupError, NoSnapshot, SnapshotMismatch, NotAModel, OSError) as problem:
             error = str(problem)
-        comparison = challenger_comparison(query, storage, locations)
+        comparison = challenger_comparison(query, storage, locations, user=user.get_name())
     return render(storage, locations, search=search_box(q, matches, error, comparison))
 
 

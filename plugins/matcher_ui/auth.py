@@ -11,7 +11,7 @@ the Airflow origin.
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep
@@ -33,6 +33,20 @@ def may_read_the_matcher_dag(user: GetUserDep) -> None:
 
     if not get_auth_manager().is_authorized_dag(method="GET", user=user, details=DagDetails(id=RETRAINING_DAG_ID)):
         raise HTTPException(status_code=403, detail=f"not allowed to read the {RETRAINING_DAG_ID} DAG")
+
+
+def same_origin(request: Request) -> None:
+    """A form post only from Airflow's own pages (cross-site request forgery): a browser names the
+    page that sent it (``Origin``, else ``Sec-Fetch-Site``); one from another site is refused. A
+    client that is no browser sends neither and authenticates with its bearer token."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        host = request.headers.get("x-forwarded-host") or request.headers.get("host")
+        if urlsplit(origin).netloc != host:
+            raise HTTPException(status_code=403, detail="a search is posted from the Matcher page itself")
+        return
+    if request.headers.get("sec-fetch-site") not in (None, "same-origin", "none"):
+        raise HTTPException(status_code=403, detail="a search is posted from the Matcher page itself")
 
 
 async def security_headers(request: Request, call_next):

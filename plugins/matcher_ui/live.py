@@ -27,7 +27,7 @@ def production_matches(query: str, storage, locations, k: int = 10, user: str | 
     return _matchers[key].top_candidates(query, k=k, user=user)
 
 
-def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:
+def challenger_comparison(query: str, storage, locations, k: int = 10, user: str | None = None) -> str:
     """The side-by-side table of production and the latest candidate, when that candidate is not production."""
     global _side_by_side
     from include.matcher.foundations.pointers import read_production
@@ -41,7 +41,7 @@ def challenger_comparison(query: str, storage, locations, k: int = 10) -> str:
     if _side_by_side is None:
         _side_by_side = SideBySide(storage)
     try:
-        ranked = _side_by_side.rank(challenger, query, k)
+        ranked = _side_by_side.rank(challenger, query, k, user=user, locations=locations)
     except Exception as error:  # the view is optional: a deleted or damaged vectors file must not take the page
         log.warning("side-by-side view unavailable for %s: %s", challenger.run, error)
         return side_by_side_unavailable(challenger)

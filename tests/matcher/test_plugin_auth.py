@@ -197,11 +197,11 @@ def test_the_page_finds_the_same_candidates_as_the_cli(api_server, storage, loca
     promote_base_model_and_refresh(storage, locations)
     query = "Airline pilot for short-haul jets."
     expected = [json.loads(line)["id"] for line in run_cli("match", "--text", query, "--top", "10", "--json")]
-    page = client.get("/matcher/", params={"q": query}, headers={"Authorization": f"Bearer {token_for(auth_manager)}"})
+    page = client.post("/matcher/", data={"q": query}, headers={"Authorization": f"Bearer {token_for(auth_manager)}"})
     assert page.status_code == 200 and "Production (v-base)" in page.text
     positions = [page.text.find(f"<td>{key}</td>") for key in expected]
     assert len(expected) == 5 and -1 not in positions and positions == sorted(positions)  # all five, in the same order
-    assert client.get("/matcher/", params={"q": query}).status_code == 401  # the search is behind the login too
+    assert client.post("/matcher/", data={"q": query}).status_code == 401  # the search is behind the login too
 
 
 def test_every_search_from_the_page_and_the_cli_leaves_one_record_with_its_user_and_version(
@@ -216,7 +216,7 @@ def test_every_search_from_the_page_and_the_cli_leaves_one_record_with_its_user_
     headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
     queries = ["Airline pilot for short-haul jets.", "Line cook for a busy grill.", "Pastry chef."]
     for query in queries:
-        assert client.get("/matcher/", params={"q": query}, headers=headers).status_code == 200
+        assert client.post("/matcher/", data={"q": query}, headers=headers).status_code == 200
     for query in queries[:2]:
         run_cli("match", "--text", query, "--top", "3", "--user", "recruiter-cli")
     search_log(storage, locations).flush()  # the page's records are written off the request path
@@ -254,7 +254,7 @@ def test_the_page_ranks_held_out_cvs_with_production_and_the_newer_candidate_sid
     validate(candidate, pairs, run, locations, GateConfig(), storage)
 
     query = "Pastry cook for a hotel restaurant: bread and desserts."
-    page = client.get("/matcher/", params={"q": query}, headers={"Authorization": f"Bearer {token_for(auth_manager)}"})
+    page = client.post("/matcher/", data={"q": query}, headers={"Authorization": f"Bearer {token_for(auth_manager)}"})
     assert page.status_code == 200 and "side by side" in page.text, page.text[-3000:]
     table = page.text.split("side by side", 1)[1]
     rows = re.findall(r"<tr><td>\d+</td>((?:<td>[^<]*</td>){6})</tr>", table)
@@ -270,6 +270,74 @@ def test_the_page_ranks_held_out_cvs_with_production_and_the_newer_candidate_sid
     assert "night-25" in table and "candidate " in table
     for vector_file in (join_uri(run, "validation", "held_out_vectors.parquet"),):
         assert b"Pastry section" not in storage.get_bytes(vector_file)  # keys and vectors, never CV text
+
+
+def test_a_search_is_a_post_from_the_page_itself_and_no_url_carries_a_query(api_server, storage, locations):
+    """A GET's query lands in the API server's access log and the browser's history (issue 27 case 15)."""
+    from include.matcher.serving.usage_log import read_search_log, search_log
+    from tests.matcher.serving.test_search import promote_base_model_and_refresh
+
+    client, auth_manager = api_server
+    promote_base_model_and_refresh(storage, locations)
+    headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
+    query = "Confidential requisition: airline pilot for short-haul jets."
+    page = client.get("/matcher/", params={"q": query}, headers=headers)
+    assert page.status_code == 200 and '<form method="post" action="./">' in page.text
+    assert "Production (v-base)" not in page.text and query not in page.text  # a URL's query is not searched
+    search_log(storage, locations).flush()
+    assert read_search_log(storage, locations) == []
+    from_elsewhere = {**headers, "Origin": "https://attacker.example"}
+    assert client.post("/matcher/", data={"q": query}, headers=from_elsewhere).status_code == 403
+    cross_site = {**headers, "Sec-Fetch-Site": "cross-site"}
+    assert client.post("/matcher/", data={"q": query}, headers=cross_site).status_code == 403
+    from_the_page = {**headers, "Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+    searched = client.post("/matcher/", data={"q": query}, headers=from_the_page)
+    assert searched.status_code == 200 and "Production (v-base)" in searched.text
+    search_log(storage, locations).flush()
+    assert len(read_search_log(storage, locations)) == 1 and query not in json.dumps(
+        read_search_log(storage, locations)
+    )
+
+
+def test_the_side_by_side_view_logs_its_searches_and_stops_ranking_an_erased_cv_at_once(
+    api_server, storage, locations, base_model, tmp_path
+):
+    """Its cache once served an erased CV for as long as the server ran, and its searches left no record."""
+    from include.matcher.foundations.settings import GateConfig
+    from include.matcher.serving.usage_log import read_search_log, search_log
+    from include.matcher.stages.corpus import erasure_secret, key_hash
+    from include.matcher.stages.erasure import forget
+    from include.matcher.stages.validation import validate
+    from tests.helpers import damaged_model
+    from tests.matcher.serving.test_search import promote_base_model_and_refresh
+    from tests.matcher.stages.test_validation import HELD_OUT, JOBS
+
+    client, auth_manager = api_server
+    promote_base_model_and_refresh(storage, locations)
+    base = locations.raw_cvs.split("/", 3)[3]
+    held_out = [{**cv, "key": f"{base}/{cv['key']}"} for cv in HELD_OUT]  # bucket keys, as ingest writes them
+    run = join_uri(locations.work, "runs", "night-25")
+    pairs = join_uri(run, "pairs")
+    storage.put_jsonl(join_uri(pairs, "test.jsonl"), held_out)
+    storage.put_jsonl(join_uri(pairs, "train_cvs.jsonl"), held_out)
+    storage.put_json(join_uri(pairs, "jobs.json"), JOBS)
+    storage.put_json(join_uri(pairs, "summary.json"), {"data_hash": "h"})
+    damaged_model(base_model, tmp_path / "noisy", "noisy")
+    storage.upload_dir(tmp_path / "noisy", join_uri(run, "candidate"))
+    validate(join_uri(run, "candidate"), pairs, run, locations, GateConfig(audit_names_per_group=1), storage)
+
+    headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
+    query = "Pastry cook for a hotel restaurant: bread and desserts."
+    erased = held_out[2]["key"]
+    before = client.post("/matcher/", data={"q": query}, headers=headers).text.split("side by side", 1)[1]
+    assert f"<td>{erased}</td>" in before
+    forget([erased], [], locations, storage)
+    after = client.post("/matcher/", data={"q": query}, headers=headers).text
+    assert "side by side" in after and f"<td>{erased}</td>" not in after.split("side by side", 1)[1]
+    search_log(storage, locations).flush()
+    side_records = [r for r in read_search_log(storage, locations) if r["filters"].get("view") == "side by side"]
+    assert len(side_records) == 4 and {r["user"] for r in side_records} == {"viewer-user"}  # two searches, two sides
+    assert key_hash(erasure_secret(storage, locations), erased) not in json.dumps(read_search_log(storage, locations))
 
 
 def test_crafted_reports_and_run_folders_never_give_a_500(api_server, storage, locations):
@@ -324,5 +392,5 @@ def test_crafted_reports_and_run_folders_never_give_a_500(api_server, storage, l
         for route in ("/matcher/report.html", "/matcher/report"):
             response = client.get(route, params={"run": run}, headers=headers)
             assert response.status_code == 404, (route, run, response.status_code)
-    searched = client.get("/matcher/", params={"q": "Pastry cook"}, headers=headers)
+    searched = client.post("/matcher/", data={"q": "Pastry cook"}, headers=headers)
     assert searched.status_code == 200 and "held-out vectors are missing or unreadable" in searched.text

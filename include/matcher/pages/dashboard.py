@@ -153,8 +153,10 @@ def side_by_side_unavailable(challenger) -> str:
 def search_box(query: str | None, matches: list | None, error: str | None, comparison: str = "") -> str:
     """The "try a job description" form and, after a query, production's top candidates for it
     (and ``comparison``, the side-by-side table when a newer candidate exists)."""
+    # POST: a query (a confidential requisition, a pasted CV) must reach neither the server's access
+    # log nor the browser's history, as a GET's URL does.
     form = (
-        '<form method="get" action="./"><textarea name="q" rows="4" cols="90" '
+        '<form method="post" action="./"><textarea name="q" rows="4" cols="90" '
         'placeholder="Paste a job description: the stored CVs that fit it best are listed from production">'
         f'{html.escape(query or "")}</textarea><br><button type="submit">Find candidates</button></form>'
     )

@@ -61,30 +61,44 @@ class SideBySide:
         self._lock = threading.Lock()
 
     def _models_and_vectors(self, challenger: Challenger):
+        """The challenger's two models and its held-out vectors as they are now: the vectors are read
+        again whenever their object changed (an erasure rewrote it), so an erased CV is never ranked."""
         import pyarrow.parquet as pq
 
         from include.matcher.foundations.models import load_model
 
+        head = self.storage.head(challenger.vectors_uri)
+        if head is None:
+            raise FileNotFoundError(f"held-out vectors {challenger.vectors_uri} are gone")
         with self._lock:
-            if challenger.vectors_uri not in self._loaded:
-                table = pq.read_table(io.BytesIO(self.storage.get_bytes(challenger.vectors_uri)))
+            loaded = self._loaded.get(challenger.vectors_uri)
+            if loaded is None:  # one challenger at a time: a new night replaces the old models
                 models = {
                     "production": load_model(challenger.production_name, self.storage),
                     "candidate": load_model(challenger.candidate_uri, self.storage),
                 }
-                vectors = {side: vector_column(table, side) for side in models}
-                self._loaded = {  # one challenger at a time: a new night replaces the old models
-                    challenger.vectors_uri: (
-                        models,
-                        vectors,
-                        table.column("key").to_pylist(),
-                        table.column("category").to_pylist(),
-                    )
-                }
-            return self._loaded[challenger.vectors_uri]
+                loaded = self._loaded = {challenger.vectors_uri: {"models": models, "etag": None}}
+                loaded = loaded[challenger.vectors_uri]
+            if loaded["etag"] != head.etag:
+                found = self.storage.get_with_etag(challenger.vectors_uri)
+                table = pq.read_table(io.BytesIO(found[0]))
+                loaded.update(
+                    etag=found[1],
+                    vectors={side: vector_column(table, side) for side in loaded["models"]},
+                    keys=table.column("key").to_pylist(),
+                    categories=table.column("category").to_pylist(),
+                )
+            return loaded["models"], loaded["vectors"], loaded["keys"], loaded["categories"]
 
-    def rank(self, challenger: Challenger, query: str, k: int = 10) -> dict[str, list[Hit]]:
-        """``{"production": [...], "candidate": [...]}``: each model's top ``k`` held-out CVs."""
+    def rank(
+        self, challenger: Challenger, query: str, k: int = 10, *, user: str | None = None, locations=None
+    ) -> dict[str, list[Hit]]:
+        """``{"production": [...], "candidate": [...]}``: each model's top ``k`` held-out CVs. Each
+        side is a search for candidates like any other: one record in ``locations``' search log."""
+        from include.matcher.serving.matcher import check_k
+        from include.matcher.serving.usage_log import search_log
+
+        check_k(k)
         models, vectors, keys, categories = self._models_and_vectors(challenger)
         versions = {"production": challenger.production_version or "base", "candidate": challenger.version}
         ranked = {}
@@ -94,4 +108,14 @@ class SideBySide:
                 Hit(keys[i], score, categories[i], "cv", versions[side])
                 for i, score in exact_top(vectors[side], encoded[0], k)
             ]
+            if locations is not None:
+                search_log(self.storage, locations).record(
+                    user=user,
+                    query=query,
+                    k=k,
+                    filters={"view": "side by side", "pool": "held-out CVs of " + challenger.run.rsplit("/", 1)[-1]},
+                    version=versions[side],
+                    snapshot=challenger.vectors_uri,
+                    hits=ranked[side],
+                )
         return ranked
