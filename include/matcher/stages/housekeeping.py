@@ -96,6 +96,7 @@ def housekeep(locations: Locations, storage: ObjectStore, now: datetime | None =
 
     ledger, _ = read_ledger(storage, locations)
     referenced = {entry.get("text_uri") for entry in ledger["objects"].values()}
+    referenced |= texts_of_uncollected_nights(objects, manifests, storage, cutoff)
     for info in storage.list(join_uri(locations.work, "texts")):
         if info.uri not in referenced and info.modified and info.modified < (now - ORPHAN_GRACE).isoformat():
             delete(info.uri, "texts")
@@ -110,6 +111,26 @@ def housekeep(locations: Locations, storage: ObjectStore, now: datetime | None =
     summary = {"dry_run": dry_run, **settings, **{kind: len(uris) for kind, uris in deleted.items()}}
     log.info("housekeeping: %s", summary)
     return {**summary, "deleted": deleted}
+
+
+def texts_of_uncollected_nights(objects, manifests: dict, storage: ObjectStore, cutoff: datetime) -> set[str]:
+    """Texts a night parsed (or found in the cache) but has not yet committed to the ledger: its
+    ``collect`` will point the ledger at them, so they are no orphans while that night is in flight
+    (younger than the retention and without a corpus snapshot). A cache hit on an old orphan used
+    to lose its text to a housekeeping run between ``parse_shard`` and ``collect``."""
+    uris = {info.uri for info in objects}
+    texts: set[str] = set()
+    for info in objects:
+        if not info.uri.endswith("/outcomes.jsonl") or "/parse/shards/" not in info.uri:
+            continue
+        run_uri = info.uri.split("/parse/shards/", 1)[0]
+        if run_uri not in manifests or layout.Run(run_uri).corpus in uris:
+            continue  # collected (the ledger says what it refers to), or no night at all
+        created = storage.get_json(manifests[run_uri].uri).get("created_at", "")
+        if created and datetime.fromisoformat(created) < cutoff:
+            continue  # a night abandoned longer ago than anything is kept
+        texts |= {row.get("text_uri") for row in storage.get_jsonl(info.uri) if row.get("text_uri")}
+    return texts
 
 
 def housekeeping(context) -> dict:

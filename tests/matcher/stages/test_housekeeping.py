@@ -164,3 +164,42 @@ def test_a_night_with_housekeeping_between_each_of_its_stages_completes(storage,
         join_uri(run, "candidate", "training_metadata.jsonl")
     )
     assert len(production_matcher(storage, locations).top_candidates("Line cook for a grill", k=5)) == 5
+
+
+def test_housekeeping_between_a_cache_hit_on_an_orphan_text_and_collect_leaves_the_text(storage, locations):
+    """A CV re-uploaded with the bytes of one removed earlier hits its orphaned text in the cache; a
+    housekeeping run before ``collect`` used to delete it, and the ledger then pointed at nothing."""
+    import random
+
+    from include.devtools.demo_data import JOB_DESCRIPTIONS, cv_text
+    from include.matcher.foundations.context import RunContext
+    from include.matcher.foundations.settings import PipelineConfig
+    from include.matcher.stages.corpus import load_corpus_texts, read_ledger
+    from include.matcher.stages.ingest import ingest
+    from include.matcher.stages.parse import collect, parse, parse_shard, plan_shards
+
+    rng = random.Random(2)
+    storage.put_json(locations.jobs_file, JOB_DESCRIPTIONS)
+    chosen = sorted(JOB_DESCRIPTIONS)[0]
+    body = cv_text(chosen, rng).encode()
+    storage.put_bytes(join_uri(locations.raw_cvs, chosen, "first.txt"), body)
+    storage.put_bytes(join_uri(locations.raw_cvs, chosen, "other.txt"), cv_text(chosen, rng).encode())
+    for name in ("night-1", "night-2"):  # parsed, then its file removed: its text is an orphan
+        run = join_uri(locations.work, "runs", name)
+        parse(ingest(run, locations, storage), run, locations, storage)
+        storage.delete(join_uri(locations.raw_cvs, chosen, "first.txt"))
+    (orphan,) = set(info.uri for info in storage.list(join_uri(locations.work, "texts"))) - {
+        entry["text_uri"] for entry in read_ledger(storage, locations)[0]["objects"].values()
+    }
+
+    storage.put_bytes(join_uri(locations.raw_cvs, chosen, "again.txt"), body)
+    run = join_uri(locations.work, "runs", "night-3")
+    context = RunContext(run, PipelineConfig(locations=locations), storage)
+    manifest = ingest(run, locations, storage)
+    outcomes = [parse_shard(shard, context) for shard in plan_shards(manifest, context)]
+    assert [row["text_uri"] for uri in outcomes for row in storage.get_jsonl(uri)] == [orphan]  # a cache hit
+    found = housekeep(locations, storage, now=NOW + timedelta(days=2))  # the orphan is days old by now
+    assert orphan not in found["deleted"]["texts"] and storage.exists(orphan)
+    corpus = collect(manifest, outcomes, context)
+    again = next(e for k, e in read_ledger(storage, locations)[0]["objects"].items() if k.endswith("again.txt"))
+    assert again["text_uri"] == orphan and len(load_corpus_texts(corpus, storage)) == 2  # every text is there
