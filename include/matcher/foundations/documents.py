@@ -30,6 +30,7 @@ REJECT_REASONS = {
     "timeout": "parsing took longer than the configured wall-clock limit",
     "memory": "parsing needed more memory than the configured limit",
     "too_long": "more text than any CV holds (over the configured character limit)",
+    "not_language": "characters that are not language: unmapped glyphs (cid:NN), or one letter per line",
     "vanished": "the file was deleted or replaced between ingest and parse",
 }
 
@@ -138,7 +139,30 @@ def accept_text(text: str, limits: ParseLimits | None = None) -> str:
         raise Rejected(
             "no_text", f"{word_characters} letters or digits in {len(text)} characters (< {limits.min_chars / 2:g})"
         )
+    if why := not_language(text):
+        raise Rejected("not_language", why)
     return text
+
+
+# A font without a text mapping leaves pdfminer's "(cid:86)" per glyph; a CV has none, or a stray few.
+UNMAPPED_GLYPH = re.compile(r"\(cid:\d+\)")
+MOST_UNMAPPED_SHARE = 0.05
+# Vertical text (or glyphs placed one by one) comes out a letter per line: a CV has a few such lines
+# (bullets, initials), never most of them. Measured on the 1,723 shared resumes: see README "PDF text".
+SCATTERED_MIN_LINES = 30
+MOST_SCATTERED_SHARE = 0.5
+
+
+def not_language(text: str) -> str | None:
+    """Why ``text`` is not language a model can read, or None: unmapped glyphs, or a letter per line."""
+    unmapped = sum(len(found) for found in UNMAPPED_GLYPH.findall(text))
+    if unmapped > MOST_UNMAPPED_SHARE * len(text):
+        return f"{unmapped} of {len(text)} characters are unmapped glyphs (cid:NN): the font has no text mapping"
+    lines = [line for line in text.split("\n") if line.strip()]
+    scattered = sum(len(line.replace(" ", "")) <= 2 for line in lines)
+    if len(lines) >= SCATTERED_MIN_LINES and scattered > MOST_SCATTERED_SHARE * len(lines):
+        return f"{scattered} of {len(lines)} lines hold one or two characters (vertical or scattered glyphs)"
+    return None
 
 
 # Format characters (zero-width spaces and joiners, BOMs, bidi marks), control characters but the
@@ -175,7 +199,9 @@ def _pdf(data: bytes, limits: ParseLimits) -> ParsedText:
     fallback = ""
     if limits.pdf_extractor == "pdfium":
         try:
-            pages = pdf_text.pdfium_pages(data)
+            pages = pdf_text.pdfium_pages(data, most_chars=2 * limits.max_chars)
+        except pdf_text.TooMuchContent as stopped:  # counted by pdfium: no fallback reads it all again
+            raise Rejected(stopped.reason, stopped.detail) from None
         except Exception as error:  # noqa: BLE001 - pdfium's errors are pdfplumber's to classify
             fallback = f"pdfium could not read it ({type(error).__name__}: {error})"[:300]
         else:

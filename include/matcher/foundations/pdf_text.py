@@ -27,8 +27,9 @@ import ctypes
 from dataclasses import dataclass
 
 # Raised when the reconstruction changes, so texts made by an older one are parsed again (2: zero-width
-# spaces, glyphs without a code point and pdfium's line breaks no longer end a word).
-WORDS_VERSION = 2
+# spaces, glyphs without a code point and pdfium's line breaks no longer end a word; 3: invisible text
+# beside visible text is left out).
+WORDS_VERSION = 3
 X_TOLERANCE = 3.0  # points, pdfplumber's default x_tolerance
 Y_TOLERANCE = 3.0  # points, pdfplumber's default y_tolerance
 # A dropped object is looked for among the few objects between two characters' own.
@@ -43,6 +44,22 @@ _NOT_TEXT = {"\x00", "\ufffe", "\ufeff"}  # what normalising drops anyway
 MIN_SPACED_CHARS = 200
 MAX_CHARS_PER_SPACE = 25
 LONGEST_WORD = 60
+# What a worker reads of one PDF before it stops: a 1.6 KB file can draw a million glyphs (57 s and
+# MemoryError through the full path) or 200,000 objects (41 s). A real CV page holds a few thousand.
+MOST_OBJECTS_PER_PAGE = 50_000
+# No CV has a word this long; pdfium cuts one text object at 32,767 characters, so a single string of
+# a million glyphs shows here rather than in the character count (pdfplumber would read it all).
+MOST_WORD_CHARS = 5_000
+INVISIBLE = 3  # FPDF_TEXTRENDERMODE_INVISIBLE: text that is there to be found, not read
+
+
+class TooMuchContent(Exception):
+    """A PDF that holds more than any CV: stopped early, before its content is read (``reason`` as
+    :data:`~include.matcher.foundations.documents.REJECT_REASONS` names it)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
 
 
 def versions() -> str:
@@ -78,6 +95,7 @@ class _Pdfium:
         self.get_object = declare("FPDFPage_GetObject", pointer, pointer, integer)
         self.object_type = declare("FPDFPageObj_GetType", integer, pointer)
         self.object_bounds = declare("FPDFPageObj_GetBounds", integer, pointer, floats, floats, floats, floats)
+        self.render_mode = declare("FPDFTextObj_GetTextRenderMode", integer, pointer)
 
 
 _PDFIUM: _Pdfium | None = None
@@ -163,19 +181,42 @@ def text_objects(page) -> int:
     )
 
 
-def page_words(page, textpage, height: float) -> list[Word]:
-    """The words of one page (pypdfium2 ``PdfPage`` and ``PdfTextPage``), in pdfium's reading order."""
+def invisible_characters(api: _Pdfium, text_handle: int, text: list[str]) -> set[int]:
+    """Indexes of the characters drawn invisibly (render mode 3) on a page that also has visible
+    text: hidden keywords, which no reader sees, are no part of the CV. A page whose text is all
+    invisible is a scan's OCR layer, and that text is the CV's: kept."""
+    modes: dict[int, int] = {}
+    invisible, visible = set(), False
+    for index, character in enumerate(text):
+        if character.isspace():
+            continue
+        handle = api.text_object(text_handle, index)
+        if handle not in modes:
+            modes[handle] = api.render_mode(handle) if handle else 0
+        if modes[handle] == INVISIBLE:
+            invisible.add(index)
+        else:
+            visible = True
+    return invisible if visible else set()
+
+
+def page_words(page, textpage, height: float, most_chars: int | None = None) -> list[Word]:
+    """The words of one page (pypdfium2 ``PdfPage`` and ``PdfTextPage``), in pdfium's reading order;
+    :class:`TooMuchContent` past ``most_chars`` characters."""
     api = _pdfium()
     page_handle = ctypes.cast(page.raw, ctypes.c_void_p).value
     text_handle = ctypes.cast(textpage.raw, ctypes.c_void_p).value
     count = api.count_chars(text_handle)
     if count <= 0:
         return []
+    if most_chars is not None and count > most_chars:
+        raise TooMuchContent("too_long", f"{count} characters on one page (> {most_chars})")
     # One code point per character index (FPDFText_GetText's UTF-16 leaves out characters without
     # one and splits others in two, which would shift every index after them).
     unicode = api.unicode
     points = map(unicode, [text_handle] * count, range(count))
     text = [chr(point) if 0 < point < 0x110000 else "\x00" for point in points]
+    hidden = invisible_characters(api, text_handle, text)
     dropped = _DroppedObjects(api, page_handle, text_handle, height)
     box = api.rect_type()
     box_pointer = ctypes.pointer(box)
@@ -188,7 +229,7 @@ def page_words(page, textpage, height: float) -> list[Word]:
     for index, character in enumerate(text):
         if character in "\r\n" and api.is_generated(text_handle, index) == 1:
             continue  # pdfium's guess at a line break: where the boxes say the line goes on, it does
-        if character.isspace():
+        if character.isspace() or index in hidden:
             if letters:
                 words.append(Word("".join(letters), x0, x1, top))
                 letters = []
@@ -217,6 +258,9 @@ def page_words(page, textpage, height: float) -> list[Word]:
         letters.append("" if character in _NOT_TEXT else LIGATURES.get(character, character))
     if letters:
         words.append(Word("".join(letters), x0, x1, top))
+    longest = max((len(word.text) for word in words), default=0)
+    if longest > MOST_WORD_CHARS:
+        raise TooMuchContent("not_language", f"a run of {longest} characters without a space: no word is that long")
     return [word for word in words if word.text]
 
 
@@ -232,18 +276,28 @@ def words_to_text(words: list[Word]) -> str:
     return "\n".join(" ".join(word.text for word in sorted(line, key=lambda word: word.x0)) for line in lines)
 
 
-def pdfium_pages(data: bytes) -> list[PageText]:
+def pdfium_pages(data: bytes, most_chars: int | None = None) -> list[PageText]:
     """Each page's text. Raises pypdfium2's ``PdfiumError`` for what pdfium cannot open (corrupt,
-    encrypted): the caller decides what that means."""
+    encrypted): the caller decides what that means; :class:`TooMuchContent` for a page of more than
+    :data:`MOST_OBJECTS_PER_PAGE` objects or a file of more than ``most_chars`` characters, before
+    they are read."""
     import pypdfium2
 
     document = pypdfium2.PdfDocument(data)
+    api = _pdfium()
     try:
-        pages = []
-        for page in document:
+        pages, left = [], most_chars
+        for number, page in enumerate(document, 1):
+            objects = api.count_objects(ctypes.cast(page.raw, ctypes.c_void_p).value)
+            if objects > MOST_OBJECTS_PER_PAGE:
+                page.close()
+                raise TooMuchContent("too_large", f"{objects} objects on page {number} (> {MOST_OBJECTS_PER_PAGE})")
             textpage = page.get_textpage()
             try:
-                text = words_to_text(page_words(page, textpage, page.get_height()))
+                words = page_words(page, textpage, page.get_height(), left)
+                text = words_to_text(words)
+                if left is not None:
+                    left -= sum(len(word.text) + 1 for word in words)
                 pages.append(PageText(text, text_objects(page) if not text.strip() else -1))
             finally:
                 textpage.close()

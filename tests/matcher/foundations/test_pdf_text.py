@@ -227,3 +227,94 @@ def test_the_parser_a_text_was_made_by_is_what_the_cache_and_ledger_compare():
     assert recorded_parser({"parser": "pdfium:1"}, "a/cv.pdf") == "pdfium:1"
     with pytest.raises(ValueError, match="MATCHER_PDF_EXTRACTOR"):
         ParseLimits(pdf_extractor="pdftotext")
+
+
+# -- garbage never becomes a CV (issue 27 case 21) ---------------------------------------------------
+
+STUFFING = "kubernetes blockchain harvard stanford"
+
+
+def cv_with_hidden_keywords(pdf):
+    text = pdf.beginText(50, 780)
+    text.setFont("Helvetica", 10)
+    for line in LINES * 2:
+        text.textLine(line)
+    pdf.drawText(text)
+    hidden = pdf.beginText(50, 600)
+    hidden.setFont("Helvetica", 10)
+    hidden.setTextRenderMode(3)  # invisible: there for a keyword search, not for a reader
+    hidden.textLine(STUFFING)
+    pdf.drawText(hidden)
+
+
+def ocr_layer_only(pdf):
+    """A scan's OCR text: invisible (mode 3) over an image, and the only text the page has."""
+    text = pdf.beginText(50, 780)
+    text.setFont("Helvetica", 10)
+    text.setTextRenderMode(3)
+    for line in LINES * 2:
+        text.textLine(line)
+    pdf.drawText(text)
+
+
+def test_invisible_text_beside_visible_text_is_no_part_of_the_cv_but_an_ocr_layer_is():
+    stuffed = extract_text(page_pdf(cv_with_hidden_keywords), "cv.pdf", PDFIUM)
+    assert stuffed.extractor == "pdfium" and LINES[0] in stuffed.text and "kubernetes" not in stuffed.text
+    scanned = extract_text(page_pdf(ocr_layer_only), "scan.pdf", PDFIUM)
+    assert LINES[0] in scanned.text  # the OCR layer is the scan's text: kept
+
+
+def test_a_letter_per_line_is_not_language():
+    """Vertical text (each glyph on its own line) came out as a soup that was accepted as a CV."""
+
+    def vertical(pdf):
+        pdf.setFont("Helvetica", 8)
+        for column, line in enumerate(LINES[:2]):
+            for row, character in enumerate(line.replace(" ", "")[:60]):
+                pdf.drawString(60 + 30 * column * 3, 800 - 9 * row, character)
+
+    for limits in (PDFIUM, PDFPLUMBER):
+        with pytest.raises(Rejected) as refused:
+            extract_text(page_pdf(vertical), "vertical.pdf", limits)
+        assert refused.value.reason == "not_language" and "one or two characters" in refused.value.detail
+
+
+def test_unmapped_glyphs_are_not_language():
+    """pdfplumber's text of a CID font without ToUnicode: (cid:86)(cid:104)... was accepted as a CV."""
+    glyphs = "".join(f"(cid:{80 + i % 40})" for i in range(400))
+    with pytest.raises(Rejected) as refused:
+        extract_text(f"Curriculum vitae\n{glyphs}\n{glyphs}".encode(), "cv.txt")
+    assert refused.value.reason == "not_language" and "unmapped glyphs" in refused.value.detail
+    assert extract_text(f"{LINES[0]}\n{LINES[1]} (cid:3)\n{LINES[2]}".encode(), "cv.txt")  # a stray one is fine
+
+
+def test_a_pdf_of_more_glyphs_or_objects_than_any_cv_is_stopped_before_it_is_read():
+    """1.6 KB can draw a million glyphs (57 s, then MemoryError) or 200,000 objects (41 s)."""
+
+    def glyph_bomb(pdf):
+        pdf.setFont("Helvetica", 1)
+        for row in range(50):
+            pdf.drawString(10, 10 + row, "A " * 5_000)
+
+    def one_endless_string(pdf):
+        pdf.setFont("Helvetica", 1)
+        pdf.drawString(10, 10, "A" * 1_000_000)
+
+    def object_bomb(pdf):
+        pdf.setFont("Helvetica", 1)
+        for index in range(pdf_text.MOST_OBJECTS_PER_PAGE + 10):
+            pdf.drawString(10 + index % 500, 10 + index // 500, "x")
+
+    bomb = page_pdf(glyph_bomb)
+    assert len(bomb) < 10_000  # compressed: small to upload, huge to read
+    with pytest.raises(Rejected) as refused:
+        extract_text(bomb, "bomb.pdf", PDFIUM)
+    assert refused.value.reason == "too_long" and "characters on one page" in refused.value.detail
+    endless = page_pdf(one_endless_string)
+    assert len(endless) < 10_000
+    with pytest.raises(Rejected) as refused:
+        extract_text(endless, "endless.pdf", PDFIUM)
+    assert refused.value.reason == "not_language" and "without a space" in refused.value.detail
+    with pytest.raises(Rejected) as refused:
+        extract_text(page_pdf(object_bomb), "objects.pdf", PDFIUM)
+    assert refused.value.reason == "too_large" and "objects on page 1" in refused.value.detail
