@@ -208,7 +208,10 @@ class Storage:
     def head(self, uri: str) -> ObjectInfo | None:
         loc = S3Uri.parse(uri)
         response = _unless_missing(self.client.head_object, Bucket=loc.bucket, Key=loc.key)
-        return None if response is None else ObjectInfo(loc.key, response["ETag"], response["ContentLength"], uri)
+        if response is None:
+            return None
+        modified = response["LastModified"].isoformat() if "LastModified" in response else ""
+        return ObjectInfo(loc.key, response["ETag"], response["ContentLength"], uri, modified)
 
     def exists(self, uri: str) -> bool:
         return self.head(uri) is not None

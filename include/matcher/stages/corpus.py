@@ -49,8 +49,13 @@ def existing_erasure_secret(storage: ObjectStore, locations: Locations) -> bytes
     return json.loads(found[0])["key"].encode() if found else None
 
 
-def tombstone(secret: bytes, key: str, etag: str) -> str:
-    return hmac.new(secret, f"{key}\0{etag.strip(chr(34))}".encode(), hashlib.sha256).hexdigest()
+def tombstone(secret: bytes, key: str, etag: str, modified: str = "") -> str:
+    """The keyed hash that marks one raw object (key, ETag and, where known, the second it was
+    written) as erased. The time tells a re-upload of the same bytes (a candidate applying again: new
+    data) from the erased object left in place (``keep_raw``); tombstones made without it match any
+    object with those bytes under that key."""
+    version = f"{key}\0{etag.strip(chr(34))}" + (f"\0{modified[:19]}" if modified else "")
+    return hmac.new(secret, version.encode(), hashlib.sha256).hexdigest()
 
 
 def key_hash(secret: bytes, key: str) -> str:
@@ -58,9 +63,10 @@ def key_hash(secret: bytes, key: str) -> str:
     return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def is_erased(ledger: dict, secret: bytes, key: str, etag: str) -> bool:
-    """Whether this raw object (key and ETag) was erased: ingest and commit skip it."""
-    return tombstone(secret, key, etag) in ledger.get("erased", {})
+def is_erased(ledger: dict, secret: bytes, key: str, etag: str, modified: str = "") -> bool:
+    """Whether this raw object (key, ETag, when it was written) was erased: ingest and commit skip it."""
+    erased = ledger.get("erased", {})
+    return tombstone(secret, key, etag) in erased or bool(modified and tombstone(secret, key, etag, modified) in erased)
 
 
 def read_ledger(storage: ObjectStore, locations: Locations) -> tuple[dict, str | None]:
@@ -157,7 +163,7 @@ def commit_to_ledger(
     objects = ledger["objects"]
     secret = erasure_secret(storage, locations) if ledger.get("erased") else b""
     for outcome in outcomes:
-        if secret and is_erased(ledger, secret, outcome["key"], outcome["etag"]):
+        if secret and is_erased(ledger, secret, outcome["key"], outcome["etag"], outcome.get("modified", "")):
             log.info("ledger: a CV erased while this night parsed it is left out, its text cache entry deleted")
             shared = {e.get("text_uri") for e in objects.values()}
             if outcome.get("text_uri") and outcome["text_uri"] not in shared:

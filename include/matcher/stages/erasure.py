@@ -511,9 +511,11 @@ def commit_tombstones(targets: Targets, locations: Locations, storage: ObjectSto
             # The version the ledger knew and the one in the raw prefix now (a night may be parsing it)
             raw_uri = next(uri for uri, owner in targets.owner.items() if owner == key and uri.startswith("s3://"))
             head = storage.head(raw_uri)
-            for etag_of in {(entry or {}).get("etag") or targets.etags.get(key), head.etag if head else None}:
-                if etag_of:
-                    erased[tombstone(secret, key, etag_of)] = {"at": datetime.now(UTC).isoformat()}
+            versions = {(head.etag, head.modified)} if head else set()
+            if entry is not None and (head is None or entry["etag"] != head.etag):
+                versions.add((entry["etag"], entry.get("modified", "")))  # the version the ledger knew
+            for etag_of, modified in versions:
+                erased[tombstone(secret, key, etag_of, modified)] = {"at": datetime.now(UTC).isoformat()}
             if entry is not None or key in targets.pending:
                 kept = targets.pending.get(key, {})
                 text_uris = sorted(

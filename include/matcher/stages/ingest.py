@@ -77,7 +77,7 @@ def ingest(
         if why:
             skipped.append({"key": info.key, "reason": why})
             continue
-        if secret and is_erased(ledger, secret, info.key, info.etag):
+        if secret and is_erased(ledger, secret, info.key, info.etag, info.modified):
             erased += 1  # erased, and unchanged since: the source system has not deleted it yet
             continue
         seen.add(info.key)
@@ -91,6 +91,7 @@ def ingest(
                 "uri": info.uri,
                 "etag": info.etag,
                 "size": info.size,
+                "modified": info.modified,
                 "category": category,
                 "change": "reparse" if unchanged else "changed" if previous else "new",
             }

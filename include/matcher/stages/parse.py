@@ -57,6 +57,7 @@ def _outcome(item: dict, digest: str, entry: dict, cache_uri: str, cache: str) -
         "key": item["key"],
         "etag": item["etag"],
         "size": item["size"],
+        "modified": item.get("modified", ""),
         "category": item["category"],
         "content_hash": digest,
         "status": entry["status"],

@@ -421,3 +421,28 @@ def test_an_erasure_while_a_night_parses_the_cv_takes_its_fresh_text_too(storage
     assert {e["text_uri"] for e in ledger["objects"].values()} == texts_now  # no orphan holds its text
     assert len(texts_before - texts_now) == 1
     assert forget([key], [], locations, storage)["nothing_left"]
+
+
+def test_the_same_file_uploaded_again_after_an_erasure_is_new_data_and_one_left_in_place_is_not(
+    storage, locations, category
+):
+    """A candidate who applies again with the same CV (same bytes, same ETag) was tombstoned for ever."""
+    import time
+
+    run_night(storage, locations, "night-1")
+    kept_key, gone_key = (f"{category}/cv0.txt", f"{category}/cv1.txt")
+    forget([kept_key], [], locations, storage, keep_raw=True)  # the source system owns it: left in place
+    gone = join_uri(locations.raw_cvs, gone_key)
+    body = storage.get_bytes(gone)
+    written = storage.head(gone).modified
+    forget([gone_key], [], locations, storage)
+    assert not storage.exists(gone)
+    for _ in range(30):  # S3 keeps the second an object was written: the re-upload comes in a later one
+        storage.put_bytes(gone, body)
+        if storage.head(gone).modified[:19] != written[:19]:
+            break
+        time.sleep(0.2)
+    manifest = storage.get_json(ingest(join_uri(locations.work, "runs", "night-2"), locations, storage))
+    changes = {item["key"].split("/", 2)[-1]: item["change"] for item in manifest["items"]}
+    assert changes.get(gone_key) == "new"  # applied again: new data
+    assert kept_key not in changes and manifest["counts"]["erased"] == 1  # the erased one left in place: skipped
