@@ -44,6 +44,11 @@ def erased_training(work_uri: str) -> str:
     return join_uri(work_uri, "state", "erased_training.json")
 
 
+def search_log(work_uri: str) -> str:
+    """``<work>/audit/matches/<yyyy-mm-dd>/``: the search log, a folder a day."""
+    return join_uri(work_uri, "audit", "matches")
+
+
 def recent_erasures(work_uri: str) -> str:
     return join_uri(work_uri, "state", "recent_erasures.json")
 

@@ -14,8 +14,10 @@ a forgotten person either.
 
 Records are written off the request path: :meth:`SearchLog.record` queues them and a background
 thread writes each batch as one object, ``<work>/audit/matches/<yyyy-mm-dd>/<time>-<id>.jsonl``
-(S3 has no append), every ``flush_seconds`` or ``batch`` records, and at exit. They are kept for
-``MATCHER_AUDIT_RETENTION_DAYS`` (183); the night's housekeeping never deletes them earlier.
+(S3 has no append), every ``flush_seconds`` or ``batch`` records, and at exit. Housekeeping merges a
+finished day's batches into one object (``compacted-<id>.jsonl``), so the log holds about one object
+a day whatever the traffic, and an erasure reads that many. Records are kept for
+``MATCHER_AUDIT_RETENTION_DAYS`` (183); housekeeping never deletes them earlier.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ MOST_QUEUED = 100_000
 
 
 def matches_prefix(work_uri: str) -> str:
-    return join_uri(work_uri, "audit", "matches")
+    from include.matcher.foundations import layout
+
+    return layout.search_log(work_uri)
 
 
 class SearchLog:

@@ -9,7 +9,8 @@
   unfinished snapshot folders (no manifest) older than the retention;
 - text cache entries no ledger entry refers to, once a day old (a night parsing now writes its texts
   before it commits the ledger);
-- search-log days older than ``MATCHER_AUDIT_RETENTION_DAYS`` (183), never earlier.
+- search-log days older than ``MATCHER_AUDIT_RETENTION_DAYS`` (183), never earlier; a settled day's
+  batches are merged into one object (what an erasure reads grows by a day, not by a batch).
 
 It never touches the registry (every promoted version stays, so a rollback reaches each of them), the
 snapshot ``current.json`` names, the ledger, or a run younger than the retention (a night running now).
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 # Parts of a run that hold CV text or vectors (relative to the run folder).
 PERSONAL_PARTS = ("pairs/", "checkpoints/", "validation/held_out_vectors.parquet", "candidate/training_metadata.jsonl")
 ORPHAN_GRACE = timedelta(days=1)
+# A day of the search log takes no more batches once this far behind: a batch goes to the day of its
+# first record, written seconds (or, after an S3 outage, hours) later.
+SEARCH_LOG_SETTLED = timedelta(days=2)
 
 
 def retention_settings() -> dict[str, int]:
@@ -47,7 +51,13 @@ def housekeep(locations: Locations, storage: ObjectStore, now: datetime | None =
     now = now or datetime.now(UTC)
     settings = retention_settings()
     cutoff = now - timedelta(days=settings["retention_days"])
-    deleted: dict[str, list[str]] = {"run_parts": [], "snapshots": [], "texts": [], "search_log_days": []}
+    deleted: dict[str, list[str]] = {
+        "run_parts": [],
+        "snapshots": [],
+        "texts": [],
+        "search_log_days": [],
+        "search_log_batches_merged": [],
+    }
 
     def delete(uri: str, kind: str, prefix: bool = False) -> None:
         deleted[kind].append(uri)
@@ -102,15 +112,40 @@ def housekeep(locations: Locations, storage: ObjectStore, now: datetime | None =
             delete(info.uri, "texts")
 
     audit_cutoff = (now - timedelta(days=settings["audit_retention_days"])).date().isoformat()
-    matches = join_uri(locations.work, "audit", "matches")
-    days = sorted({info.uri[len(matches) + 1 :].split("/", 1)[0] for info in storage.list(matches)})
-    for day in days:
+    matches = layout.search_log(locations.work)
+    by_day: dict[str, list[str]] = {}
+    for info in storage.list(matches):
+        by_day.setdefault(info.uri[len(matches) + 1 :].split("/", 1)[0], []).append(info.uri)
+    for day, uris in sorted(by_day.items()):
         if day < audit_cutoff:
             delete(join_uri(matches, day) + "/", "search_log_days", prefix=True)
+        elif day <= (now - SEARCH_LOG_SETTLED).date().isoformat() and len(uris) > 1:
+            deleted["search_log_batches_merged"].append(join_uri(matches, day))
+            if not dry_run:
+                compact_search_log_day(join_uri(matches, day), uris, storage)
 
     summary = {"dry_run": dry_run, **settings, **{kind: len(uris) for kind, uris in deleted.items()}}
     log.info("housekeeping: %s", summary)
     return {**summary, "deleted": deleted}
+
+
+def compact_search_log_day(day_uri: str, uris: list[str], storage: ObjectStore) -> str:
+    """Merge one settled day's search-log objects into one (records in time order, each once), then
+    delete the merged ones: the log's object count, and what an erasure reads, grows by about one a
+    day rather than one a batch. Interrupted, it is run again: a record already merged is kept once."""
+    import json
+    import uuid
+
+    seen: dict[str, dict] = {}
+    for blob in storage.get_many(sorted(uris)):
+        for line in blob.decode().splitlines():
+            if line.strip():
+                seen.setdefault(json.dumps(json.loads(line), sort_keys=True), json.loads(line))
+    merged = join_uri(day_uri, f"compacted-{uuid.uuid4().hex[:12]}.jsonl")
+    storage.put_jsonl(merged, sorted(seen.values(), key=lambda record: record["at"]))
+    for uri in uris:
+        storage.delete(uri)
+    return merged
 
 
 def texts_of_uncollected_nights(objects, manifests: dict, storage: ObjectStore, cutoff: datetime) -> set[str]:

@@ -203,3 +203,31 @@ def test_housekeeping_between_a_cache_hit_on_an_orphan_text_and_collect_leaves_t
     corpus = collect(manifest, outcomes, context)
     again = next(e for k, e in read_ledger(storage, locations)[0]["objects"].items() if k.endswith("again.txt"))
     assert again["text_uri"] == orphan and len(load_corpus_texts(corpus, storage)) == 2  # every text is there
+
+
+def test_a_settled_day_of_the_search_log_becomes_one_object_so_an_erasure_reads_a_day_not_a_batch(storage, locations):
+    """forget read the log one object at a time: 3,000 batch objects, 11 s (months of use: hours)."""
+    from include.matcher.serving.usage_log import read_search_log
+    from include.matcher.stages.housekeeping import compact_search_log_day
+
+    log = layout.search_log(locations.work)
+    days = [(NOW - timedelta(days=age)).date().isoformat() for age in (5, 4, 3, 0)]
+    for day in days:
+        for batch in range(12):
+            records = [
+                {"at": f"{day}T10:{batch:02d}:{i:02d}", "user": "u", "returned": [{"candidate": f"h{batch}-{i}"}]}
+                for i in range(3)
+            ]
+            storage.put_jsonl(join_uri(log, day, f"10{batch:02d}00-{batch:012d}.jsonl"), records)
+    before = read_search_log(storage, locations)
+    done = housekeep(locations, storage, now=NOW)
+    assert done["search_log_batches_merged"] == 3 and done["search_log_days"] == 0
+    objects = [info.uri for info in storage.list(log)]
+    assert len(objects) == 3 + 12  # one a settled day; today's batches as written
+    assert read_search_log(storage, locations) == before  # every record, once, in order
+
+    # Interrupted after writing the merged object, before deleting a batch: run again, nothing doubles.
+    settled = join_uri(log, days[0])
+    storage.put_jsonl(join_uri(settled, "100000-000000000000.jsonl"), before[:3])
+    compact_search_log_day(settled, [info.uri for info in storage.list(settled)], storage)
+    assert read_search_log(storage, locations) == before and len(storage.list(settled)) == 1
