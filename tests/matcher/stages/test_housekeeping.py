@@ -188,7 +188,7 @@ def test_housekeeping_between_a_cache_hit_on_an_orphan_text_and_collect_leaves_t
         run = join_uri(locations.work, "runs", name)
         parse(ingest(run, locations, storage), run, locations, storage)
         storage.delete(join_uri(locations.raw_cvs, chosen, "first.txt"))
-    (orphan,) = set(info.uri for info in storage.list(join_uri(locations.work, "texts"))) - {
+    (orphan,) = {info.uri for info in storage.list(join_uri(locations.work, "texts"))} - {
         entry["text_uri"] for entry in read_ledger(storage, locations)[0]["objects"].values()
     }
 
