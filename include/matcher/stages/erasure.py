@@ -251,7 +251,8 @@ def scrub_json(value, targets: Targets):
     if isinstance(value, dict):
         kept = {}
         for k, v in value.items():
-            if k in targets.needles:
+            if k in targets.owner:  # an entry keyed by the CV (a shard list, a map of keys)
+                targets.names(k)
                 removed += 1
                 continue
             kept[k], count = scrub_json(v, targets)
