@@ -410,23 +410,16 @@ RECENT_ERASURE_HOURS = 24  # far longer than a search record waits in a queue, r
 def note_recent_erasures(hashes: set[str], locations: Locations, storage: ObjectStore) -> None:
     """Add the erased keys' log hashes to ``state/recent_erasures.json`` (kept a day, then dropped):
     a search log writer drops them from records it writes later (:mod:`serving.usage_log`)."""
-    uri = layout.recent_erasures(locations.work)
-    for _ in range(20):
-        found = storage.get_with_etag(uri)
-        recent = json.loads(found[0]) if found else {}
+
+    def change(recent: dict) -> bool:
         now = datetime.now(UTC)
         day = 3600 * RECENT_ERASURE_HOURS
-        kept = {h: at for h, at in recent.items() if (now - datetime.fromisoformat(at)).total_seconds() < day}
-        kept.update(dict.fromkeys(hashes, now.isoformat()))
-        try:
-            if found is None:
-                storage.put_json(uri, kept, if_none_match=True)
-            else:
-                storage.put_json(uri, kept, if_match=found[1])
-            return
-        except PreconditionFailed:
-            continue
-    raise RuntimeError("state/recent_erasures.json kept changing: run forget again")
+        for old in [h for h, at in recent.items() if (now - datetime.fromisoformat(at)).total_seconds() >= day]:
+            del recent[old]
+        recent.update(dict.fromkeys(hashes, now.isoformat()))
+        return True
+
+    swap_json(storage, layout.recent_erasures(locations.work), change, {}, "state/recent_erasures.json")
 
 
 def recently_erased(locations: Locations, storage: ObjectStore) -> set[str]:
@@ -499,12 +492,35 @@ def by_area(changes: list[Change], locations: Locations) -> dict[str, int]:
     return counts
 
 
+def swap_json(storage: ObjectStore, uri: str, change, empty: dict, what: str) -> None:
+    """Apply ``change`` (which edits the value in place and returns whether it changed anything) to
+    the JSON object at ``uri`` (``empty`` while there is none) by compare-and-swap, again while
+    another writer (a night, an erasure) wins the race."""
+    for _ in range(20):
+        found = storage.get_with_etag(uri)
+        value = json.loads(found[0]) if found else json.loads(json.dumps(empty))
+        if not change(value):
+            return
+        try:
+            if found is None:
+                storage.put_json(uri, value, if_none_match=True)
+            else:
+                storage.put_json(uri, value, if_match=found[1])
+            return
+        except PreconditionFailed:
+            continue
+    raise RuntimeError(f"{what} kept changing while the erasure tried to write it: run forget again")
+
+
+EMPTY_LEDGER = {"objects": {}, "jobs_file_etag": None}
+
+
 def commit_tombstones(targets: Targets, locations: Locations, storage: ObjectStore, secret: bytes) -> None:
     """Remove the entries and add their tombstones, by compare-and-swap (a racing night's write is
     retried against this one, and this one against it). Until :func:`finish_erasure`, the ledger keeps
     what a re-run needs to finish (``erasing``: the text cache entries, by the key's keyed hash)."""
-    for _ in range(20):
-        ledger, etag = read_ledger(storage, locations)
+
+    def change(ledger: dict) -> bool:
         erased = ledger.setdefault("erased", {})
         erasing = ledger.setdefault("erasing", {})
         for key in sorted(targets.keys):
@@ -519,40 +535,32 @@ def commit_tombstones(targets: Targets, locations: Locations, storage: ObjectSto
                 erased[tombstone(secret, key, etag_of, modified)] = {"at": datetime.now(UTC).isoformat()}
             if entry is not None or key in targets.pending:
                 kept = targets.pending.get(key, {})
-                text_uris = sorted(
-                    {*kept.get("text_uris", []), *([entry["text_uri"]] if entry and entry.get("text_uri") else [])}
-                )
+                text_uris = {
+                    *kept.get("text_uris", []),
+                    *([entry["text_uri"]] if entry and entry.get("text_uri") else []),
+                }
                 erasing[key_hash(secret, unicodedata.normalize("NFC", key))] = {
-                    "text_uris": text_uris,
+                    "text_uris": sorted(text_uris),
                     "content_hash": (entry or {}).get("content_hash") or kept.get("content_hash"),
                     "at": datetime.now(UTC).isoformat(),
                 }
-        try:
-            if etag is None:
-                storage.put_json(layout.ledger(locations.work), ledger, if_none_match=True)
-            else:
-                storage.put_json(layout.ledger(locations.work), ledger, if_match=etag)
-            return
-        except PreconditionFailed:
-            continue
-    raise RuntimeError("the ledger kept changing while the erasure tried to write it: run forget again")
+        return True
+
+    swap_json(storage, layout.ledger(locations.work), change, EMPTY_LEDGER, "the ledger")
 
 
 def finish_erasure(targets: Targets, locations: Locations, storage: ObjectStore, secret: bytes) -> None:
     """Every object is done: drop what the ledger kept for a re-run (it names the CV by keyed hash)."""
     hashes = {key_hash(secret, unicodedata.normalize("NFC", key)) for key in targets.keys}
-    for _ in range(20):
-        ledger, etag = read_ledger(storage, locations)
+
+    def change(ledger: dict) -> bool:
         erasing = ledger.get("erasing", {})
         if not hashes & set(erasing):
-            return
+            return False
         ledger["erasing"] = {h: kept for h, kept in erasing.items() if h not in hashes}
-        try:
-            storage.put_json(layout.ledger(locations.work), ledger, if_match=etag)
-            return
-        except PreconditionFailed:
-            continue
-    raise RuntimeError("the ledger kept changing while the erasure tried to finish: run forget again")
+        return True
+
+    swap_json(storage, layout.ledger(locations.work), change, EMPTY_LEDGER, "the ledger")
 
 
 def rewrite_current_snapshot(

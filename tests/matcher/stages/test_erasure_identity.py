@@ -32,6 +32,19 @@ def everything(storage, locations) -> dict[str, bytes]:
     return {info.uri: storage.get_bytes(info.uri) for info in storage.list(f"s3://{bucket}")}
 
 
+def upload_cvs(storage, locations, seed: int, per_category: int = 3, raw_cvs: str | None = None) -> str:
+    """The demo job descriptions and ``per_category`` generated CVs a category (``cv0.txt``...); the
+    first category's name."""
+    from include.devtools.demo_data import JOB_DESCRIPTIONS, cv_text
+
+    rng = random.Random(seed)
+    storage.put_json(locations.jobs_file, JOB_DESCRIPTIONS)
+    for name in JOB_DESCRIPTIONS:
+        for i in range(per_category):
+            storage.put_bytes(join_uri(raw_cvs or locations.raw_cvs, name, f"cv{i}.txt"), cv_text(name, rng).encode())
+    return sorted(JOB_DESCRIPTIONS)[0]
+
+
 def run_night(storage, locations, name: str) -> str:
     """ingest, parse and pairs (every CV in the training split): the run's pairs URI."""
     run = join_uri(locations.work, "runs", name)
@@ -44,14 +57,10 @@ def run_night(storage, locations, name: str) -> str:
 def category(storage, locations) -> str:
     """Three CVs a category, plus two CVs with the same bytes under two keys and two that share only
     their first 300 characters: four people."""
-    from include.devtools.demo_data import JOB_DESCRIPTIONS, cv_text
+    from include.devtools.demo_data import cv_text
 
-    rng = random.Random(11)
-    storage.put_json(locations.jobs_file, JOB_DESCRIPTIONS)
-    for name in JOB_DESCRIPTIONS:
-        for i in range(3):
-            storage.put_bytes(join_uri(locations.raw_cvs, name, f"cv{i}.txt"), cv_text(name, rng).encode())
-    chosen = sorted(JOB_DESCRIPTIONS)[0]
+    chosen = upload_cvs(storage, locations, 11)
+    rng = random.Random(12)
     twin = cv_text(chosen, rng)
     start = cv_text(chosen, rng)
     other = cv_text(chosen, rng)
@@ -147,14 +156,10 @@ def test_a_key_is_found_in_either_unicode_form_and_one_that_names_nothing_says_s
     import subprocess
     import sys
 
-    from include.devtools.demo_data import JOB_DESCRIPTIONS, cv_text
+    from include.devtools.demo_data import cv_text
 
-    rng = random.Random(3)
-    storage.put_json(locations.jobs_file, JOB_DESCRIPTIONS)
-    for name in JOB_DESCRIPTIONS:
-        for i in range(3):
-            storage.put_bytes(join_uri(locations.raw_cvs, name, f"cv{i}.txt"), cv_text(name, rng).encode())
-    chosen = sorted(JOB_DESCRIPTIONS)[0]
+    chosen = upload_cvs(storage, locations, 3)
+    rng = random.Random(4)
     nfd = unicodedata.normalize("NFD", f"{chosen}/José Núñez.txt")
     storage.put_bytes(join_uri(locations.raw_cvs, nfd), cv_text(chosen, rng).encode())
     run_night(storage, locations, "night-1")
@@ -212,18 +217,12 @@ def test_a_key_is_found_in_either_unicode_form_and_one_that_names_nothing_says_s
 
 
 def test_a_cv_ingested_from_a_prefix_in_another_bucket_is_erased_with_its_raw_file(storage, locations):
-    from include.devtools.demo_data import JOB_DESCRIPTIONS, cv_text
 
     other = replace(locations, raw_cvs=f"s3://{locations.work.split('/')[2]}-other/cvs")
     storage.ensure_bucket(other.raw_cvs.split("/")[2])
     try:
-        rng = random.Random(4)
-        storage.put_json(locations.jobs_file, JOB_DESCRIPTIONS)
-        for name in JOB_DESCRIPTIONS:
-            for i in range(3):
-                storage.put_bytes(join_uri(other.raw_cvs, name, f"cv{i}.txt"), cv_text(name, rng).encode())
+        chosen = upload_cvs(storage, locations, 4, raw_cvs=other.raw_cvs)
         run_night(storage, other, "trial")
-        chosen = sorted(JOB_DESCRIPTIONS)[0]
         raw = join_uri(other.raw_cvs, chosen, "cv0.txt")
         receipt = forget([raw], [], locations, storage)  # the deployment's locations, the other bucket's URI
         assert receipt["cvs_found"] == 1 and receipt["by_area"]["raw"] == 1
@@ -370,16 +369,11 @@ def test_a_candidate_trained_on_a_cv_erased_while_the_night_trained_is_never_pro
 
 def test_an_erasure_while_the_embeddings_are_refreshed_leaves_no_vector_of_the_cv(storage, locations, tmp_path):
     """Once: "parts hold 44 CVs, the corpus 42" and a part file holding the key and its vector for 90 days."""
-    from include.devtools.demo_data import JOB_DESCRIPTIONS, cv_text
     from include.matcher.foundations.pointers import read_current
     from include.matcher.stages.embeddings import embed_part, plan_refresh, publish_embeddings, read_parquet
     from tests.helpers import put_a_model_every_candidate_beats_in_production
 
-    rng = random.Random(8)
-    storage.put_json(locations.jobs_file, JOB_DESCRIPTIONS)
-    for name in JOB_DESCRIPTIONS:
-        for i in range(2):
-            storage.put_bytes(join_uri(locations.raw_cvs, name, f"cv{i}.txt"), cv_text(name, rng).encode())
+    upload_cvs(storage, locations, 8, per_category=2)
     version = put_a_model_every_candidate_beats_in_production(storage, locations, tmp_path / "zeroed")
     run = join_uri(locations.work, "runs", "night-1")
     corpus = parse(ingest(run, locations, storage, force=True), run, locations, storage)
