@@ -2,14 +2,16 @@
 
 :func:`forget` takes raw keys (or content hashes) and removes the CV everywhere:
 
-1. the ledger entry, replaced by a **tombstone**: a keyed hash (HMAC-SHA256) of the key and the raw
-   object's ETag, never the key itself (which often holds the person's name). While the raw object is
-   unchanged, ingest skips it (the source system may own it and delete it later); a new upload under
-   the key (a new ETag: the candidate applied again) is new data. A night that had already listed it
-   drops it when it commits (:func:`is_erased`), compare-and-swap on the ledger keeps either write whole.
+1. the ledger entry, replaced by a **tombstone**: a keyed hash (HMAC-SHA256) of the key, the raw
+   object's ETag and the second it was written, never the key itself (which often holds the person's
+   name). While that object stays, ingest skips it (the source system may own it and delete it
+   later); a new upload under the key (the candidate applied again, even with the same bytes) is new
+   data. A night that had already listed it drops it when it commits (:func:`is_erased`);
+   compare-and-swap on the ledger keeps either write whole. A candidate trained on it while the
+   night ran is refused at promote (:func:`include.matcher.stages.registry.refuse_if_trained_on_erased`).
 2. the **current embeddings snapshot**: rewritten without the CV into a new folder (its ANN index
    rebuilt when it has one) and ``current.json`` flipped to it, so search stops returning it at once;
-   an older snapshot that holds the CV is deleted.
+   an older snapshot that holds the CV is deleted, one a night is still building is rewritten in place.
 3. **every other object** under the work area, the registry and the embeddings: rows of JSON Lines
    files (pairs, training metadata, corpus snapshots, parse outcomes, rejects), entries of JSON files
    (manifests, shard lists) and rows of Parquet files (held-out vectors) that name the CV's key or raw
@@ -20,8 +22,9 @@
    ``keep_raw`` (the source system owns it).
 4. models trained on it are **marked** (``state/erased_training.json``): ``production`` and the Matcher
    page say so until a clean model is promoted; the ledger changed, so the next night retrains.
-5. a **receipt** under ``<work>/audit/erasures/``: when, by whom, how many objects where, hashes and
-   counts only.
+5. a **receipt** under ``<work>/audit/erasures/``: when, by whom, how many CVs were asked for and
+   found, how many objects where; counts only (a keyed hash of a key made with the bucket's own key
+   would let anyone who reads the bucket confirm that a named person was erased).
 
 What is asked is checked before anything is read (:func:`check_request`): a content hash is 64
 hexadecimal characters, a key is a key under a known raw prefix (``CATEGORY/file``, the bucket key or
