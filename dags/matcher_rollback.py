@@ -1,7 +1,8 @@
 """
 ### Roll the matcher back
 
-Manual trigger only. Points production at an earlier model `version` from the registry
+Manual trigger only. Points production at an earlier model `version` from the registry (empty: the
+version the one in production replaced)
 (`<registry>/models/<version>/`, see the **Matcher** registry or `python -m include.matcher production`)
 with a compare-and-swap write, then re-embeds every stored CV and job with it and flips
 `embeddings/current.json`. Old versions are never deleted, so any promoted version can come back.
@@ -19,9 +20,12 @@ from include.airflow_support import CURRENT_EMBEDDINGS, PRODUCTION_MODEL, operat
     **operations_dag(),
     params={
         "version": Param(
-            type="string",
+            None,
+            type=["null", "string"],
             minLength=1,
-            description="Registry version to put back in production, e.g. v20261125T020000Z-1a2b3c.",
+            title="Version",
+            description="Registry version to put back in production, e.g. v20261125T020000Z-1a2b3c; "
+            "empty: the version production replaced (its entry's `previous`).",
         )
     },
     tags=["ml", "matcher", "operations"],

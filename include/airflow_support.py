@@ -42,7 +42,17 @@ def dag_params() -> dict:
     params = {}
     for _, f in run_setting_fields():
         meta = f.metadata
-        schema = {"type": JSON_TYPES[str(f.type)], "description": meta["help"], "section": meta["section"]}
+        limits = [
+            f"{word} {meta[rule]:g}"
+            for rule, word in (("minimum", "at least"), ("above", "above"), ("maximum", "at most"))
+            if rule in meta
+        ]
+        schema = {
+            "type": JSON_TYPES[str(f.type)],
+            "title": f.name.replace("_", " ").capitalize(),
+            "description": meta["help"] + (f" ({', '.join(limits)})" if limits else ""),
+            "section": meta["section"],
+        }
         for rule, keyword in (("minimum", "minimum"), ("maximum", "maximum"), ("above", "exclusiveMinimum")):
             if rule in meta:
                 schema[keyword] = meta[rule]
@@ -53,6 +63,8 @@ def dag_params() -> dict:
         default = f.default
         if f.name == "require_approval":  # each deployment decides whether a person is in the loop
             default = deployment_flag("MATCHER_REQUIRE_APPROVAL")
+        if default == "":  # the form counts an empty value of a non-null type as missing: Trigger greys out
+            schema["type"], default = ["null", schema["type"]], None
         params[f.name] = Param(default, **schema)
     return params
 

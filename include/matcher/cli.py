@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = command(
         "rollback", cmd_rollback, "Point production back at an earlier version and refresh the embeddings with it."
     )
-    rollback.add_argument("--version", required=True, help="a version under <registry>/models/")
+    rollback.add_argument(
+        "--version", help="a version under <registry>/models/ (default: the version production replaced)"
+    )
     rollback.add_argument("--skip-refresh", action="store_true", help="only move the pointer")
 
     match = command("match", cmd_match, "Top candidates for a job, from the embeddings the nightly refresh stored.")

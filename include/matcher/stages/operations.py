@@ -20,8 +20,16 @@ def current_corpus(locations: Locations, storage: ObjectStore, label: str) -> st
     return uri
 
 
-def rollback_and_refresh(version: str, locations: Locations, storage: ObjectStore, refresh: bool = True) -> str:
-    """Repoint production at ``version`` and re-embed the corpus with it; returns the version URI."""
+def rollback_and_refresh(version: str | None, locations: Locations, storage: ObjectStore, refresh: bool = True) -> str:
+    """Repoint production at ``version`` (None: the version production replaced) and re-embed the
+    corpus with it; returns the version URI."""
+    if not version:
+        from include.matcher.foundations.pointers import read_production
+
+        production = read_production(storage, locations.registry)
+        version = (production or {}).get("previous")
+        if not version:
+            raise LookupError("nothing to roll back to: production replaced no earlier version; give a version")
     version_uri = rollback(version, locations.registry, storage)
     if refresh:
         label = f"rollback-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{version}"

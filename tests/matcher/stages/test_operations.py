@@ -55,3 +55,15 @@ def test_rollback_to_an_unknown_version_is_refused(storage, locations):
     with pytest.raises(LookupError, match="v-night1"):
         rollback_and_refresh("v-nope", locations, storage)
     assert read_production(storage, locations.registry)["version"] == "v-night1"
+
+
+def test_a_rollback_without_a_version_goes_back_to_the_one_production_replaced(storage, locations):
+    """The rollback DAG's form triggers with its defaults: no version means the previous one."""
+    with pytest.raises(LookupError, match="nothing to roll back to"):
+        rollback_and_refresh(None, locations, storage, refresh=False)
+    promoted_version(storage, locations, "night1")
+    with pytest.raises(LookupError, match="nothing to roll back to"):
+        rollback_and_refresh(None, locations, storage, refresh=False)
+    promoted_version(storage, locations, "night2")
+    rollback_and_refresh(None, locations, storage, refresh=False)
+    assert read_production(storage, locations.registry)["version"] == "v-night1"
