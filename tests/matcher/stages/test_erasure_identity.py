@@ -160,6 +160,11 @@ def test_a_key_is_found_in_either_unicode_form_and_one_that_names_nothing_says_s
 
     chosen = upload_cvs(storage, locations, 3)
     rng = random.Random(4)
+
+    def forget_cli(key: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "include.matcher", "forget", "--key", key]
+        return subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=300)
+
     nfd = unicodedata.normalize("NFD", f"{chosen}/José Núñez.txt")
     storage.put_bytes(join_uri(locations.raw_cvs, nfd), cv_text(chosen, rng).encode())
     run_night(storage, locations, "night-1")
@@ -176,13 +181,7 @@ def test_a_key_is_found_in_either_unicode_form_and_one_that_names_nothing_says_s
     )
     assert missing["records_removed"] == 0
 
-    done = subprocess.run(
-        [sys.executable, "-m", "include.matcher", "forget", "--key", f"{chosen}/Jose Nunez.txt"],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = forget_cli(f"{chosen}/Jose Nunez.txt")
     assert (
         done.returncode == 3
         and "not found: " in done.stderr
@@ -194,21 +193,9 @@ def test_a_key_is_found_in_either_unicode_form_and_one_that_names_nothing_says_s
     assert not any("Jos" in k for k in read_ledger(storage, locations)[0]["objects"])
     assert not storage.exists(join_uri(locations.raw_cvs, nfd))
 
-    again = subprocess.run(
-        [sys.executable, "-m", "include.matcher", "forget", "--key", f"{chosen}/José Núñez.txt"],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = forget_cli(f"{chosen}/José Núñez.txt")
     assert again.returncode == 3 and "nothing found to erase" in again.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "include.matcher", "forget", "--key", "../.."],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = forget_cli("../..")
     assert (
         bad.returncode == 2
         and bad.stderr.strip().startswith("error: '../..' is not")
