@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from urllib.parse import quote
 
 from airflow.sdk import Asset, BaseNotifier
 
@@ -178,6 +179,26 @@ def log_run_summary() -> None:
         log.info("run summary | %s", line)
 
 
+def send_to_operators(subject: str, message: str, context) -> None:
+    """``message`` to the deployment's channels: always the log, and ``MATCHER_ALERT_EMAIL`` and
+    ``MATCHER_SLACK_CONN_ID`` where set."""
+    if deployment_setting("MATCHER_ALERT_EMAIL"):
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        SmtpNotifier(to=deployment_setting("MATCHER_ALERT_EMAIL"), subject=subject, html_content=message).notify(
+            context
+        )
+    if deployment_setting("MATCHER_SLACK_CONN_ID"):
+        try:
+            from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+        except ImportError:
+            log.warning("MATCHER_SLACK_CONN_ID is set but apache-airflow-providers-slack is not installed")
+            return
+        SlackWebhookNotifier(slack_webhook_conn_id=deployment_setting("MATCHER_SLACK_CONN_ID"), text=message).notify(
+            context
+        )
+
+
 class MatcherFailureNotifier(BaseNotifier):
     def notify(self, context) -> None:
         task_instance = context.get("task_instance") or context.get("ti")
@@ -188,21 +209,32 @@ class MatcherFailureNotifier(BaseNotifier):
             f"{type(error).__name__ if error else 'unknown error'}; logs: {getattr(task_instance, 'log_url', '-')}"
         )
         log.error(message)
-        if deployment_setting("MATCHER_ALERT_EMAIL"):
-            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+        send_to_operators("Matcher pipeline failure", message, context)
 
-            SmtpNotifier(
-                to=deployment_setting("MATCHER_ALERT_EMAIL"), subject="Matcher pipeline failure", html_content=message
-            ).notify(context)
-        if deployment_setting("MATCHER_SLACK_CONN_ID"):
-            try:
-                from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-            except ImportError:
-                log.warning("MATCHER_SLACK_CONN_ID is set but apache-airflow-providers-slack is not installed")
-                return
-            SlackWebhookNotifier(
-                slack_webhook_conn_id=deployment_setting("MATCHER_SLACK_CONN_ID"), text=message
-            ).notify(context)
+
+class ApprovalRequestNotifier(BaseNotifier):
+    """Tells the reviewers a night waits for them: where to answer, and by when."""
+
+    def notify(self, context) -> None:
+        ti = context.get("task_instance") or context.get("ti")
+        run_id = context.get("run_id")
+        base = conf_base_url()
+        run_page = f"{base}/dags/{getattr(ti, 'dag_id', '?')}/runs/{quote(str(run_id), safe='')}"
+        link = f"{run_page}/tasks/approve/required_actions"
+        task = context.get("task")
+        deadline = getattr(task, "deadline", None)
+        reviewers = ", ".join(user["id"] for user in (getattr(task, "assigned_users", None) or [])) or "any reviewer"
+        message = f"matcher: a promotion waits for {reviewers} (run {run_id}): answer at {link}" + (
+            f" by {deadline:%Y-%m-%d %H:%M} UTC (unanswered, it is rejected)" if deadline else ""
+        )
+        log.info(message)
+        send_to_operators("Matcher promotion awaits your approval", message, context)
+
+
+def conf_base_url() -> str:
+    from airflow.configuration import conf
+
+    return (conf.get("api", "base_url", fallback="") or "").rstrip("/")
 
 
 def _promotion_approval_class():
@@ -219,14 +251,19 @@ def _promotion_approval_class():
         Every outcome is written into the night's report and model card (:mod:`stages.approval`)."""
 
         def __init__(self, *, report_task_id: str, **kwargs):
+            who = approval.reviewers()
             super().__init__(
                 subject="Promote this night's matcher candidate?",
                 body="The gate passed a candidate; its figures are filled in when the request is made.",
                 defaults=ApprovalOperator.REJECT,
                 response_timeout=timedelta(hours=float(deployment_setting("MATCHER_APPROVAL_TIMEOUT_HOURS"))),
+                # Airflow itself refuses an answer from anyone not assigned (is_authorized_hitl_task).
+                assigned_users=[{"id": name, "name": name} for name in who] or None,
+                notifiers=[ApprovalRequestNotifier()],
                 **kwargs,
             )
             self.report_task_id = report_task_id
+            self.deadline = None
 
         def _report_uri(self, context) -> str:
             return context["ti"].xcom_pull(task_ids=self.report_task_id)
@@ -240,7 +277,12 @@ def _promotion_approval_class():
                     self.log.info("require_approval is off for this run: promotion goes ahead without a reviewer")
                     outcome = "success"
                     return None
-                self.subject, self.body = approval.approval_request(report_uri, s3_storage())
+                from datetime import UTC, datetime
+
+                self.deadline = datetime.now(UTC) + self.response_timeout
+                who = [user["id"] for user in self.assigned_users or []]
+                approval.record_request(report_uri, s3_storage(), self.deadline, who)
+                self.subject, self.body = approval.approval_request(report_uri, s3_storage(), self.deadline, who)
                 outcome = "success"  # the request is made; what follows parks the task in awaiting_input
                 return super().execute(context)
             finally:  # the request's own work, like every task's (the wait for a person is not work)

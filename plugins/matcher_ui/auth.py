@@ -5,8 +5,8 @@ dependencies), so this one does it itself: every route requires a user whom the 
 manager (SimpleAuthManager, FabAuthManager, ...) lets read the retraining DAG, from the same JWT
 (bearer header or the UI's cookie) as the rest of the API server. A browser without a session is sent
 to the login page; anything else gets 401. Every page is rendered from JSON and escaped, and served
-with a Content-Security-Policy that forbids script, so nothing written to the work bucket can run in
-the Airflow origin.
+with a Content-Security-Policy that allows no script but the page's own file, so nothing written to
+the work bucket can run in the Airflow origin.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from fastapi.responses import RedirectResponse
 
 from include.matcher.foundations.settings import RETRAINING_DAG_ID
 
+# Script only from the page's own files (the theme and Airflow's links, static/matcher.js): no inline
+# script, so no text read from the bucket can run even if it reached the page unescaped.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'self'"
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'self'"
 )
 
 

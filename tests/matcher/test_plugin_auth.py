@@ -1,9 +1,10 @@
 """The Matcher page inside the real Airflow API server (``create_app()``): behind Airflow's login on
-every route, rendered from JSON with script forbidden, and robust to a damaged report."""
+every route, rendered from JSON with no script but its own file, and robust to a damaged report."""
 
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -11,7 +12,18 @@ from include.matcher.foundations.uris import join_uri
 from tests.helpers import aws_connection_json
 from tests.matcher.pages.test_dashboard import put_night
 
-ROUTES = ["/matcher/", "/matcher/report?run=night-24", "/matcher/report.html?run=night-24"]
+ROUTES = [
+    "/matcher/",
+    "/matcher/report?run=night-24",
+    "/matcher/report.html?run=night-24",
+    "/matcher/run?dag_id=matcher_retraining&run_id=manual__night-24",
+    "/matcher/version?v=v-night-24",
+    "/matcher/card?v=v-night-24",
+    "/matcher/compare?a=base&b=v-night-24",
+    "/matcher/cv?key=CHEF/a.pdf",
+    "/matcher/rollback?v=v-night-24",
+    "/matcher/static/matcher.js",
+]
 NOT_SERVED = ["/matcher/docs", "/matcher/openapi.json", "/matcher/redoc"]  # FastAPI's open docs: off
 
 
@@ -70,10 +82,12 @@ def test_logged_in_the_page_and_reports_render_without_script(api_server, storag
     headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
     page = client.get("/matcher/", headers=headers)
     assert page.status_code == 200 and "v-night-24" in page.text
-    assert (
-        "script-src" not in page.headers["content-security-policy"]
-        and "default-src 'none'" in page.headers["content-security-policy"]
-    )
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "default-src 'none'" in policy and "unsafe-eval" not in policy
+    assert page.text.count("<script") == 1 and '<script src="static/matcher.js"></script>' in page.text
+    script = client.get("/matcher/static/matcher.js", headers=headers)
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert client.get("/matcher/static/..%2Fapp.py", headers=headers).status_code == 404
     client.cookies.set("_token", token_for(auth_manager, "admin"))  # the UI's session cookie works as well
     assert client.get("/matcher/report", params={"run": "night-24"}).json()["version"] == "v-night-24"
     client.cookies.clear()
@@ -95,7 +109,8 @@ def test_logged_in_the_page_and_reports_render_without_script(api_server, storag
     evil["production"] = {"name": "base", "version": None}
     storage.put_json(join_uri(locations.work, "runs", "night-24", "candidate", "validation_report.json"), evil)
     report = client.get("/matcher/report.html", params={"run": "night-24"}, headers=headers)
-    assert report.status_code == 200 and "<script" not in report.text and "&lt;script&gt;steal()" in report.text
+    assert report.status_code == 200 and "&lt;script&gt;steal()" in report.text
+    assert report.text.count("<script") == 1 and '<script src="static/matcher.js">' in report.text
     assert report.headers["content-security-policy"].startswith("default-src 'none'")
 
 
@@ -199,9 +214,25 @@ def test_the_page_finds_the_same_candidates_as_the_cli(api_server, storage, loca
     expected = [json.loads(line)["id"] for line in run_cli("match", "--text", query, "--top", "10", "--json")]
     page = client.post("/matcher/", data={"q": query}, headers={"Authorization": f"Bearer {token_for(auth_manager)}"})
     assert page.status_code == 200 and "Production (v-base)" in page.text
-    positions = [page.text.find(f"<td>{key}</td>") for key in expected]
+    positions = [page.text.find(f'">{key}</a></td>') for key in expected]
     assert len(expected) == 5 and -1 not in positions and positions == sorted(positions)  # all five, in the same order
     assert client.post("/matcher/", data={"q": query}).status_code == 401  # the search is behind the login too
+    # Each result links the CV's record: what is stored about it, never its text.
+    headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
+    assert f'href="cv?key={quote(expected[0])}"' in page.text
+    from include.matcher.foundations import layout
+    from tests.matcher.serving.test_search import CVS
+
+    category, text = CVS[expected[0]]
+    entry = {"status": "parsed", "category": category, "kind": "txt", "chars": len(text), "size": len(text)}
+    storage.put_json(layout.ledger(locations.work), {"objects": {expected[0]: entry}, "jobs_file_etag": None})
+    record = client.get("/matcher/cv", params={"key": expected[0]}, headers=headers)
+    assert record.status_code == 200 and f"<th>category</th><td>{category}</td>" in record.text
+    assert text[:40] not in record.text and f"/{expected[0]}</td>" in record.text  # its file, never its text
+    assert client.get("/matcher/cv", params={"key": "CHEF/nobody.pdf"}, headers=headers).status_code == 404
+    # A job nothing fits is said to be a weak fit, not shown as a match.
+    weak = client.post("/matcher/", data={"q": "zxqv"}, headers=headers).text
+    assert "a weak fit" in weak
 
 
 def test_every_search_from_the_page_and_the_cli_leaves_one_record_with_its_user_and_version(
@@ -257,7 +288,7 @@ def test_the_page_ranks_held_out_cvs_with_production_and_the_newer_candidate_sid
     page = client.post("/matcher/", data={"q": query}, headers={"Authorization": f"Bearer {token_for(auth_manager)}"})
     assert page.status_code == 200 and "side by side" in page.text, page.text[-3000:]
     table = page.text.split("side by side", 1)[1]
-    rows = re.findall(r"<tr><td>\d+</td>((?:<td>[^<]*</td>){6})</tr>", table)
+    rows = re.findall(r"<tr><td>\d+</td>((?:<td>[^<]*</td>){6})<td class=\"[a-z]*\">[a-z0-9 ]+</td></tr>", table)
     cells = [re.findall(r"<td>([^<]*)</td>", row) for row in rows]
     shown = {"production": [c[2] for c in cells], "candidate": [c[5] for c in cells]}
 
@@ -394,3 +425,86 @@ def test_crafted_reports_and_run_folders_never_give_a_500(api_server, storage, l
             assert response.status_code == 404, (route, run, response.status_code)
     searched = client.post("/matcher/", data={"q": "Pastry cook"}, headers=headers)
     assert searched.status_code == 200 and "held-out vectors are missing or unreadable" in searched.text
+
+
+def test_any_two_versions_compare_on_one_pool_with_the_interval_of_the_change_and_rank_moves(
+    api_server, storage, locations, base_model, tmp_path
+):
+    """Production and a refused candidate (or any two versions): each metric with the gate's paired
+    interval of the change, both bias audits, and both rankings of a pasted job, each exactly the
+    ranking that model gives the pool, with each CV's move marked."""
+    import re
+
+    import numpy as np
+
+    from include.matcher.foundations.evaluation import strip_title
+    from include.matcher.foundations.models import load_model
+    from include.matcher.foundations.settings import GateConfig, run_folder
+    from include.matcher.serving.usage_log import read_search_log, search_log
+    from include.matcher.stages.validation import validate
+    from tests.matcher.serving.test_search import promote_base_model_and_refresh
+    from tests.matcher.stages.test_validation import HELD_OUT, night_with_candidate
+
+    client, auth_manager = api_server
+    headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
+    promote_base_model_and_refresh(storage, locations)
+    airflow_run_id = "manual__2026-12-06T02:00:00+00:00"
+    folder = run_folder(airflow_run_id)
+    run, pairs, candidate = night_with_candidate(storage, locations, folder, base_model, tmp_path, "noisy")
+    report_uri = validate(
+        candidate, pairs, run, locations, GateConfig(audit_names_per_group=1), storage, None, airflow_run_id
+    )
+    report = storage.get_json(report_uri)
+    version = report["version"]
+
+    page = client.get("/matcher/compare", params={"a": "v-base", "b": version}, headers=headers)
+    assert page.status_code == 200, page.text[-2000:]
+    assert f"the {folder} night's {len(HELD_OUT)} held-out CVs" in page.text
+    row = re.search(
+        r"<tr><td>mrr@10</td><td>([\d.]+)</td><td>([\d.]+)</td><td>([-+][\d.]+) \(([-+][\d.]+) to ([-+][\d.]+)\)",
+        page.text,
+    )
+    assert row, page.text[-3000:]
+    a, b, change, low, high = (float(v) for v in row.groups())
+    assert abs(a - report["production_metrics"]["metrics"]["mrr@10"]) < 1e-3  # the same pool the gate read
+    assert abs(b - report["candidate_metrics"]["metrics"]["mrr@10"]) < 1e-3
+    assert low <= change <= high
+    assert "no audit on record" in page.text and "bias audit: lowest impact ratio" in page.text  # v-base: none
+
+    query = "Pastry cook for a hotel restaurant: bread and desserts."
+    ranked = client.post(f"/matcher/compare?a=v-base&b={version}", data={"q": query}, headers=headers)
+    assert ranked.status_code == 200
+    table = ranked.text.split("Both rankings for a job", 1)[1]
+    rows = re.findall(r"<tr><td>\d+</td>((?:<td>[^<]*</td>){6})<td class=\"[a-z]*\">([a-z0-9 ]+)</td></tr>", table)
+    cells = [re.findall(r"<td>([^<]*)</td>", row) for row, _ in rows]
+    texts = [strip_title(cv["text"]) for cv in HELD_OUT]
+    for column, model in ((2, base_model), (5, load_model(candidate, storage))):
+        scores = model.encode(texts, normalize_embeddings=True) @ model.encode(query, normalize_embeddings=True)
+        assert [c[column] for c in cells] == [HELD_OUT[i]["key"] for i in np.argsort(-scores, kind="stable")]
+    left = [c[2] for c in cells]
+    for (_, move), c, rank in zip(rows, cells, range(1, len(rows) + 1), strict=True):
+        before = left.index(c[5]) + 1
+        assert move == ("same" if before == rank else f"{'up' if before > rank else 'down'} {abs(before - rank)}")
+    search_log(storage, locations).flush()
+    assert len([r for r in read_search_log(storage, locations) if r["filters"].get("view") == "compare versions"]) == 2
+
+    # The version's page, its card and the rollback's confirmation; a version never promoted offers none.
+    night = client.get("/matcher/version", params={"v": "v-night-24"}, headers=headers).text
+    assert "Roll back to this version" in night and "Compare with production" in night
+    confirm = client.get("/matcher/rollback", params={"v": "v-night-24"}, headers=headers)
+    assert (
+        confirm.status_code == 200
+        and "Confirm: start the rollback" in confirm.text
+        and "Production is now <strong>v-base" in confirm.text
+    )
+    refused = client.get("/matcher/version", params={"v": version}, headers=headers).text
+    assert "Roll back to this version" not in refused and "refused by the gate" in refused
+    assert client.get("/matcher/rollback", params={"v": version}, headers=headers).status_code == 404
+    card = client.get("/matcher/card", params={"v": version}, headers=headers)
+    assert card.status_code == 200 and "<h2>Matcher evaluation</h2>" in card.text and "<table>" in card.text
+    assert client.get("/matcher/version", params={"v": "v-nothing"}, headers=headers).status_code == 404
+    # The Dag Run page's tab: the night's report by its Airflow run id; another DAG's run says it has none.
+    tab = client.get("/matcher/run", params={"dag_id": "matcher_retraining", "run_id": airflow_run_id}, headers=headers)
+    assert "Validation report: " + version in tab.text and "Approval" in tab.text
+    other = client.get("/matcher/run", params={"dag_id": "matcher_rollback", "run_id": "x"}, headers=headers)
+    assert other.status_code == 200 and "does not" in other.text

@@ -244,6 +244,15 @@ def production_pointer(registry_uri: str) -> str:
     return join_uri(registry_uri, "production.json")
 
 
+def rollbacks(registry_uri: str) -> str:
+    """One record per rollback (``<stamp>.json``: from, to, at), so a page can say which version was rolled back."""
+    return join_uri(registry_uri, "rollbacks")
+
+
+def rollback_record(registry_uri: str, stamp: str) -> str:
+    return join_uri(rollbacks(registry_uri), f"{stamp}.json")
+
+
 def models(registry_uri: str) -> str:
     return join_uri(registry_uri, "models")
 

@@ -189,6 +189,13 @@ DEPLOYMENT = (
         "flag",
     ),
     Variable(
+        "MATCHER_REVIEWERS",
+        "",
+        "Airflow user ids (comma-separated) who may answer a promotion's approval: Airflow refuses anyone "
+        "else's answer; they are notified (MATCHER_ALERT_EMAIL, MATCHER_SLACK_CONN_ID) when a night waits. "
+        "Empty: anyone allowed to act on the DAG",
+    ),
+    Variable(
         "MATCHER_APPROVAL_TIMEOUT_HOURS",
         "24",
         "how long a promotion waits for a reviewer; unanswered, it is rejected",

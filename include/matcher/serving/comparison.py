@@ -119,3 +119,121 @@ class SideBySide:
                     hits=ranked[side],
                 )
         return ranked
+
+
+def rank_changes(before: list[Hit], after: list[Hit]) -> list[dict]:
+    """For each row of ``after``, how its CV moved against ``before``: ``{"change": "up 2" | "down 1" |
+    "same" | "new", "tone": "up" | "down" | ""}`` ("new": not in ``before``'s list at all)."""
+    rank_before = {hit.id: rank for rank, hit in enumerate(before, 1)}
+    changes = []
+    for rank, hit in enumerate(after, 1):
+        old = rank_before.get(hit.id)
+        if old is None:
+            changes.append({"change": "new", "tone": "up"})
+        elif old == rank:
+            changes.append({"change": "same", "tone": ""})
+        else:
+            moved = old - rank
+            changes.append(
+                {"change": f"{'up' if moved > 0 else 'down'} {abs(moved)}", "tone": "up" if moved > 0 else "down"}
+            )
+    return changes
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The CVs two versions are compared on: one night's held-out split (neither version trained on
+    it, as splits go by content), with the jobs file that night used."""
+
+    night: str
+    test_uri: str
+    jobs_uri: str
+
+
+def comparison_pool(reports: list[ValidationReport], storage: ObjectStore) -> Pool | None:
+    """The newest night whose held-out split is still stored (housekeeping removes old runs' pairs)."""
+    from include.matcher.foundations import layout
+
+    for report in reversed(reports):
+        pairs = layout.Run(report.run).pairs
+        if storage.exists(pairs.split("test")) and storage.exists(pairs.jobs):
+            return Pool(report.run_name, pairs.split("test"), pairs.jobs)
+    return None
+
+
+@dataclass
+class Scored:
+    """One version's reading of the pool: its CV vectors and the (CV x category) scores behind its metrics."""
+
+    version: str
+    model: object
+    metrics: dict
+    scores: object
+    categories: list[str]
+    truth: list[str]
+    vectors: object
+    keys: list[str]
+    cv_categories: list[str]
+
+
+class VersionComparison:
+    """Any two versions side by side on one pool: metrics with the paired interval of the change,
+    and both rankings of a query over the pool. A version's reading of a pool is computed once (it
+    encodes the pool's CVs: about one second per 15 CVs on 2 CPU cores) and kept while the pool's
+    split is unchanged (an erasure rewrites it)."""
+
+    def __init__(self, storage: ObjectStore, keep: int = 4):
+        self.storage = storage
+        self.keep = keep
+        self._scored: dict[tuple, Scored] = {}
+        self._lock = threading.Lock()
+
+    def scored(self, version: str, model_uri: str, pool: Pool) -> Scored:
+        from include.matcher.foundations.evaluation import evaluate_model
+        from include.matcher.foundations.models import load_model
+
+        head = self.storage.head(pool.test_uri)
+        key = (version, model_uri, pool.test_uri, head.etag if head else None)
+        with self._lock:
+            if key in self._scored:
+                return self._scored[key]
+            cvs = self.storage.get_jsonl(pool.test_uri)
+            jobs = self.storage.get_json(pool.jobs_uri)
+            model = load_model(model_uri, self.storage)
+            kept: dict = {}
+            result = evaluate_model(model, cvs, jobs, with_title=False, keep=kept)
+            known = [cv for cv in cvs if cv["category"] in jobs]
+            scored = Scored(
+                version=version,
+                model=model,
+                metrics=result["metrics"],
+                scores=kept.get("scores"),
+                categories=kept.get("categories", []),
+                truth=kept.get("truth", []),
+                vectors=kept.get("cv_vectors"),
+                keys=[cv["key"] for cv in known],
+                cv_categories=[cv["category"] for cv in known],
+            )
+            if len(self._scored) >= self.keep:
+                self._scored.pop(next(iter(self._scored)))
+            self._scored[key] = scored
+            return scored
+
+    @staticmethod
+    def change(a: Scored, b: Scored, metric: str, confidence: float, min_support: int) -> dict | None:
+        """``b`` minus ``a`` with paired bootstrap intervals (the gate's own evidence), or None on an empty pool."""
+        from include.matcher.stages.evidence import paired_evidence
+
+        if a.scores is None or not len(a.truth):
+            return None
+        return paired_evidence(b.scores, a.scores, b.categories, b.truth, metric, confidence, min_support)
+
+    @staticmethod
+    def rank(scored: Scored, query: str, k: int = 10) -> list[Hit]:
+        encoded = scored.model.encode(
+            [query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        return [
+            Hit(scored.keys[i], score, scored.cv_categories[i], "cv", scored.version)
+            for i, score in exact_top(scored.vectors, encoded[0], k)
+        ]

@@ -23,7 +23,31 @@ APPROVED, REJECTED, TIMED_OUT, NOT_REQUIRED = "approved", "rejected", "timed out
 CARD_MARKER = "<!-- matcher approval -->"
 
 
-def approval_request(report_uri: str, storage: ObjectStore) -> tuple[str, str]:
+def reviewers() -> list[str]:
+    """The Airflow user ids who may answer a promotion's approval (``MATCHER_REVIEWERS``); empty: anyone
+    allowed to act on the DAG."""
+    from include.matcher.foundations.settings import deployment_setting
+
+    return [name.strip() for name in deployment_setting("MATCHER_REVIEWERS").split(",") if name.strip()]
+
+
+def record_request(report_uri: str, storage: ObjectStore, deadline: datetime | None, who: list[str]) -> dict:
+    """Keep in the night's report that a person's answer is awaited, until when and from whom, so every
+    page can say "awaiting approval" (not "promoted") and link the request. A re-asked request (a retry)
+    moves the deadline."""
+    report = json.loads(storage.get_bytes(report_uri))
+    record = {
+        "requested_at": datetime.now(UTC).isoformat(),
+        **({"deadline": deadline.isoformat()} if deadline else {}),
+        **({"reviewers": list(who)} if who else {}),
+    }
+    storage.put_json(report_uri, {**report, "approval_request": record})
+    return record
+
+
+def approval_request(
+    report_uri: str, storage: ObjectStore, deadline: datetime | None = None, who: list[str] | None = None
+) -> tuple[str, str]:
     """(subject, Markdown body) of the request a reviewer answers for this night's candidate."""
     report = read_report(storage.get_bytes(report_uri))
     decision = report.decision
@@ -55,7 +79,15 @@ def approval_request(report_uri: str, storage: ObjectStore) -> tuple[str, str]:
         "[The Matcher page](/matcher/) (search a job there to see production and this candidate side by side)",
         "",
         "**Approve** promotes it to production; **Reject** keeps production (the embeddings refresh still runs). "
-        "With no answer before the time-out, the request is rejected.",
+        + (
+            f"With no answer by **{deadline:%Y-%m-%d %H:%M} UTC**, the request is rejected."
+            if deadline
+            else "With no answer before the time-out, the request is rejected."
+        ),
+        "",
+        "Who may answer: "
+        + (", ".join(f"`{name}`" for name in who) if who else "anyone allowed to act on this DAG")
+        + ".",
     ]
     return f"Promote matcher candidate {report.version}?", "\n".join(lines)
 
@@ -79,7 +111,7 @@ def record_approval(report_uri: str, storage: ObjectStore, state: str, by: str |
     return record
 
 
-def approval_summary(approval: dict | None) -> str:
+def approval_summary(approval: dict | None) -> str:  # noqa: D103 (the page's states: pages.night_state)
     """The decision in a few words, for the Matcher page and the run summary."""
     if not approval:
         return "-"

@@ -198,6 +198,12 @@ def list_versions(storage: ObjectStore, registry_uri: str) -> list[dict]:
     return sorted((storage.get_json(uri) for uri in entries), key=lambda e: e["version"])
 
 
+def list_rollbacks(storage: ObjectStore, registry_uri: str) -> list[dict]:
+    """Every rollback (``from``, ``to``, ``at``), oldest first."""
+    records = [storage.get_json(info.uri) for info in storage.list(layout.rollbacks(registry_uri))]
+    return sorted(records, key=lambda record: record["at"])
+
+
 def rollback(version: str, registry_uri: str, storage: ObjectStore) -> str:
     """Point production back at an earlier ``version`` (kept in the registry); returns its URI."""
     version_uri = layout.version(registry_uri, version).uri
@@ -216,5 +222,10 @@ def rollback(version: str, registry_uri: str, storage: ObjectStore) -> str:
         "rolled_back_from": current["version"] if current else None,
     }
     swap_pointer(storage, layout.production_pointer(registry_uri), entry, current)
+    stamp = entry["promoted_at"].replace(":", "").replace("-", "")[:15] + "Z-" + version
+    storage.put_json(
+        layout.rollback_record(registry_uri, stamp),
+        {"from": entry["previous"], "to": version, "at": entry["promoted_at"]},
+    )
     log.info("rollback: production %s -> %s", entry["previous"], version)
     return version_uri

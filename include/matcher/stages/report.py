@@ -1,13 +1,11 @@
 """The validation report for people: an HTML page (per-category chart, confusion matrix) and the
 evaluation section of the model card, both rendered from ``validation_report.json``.
 
-Plain HTML with inline SVG: no JavaScript, no external assets, so it opens from S3, the Matcher
-page or a mail attachment alike.
+The page is ``include/matcher/pages/templates/report.html``: inline SVG and inline style, no external
+asset, so the copy kept in the bucket opens from S3 or a mail attachment alike.
 """
 
 from __future__ import annotations
-
-import html
 
 from include.matcher.foundations.metrics import METRICS
 from include.matcher.stages.validation_report import Decision, ModelResult, ValidationReport
@@ -31,66 +29,45 @@ def model_rows(report: ValidationReport) -> list[tuple[str, ModelResult]]:
     return rows
 
 
-def metrics_table(report: ValidationReport) -> str:
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in METRICS) + "<th>accuracy@1 with title</th>"
-    body = ""
-    for label, result in model_rows(report):
-        metrics, titled = result.metrics, result.titled_metrics
-        cells = "".join(f"<td>{metrics[name]:.3f}</td>" if name in metrics else "<td>-</td>" for name in METRICS)
-        body += f"<tr><th>{html.escape(label)}</th>{cells}<td>{_number(titled.get('accuracy@1'))}</td></tr>"
-    return f"<table><tr><th>model</th>{head}</tr>{body}</table>"
+def evidence_rows(decision: Decision) -> list[tuple[str, dict, str]]:
+    """(statistic, change, held-out count) rows of the candidate-vs-production table: the gate's
+    metric, job -> CV MAP@10 and the gate's metric per category."""
+    evidence = decision.evidence or {}
+    metric = decision.primary_metric
+    rows = []
+    if evidence.get(metric) is not None:
+        rows.append((f"{metric} (gate)", evidence[metric], str(evidence.get("held_out", ""))))
+    if evidence.get("job_to_cv_map@10") is not None:
+        rows.append(("job -> CV MAP@10 (guarded)", evidence["job_to_cv_map@10"], ""))
+    rows += [
+        (f"{metric}: {category}", change, str(change["count"]))
+        for category, change in sorted(evidence.get("per_category", {}).items())
+    ]
+    return rows
 
 
-def category_chart(report: ValidationReport, metric: str) -> str:
-    """Horizontal bars per category: candidate (blue) against production (grey)."""
-    candidate = report.candidate_result.per_category
-    production = report.production_result.per_category
-    categories = sorted(candidate)
-    if not categories:
-        return "<p>No held-out CVs.</p>"
-    row, label_width, bar_width = 22, 210, 360
-    height = row * len(categories) + 30
-    parts = []
-    for i, category in enumerate(categories):
-        y = 20 + i * row
-        new = candidate[category].get(metric, 0.0)
-        old = production.get(category, {}).get(metric, 0.0)
-        parts.append(
-            f'<text x="{label_width - 6}" y="{y + 13}" text-anchor="end">{html.escape(category)} '
-            f"({candidate[category].get('count', 0)})</text>"
-            f'<rect x="{label_width}" y="{y}" width="{old * bar_width:.1f}" height="8" fill="#bbb"><title>production '
-            f"{old:.3f}</title></rect>"
-            f'<rect x="{label_width}" y="{y + 9}" width="{new * bar_width:.1f}" height="8" '
-            f'fill="#36c"><title>candidate {new:.3f}</title></rect>'
-            f'<text x="{label_width + bar_width + 8}" y="{y + 13}">{new:.2f} ({new - old:+.2f})</text>'
-        )
-    axis = (
-        f'<text x="{label_width}" y="12">0</text><text x="{label_width + bar_width}" y="12" text-anchor="end">1</text>'
-    )
-    return (
-        f'<svg class="category-chart" width="{label_width + bar_width + 90}" height="{height}" font-size="11" '
-        f'role="img" aria-label="{metric} per category">{axis}{"".join(parts)}</svg>'
-        f"<p>{html.escape(metric)} per category (held-out CVs in brackets): candidate blue, production grey.</p>"
-    )
+def category_bars(report: ValidationReport, metric: str) -> list[dict]:
+    candidate, production = report.candidate_result.per_category, report.production_result.per_category
+    return [
+        {
+            "name": category,
+            "count": candidate[category].get("count", 0),
+            "candidate": candidate[category].get(metric, 0.0),
+            "production": production.get(category, {}).get(metric, 0.0),
+        }
+        for category in sorted(candidate)
+    ]
 
 
-def confusion_picture(confusion: dict) -> str:
-    """The candidate's confusion matrix as a heat map: rows the true category, columns the top-ranked one."""
-    labels, matrix = confusion.get("labels", []), confusion.get("matrix", [])
+def confusion_view(confusion: dict) -> dict:
+    """The candidate's confusion matrix as heat-map cells (rows the true category, columns the
+    top-ranked one), or its largest confusions where the jobs file has too many categories."""
     if "top_confusions" in confusion:
-        return top_confusions_table(confusion)
-    if not matrix:
-        return "<p>No held-out CVs.</p>"
-    # Cells and margins sized for the longest label, so 24 categories stay legible.
-    cell = 26
-    margin = 20 + int(6.5 * max((len(label) for label in labels), default=4))
-    size = cell * len(labels)
-    parts = []
+        return {"top": confusion["top_confusions"], "categories": confusion.get("categories", "?"), "cells": []}
+    labels, matrix = confusion.get("labels", []), confusion.get("matrix", [])
+    cells = []
     for r, row in enumerate(matrix):
         total = max(1, sum(row))
-        parts.append(
-            f'<text x="{margin - 4}" y="{margin + r * cell + 13}" text-anchor="end">{html.escape(labels[r])}</text>'
-        )
         for c, count in enumerate(row):
             share = count / total
             colour = (
@@ -98,91 +75,12 @@ def confusion_picture(confusion: dict) -> str:
                 if r == c
                 else f"rgb(255,{255 - int(200 * share)},{255 - int(200 * share)})"
             )
-            parts.append(
-                f'<rect x="{margin + c * cell}" y="{margin + r * cell}" width="{cell - 1}" height="{cell - 1}" '
-                f'fill="{colour}">'
-                f"<title>{html.escape(labels[r])} ranked as {html.escape(labels[c])}: {count}</title></rect>"
+            cells.append(
+                {"row": r, "column": c, "count": count, "colour": colour, "truth": labels[r], "ranked": labels[c]}
             )
-            if count:
-                parts.append(
-                    f'<text x="{margin + c * cell + cell / 2 - 0.5}" y="{margin + r * cell + 17}" '
-                    f'text-anchor="middle" font-size="11">{count}</text>'
-                )
-    for c, label in enumerate(labels):
-        x = margin + c * cell + 16
-        parts.append(f'<text transform="translate({x},{margin - 4}) rotate(-60)">{html.escape(label)}</text>')
-    return (
-        f'<svg class="confusion-matrix" width="{margin + size + 40}" height="{margin + size + 10}" font-size="11" '
-        f'role="img" aria-label="confusion matrix">{"".join(parts)}</svg>'
-        "<p>Rows: true category; columns: the category the candidate ranks first (titles stripped). Blue diagonal: "
-        "right; red: wrong.</p>"
-    )
-
-
-def top_confusions_table(confusion: dict) -> str:
-    """The largest confusions, for a jobs file with too many categories for a matrix."""
-    rows = "".join(
-        f"<tr><td>{html.escape(c['true'])}</td><td>{html.escape(c['predicted'])}</td><td>{c['count']}</td></tr>"
-        for c in confusion["top_confusions"]
-    )
-    return (
-        f"<p>{confusion.get('categories', '?')} categories: too many for a matrix, so the "
-        f"{len(confusion['top_confusions'])} largest confusions (held-out CVs whose top-ranked category is not "
-        "their own).</p><table><tr><th>true category</th><th>ranked first</th><th>CVs</th></tr>"
-        f"{rows}</table>"
-    )
-
-
-STYLE = (
-    "body{font-family:sans-serif;margin:1.5rem;max-width:1200px}table{border-collapse:collapse}"
-    "td,th{border:1px solid #ccc;padding:3px 7px;text-align:left}nav a{margin-right:1rem}"
-    ".promote{color:#171}.refuse{color:#a11}"
-)
-
-
-def html_page(title: str, body: str, nav: str = "") -> str:
-    """A whole page: the shared style, ``nav`` (links, when served inside Airflow) and ``body``."""
-    return (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{STYLE}</style></head><body>{nav}{body}</body></html>"
-    )
-
-
-def evidence_table(decision: Decision) -> str:
-    """Candidate vs production with the interval of the change, overall, job -> CV and per category."""
-    evidence = decision.evidence
-    if not evidence:
-        return "<p>No interval: the candidate was refused before it was compared.</p>"
-    metric, confidence = decision.primary_metric, evidence.get("confidence", 0)
-    interval_head = f"{confidence:.0%} interval of the change" if confidence else "interval (bootstrap off)"
-
-    def row(name: str, change: dict | None, count: str = "") -> str:
-        if change is None:
-            return ""
-        if "status" in change:
-            return (
-                f"<tr><td>{html.escape(name)}</td><td>{count}</td>"
-                f'<td colspan="4">{html.escape(change["status"])}</td></tr>'
-            )
-        return (
-            f"<tr><td>{html.escape(name)}</td><td>{count}</td><td>{change['candidate']:.3f}</td>"
-            f"<td>{change['production']:.3f}</td><td>{change['difference']:+.3f}</td>"
-            f"<td>{change['low']:+.3f} to {change['high']:+.3f}</td></tr>"
-        )
-
-    rows = row(f"{metric} (gate)", evidence.get(metric), str(evidence.get("held_out", ""))) + row(
-        "job -> CV MAP@10 (guarded)", evidence.get("job_to_cv_map@10")
-    )
-    rows += "".join(
-        row(f"{metric}: {category}", change, str(change["count"]))
-        for category, change in sorted(evidence.get("per_category", {}).items())
-    )
-    return (
-        "<table><tr><th>statistic</th><th>held-out CVs</th><th>candidate</th><th>production</th><th>change</th>"
-        f"<th>{interval_head}</th></tr>{rows}</table>"
-        f"<p>Paired bootstrap over the held-out CVs ({evidence.get('resamples', 0)} resamples). Decided by: "
-        f"{html.escape(', '.join(decision.decided_by))}.</p>"
-    )
+    # Cells and margins sized for the longest label, so 24 categories stay legible.
+    margin = 20 + int(6.5 * max((len(label) for label in labels), default=4))
+    return {"top": None, "labels": labels, "cells": cells, "cell": 26, "margin": margin}
 
 
 def audit_headline(audit: dict | None) -> str:
@@ -194,6 +92,9 @@ def audit_headline(audit: dict | None) -> str:
         f"bias audit: lowest impact ratio {lowest['value']:.3f} (CI {lowest['low']:.3f} to {lowest['high']:.3f}), "
         f"flip rate {flips['value']:.3f} ({audit['cvs']} CVs x {audit['names']} names)"
     )
+
+
+IMPACT_RATIO_FLOOR = 0.8  # the four-fifths rule
 
 
 def audit_rows(audit: dict) -> list[tuple[str, list[str]]]:
@@ -216,60 +117,43 @@ def audit_rows(audit: dict) -> list[tuple[str, list[str]]]:
     return rows
 
 
+def flagged_groups(audit: dict) -> set[str]:
+    """Groups whose impact ratio (scoring or selection) is below the four-fifths rule's 0.8."""
+    return {
+        group
+        for group, row in audit["candidate"]["groups"].items()
+        if min(row["impact_ratio"], row["selection_impact_ratio"]) < IMPACT_RATIO_FLOOR
+    }
+
+
 AUDIT_HEAD = ["group", "scoring rate", "selection rate", "impact ratio (CI)", "selection impact ratio", "production"]
 
 
-def audit_table(audit: dict | None) -> str:
-    """The bias audit for people: per group, then the name-sensitivity figures against production."""
-    if not audit:
-        return "<p>No bias audit: the candidate was refused before it, or the audit is off.</p>"
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in AUDIT_HEAD)
-    body = "".join(
-        f"<tr><th>{html.escape(group)}</th>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
-        for group, cells in audit_rows(audit)
-    )
-    figures = ""
-    for name in ("flip_rate", "name_sensitivity", "largest_win_rate_gap"):
-        new = audit["candidate"][name]
-        old = (audit.get("production") or {}).get(name)
-        figures += (
-            f"<tr><td>{name.replace('_', ' ')}</td><td>{new['value']:.3f} ({new['low']:.3f} to {new['high']:.3f})</td>"
-            f"<td>{'-' if old is None else format(old['value'], '.3f')}</td></tr>"
-        )
-    wins = ", ".join(f"{html.escape(pair)} {rate:.3f}" for pair, rate in audit["candidate"]["win_rates"].items())
-    return (
-        f"<p>{html.escape(audit_headline(audit))}. Each audited CV (held-out, title stripped) scored against every "
-        "job with a name line put at its top, once per name; rates are averaged over jobs; intervals are "
-        f"{audit['confidence']:.0%} bootstrap intervals over the CVs.</p>"
-        f"<table><tr>{head}</tr>{body}</table>"
-        "<table><tr><th>name sensitivity</th><th>candidate (CI)</th><th>production</th></tr>"
-        f"{figures}</table><p>Paired win rates (0.5: the name does not matter): {wins}.</p>"
-    )
+def render_report(report: ValidationReport, state=None, served: bool = False) -> str:
+    """The report as a page (``templates/report.html``). ``served``: inside Airflow, with the Matcher's
+    navigation, links and what became of the night (``state``); not served: the copy kept in the
+    bucket, which opens anywhere."""
+    from include.matcher.foundations.templating import render_template
 
-
-def render_report(report: ValidationReport, nav: str = "") -> str:
-    decision = report.decision
-    metric = decision.primary_metric
-    verdict = "PROMOTE" if decision.promote else "KEEP PRODUCTION"
+    audit = report.bias_audit
+    flagged = flagged_groups(audit) if audit else set()
     training = report.training
-    hyper = ", ".join(f"{k}={v}" for k, v in sorted(training.items())) if training else "-"
-    version = html.escape(report.version)
-    outcome = "promote" if decision.promote else "refuse"
-    body = (
-        f"<h1>Validation report: {version}</h1>"
-        f'<p class="{outcome}"><strong>{verdict}</strong>: {html.escape(decision.reason)}</p>'
-        f"<p>Run {html.escape(report.run)}; {report.held_out_count} held-out CVs (test split), first line "
-        f"(job title) stripped for the primary numbers; data hash <code>{html.escape(str(report.data_hash))}"
-        "</code>.</p>"
-        f"<h2>Metrics (titles stripped) and baselines</h2>{metrics_table(report)}"
-        f"<h2>Candidate vs production, with intervals</h2>{evidence_table(decision)}"
-        f"<h2>Bias audit (names on the same CV)</h2>{audit_table(report.bias_audit)}"
-        f"<h2>{html.escape(metric)} per category</h2>{category_chart(report, metric)}"
-        "<h2>Confusion matrix of the candidate</h2>"
-        f"{confusion_picture(report.candidate_result.confusion)}"
-        f"<h2>Training</h2><p>{html.escape(hyper)}</p>"
+    return render_template(
+        "report.html",
+        title=f"Validation report {report.version}",
+        report=report,
+        state=state,
+        served=served,
+        metric_names=METRICS,
+        model_rows=model_rows(report),
+        evidence_rows=evidence_rows(report.decision),
+        audit_headline=audit_headline(audit),
+        audit_head=AUDIT_HEAD,
+        audit_rows=[(group, cells, group in flagged) for group, cells in audit_rows(audit)] if audit else [],
+        categories=category_bars(report, report.decision.primary_metric),
+        confusion=confusion_view(report.candidate_result.confusion),
+        hyperparameters=", ".join(f"{k}={v}" for k, v in sorted(training.items())) if training else "",
     )
-    return html_page(f"Validation report {report.version}", body, nav)
 
 
 INTENDED_USE = """### Intended use and limits

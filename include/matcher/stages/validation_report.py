@@ -103,6 +103,7 @@ REPORT = {
     "bias_audit?": BIAS_AUDIT,
     "training_data?": {"cvs_by_split?": {"*": COUNT}, "train_cvs_by_category?": {"*": COUNT}},
     "approval?": {"state": TEXT, "by?": TEXT, "decided_at?": TEXT},
+    "approval_request?": {"requested_at": TEXT, "deadline?": TEXT, "reviewers?": [TEXT]},
 }
 
 
@@ -178,6 +179,7 @@ class ValidationReport:
     html_report: str | None
     bias_audit: dict | None
     approval: dict | None
+    approval_request: dict | None
     training_data: dict
     json: dict = field(repr=False, compare=False)
 
@@ -205,6 +207,7 @@ class ValidationReport:
             html_report=data.get("html_report"),
             bias_audit=data.get("bias_audit"),
             approval=data.get("approval"),
+            approval_request=data.get("approval_request"),
             training_data=data.get("training_data") or {},
             json=data,
         )

@@ -45,16 +45,75 @@ def put_night(storage, locations, run, mrr, promoted, evidence=None):
 
 
 def test_page_shows_versions_production_chart_and_decisions(storage, locations):
+    import re
+
     put_night(storage, locations, "night-24", 0.7, True)
     put_night(storage, locations, "night-25", 0.6, False, evidence=EVIDENCE)
     page = render(storage, locations)
-    assert "v-night-24 <strong>(production)</strong>" in page
-    assert "reason for night-25" in page and "refused" in page and "promoted" in page
-    assert page.count("<svg") == 2 and page.count("<circle") == 4  # MRR@10 and job -> CV MAP@10, two nights each
-    assert 'aria-label="job_to_cv_map@10 per night"' in page and "0.410" in page
-    assert page.count('stroke="#36c"/>') == 2  # night-25's interval bar, in both charts
+    assert '<a href="version?v=v-night-24">v-night-24</a> <strong>(production)</strong>' in page
+    assert 'href="card?v=v-night-24">model card</a>' in page
+    assert "reason for night-25" in page and "refused by the gate (improvement)" in page
+    assert "promoted: in production" in page
+    assert page.count("<svg") == 2 and page.count('aria-label="job_to_cv_map@10 per night"') == 1
+    # A legend, one label per night with its time, production drawn at every night, the interval inside the axes.
+    assert page.count("production it was judged against") == 2 and page.count(">11-24 02:00</text>") == 2
+    assert page.count('class="dot-production"><title>production') == 4 and "0.410" in page
+    intervals = re.findall(r'class="interval"><title>interval [^<]*</title>', page)
+    assert len(intervals) == 2  # night-25's interval bar, in both charts
+    for top, foot in re.findall(r'<line x1="[\d.]+" y1="([\d.-]+)" x2="[\d.]+" y2="([\d.-]+)" class="interval">', page):
+        assert 0 <= float(top) <= float(foot) <= 220
     assert 'href="report.html?run=night-25"' in page and 'href="report?run=night-25"' in page
     assert report(storage, locations, "night-25").decision.promote is False
+
+
+def test_a_first_night_shows_production_and_its_whole_interval(storage, locations):
+    import re
+
+    wide = {**EVIDENCE, "mrr@10": {**EVIDENCE["mrr@10"], "low": -0.45, "high": 0.49}}
+    put_night(storage, locations, "night-24", 0.6, False, evidence=wide)
+    page = render(storage, locations)
+    assert page.count('class="dot-production"><title>production 0.500') == 1  # one night: still a mark
+    top, foot = re.search(r'y1="([\d.-]+)" x2="[\d.]+" y2="([\d.-]+)" class="interval"><title>', page).groups()
+    assert 0 <= float(top) < float(foot) <= 220  # 0.05 .. 0.99: the scale takes the interval in
+
+
+def test_every_state_of_a_night_is_told_truly(storage, locations):
+    """A night awaiting approval was once shown as "promoted": each state is named from the report
+    and the registry together, and an awaited one links its Required Action and its deadline."""
+    from datetime import UTC, datetime, timedelta
+
+    from include.matcher.stages.registry import rollback
+
+    def night_with(run: str, **fields) -> None:
+        put_night(storage, locations, run, 0.7, False)
+        uri = join_uri(locations.work, "runs", run, "candidate", "validation_report.json")
+        body = storage.get_json(uri)
+        body["decision"]["promote"] = True
+        storage.put_json(uri, {**body, "airflow_run_id": f"manual__{run}", **fields})
+
+    soon = (datetime.now(UTC) + timedelta(hours=5)).isoformat()
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    night_with("night-20", approval_request={"requested_at": past, "deadline": soon, "reviewers": ["alice"]})
+    night_with("night-21", approval_request={"requested_at": past, "deadline": past})
+    night_with("night-22", approval={"state": "rejected", "by": "bob", "decided_at": past})
+    night_with("night-23", approval={"state": "timed out (rejected)", "decided_at": past})
+    put_night(storage, locations, "night-24", 0.7, True)
+    put_night(storage, locations, "night-26", 0.7, True)
+    rollback("v-night-24", locations.registry, storage)
+    page = render(storage, locations)
+    rows = {
+        run: page.split(f">{run}<", 1)[1].split("</tr>", 1)[0]
+        for run in ("night-20", "night-21", "night-22", "night-23", "night-24", "night-26")
+    }
+    assert "awaiting approval" in rows["night-20"] and "promoted" not in rows["night-20"]
+    assert 'href="../dags/matcher_retraining/runs/manual__night-20/tasks/approve/required_actions"' in rows["night-20"]
+    assert f"(until {soon[:16].replace('T', ' ')} UTC)" in rows["night-20"] and "reviewers: alice" in rows["night-20"]
+    assert "no answer before the deadline" in rows["night-21"]
+    assert "rejected by bob" in rows["night-22"]
+    assert "timed out: no answer" in rows["night-23"]
+    assert "promoted: in production" in rows["night-24"]
+    assert "rolled back" in rows["night-26"] and "went back to v-night-24" in rows["night-26"]
+    assert "1 night awaiting approval" in page  # said at the top, with the link
 
 
 def test_the_report_page_shows_each_change_with_its_interval_and_thin_categories(storage, locations):
