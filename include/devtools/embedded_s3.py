@@ -49,6 +49,14 @@ class S3Server:
         }
 
 
+def running_port(data_dir: Path) -> int | None:
+    """The S3 port of the server running from ``data_dir``, if one is."""
+    port_file = Path(data_dir) / "weed.port"
+    if not running(data_dir) or not port_file.exists():
+        return None
+    return int(port_file.read_text().strip())
+
+
 def weed_binary() -> str:
     candidate = Path(sys.executable).parent / "weed"
     found = str(candidate) if candidate.exists() else shutil.which("weed")
@@ -179,6 +187,7 @@ def start(
     log = open(data_dir / "weed.log", "ab")  # noqa: SIM115 - the server writes to it after this returns
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=data_dir)
     (data_dir / "weed.pid").write_text(str(process.pid))
+    (data_dir / "weed.port").write_text(str(s3_port))  # `s3 env` finds the port a server was started on
     endpoint = f"http://127.0.0.1:{s3_port}"
     server = S3Server(endpoint, access, secret, data_dir, process.pid, tuple(ports))
     deadline = time.monotonic() + timeout

@@ -53,6 +53,27 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        hint = s3_setup_hint(error)
+        if hint is None or logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
+
+
+def s3_setup_hint(error: Exception) -> str | None:
+    """One line saying what to run, for a shell that does not reach S3 (no keys, no endpoint)."""
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError, PartialCredentialsError
+
+    run = 'eval "$(.venv/bin/python -m include.matcher s3 env)"'
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return (
+            f"this shell has no S3 credentials: for the embedded server (make up or make s3-start) run {run}; "
+            "for your own S3 set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_ENDPOINT_URL_S3"
+        )
+    if isinstance(error, EndpointConnectionError):
+        return f"no S3 answers at {error.kwargs.get('endpoint_url')}: start it (make s3-start) or run {run}"
+    return None
 
 
 class UsageError(ValueError):
@@ -65,9 +86,54 @@ class UsageError(ValueError):
 USER_ERRORS = (ValueError, LookupError, OSError)
 
 
+# The commands by what a person does with them, in ``--help``'s order.
+COMMAND_GROUPS = {
+    "Set up and try it": ["s3", "bootstrap", "demo-data", "upload", "settings"],
+    "Run a night, stage by stage (what the DAG does)": [
+        "ingest",
+        "parse",
+        "build-pairs",
+        "fine-tune",
+        "validate",
+        "approve",
+        "promote",
+        "refresh-embeddings",
+    ],
+    "Search and inspect": ["match", "production", "last-run", "evaluate", "bias-audit"],
+    "Operate": ["rollback", "forget", "housekeeping"],
+}
+EXAMPLES = """examples:
+  eval "$(.venv/bin/python -m include.matcher s3 env)"     this shell reaches the embedded S3 (make up starts it)
+  python -m include.matcher production                     what is in production and what search serves
+  python -m include.matcher match --text "Registered nurse for an ICU" --top 5
+  python -m include.matcher match --text "..." --category nurse   (categories match case-blind)
+  python -m include.matcher last-run                       the newest night: counts, gate decision, timings
+  python -m include.matcher approve --report s3://.../validation_report.json --by alice
+  python -m include.matcher rollback                       production back to the version it replaced
+  python -m include.matcher fine-tune --data-root data/ --jobs-file job_descriptions.json --output model/
+  python -m include.matcher <command> --help               a command's flags"""
+
+
+class GroupedHelpParser(argparse.ArgumentParser):
+    """The top-level ``--help``: commands in groups (:data:`COMMAND_GROUPS`), then examples."""
+
+    def format_help(self) -> str:
+        summaries = {action.dest: action.help for action in self._subparsers._group_actions[0]._choices_actions}
+        lines = [self.format_usage().rstrip(), "", self.description or "", ""]
+        for title, names in COMMAND_GROUPS.items():
+            lines.append(f"{title}:")
+            lines += [f"  {name:<19}{summaries.get(name, '')}" for name in names]
+            lines.append("")
+        listed = {name for names in COMMAND_GROUPS.values() for name in names}
+        rest = [name for name in summaries if name not in listed]
+        if rest:
+            lines += ["Other:", *(f"  {name:<19}{summaries[name]}" for name in rest), ""]
+        return "\n".join(lines) + EXAMPLES + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m include.matcher", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(title="commands")
+    parser = GroupedHelpParser(prog="python -m include.matcher", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(title="commands", metavar="<command>", parser_class=argparse.ArgumentParser)
 
     def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -76,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s3 = command("s3", cmd_s3, "Start, stop or describe the embedded SeaweedFS S3 server (.local/s3).")
     s3.add_argument("action", choices=["start", "stop", "status", "env"])
-    s3.add_argument("--port", type=int, default=8333)
+    s3.add_argument("--port", type=int, help="S3 port (start: default 8333; env: the running server's, else 8333)")
     s3.add_argument("--data-dir", type=Path, default=LOCAL_S3_DIR, help="where its data, keys and pid live")
 
     demo = command("demo-data", cmd_demo_data, "Generate synthetic demo CVs and job descriptions into a folder.")
@@ -165,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--text", help="the job description")
     query.add_argument("--job", help="a job description file (.pdf, .docx, .txt)")
     match.add_argument("--top", type=int, default=10, help="how many candidates (default 10)")
-    match.add_argument("--category", help="only CVs filed under this category")
+    match.add_argument("--category", help="only CVs filed under this category (case-blind: nurse finds NURSE)")
     match.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     match.add_argument("--user", help="who searches, for the search log (default: the OS user)")
 
@@ -179,7 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     bias.add_argument("--jobs-file", help="with --data-root: job_descriptions.json (default: the deployment's)")
     bias.add_argument("--names", help='a JSON file {"group": ["First Last", ...], ...} (default: the shipped names)')
     bias.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
-    add_setting_flags(bias, GateConfig, only=("audit_cvs", "audit_names_per_group", "confidence"))
+    add_setting_flags(bias, GateConfig, only=("audit_cvs", "audit_names_per_group"))
+    bias.add_argument(
+        "--confidence",
+        type=float,
+        default=None,
+        help="confidence of the audit's bootstrap intervals over the CVs, e.g. 0.95 (default: the gate's, 0.95)",
+    )
 
     erase = command(
         "forget",
@@ -271,11 +343,12 @@ def emit(value) -> None:
 def cmd_s3(args) -> int:
     from include.devtools import embedded_s3
 
+    port = args.port or embedded_s3.running_port(args.data_dir) or embedded_s3.DEFAULT_S3_PORT
     if args.action == "start":
         if embedded_s3.running(args.data_dir):
             print(f"SeaweedFS already running (data in {args.data_dir})", file=sys.stderr)
         else:
-            server = embedded_s3.start(args.data_dir, s3_port=args.port)
+            server = embedded_s3.start(args.data_dir, s3_port=port)
             print(
                 f"SeaweedFS S3 on {server.endpoint} (data in {args.data_dir}, keys in "
                 f"{args.data_dir / 'credentials.env'})",
@@ -289,7 +362,7 @@ def cmd_s3(args) -> int:
         return 0 if up else 1
     else:  # env: shell lines for `eval`
         access, secret = embedded_s3.load_or_create_keys(args.data_dir)
-        endpoint = f"http://127.0.0.1:{args.port}"
+        endpoint = f"http://127.0.0.1:{port}"
         emit(
             f"export AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_ENDPOINT_URL_S3={endpoint} "
             "AWS_DEFAULT_REGION=us-east-1"

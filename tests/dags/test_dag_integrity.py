@@ -67,6 +67,8 @@ def test_matcher_dag_reads_like_the_pipeline(dag_bag):
     approve = dag.get_task("approve")
     assert type(approve).__mro__[1].__name__ == "ApprovalOperator" and approve.defaults == ["Reject"]
     assert approve.response_timeout.total_seconds() == 24 * 3600
+    assert approve.assigned_users is None  # no MATCHER_REVIEWERS: anyone allowed to act on the DAG answers
+    assert [type(n).__name__ for n in approve.notifiers] == ["ApprovalRequestNotifier"]
     for task in dag.tasks:
         assert (
             task.doc_md or task.doc or (task.python_callable.__doc__ if hasattr(task, "python_callable") else None)
@@ -182,3 +184,10 @@ def test_schedule_none_leaves_manual_triggers_only(monkeypatch):
     monkeypatch.setenv("MATCHER_SCHEDULE", "none")
     dag = DagBag(dag_folder=str(DAGS_FOLDER / "matcher_retraining.py")).dags["matcher_retraining"]
     assert type(dag.timetable).__name__ == "NullTimetable"
+
+
+def test_the_approval_goes_to_the_deployment_s_reviewers(monkeypatch):
+    """``MATCHER_REVIEWERS`` names who may answer: Airflow's ``assigned_users``, which its API enforces."""
+    monkeypatch.setenv("MATCHER_REVIEWERS", "alice, bob")
+    dag = DagBag(dag_folder=str(DAGS_FOLDER / "matcher_retraining.py")).dags["matcher_retraining"]
+    assert dag.get_task("approve").assigned_users == [{"id": "alice", "name": "alice"}, {"id": "bob", "name": "bob"}]

@@ -302,3 +302,34 @@ def test_bias_audit_prints_the_table_and_ends_with_its_figures_for_a_names_file_
     )
     assert figures["lowest_impact_ratio"] == pytest.approx(headline(expected)["lowest_impact_ratio"], abs=1e-3)
     assert figures["flip_rate"] == pytest.approx(headline(expected)["flip_rate"], abs=1e-3)
+
+
+def test_a_fresh_shell_gets_one_line_that_says_what_to_run_and_s3_env_finds_the_running_port(s3_server):
+    """The README's commands in a shell without S3 settings: one line naming the command that sets
+    them, not botocore's traceback; ``s3 env`` points at the port the server was started on."""
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "include.matcher", "production"],
+        cwd=PROJECT_ROOT,
+        env={**bare, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: this shell has no S3 credentials") and "s3 env" in last
+
+    port = s3_server.endpoint.rsplit(":", 1)[1]
+    lines = run_cli("s3", "env", "--data-dir", str(s3_server.data_dir))
+    assert f"AWS_ENDPOINT_URL_S3=http://127.0.0.1:{port}" in lines[-1]  # not the default 8333
+
+
+def test_help_groups_the_commands_with_examples_and_each_flag_says_what_it_does():
+    top = run_cli("--help")
+    text = "\n".join(top)
+    for group in ("Set up and try it:", "Run a night, stage by stage", "Search and inspect:", "Operate:"):
+        assert group in text
+    assert "examples:" in text and "Other:" not in text  # every command sits in a group
+    audit = "\n".join(run_cli("bias-audit", "--help"))
+    assert "confidence of the audit's bootstrap intervals" in audit and "lower bound must clear" not in audit

@@ -171,9 +171,8 @@ def card_page(storage: ObjectStore, locations: Locations, version: str | None = 
 
 def cv_page(storage: ObjectStore, locations: Locations, key: str) -> str:
     """What is stored about one CV (never its text): category, how it was read, where its file is."""
-    from include.matcher.stages.corpus import read_ledger
-
     from include.matcher.foundations.uris import S3Uri
+    from include.matcher.stages.corpus import read_ledger
     from include.matcher.stages.erasure import entry_raw_uri
 
     ledger = read_ledger(storage, locations)[0]["objects"]

@@ -93,7 +93,11 @@ class Vectors:
             order = np.argsort(inverse, kind="stable")
             bounds = np.searchsorted(inverse[order], np.arange(len(names) + 1))
             self._rows_by_category = {name: order[bounds[i] : bounds[i + 1]] for i, name in enumerate(names.tolist())}
-        return self._rows_by_category.get(category, np.zeros(0, dtype=np.int64))
+        found = self._rows_by_category.get(category)
+        if found is None:  # categories match case-blind: "nurse" finds NURSE
+            wanted = category.casefold()
+            found = next((rows for name, rows in self._rows_by_category.items() if name.casefold() == wanted), None)
+        return np.zeros(0, dtype=np.int64) if found is None else found
 
     @classmethod
     def from_table(cls, table) -> Vectors:

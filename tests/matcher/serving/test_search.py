@@ -69,6 +69,8 @@ def test_top_candidates_and_jobs_answer_from_the_snapshot(storage, published):
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     only_chefs = matcher.top_candidates("Cook preparing meals in a restaurant kitchen.", k=10, category="CHEF")
     assert {h.category for h in only_chefs} == {"CHEF"} and len(only_chefs) == 2
+    lower = matcher.top_candidates("Cook preparing meals in a restaurant kitchen.", k=10, category="chef")
+    assert [h.id for h in lower] == [h.id for h in only_chefs]  # categories match case-blind
     jobs = matcher.top_jobs(CVS["NURSE/icu.txt"][1], k=2)
     assert jobs[0].id == "NURSE#0" and jobs[0].source == "job_description"
 

@@ -35,6 +35,26 @@ def test_the_request_shows_the_gate_s_figures_the_audit_and_the_links(storage, l
     assert "/matcher/report.html?run=night-1" in body and "no answer before the time-out" in body
 
 
+def test_a_request_names_its_deadline_and_reviewers_and_the_night_shows_as_awaiting(storage, locations):
+    from datetime import UTC, datetime, timedelta
+
+    from include.matcher.pages.dashboard import render
+    from include.matcher.stages.approval import record_request
+
+    report_uri = put_report(storage, locations)
+    deadline = datetime(2026, 12, 8, 2, 0, tzinfo=UTC)
+    _, body = approval_request(report_uri, storage, deadline, ["alice", "bob"])
+    assert "With no answer by **2026-12-08 02:00 UTC**, the request is rejected." in body
+    assert "Who may answer: `alice`, `bob`." in body
+    record_request(report_uri, storage, datetime.now(UTC) + timedelta(hours=2), ["alice"])
+    report = read_report(storage.get_bytes(report_uri))
+    assert report.approval is None and report.approval_request["reviewers"] == ["alice"]
+    page = render(storage, locations)
+    assert (
+        "awaiting approval" in page and "reviewers: alice" in page and "promoted" not in page.split("Gate decisions")[1]
+    )
+
+
 def test_the_decision_is_kept_in_the_report_and_the_model_card(storage, locations):
     from include.matcher.pages.dashboard import render
 
