@@ -18,13 +18,14 @@ export TQDM_DISABLE := 1
 S3_PORT ?= 8333
 S3_ENV = eval "$$($(BIN)/python -m include.matcher s3 env --port $(S3_PORT))"
 
-.PHONY: help install demo test lint up down s3-start s3-stop demo-data clean browser-deps up-celery down-celery test-distributed
+.PHONY: help install demo demo-approval test lint up down s3-start s3-stop demo-data clean browser-deps up-celery down-celery test-distributed
 
 help:
 	@echo "make demo   - install, start the embedded S3, upload demo data, run the DAG once"
 	@echo "make test   - run the test suite (what CI runs, after make lint)"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make up     - embedded S3 + airflow standalone (UI on http://localhost:8080)"
+	@echo "make demo-approval - after make demo: a second night that waits for your approval in the UI"
 	@echo "make down   - stop the embedded S3 and the Celery topology"
 	@echo "make up-celery - the production topology natively: Redis, PostgreSQL, CeleryExecutor, default + gpu workers"
 	@echo "make test-distributed - the DAG on that topology through the REST API (minutes; not in make test)"
@@ -45,6 +46,11 @@ s3-stop:
 
 demo: s3-start
 	$(S3_ENV) && scripts/demo.sh
+
+# After make demo: new demo CVs and the base model back in production, so the next night (triggered
+# from the UI with its defaults, under make up) passes the gate and waits for a person's approval.
+demo-approval: s3-start
+	$(S3_ENV) && $(BIN)/python -m include.devtools.second_night
 
 # Manual and API triggers only by default: the trigger dialog's "unpause" would otherwise start the
 # latest nightly run at once. MATCHER_SCHEDULE="0 2 * * *" make up runs the nightly schedule.

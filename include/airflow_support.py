@@ -38,9 +38,9 @@ def dag_params() -> dict:
     one ``Param`` per setting, with its type, bounds, choices, help and section (Training / Gate / Data)."""
     from airflow.sdk import Param
 
-    from include.matcher.foundations.settings import run_setting_fields
+    from include.matcher.foundations.settings import run_defaults, run_setting_fields
 
-    params = {}
+    params, deployment_defaults = {}, run_defaults()
     for _, f in run_setting_fields():
         meta = f.metadata
         limits = [
@@ -61,7 +61,7 @@ def dag_params() -> dict:
             schema["enum"] = list(meta["choices"])
         if "pattern" in meta:
             schema["pattern"] = f"^{meta['pattern']}$"
-        default = f.default
+        default = deployment_defaults.get(f.name, f.default)
         if f.name == "require_approval":  # each deployment decides whether a person is in the loop
             default = deployment_flag("MATCHER_REQUIRE_APPROVAL")
         if default == "":  # the form counts an empty value of a non-null type as missing: Trigger greys out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from include.matcher.foundations.settings import Locations, PipelineConfig
+from include.matcher.foundations.settings import Locations, PipelineConfig, run_defaults
 from include.matcher.foundations.storage import ObjectStore
 
 
@@ -27,5 +27,6 @@ class RunContext:
     @classmethod
     def of(cls, run_id: str | None, params: dict | None, storage: ObjectStore, locations: Locations | None = None):
         """Run ``run_id``'s context: the deployment's settings (or ``locations``) with the run's params over them."""
-        config = PipelineConfig(locations=locations or Locations.from_env()).with_params(dict(params or {}))
+        given = {k: v for k, v in (params or {}).items() if v is not None}
+        config = PipelineConfig(locations=locations or Locations.from_env()).with_params({**run_defaults(), **given})
         return cls(config.locations.run_uri(run_id) if run_id else None, config, storage)

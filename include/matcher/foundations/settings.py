@@ -189,6 +189,13 @@ DEPLOYMENT = (
         "flag",
     ),
     Variable(
+        "MATCHER_RUN_DEFAULTS",
+        "",
+        'a deployment\'s own defaults for run settings, as a JSON object (e.g. `{"epochs": 2}`): the trigger '
+        "form shows them and scheduled nights use them; a trigger's params and CLI flags still win. "
+        "`require_approval` and `raw_prefix` have variables of their own",
+    ),
+    Variable(
         "MATCHER_REVIEWERS",
         "",
         "Airflow user ids (comma-separated) who may answer a promotion's approval: Airflow refuses anyone "
@@ -302,6 +309,28 @@ def check_deployment(environ: dict[str, str] | None = None) -> None:
     rather than deep inside a night."""
     for variable in DEPLOYMENT:
         deployment_setting(variable.name, environ)
+    run_defaults(environ)
+
+
+def run_defaults(environ: dict[str, str] | None = None) -> dict:
+    """``MATCHER_RUN_DEFAULTS``: run settings this deployment defaults to, checked as a run's params are."""
+    text = deployment_setting("MATCHER_RUN_DEFAULTS", environ).strip()
+    if not text:
+        return {}
+    try:
+        values = json.loads(text)
+    except ValueError:
+        raise ValueError(f"MATCHER_RUN_DEFAULTS is not JSON: {text[:80]!r}") from None
+    if not isinstance(values, dict):
+        raise ValueError('MATCHER_RUN_DEFAULTS must be a JSON object of run settings, e.g. {"epochs": 2}')
+    own = sorted({"require_approval", "raw_prefix"} & set(values))
+    if own:
+        raise ValueError(f"MATCHER_RUN_DEFAULTS cannot set {own}: MATCHER_REQUIRE_APPROVAL and MATCHER_RAW_CVS_URI do")
+    try:
+        PipelineConfig(locations=Locations.from_env()).with_params(values)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"MATCHER_RUN_DEFAULTS: {error}") from None
+    return values
 
 
 def environment_table() -> str:

@@ -124,3 +124,29 @@ def test_the_cli_refuses_a_bad_deployment_setting_in_one_line(name, value):
     )
     assert done.returncode == 2 and done.stderr.strip().startswith(f"error: {name} must be"), done.stderr[-2000:]
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_deployment_sets_its_own_run_defaults_for_the_form_the_nights_and_the_cli(monkeypatch):
+    """``MATCHER_RUN_DEFAULTS``: what the trigger form shows and a run without the param uses; a
+    param given still wins; a bad value stops everything at start with one line."""
+    import pytest
+
+    from include.airflow_support import dag_params
+    from include.matcher.foundations.context import RunContext
+    from include.matcher.foundations.settings import check_deployment
+
+    monkeypatch.setenv("MATCHER_RUN_DEFAULTS", '{"epochs": 1, "min_improvement": 0.0}')
+    params = dag_params()
+    assert params["epochs"].value == 1 and params["min_improvement"].value == 0.0
+    assert RunContext.of(None, {}, None).config.training.epochs == 1
+    assert RunContext.of(None, {"epochs": 4}, None).config.training.epochs == 4
+    for bad, said in (
+        ('{"epochs": 0}', "epochs must be at least 1"),
+        ('{"no_such": 1}', "unknown run setting"),
+        ("[1]", "must be a JSON object"),
+        ('{"require_approval": false}', "MATCHER_REQUIRE_APPROVAL"),
+        ("{epochs", "not JSON"),
+    ):
+        monkeypatch.setenv("MATCHER_RUN_DEFAULTS", bad)
+        with pytest.raises(ValueError, match=said):
+            check_deployment()
