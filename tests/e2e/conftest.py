@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +21,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import PROJECT_ROOT, aws_connection_json
+from tests.helpers import ARRANGED_PROMOTION, PROJECT_ROOT, aws_connection_json
 
 STARTUP_TIMEOUT_S = 420
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "browser"
 
 
 @dataclass
@@ -33,6 +37,16 @@ class AirflowServer:
     token: str
     locations: object
     log_path: Path
+    home: Path
+
+    def token_of(self, username: str) -> str:
+        """A JWT for another of the server's users (their password is in the generated file)."""
+        passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        response = requests.post(
+            f"{self.url}/auth/token", json={"username": username, "password": passwords[username]}, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         response = requests.request(
@@ -91,6 +105,14 @@ def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
         **{var: getattr(locations, name) for name, var in Locations.ENV.items()},
         # Manual triggers only: unpausing a scheduled DAG would start the latest nightly run beside ours.
         "MATCHER_SCHEDULE": "none",
+        # A deployment as `make up` runs it: a person approves each promotion; only `admin` may (the
+        # `operator` account, allowed to act on DAGs, may not answer it). The trigger form's defaults
+        # are this deployment's: a short training and a gate whose pass is arranged (production is a
+        # model every candidate beats).
+        "MATCHER_REQUIRE_APPROVAL": "true",
+        "MATCHER_REVIEWERS": "admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,operator:op",
+        "MATCHER_RUN_DEFAULTS": json.dumps({"epochs": 1, "learning_rate": 5e-5, **ARRANGED_PROMOTION}),
         "MATCHER_PARSE_SHARD_SIZE": "20",
         "MATCHER_EMBED_SHARD_SIZE": "20",
     }
@@ -114,11 +136,11 @@ def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
         )
         passwords = home / "simple_auth_manager_passwords.json.generated"
         credentials = _wait(lambda: json.loads(passwords.read_text()), 60, "admin password", log_path)
-        username, password = next(iter(credentials.items()))
+        username, password = "admin", credentials["admin"]
         token = requests.post(
             f"{url}/auth/token", json={"username": username, "password": password}, timeout=30
         ).json()["access_token"]
-        server = AirflowServer(url, username, password, token, locations, log_path)
+        server = AirflowServer(url, username, password, token, locations, log_path, home)
         _wait(
             lambda: server.api("GET", "/dags/matcher_retraining").ok,
             STARTUP_TIMEOUT_S,
@@ -134,3 +156,33 @@ def airflow_server(s3_server, demo_night_folder, tmp_path_factory):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         remove_buckets(storage, locations)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (make browser-deps installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not fetch a browser or driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1440,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(120)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import time
 
+import requests
+
 from include.matcher.foundations.pointers import read_production
 from include.matcher.stages.validation_report import read_report
 from tests.helpers import ARRANGED_PROMOTION, BEATEN_VERSION
@@ -88,10 +90,25 @@ def test_a_rejected_promotion_keeps_production_and_an_approved_one_promotes(airf
 
     rejected = night_awaiting_approval(server)
     assert task_state(server, rejected, "promote") in (None, "none", "scheduled")  # waiting, not promoted yet
+    # Only the deployment's reviewers (MATCHER_REVIEWERS=admin) may answer: Airflow refuses an operator.
+    path = f"/dags/{DAG}/dagRuns/{rejected}/taskInstances/approve/-1/hitlDetails"
+    refused = requests.patch(
+        f"{server.url}/api/v2{path}",
+        json={"chosen_options": ["Approve"], "params_input": {}},
+        headers={"Authorization": f"Bearer {server.token_of('operator')}"},
+        timeout=60,
+    )
+    assert refused.status_code == 403, refused.text
+    assert task_state(server, rejected, "approve") == "awaiting_input"
+    waiting = report_of(server, storage, rejected)
+    assert waiting.approval is None and waiting.approval_request["reviewers"] == ["admin"]
+    assert waiting.approval_request["deadline"] > waiting.approval_request["requested_at"]
     exchange, finished = answered_run(server, rejected, "Reject")
     body = exchange["request"]["body"]
     assert "The gate passed candidate" in body and "bias audit: lowest impact ratio" in body
     assert "| black_female |" in body and "/matcher/report.html?run=" in body
+    assert "Who may answer: `admin`." in body and "With no answer by **" in body
+    assert exchange["request"]["assigned_users"] == [{"id": "admin", "name": "admin"}]
     assert exchange["request"]["options"] == ["Approve", "Reject"]
     assert finished["state"] == "success"
     assert task_state(server, rejected, "promote") == "skipped"

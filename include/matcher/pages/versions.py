@@ -143,7 +143,7 @@ def compare_page(
         pool=pool,
         held_out=len(left.truth),
         metric=gate.primary_metric,
-        metric_names=sorted(set(left.metrics) & set(right.metrics)),
+        metric_names=sorted((set(left.metrics) & set(right.metrics)) - {"count"}),
         left=left,
         right=right,
         change=change,
@@ -164,7 +164,15 @@ def card_page(storage: ObjectStore, locations: Locations, version: str | None = 
         card_uri, label = layout.Model(found.model_uri).card, found.label
     else:
         card_uri, label = layout.Run(locations.run_folder_uri(run)).candidate.card, f"the {run} night's candidate"
-    text = storage.get_bytes(card_uri).decode()
+    found = storage.get_with_etag(card_uri)
+    if found is None:  # a version put in the registry by hand (every night's candidate has one)
+        return render_template(
+            "message.html",
+            title=f"Model card: {label}",
+            text=f"No model card was written for {label}: it did not come from a night of this pipeline.",
+            status="",
+        )
+    text = found[0].decode()
     rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
     return render_template("card.html", title=f"Model card: {label}", label=label, card=Markup(rendered))
 
