@@ -127,6 +127,14 @@ def test_the_report_page_shows_each_change_with_its_interval_and_thin_categories
     )
     assert "job -&gt; CV MAP@10 (guarded)" in page and "-0.050 to +0.070" in page
     assert "<td>mrr@10: PILOT</td><td>3</td>" in page and "not enough evidence" in page
+    # A category worse beyond doubt is marked, not just listed.
+    worse = {**EVIDENCE["per_category"]["CHEF"], "difference": -0.2, "low": -0.3, "high": -0.1}
+    uri = join_uri(locations.work, "runs", "night-25", "candidate", "validation_report.json")
+    body = storage.get_json(uri)
+    body["decision"]["evidence"]["per_category"]["CHEF"] = worse
+    storage.put_json(uri, body)
+    marked = report_html(storage, locations, "night-25")
+    assert '<tr class="flag"><td>mrr@10: CHEF</td>' in marked and "worse beyond doubt" in marked
     assert "Decided by: improvement" in page
 
 
