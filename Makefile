@@ -16,7 +16,8 @@ export TOKENIZERS_PARALLELISM := false
 # Progress bars are for terminals: in task logs tqdm's stderr lines read as errors.
 export TQDM_DISABLE := 1
 S3_PORT ?= 8333
-S3_ENV = eval "$$($(BIN)/python -m include.matcher s3 env --port $(S3_PORT))"
+# The running server's port (s3-start records it), so a shell never points at another one.
+S3_ENV = eval "$$($(BIN)/python -m include.matcher s3 env)"
 
 .PHONY: help install demo demo-approval test lint up down s3-start s3-stop demo-data clean browser-deps up-celery down-celery test-distributed
 
