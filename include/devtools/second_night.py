@@ -23,7 +23,7 @@ from include.matcher.foundations.storage import ObjectStore
 BASE_VERSION = "v-base-model"
 
 
-def write_second_batch(target: Path, cvs_per_category: int = 4, seed: int = 8) -> list[Path]:
+def write_second_batch(target: Path, cvs_per_category: int = 40, seed: int = 8) -> list[Path]:
     """New demo CVs (``demo2-*``: names the first batch does not use) under ``<target>/<CATEGORY>/``."""
     from include.devtools.demo_data import PROFILES, RENDERERS, cv_text
 
@@ -76,7 +76,7 @@ def main() -> int:
     count = upload_second_batch(Path("demo-data/second-batch"), locations, storage)
     base_model_in_production(locations, storage)
     print(
-        f"uploaded {count} new demo CVs to {locations.raw_cvs}; production is the base model again ({BASE_VERSION}).\n"
+        f"uploaded {count} demo CVs to {locations.raw_cvs}; production is the base model again ({BASE_VERSION}).\n"
         "Next: make up, open http://localhost:8080, DAGs > matcher_retraining > Trigger (defaults) > Trigger.\n"
         "The run waits at `approve`: Browse > Required actions (or the Matcher page's 'answer it' link).",
         file=sys.stderr,
