@@ -48,9 +48,10 @@ def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> st
             f"accuracy@1 {candidate.metric('accuracy@1'):.3f} vs {production.metric('accuracy@1'):.3f}"
         )
         lines.append(f"fairness:   {audit_headline(report.bias_audit)}")
-        lines.append(f"gate:       {'PROMOTED' if decision.promote else 'NOT PROMOTED'}: {decision.reason}")
+        lines.append(f"gate:       {'PASSED' if decision.promote else 'REFUSED'}: {decision.reason}")
         if report.approval:
             lines.append(f"approval:   {approval_summary(report.approval)}")
+        lines.append(f"became:     {night_outcome(report, locations, storage)}")
     production = read_production(storage, locations.registry)
     lines.append(f"production: {production['version'] + ' at ' + production['uri'] if production else 'none yet'}")
     current = read_current(storage, locations.embeddings)
@@ -70,6 +71,17 @@ def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> st
     if timings:
         lines.append("timings:    " + ", ".join(f"{task} {seconds:.1f}s" for task, seconds in timings.items()))
     return "\n".join(lines)
+
+
+def night_outcome(report, locations: Locations, storage: ObjectStore) -> str:
+    """What became of the night, as the Matcher page says it (awaiting approval, promoted, rolled back...)."""
+    from include.matcher.pages.dashboard import registry_view
+    from include.matcher.pages.night_state import night_state
+
+    production, versions, rollbacks = registry_view(storage, locations)
+    state = night_state(report, versions, production, rollbacks)
+    until = f", until {state.deadline}" if state.deadline else ""
+    return state.label + (f" ({state.detail}{until})" if state.detail or until else "")
 
 
 def task_timings(run_uri: str, storage: ObjectStore) -> dict[str, float]:

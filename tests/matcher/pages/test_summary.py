@@ -44,3 +44,22 @@ def test_the_summary_gives_the_bias_audit_headline(storage, locations):
     assert f"fairness:   bias audit: lowest impact ratio {lowest['value']:.3f}" in describe_run(
         night, locations, storage
     )
+
+
+def test_the_summary_says_what_became_of_the_night_as_the_page_does(storage, locations):
+    """A night the gate passed is not "promoted" until it is: awaiting approval shows as such."""
+    from datetime import UTC, datetime, timedelta
+
+    from include.matcher.stages.approval import record_request
+    from include.matcher.stages.registry import version_for
+    from tests.helpers import report_json
+
+    night = locations.run_uri("night-8")
+    storage.put_json(join_uri(night, "manifest.json"), {"created_at": "2026-11-25T02:00:00", "counts": {}})
+    candidate = join_uri(night, "candidate")
+    report_uri = join_uri(candidate, "validation_report.json")
+    storage.put_json(report_uri, report_json(night, candidate, version_for("night-8")))
+    record_request(report_uri, storage, datetime.now(UTC) + timedelta(hours=3), ["alice"])
+    summary = describe_run(night, locations, storage)
+    assert "gate:       PASSED:" in summary and "PROMOTED" not in summary
+    assert "became:     awaiting approval (reviewers: alice, until " in summary
