@@ -191,3 +191,25 @@ def test_the_approval_goes_to_the_deployment_s_reviewers(monkeypatch):
     monkeypatch.setenv("MATCHER_REVIEWERS", "alice, bob")
     dag = DagBag(dag_folder=str(DAGS_FOLDER / "matcher_retraining.py")).dags["matcher_retraining"]
     assert dag.get_task("approve").assigned_users == [{"id": "alice", "name": "alice"}, {"id": "bob", "name": "bob"}]
+
+
+def test_the_reviewers_are_told_where_to_answer_and_by_when(caplog, monkeypatch):
+    """The approval's notifier: the Required Action's address, the deadline, who may answer, through
+    the failure notifier's channels (the log always; e-mail and Slack where set)."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from include.airflow_support import ApprovalRequestNotifier
+
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example")
+    ti = SimpleNamespace(dag_id="matcher_retraining", task_id="approve")
+    task = SimpleNamespace(
+        deadline=datetime(2026, 12, 8, 2, 0, tzinfo=UTC), assigned_users=[{"id": "alice", "name": "alice"}]
+    )
+    with caplog.at_level("INFO"):
+        ApprovalRequestNotifier().notify({"task_instance": ti, "task": task, "run_id": "scheduled__2026-12-07"})
+    assert "a promotion waits for alice" in caplog.text and "by 2026-12-08 02:00 UTC" in caplog.text
+    assert (
+        "http://airflow.example/dags/matcher_retraining/runs/scheduled__2026-12-07/tasks/approve/required_actions"
+        in caplog.text
+    )
