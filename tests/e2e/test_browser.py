@@ -287,20 +287,22 @@ def test_the_journey_through_the_ui_trigger_approve_inspect_compare_roll_back(ai
 
     # 4. Approve it there. Answered within a second of the pause, Airflow 3.3's LocalExecutor may kill
     # the resumed task and ask again (tests/e2e/test_approval.py): a person answers again, so does this.
-    answered = 0
+    answered, answered_at, deadline = 0, 0.0, time.monotonic() + 900
     while True:
+        assert time.monotonic() < deadline, f"the approved run did not finish; log: {server.log_path}"
         run = server.api("GET", f"/dags/{DAG}/dagRuns/{run_id}").json()
         if run["state"] in ("success", "failed"):
             break
         approve = task_of(server, run_id)
-        if approve["state"] == "awaiting_input" and approve["try_number"] > answered:
+        still_asking = approve["try_number"] == answered and time.monotonic() - answered_at > 60
+        if approve["state"] == "awaiting_input" and (approve["try_number"] > answered or still_asking):
             driver.get(
                 f"{server.url}/dags/{DAG}/runs/{run_id.replace(':', '%3A').replace('+', '%2B')}"
                 "/tasks/approve/required_actions"
             )
             wait_for_text(driver, ["Approve", "Reject"])
             driver.find_element("css selector", "[data-testid=hitl-option-Approve]").click()
-            answered = approve["try_number"]
+            answered, answered_at = approve["try_number"], time.monotonic()
         time.sleep(3)
     assert run["state"] == "success", server.log_path
     assert task_of(server, run_id, "promote")["state"] == "success"
