@@ -196,7 +196,7 @@ def test_under_fab_auth_manager_too(s3_server, locations, storage, tmp_path):
         timeout=600,
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
-    statuses = json.loads(probe.stdout.strip().splitlines()[-1])
+    statuses = json.loads(next(line for line in probe.stdout.splitlines() if line.startswith("PROBE "))[6:])
     assert set(statuses["anonymous"].values()) <= {401, 403}, statuses
     assert "login" in statuses["browser_redirect"], statuses
     assert (
