@@ -86,9 +86,9 @@ def registry_view(storage: ObjectStore, locations: Locations) -> tuple[dict | No
     return read_production(storage, locations.registry), versions, list_rollbacks(storage, locations.registry)
 
 
-def nights(storage: ObjectStore, locations: Locations, reports: list[ValidationReport]) -> list[Night]:
-    """Every night, newest first, with what became of it."""
-    production, versions, rollbacks = registry_view(storage, locations)
+def nights(reports: list[ValidationReport], registry: tuple[dict | None, dict[str, dict], list[dict]]) -> list[Night]:
+    """Every night, newest first, with what became of it (``registry``: :func:`registry_view`)."""
+    production, versions, rollbacks = registry
     return [
         Night(
             report=r,
@@ -115,9 +115,10 @@ def render(
     """The Matcher page: production, the search (and its results, when ``matches`` is given), the
     nights' charts, the versions, and every night's gate decision with what became of it."""
     metric = GateConfig().primary_metric
-    production = read_production(storage, locations.registry)
+    registry = registry_view(storage, locations)  # read once: the states, the versions table, production
+    production, versions = registry[0], registry[1]
     reports, unreadable = run_reports(storage, locations)
-    listed = nights(storage, locations, reports)
+    listed = nights(reports, registry)
     outcomes = {night.report.run_name: night.state.outcome for night in listed}
     return render_template(
         "matcher.html",
@@ -126,7 +127,7 @@ def render(
         production=production,
         live=production["version"] if production else None,
         trained_on_erased=production_trained_on_erased(locations, storage),
-        versions=list(reversed(list_versions(storage, locations.registry))),
+        versions=list(reversed(versions.values())),
         nights=listed,
         waiting=[(n.report, n.state) for n in listed if n.state.action],
         unreadable=unreadable,

@@ -111,7 +111,7 @@ def record_approval(report_uri: str, storage: ObjectStore, state: str, by: str |
     return record
 
 
-def approval_summary(approval: dict | None) -> str:  # noqa: D103 (the page's states: pages.night_state)
+def approval_summary(approval: dict | None) -> str:
     """The decision in a few words, for the Matcher page and the run summary."""
     if not approval:
         return "-"
