@@ -36,9 +36,13 @@ class Version:
         return "the base model" if self.name == BASE else self.name
 
 
-def known_versions(storage: ObjectStore, locations: Locations) -> tuple[dict[str, Version], list[ValidationReport]]:
-    """Every version a person can pick, newest first (promoted ones and nights' candidates), and the nights."""
-    production, entries, _ = registry_view(storage, locations)
+def known_versions(
+    storage: ObjectStore, locations: Locations
+) -> tuple[dict[str, Version], list[ValidationReport], tuple]:
+    """Every version a person can pick, newest first (promoted ones and nights' candidates), the nights,
+    and the registry as :func:`registry_view` read it."""
+    registry = registry_view(storage, locations)
+    entries = registry[1]
     reports, _ = run_reports(storage, locations)
     by_version = {report.version: report for report in reports}
     found: dict[str, Version] = {}
@@ -49,19 +53,22 @@ def known_versions(storage: ObjectStore, locations: Locations) -> tuple[dict[str
     for name, entry in sorted(entries.items(), reverse=True):
         found.setdefault(name, Version(name, entry["uri"], entry, by_version.get(name)))
     found[BASE] = Version(BASE, TrainingConfig().base_model, None, None)
-    return found, reports
+    return found, reports, registry
 
 
 def version_named(storage: ObjectStore, locations: Locations, name: str) -> Version:
-    versions, _ = known_versions(storage, locations)
+    return _named(known_versions(storage, locations)[0], name)
+
+
+def _named(versions: dict[str, Version], name: str) -> Version:
     if name not in versions:
         raise UnknownVersion(f"no version {name!r}: neither the registry nor any night knows it")
     return versions[name]
 
 
 def version_page(storage: ObjectStore, locations: Locations, name: str) -> str:
-    version = version_named(storage, locations, name)
-    production, entries, rollbacks = registry_view(storage, locations)
+    versions, _, (production, entries, rollbacks) = known_versions(storage, locations)
+    version = _named(versions, name)
     state = night_state(version.report, entries, production, rollbacks) if version.report else None
     live = production["version"] if production else None
     return render_template(
@@ -90,8 +97,7 @@ def compare_page(
     from include.matcher.serving.comparison import comparison_pool, rank_changes
     from include.matcher.serving.usage_log import search_log
 
-    versions, reports = known_versions(storage, locations)
-    production, _, _ = registry_view(storage, locations)
+    versions, reports, (production, _, _) = known_versions(storage, locations)
     live = production["version"] if production else None
     a = a or live or BASE
     if not b:
@@ -201,8 +207,8 @@ def cv_page(storage: ObjectStore, locations: Locations, key: str) -> str:
 
 def rollback_page(storage: ObjectStore, locations: Locations, name: str) -> str:
     """The confirmation a person answers before the rollback DAG runs."""
-    version = version_named(storage, locations, name)
-    production, _, _ = registry_view(storage, locations)
+    versions, _, (production, _, _) = known_versions(storage, locations)
+    version = _named(versions, name)
     if version.entry is None:
         raise UnknownVersion(f"{name!r} was never promoted: only a registry version can go back into production")
     return render_template("rollback.html", title=f"Roll back to {name}", version=version, production=production)
