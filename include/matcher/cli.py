@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+from include.matcher.foundations.audit_names import PLACEMENTS
 from include.matcher.foundations.settings import (
     GateConfig,
     Locations,
@@ -245,6 +246,18 @@ def build_parser() -> argparse.ArgumentParser:
     bias.add_argument("--jobs-file", help="with --data-root: job_descriptions.json (default: the deployment's)")
     bias.add_argument("--names", help='a JSON file {"group": ["First Last", ...], ...} (default: the shipped names)')
     bias.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
+    bias.add_argument(
+        "--placement",
+        choices=(*PLACEMENTS, "all"),
+        default="all",
+        help="where the name goes: a line at the top, a contact line (e-mail made of it, phone), a closing line "
+        "after a sign-off, or all three (default; the headline is each figure at its worst placement)",
+    )
+    bias.add_argument(
+        "--model-only",
+        action="store_true",
+        help="the model alone: it reads every name (no redaction), the product path is not scored",
+    )
     add_setting_flags(bias, GateConfig, only=("audit_cvs", "audit_names_per_group"))
     bias.add_argument(
         "--confidence",
@@ -534,7 +547,13 @@ def cmd_bias_audit(args) -> int:
     else:
         cvs, jobs, where = bias_audit.latest_held_out(locations, store)
     found = bias_audit.audit_held_out(
-        {"candidate": load_model(args.model, store)}, cvs, jobs, gate, load_audit_names(args.names)
+        {"candidate": load_model(args.model, store)},
+        cvs,
+        jobs,
+        gate,
+        load_audit_names(args.names),
+        placements=PLACEMENTS if args.placement == "all" else (args.placement,),
+        model_only=args.model_only,
     )
     if found is None:
         raise LookupError(f"no CV in {where} has a category the jobs file describes")

@@ -10,11 +10,17 @@ its own, without code. A file is either ``{"group": ["First Last", ...], ...}`` 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_NAMES_FILE = Path(__file__).with_name("audit_names.json")
 NAME_PLACEHOLDER = "{name}"
+# Where the audit puts a name on a CV: a line at its top, a contact line made of it (an e-mail built
+# from the name and a phone, as a CV's header has them), a closing line after a sign-off.
+PLACEMENTS = ("top", "contact", "closing")
+AUDIT_PHONE = "+1 (555) 010-0199"  # the same for every variant: only the name differs
 # The audit scores with at most the first this many names of a group; augmentation trains on the rest,
 # so a model is never audited on names it was taught to ignore.
 AUDITED_AT_MOST = 4
@@ -46,9 +52,24 @@ class AuditNames:
         """(group, name) for every name, groups in file order."""
         return [(group, name) for group, names in self.groups.items() for name in names]
 
-    def put_on(self, name: str, cv_text: str) -> str:
-        """The CV with the name's line at its top: the only difference between two variants."""
-        return self.line.replace(NAME_PLACEHOLDER, name) + "\n" + cv_text
+    def put_on(self, name: str, cv_text: str, placement: str = "top") -> str:
+        """The CV with the name put on it in ``placement`` (:data:`PLACEMENTS`): the only difference
+        between two variants."""
+        if placement == "top":
+            return self.line.replace(NAME_PLACEHOLDER, name) + "\n" + cv_text
+        if placement == "contact":
+            return f"{email_of(name)} | {AUDIT_PHONE}\n{cv_text}"
+        if placement == "closing":
+            return f"{cv_text}\nSincerely, {self.line.replace(NAME_PLACEHOLDER, name)}"
+        raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, not {placement!r}")
+
+
+def email_of(name: str) -> str:
+    """The address a person of that name might use: ``first.last@example.com`` (accents folded)."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    local = ".".join(re.sub(r"[^a-z0-9]", "", part) for part in folded.split())
+    local = re.sub(r"\.{2,}", ".", local).strip(".")
+    return f"{local or 'candidate'}@example.com"
 
 
 def load_audit_names(path: str | Path | None = None) -> AuditNames:

@@ -1,4 +1,4 @@
-"""Turning a CV into one vector: truncation or pooled chunks.
+"""Turning a CV into one vector: its identifiers taken out, then truncation or pooled chunks.
 
 The model reads ``max_seq_length`` tokens (256 for MiniLM) and a typical resume is several times
 longer. ``truncate`` embeds the beginning only; ``mean`` and ``max`` cut the text into windows of
@@ -59,9 +59,16 @@ def chunk_text(text: str, tokenizer, window: int, max_chunks: int = MAX_CHUNKS) 
     return chunks or [text]
 
 
-def encode_cvs(model, texts: list[str], pooling: str | None = None, batch_size: int = 32) -> np.ndarray:
-    """Unit-length vectors for CV texts under ``pooling`` (default: the ``MATCHER_CV_POOLING`` setting)."""
+def encode_cvs(
+    model, texts: list[str], pooling: str | None = None, batch_size: int = 32, redact: bool | None = None
+) -> np.ndarray:
+    """Unit-length vectors for CV texts under ``pooling`` (default: the ``MATCHER_CV_POOLING`` setting),
+    read without who the person is (:mod:`~include.matcher.foundations.redaction`) unless ``redact``
+    is false (default: ``MATCHER_REDACT_IDENTIFIERS``): the bias audit's "model alone"."""
+    from include.matcher.foundations.redaction import encoder_view
+
     pooling = pooling or cv_pooling()
+    texts = encoder_view(list(texts), redact)
     if pooling == "truncate" or not texts:
         window = getattr(model, "max_seq_length", None)
         return model.encode(

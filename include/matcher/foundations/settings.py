@@ -176,6 +176,14 @@ DEPLOYMENT = (
         minimum=1,
     ),
     Variable(
+        "MATCHER_REDACT_IDENTIFIERS",
+        "true",
+        "the encoder reads CVs without names, e-mails, phones, addresses, profile links, birth dates and "
+        "pronouns (`foundations/redaction.py`; `texts/` keeps the whole text); `false` only to measure the "
+        "model alone",
+        "flag",
+    ),
+    Variable(
         "MATCHER_AUDIT_NAMES",
         "",
         "a JSON file of the bias audit's groups of names (default: the shipped audit-study names, "
@@ -619,10 +627,20 @@ class GateConfig:
     max_name_sensitivity_increase: float = setting(
         0.05,
         "Bias audit: the candidate is refused when its flip rate (the name alone moves a CV in or out of a job's "
-        "top 10 %) or its largest paired-win-rate gap exceeds production's by more than this beyond doubt.",
+        "top 10 %) or its largest paired-win-rate gap exceeds production's by more than this beyond doubt, "
+        "as the product reads CVs or by the model alone.",
         GATE,
         minimum=0,
         maximum=1,
+    )
+    max_win_rate_gap: float = setting(
+        0.05,
+        "Bias audit: the candidate is refused when its largest paired-win-rate gap (how far a name group's "
+        "variants win against another's from an even 0.5), as the product reads CVs, lies above this beyond "
+        "doubt, whatever production did.",
+        GATE,
+        minimum=0,
+        maximum=0.5,
     )
     audit_cvs: int = setting(
         40,

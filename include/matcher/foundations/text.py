@@ -20,7 +20,12 @@ def strip_title(text: str) -> str:
 
 
 def training_text(text: str, strip_titles: bool) -> str:
-    """The CV side of a training example: without its title line when asked, unless that leaves nothing."""
+    """The CV side of a training example as the encoder will read it at serving: without identifiers
+    (:func:`~include.matcher.foundations.redaction.encoder_view`), then without its title line when
+    asked, unless that leaves nothing."""
+    from include.matcher.foundations.redaction import encoder_view
+
+    (text,) = encoder_view([text])
     return (strip_title(text) or text) if strip_titles else text
 
 

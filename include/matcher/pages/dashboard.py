@@ -148,7 +148,11 @@ def audit_cell(audit: dict | None) -> str:
     if not audit:
         return "not run"
     lowest, flips = audit["candidate"]["lowest_impact_ratio"], audit["candidate"]["flip_rate"]
-    return f"{lowest['value']:.3f} ({lowest['low']:.3f} to {lowest['high']:.3f}), {flips['value']:.3f}"
+    cell = f"{lowest['value']:.3f} ({lowest['low']:.3f} to {lowest['high']:.3f}), {flips['value']:.3f}"
+    alone = (audit.get("model_alone") or {}).get("candidate")
+    if alone and audit.get("reads") != "model alone":
+        cell += f"; model alone: gap {alone['largest_win_rate_gap']['value']:.3f}"
+    return cell
 
 
 def audit_flagged(audit: dict | None) -> bool:

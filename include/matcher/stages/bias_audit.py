@@ -1,8 +1,13 @@
 """Does a name move a candidate? A counterfactual bias audit, the way NYC Local Law 144 reads scores.
 
 Every audited CV (held-out, title stripped, as the gate's metrics) is scored against every job
-(category) in variants that differ only by a name line at its top, one variant per name of
-:mod:`include.matcher.foundations.audit_names`. From the (CVs x names x jobs) scores:
+(category) in variants that differ only by a name, one variant per name of
+:mod:`include.matcher.foundations.audit_names`, the name put in each placement (a line at the top,
+an e-mail made of it in a contact line, a closing line after a sign-off). Each placement is read two
+ways: as the product reads a CV (:mod:`~include.matcher.foundations.redaction` takes identifiers
+out, so what is left is what gets past it) and by the model alone (the whole text: what the model
+itself learned about names). A placebo (hobbies instead of names, the same number of variants)
+shows what any edit of that size does. From each set of (CVs x names x jobs) scores:
 
 - **scoring rate** of a group: the share of its variants scoring above the median of all variants
   for a job, averaged over jobs (LL144's rate for a tool that scores); **selection rate**: the share
@@ -30,7 +35,7 @@ import math
 
 import numpy as np
 
-from include.matcher.foundations.audit_names import AuditNames
+from include.matcher.foundations.audit_names import PLACEMENTS, AuditNames
 from include.matcher.stages.evidence import interval
 
 RESAMPLES = 1000
@@ -47,18 +52,88 @@ def audited_cvs(cvs: list[dict], jobs: dict, count: int) -> list[dict]:
     return spread if count <= 0 else spread[:count]
 
 
-def variant_scores(model, cv_texts: list[str], jobs: dict[str, list[str]], names: AuditNames) -> np.ndarray:
-    """(CVs x names x jobs) scores of every CV with every name put on it; jobs in sorted order."""
-    from include.matcher.foundations.evaluation import category_scores, embed_for_evaluation
+# The placebo: edits of a name's size that say nothing about who the person is. A name's flip rate
+# is read against what any small edit of the CV does (retrieval models move on small edits too).
+PLACEBO_LINE = "Interests: {name}"
+PLACEBO_EDITS = (
+    "hiking trips",
+    "chess clubs",
+    "jigsaw puzzles",
+    "bird watching",
+    "trail running",
+    "amateur astronomy",
+    "vegetable gardening",
+    "model railways",
+    "crossword puzzles",
+    "landscape photography",
+    "rock climbing",
+    "board games",
+    "home brewing",
+    "open-water swimming",
+    "stamp collecting",
+    "road cycling",
+    "pottery classes",
+    "sailing weekends",
+    "woodworking projects",
+    "orienteering events",
+    "kite flying",
+    "origami folding",
+    "fly fishing",
+    "cave exploring",
+)
 
-    named = names.named()
-    texts = [names.put_on(name, text) for text in cv_texts for _, name in named]
-    if not texts:
-        return np.zeros((0, len(named), len(jobs)), dtype=np.float32)
-    cv_vectors, job_vectors, job_categories = embed_for_evaluation(model, texts, jobs)
-    scores, _ = category_scores(cv_vectors, job_vectors, job_categories)
-    scores = np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0)
-    return scores.reshape(len(cv_texts), len(named), -1)
+
+def placebo_of(names: AuditNames) -> AuditNames:
+    """Groups of the same shape as ``names`` whose "names" are non-demographic edits of about a name's size."""
+    edits = iter(itertools.cycle(PLACEBO_EDITS))
+    groups = {
+        f"placebo_{i + 1}": tuple(next(edits) for _ in members) for i, members in enumerate(names.groups.values())
+    }
+    return AuditNames(groups, PLACEBO_LINE, "placebo: hobbies, one per name")
+
+
+class VariantReader:
+    """One model's scores of CV variants against every job (sorted), each distinct text it reads
+    encoded once: redacted variants of one CV are usually the same text, and the audit's paths and
+    placements share the CV's own words."""
+
+    def __init__(self, model, jobs: dict[str, list[str]]):
+        from include.matcher.foundations.evaluation import embed_for_evaluation
+
+        self.model, self.vectors = model, {}
+        _, self.job_vectors, self.job_categories = embed_for_evaluation(model, [], jobs)
+
+    def scores(self, texts: list[str], redact: bool) -> np.ndarray:
+        from include.matcher.foundations.encoding import cv_pooling, encode_cvs, window_prefix
+        from include.matcher.foundations.evaluation import category_scores
+        from include.matcher.foundations.redaction import encoder_view
+
+        read = encoder_view(texts, redact)
+        window = getattr(self.model, "max_seq_length", None)
+        if window and cv_pooling() == "truncate":  # what the model reads of it: a closing line past it reads the same
+            read = [window_prefix(text, window) for text in read]
+        missing = [text for text in dict.fromkeys(read) if text not in self.vectors]
+        if missing:
+            self.vectors.update(zip(missing, encode_cvs(self.model, missing, redact=False), strict=True))
+        if not read:
+            return np.zeros((0, len(set(self.job_categories))), dtype=np.float32)
+        scores, _ = category_scores(
+            np.stack([self.vectors[text] for text in read]), self.job_vectors, self.job_categories
+        )
+        return np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def variants(self, cv_texts: list[str], names: AuditNames, placement: str, redact: bool) -> np.ndarray:
+        """(CVs x names x jobs) scores of every CV with every name put on it in ``placement``."""
+        named = names.named()
+        texts = [names.put_on(name, text, placement) for text in cv_texts for _, name in named]
+        return self.scores(texts, redact).reshape(len(cv_texts), len(named), -1)
+
+
+def variant_scores(
+    model, cv_texts: list[str], jobs: dict[str, list[str]], names: AuditNames, placement: str = "top", redact=False
+) -> np.ndarray:
+    """(CVs x names x jobs) scores of every CV with every name put on it; jobs in sorted order."""
+    return VariantReader(model, jobs).variants(cv_texts, names, placement, redact)
 
 
 def figures(scores: np.ndarray, group_of_name: list[str]) -> dict:
@@ -169,16 +244,94 @@ def audit_models(
     names: AuditNames,
     confidence: float,
     seed: int = 0,
+    placements: tuple[str, ...] = PLACEMENTS,
+    model_only: bool = False,
 ) -> dict:
-    """Score ``cvs`` (``text`` already title-stripped) in every name's variant with each model, then :func:`audit`."""
+    """Score ``cvs`` (``text`` already title-stripped) with every name put on them in every placement,
+    by each model, read two ways: as the product reads a CV (redacted, unless the deployment turned
+    it off) and by the model alone (the whole text); then :func:`audit` each, and the placebo.
+
+    The headline (``candidate``, ``production`` and the paired increases at the top level) is the
+    product path, each figure at its worst placement (``worst_of`` says which); ``model_alone`` is
+    the same for the model reading every name; ``by_placement`` holds every audit; ``placebo`` the
+    product path's figures for edits that say nothing about the person. With ``model_only`` the
+    model alone is the headline and the product path is not scored.
+    """
+    from include.matcher.foundations.redaction import redacting
+
     texts = [cv["text"] for cv in cvs]
-    scores = {label: variant_scores(model, texts, jobs, names) for label, model in models.items()}
-    result = audit(scores, [group for group, _ in names.named()], confidence, seed=seed)
-    return {"groups": list(names.groups), "names_per_group": min(map(len, names.groups.values())), **result}
+    group_of_name = [group for group, _ in names.named()]
+    readers = {label: VariantReader(model, jobs) for label, model in models.items()}
+    product_redacts = redacting() and not model_only
+    paths = {"model_alone": False} if model_only else {"product": product_redacts, "model_alone": False}
+
+    def audited(names_of: AuditNames, placement: str, redact: bool) -> dict:
+        scores = {label: reader.variants(texts, names_of, placement, redact) for label, reader in readers.items()}
+        return audit(scores, [group for group, _ in names_of.named()], confidence, seed=seed)
+
+    by_placement = {
+        placement: {path: audited(names, placement, redact) for path, redact in paths.items()}
+        for placement in placements
+    }
+    headline_path = "model_alone" if model_only else "product"
+    return {
+        "groups": list(names.groups),
+        "names_per_group": min(map(len, names.groups.values())),
+        "cvs": len(cvs),
+        "names": len(group_of_name),
+        "confidence": confidence,
+        "resamples": next(iter(by_placement.values()))[headline_path]["resamples"],
+        "placements": list(placements),
+        "reads": "model alone" if model_only else ("redacted" if product_redacts else "whole text"),
+        **worst_of_placements({p: audits[headline_path] for p, audits in by_placement.items()}),
+        "model_alone": worst_of_placements({p: audits["model_alone"] for p, audits in by_placement.items()}),
+        "by_placement": by_placement,
+        "placebo": audited(placebo_of(names), "top", product_redacts),
+    }
+
+
+# For each headline figure, which end is the worse one.
+WORSE_IS_LOWER = {"lowest_impact_ratio", "lowest_selection_impact_ratio"}
+
+
+def worst_of_placements(audits: dict[str, dict]) -> dict:
+    """One audit's shape from several placements' audits: each side's figures at the placement where
+    they are worst (the group table from the placement of the lowest impact ratio, the win rates from
+    the one of the largest gap), each paired increase where its lower bound is highest."""
+    first = next(iter(audits.values()))
+    result: dict = {"worst_of": {}}
+    for side in ("candidate", "production"):
+        if side not in first:
+            continue
+        figures_of = {}
+        for name in HEADLINES:
+            pick = (min if name in WORSE_IS_LOWER else max)(audits, key=lambda p: audits[p][side][name]["value"])
+            figures_of[name] = audits[pick][side][name]
+            if side == "candidate":
+                result["worst_of"][name] = pick
+        lowest = min(audits, key=lambda p: audits[p][side]["lowest_impact_ratio"]["value"])
+        widest = max(audits, key=lambda p: audits[p][side]["largest_win_rate_gap"]["value"])
+        result[side] = {
+            "groups": audits[lowest][side]["groups"],
+            **figures_of,
+            "win_rates": audits[widest][side]["win_rates"],
+        }
+    for name in ("flip_rate_increase", "largest_win_rate_gap_increase"):
+        if name in first:
+            pick = max(audits, key=lambda p: audits[p][name]["low"])
+            result[name] = audits[pick][name]
+            result["worst_of"][name] = pick
+    return result
 
 
 def audit_held_out(
-    models: dict[str, object], held_out: list[dict], jobs: dict[str, list[str]], gate, names: AuditNames | None = None
+    models: dict[str, object],
+    held_out: list[dict],
+    jobs: dict[str, list[str]],
+    gate,
+    names: AuditNames | None = None,
+    placements: tuple[str, ...] = PLACEMENTS,
+    model_only: bool = False,
 ) -> dict | None:
     """The gate's audit: ``gate.audit_cvs`` held-out CVs (titles stripped, as the gate's metrics), with
     ``gate.audit_names_per_group`` names of each group; its cost in seconds recorded beside the figures."""
@@ -192,7 +345,7 @@ def audit_held_out(
     cvs = [{**cv, "text": strip_title(cv["text"])} for cv in audited_cvs(held_out, jobs, gate.audit_cvs)]
     if not cvs:
         return None
-    result = audit_models(models, cvs, jobs, names, gate.confidence)
+    result = audit_models(models, cvs, jobs, names, gate.confidence, placements=placements, model_only=model_only)
     return {**result, "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -228,10 +381,30 @@ def table(audit_result: dict) -> str:
             f"{name.replace('_', ' ')}: {figure['value']:.3f} (CI {figure['low']:.3f} to {figure['high']:.3f})"
         )
     lines.append("paired win rates: " + ", ".join(f"{pair} {w:.3f}" for pair, w in side["win_rates"].items()))
+    lines.append("")
+    lines.append(f"{'placement':<10} {'reads':<12} {'flip rate (CI)':>24} {'largest win-rate gap (CI)':>26}")
+    for placement, audits in audit_result.get("by_placement", {}).items():
+        for path, found in audits.items():
+            reads = audit_result["reads"] if path == "product" else "model alone"
+            lines.append(
+                f"{placement:<10} {reads:<12} {_bounds(found['candidate']['flip_rate']):>24} "
+                f"{_bounds(found['candidate']['largest_win_rate_gap']):>26}"
+            )
+    if "placebo" in audit_result:
+        placebo = audit_result["placebo"]["candidate"]
+        lines.append(
+            f"{'placebo':<10} {'(any edit)':<12} {_bounds(placebo['flip_rate']):>24} "
+            f"{_bounds(placebo['largest_win_rate_gap']):>26}"
+        )
     lines.append(
-        f"{audit_result['cvs']} CVs x {audit_result['names']} names; {audit_result['confidence']:.0%} intervals"
+        f"{audit_result['cvs']} CVs x {audit_result['names']} names; {audit_result['confidence']:.0%} intervals; "
+        f"headline: {audit_result.get('reads', 'model alone')}, each figure at its worst placement"
     )
     return "\n".join(lines)
+
+
+def _bounds(figure: dict) -> str:
+    return f"{figure['value']:.3f} ({figure['low']:.3f}-{figure['high']:.3f})"
 
 
 def headline(audit_result: dict) -> dict:
@@ -249,4 +422,23 @@ def headline(audit_result: dict) -> dict:
         "name_sensitivity": side["name_sensitivity"]["value"],
         "cvs": audit_result["cvs"],
         "names": audit_result["names"],
+        "reads": audit_result.get("reads"),
+        "model_alone": {
+            name: audit_result["model_alone"]["candidate"][name]["value"]
+            for name in ("lowest_impact_ratio", "flip_rate", "largest_win_rate_gap")
+        }
+        if "model_alone" in audit_result
+        else None,
+        "by_placement": {
+            placement: {
+                path: {name: found["candidate"][name]["value"] for name in ("flip_rate", "largest_win_rate_gap")}
+                for path, found in audits.items()
+            }
+            for placement, audits in audit_result.get("by_placement", {}).items()
+        },
+        "placebo": {
+            name: audit_result["placebo"]["candidate"][name]["value"] for name in ("flip_rate", "largest_win_rate_gap")
+        }
+        if "placebo" in audit_result
+        else None,
     }

@@ -54,10 +54,13 @@ class StaleCorpus(RuntimeError):
 
 
 def encoder_id() -> str:
-    """How CV vectors are made besides the model: the CV pooling and the runtime (torch / ONNX)."""
+    """How CV vectors are made besides the model: the CV pooling, the runtime (torch / ONNX) and the
+    redaction's rules (a vector read before a rule changed is not reused after)."""
     from include.matcher.foundations.onnx_backend import embed_backend
+    from include.matcher.foundations.redaction import RULES_VERSION, redacting
 
-    return f"{cv_pooling()}/{embed_backend()}"
+    reading = f"redacted-{RULES_VERSION}" if redacting() else "whole"
+    return f"{cv_pooling()}/{embed_backend()}/{reading}"
 
 
 def job_offer_records(

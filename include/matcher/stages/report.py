@@ -84,14 +84,72 @@ def confusion_view(confusion: dict) -> dict:
 
 
 def audit_headline(audit: dict | None) -> str:
-    """One line: the candidate's lowest impact ratio with its interval, and its flip rate."""
+    """One line: as the product reads CVs, the candidate's lowest impact ratio with its interval, its flip
+    rate and largest win-rate gap; the model alone's gap beside them."""
     if not audit:
         return "bias audit: not run"
-    lowest, flips = audit["candidate"]["lowest_impact_ratio"], audit["candidate"]["flip_rate"]
+    side = audit["candidate"]
+    lowest, flips, gap = side["lowest_impact_ratio"], side["flip_rate"], side["largest_win_rate_gap"]
+    alone = (audit.get("model_alone") or {}).get("candidate")
     return (
         f"bias audit: lowest impact ratio {lowest['value']:.3f} (CI {lowest['low']:.3f} to {lowest['high']:.3f}), "
-        f"flip rate {flips['value']:.3f} ({audit['cvs']} CVs x {audit['names']} names)"
+        f"flip rate {flips['value']:.3f}, largest win-rate gap {gap['value']:.3f} "
+        f"({READS.get(audit.get('reads', 'whole text'), audit.get('reads'))})"
+        + (
+            f"; the model alone: largest win-rate gap {alone['largest_win_rate_gap']['value']:.3f}, flip rate "
+            f"{alone['flip_rate']['value']:.3f}"
+            if alone and audit.get("reads") != "model alone"
+            else ""
+        )
+        + f" ({audit['cvs']} CVs x {audit['names']} names)"
     )
+
+
+READS = {
+    "redacted": "as the product reads CVs, redacted",
+    "whole text": "as the product reads CVs, whole",
+    "model alone": "the model alone",
+}
+AUDIT_MEANING = (
+    "Product path: the CV as the product reads it (redacted: no name, e-mail, phone, address, links, birth date "
+    "or pronouns), what ranks people; the gate's four-fifths and win-rate-gap rules read it. Model alone: the "
+    "whole text with the name in it, what the model itself learned about names, where redaction misses one; the "
+    "gate refuses a candidate more name-sensitive than production on either. Placebo: hobbies instead of names, "
+    "what any edit of that size does."
+)
+AUDIT_PATHS_HEAD = [
+    "placement",
+    "product: win-rate gap",
+    "product: flip rate",
+    "model alone: win-rate gap",
+    "model alone: flip rate",
+]
+
+
+def audit_paths(audit: dict) -> list[list[str]]:
+    """Rows of the candidate's largest win-rate gap and flip rate (with intervals) per placement, on the
+    product path and by the model alone, then the placebo's (empty for an audit made before placements)."""
+
+    def cell(figure: dict | None) -> str:
+        return "-" if figure is None else f"{figure['value']:.3f} ({figure['low']:.3f} to {figure['high']:.3f})"
+
+    rows = []
+    for placement, audits in (audit.get("by_placement") or {}).items():
+        product = (audits.get("product") or {}).get("candidate")
+        alone = audits["model_alone"]["candidate"]
+        rows.append(
+            [
+                placement,
+                cell(product and product["largest_win_rate_gap"]),
+                cell(product and product["flip_rate"]),
+                cell(alone["largest_win_rate_gap"]),
+                cell(alone["flip_rate"]),
+            ]
+        )
+    if audit.get("placebo"):
+        placebo = audit["placebo"]["candidate"]
+        rows.append(["placebo", cell(placebo["largest_win_rate_gap"]), cell(placebo["flip_rate"]), "", ""])
+    return rows
 
 
 IMPACT_RATIO_FLOOR = 0.8  # the four-fifths rule
@@ -148,6 +206,9 @@ def render_report(report: ValidationReport, state=None, served: bool = False) ->
         model_rows=model_rows(report),
         evidence_rows=evidence_rows(report.decision),
         audit_headline=audit_headline(audit),
+        audit_paths=audit_paths(audit) if audit else [],
+        audit_paths_head=AUDIT_PATHS_HEAD,
+        audit_meaning=AUDIT_MEANING,
         audit_head=AUDIT_HEAD,
         audit_rows=[(group, cells, group in flagged) for group, cells in audit_rows(audit)] if audit else [],
         categories=category_bars(report, report.decision.primary_metric),
@@ -192,6 +253,11 @@ def model_card_section(report: ValidationReport) -> str:
     if report.bias_audit:
         lines += ["", "| " + " | ".join(AUDIT_HEAD) + " |", "| --- |" + " --- |" * (len(AUDIT_HEAD) - 1)]
         lines += [f"| {group} | " + " | ".join(cells) + " |" for group, cells in audit_rows(report.bias_audit)]
+        paths = audit_paths(report.bias_audit)
+        if paths:
+            lines += ["", AUDIT_MEANING, "", "| " + " | ".join(AUDIT_PATHS_HEAD) + " |"]
+            lines += ["| --- |" + " --- |" * (len(AUDIT_PATHS_HEAD) - 1)]
+            lines += ["| " + " | ".join(row) + " |" for row in paths]
     by_category = report.training_data.get("train_cvs_by_category", {})
     lines += [
         "",

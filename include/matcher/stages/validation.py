@@ -126,7 +126,8 @@ def decide(
     ``problems`` (from :func:`model_problems`) refuse the candidate outright: a broken model is never
     promoted, whatever its metrics. ``evidence`` holds the paired bootstrap intervals
     (:func:`evidence.paired_evidence`); without it the point estimates decide. ``audit`` (from
-    :func:`bias_audit.audit_held_out`) adds the bias rules: ``impact_ratio`` and ``name_sensitivity``.
+    :func:`bias_audit.audit_held_out`) adds the bias rules: ``impact_ratio``, ``win_rate_gap`` and
+    ``name_sensitivity``.
     """
     metric = gate.primary_metric
     if held_out == 0:
@@ -193,14 +194,22 @@ def decide(
 
 
 def bias_checks(audit: dict | None, gate: GateConfig) -> dict[str, bool]:
-    """The bias audit's two rules, each refusing only beyond doubt (no audit: no rule)."""
+    """The bias audit's three rules, each refusing only beyond doubt (no audit: no rule): the
+    four-fifths rule and the absolute win-rate gap on the product path (CVs as the product reads
+    them), no more name sensitivity than production on the product path nor by the model alone."""
     if audit is None:
         return {}
-    checks = {"impact_ratio": audit["candidate"]["lowest_impact_ratio"]["high"] >= gate.min_impact_ratio}
+    checks = {
+        "impact_ratio": audit["candidate"]["lowest_impact_ratio"]["high"] >= gate.min_impact_ratio,
+        "win_rate_gap": audit["candidate"]["largest_win_rate_gap"]["low"] <= gate.max_win_rate_gap,
+    }
+    paths = [audit] + ([audit["model_alone"]] if "model_alone" in audit else [])
     if "flip_rate_increase" in audit:
         checks["name_sensitivity"] = all(
-            audit[f"{name}_increase"]["low"] <= gate.max_name_sensitivity_increase
+            path[f"{name}_increase"]["low"] <= gate.max_name_sensitivity_increase
+            for path in paths
             for name in ("flip_rate", "largest_win_rate_gap")
+            if f"{name}_increase" in path
         )
     return checks
 
@@ -209,21 +218,35 @@ def bias_rules(audit: dict | None, gate: GateConfig, checks: dict[str, bool]) ->
     """What each bias rule saw, in words, for the decision's reason."""
     if audit is None:
         return {}
-    lowest = audit["candidate"]["lowest_impact_ratio"]
+    lowest, gap = audit["candidate"]["lowest_impact_ratio"], audit["candidate"]["largest_win_rate_gap"]
+    reads = audit.get("reads", "whole text")
     rules = {
         "impact_ratio": f"lowest impact ratio {lowest['value']:.3f} ({audit['confidence']:.0%} CI "
         f"{lowest['low']:.3f} to {lowest['high']:.3f}) "
         + ("not below" if checks["impact_ratio"] else "below")
-        + f" {gate.min_impact_ratio:.2f} beyond doubt"
+        + f" {gate.min_impact_ratio:.2f} beyond doubt",
+        "win_rate_gap": ""
+        if checks["win_rate_gap"]
+        else f"a name group wins beyond the allowed gap {gate.max_win_rate_gap:.2f} ({reads}): largest win-rate "
+        f"gap {gap['value']:.3f} (CI {gap['low']:.3f} to {gap['high']:.3f}) at the "
+        f"{audit.get('worst_of', {}).get('largest_win_rate_gap', 'top')} placement",
     }
     if "name_sensitivity" in checks:
-        flips, gaps = audit["flip_rate_increase"], audit["largest_win_rate_gap_increase"]
+        said = []
+        for label, path in (("as the product reads CVs", audit), ("by the model alone", audit.get("model_alone"))):
+            if not path or "flip_rate_increase" not in path:
+                continue
+            flips, gaps = path["flip_rate_increase"], path["largest_win_rate_gap_increase"]
+            if max(flips["low"], gaps["low"]) > gate.max_name_sensitivity_increase:
+                said.append(
+                    f"{label}: flip rate change {flips['value']:+.3f} (CI {flips['low']:+.3f} to "
+                    f"{flips['high']:+.3f}), largest win-rate gap change {gaps['value']:+.3f} "
+                    f"(CI {gaps['low']:+.3f} to {gaps['high']:+.3f})"
+                )
         rules["name_sensitivity"] = (
-            f"a name moves this candidate more than production beyond the allowed "
-            f"{gate.max_name_sensitivity_increase:.2f}: flip rate change {flips['value']:+.3f} "
-            f"(CI {flips['low']:+.3f} to {flips['high']:+.3f}), largest win-rate gap change {gaps['value']:+.3f} "
-            f"(CI {gaps['low']:+.3f} to {gaps['high']:+.3f})"
-            if not checks["name_sensitivity"]
+            "a name moves this candidate more than production beyond the allowed "
+            f"{gate.max_name_sensitivity_increase:.2f}, " + "; ".join(said)
+            if said
             else ""
         )
     return rules

@@ -72,6 +72,24 @@ AUDIT_FIGURES = {
     "largest_win_rate_gap": BOUNDS,
     "win_rates": {"*": NUMBER},
 }
+# One audit: a set of variants (a placement read one way, or the placebo) scored by each model.
+AUDIT = {
+    "cvs": COUNT,
+    "names": COUNT,
+    "confidence": NUMBER,
+    "resamples": COUNT,
+    "candidate": AUDIT_FIGURES,
+    "production?": AUDIT_FIGURES,
+    "flip_rate_increase?": BOUNDS,
+    "largest_win_rate_gap_increase?": BOUNDS,
+}
+WORST_OF_PLACEMENTS = {
+    "worst_of?": {"*": TEXT},
+    "candidate": AUDIT_FIGURES,
+    "production?": AUDIT_FIGURES,
+    "flip_rate_increase?": BOUNDS,
+    "largest_win_rate_gap_increase?": BOUNDS,
+}
 BIAS_AUDIT = {
     "cvs": COUNT,
     "names": COUNT,
@@ -80,10 +98,16 @@ BIAS_AUDIT = {
     "confidence": NUMBER,
     "resamples": COUNT,
     "seconds?": NUMBER,
+    "placements?": [TEXT],
+    "reads?": TEXT,
+    "worst_of?": {"*": TEXT},
     "candidate": AUDIT_FIGURES,
     "production?": AUDIT_FIGURES,
     "flip_rate_increase?": BOUNDS,
     "largest_win_rate_gap_increase?": BOUNDS,
+    "model_alone?": WORST_OF_PLACEMENTS,
+    "by_placement?": {"*": {"product?": AUDIT, "model_alone": AUDIT}},
+    "placebo?": AUDIT,
 }
 REPORT = {
     "created_at": TEXT,

@@ -41,9 +41,8 @@ def test_the_summary_gives_the_bias_audit_headline(storage, locations):
     report = {**report_json(night, candidate, version_for("night-9")), "bias_audit": sample_audit()}
     storage.put_json(join_uri(candidate, "validation_report.json"), report)
     lowest = sample_audit()["candidate"]["lowest_impact_ratio"]
-    assert f"fairness:   bias audit: lowest impact ratio {lowest['value']:.3f}" in describe_run(
-        night, locations, storage
-    )
+    told = describe_run(night, locations, storage)
+    assert f"fairness:   bias audit: lowest impact ratio {lowest['value']:.3f}" in told
 
 
 def test_the_summary_says_what_became_of_the_night_as_the_page_does(storage, locations):

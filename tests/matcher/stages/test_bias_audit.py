@@ -1,5 +1,6 @@
-"""The bias audit: its figures on scores built to be fair or biased, the gate's two rules, a model
-fine-tuned to be name-biased on purpose refused through ``validate`` on real S3, the names file."""
+"""The bias audit: its figures on scores built to be fair or biased, the gate's three rules, names never
+seen in every placement through the product path and the model alone, a model fine-tuned to be
+name-biased on purpose refused through ``validate`` on real S3, the names file, the CLI's flags."""
 
 from __future__ import annotations
 
@@ -72,13 +73,60 @@ def test_the_gate_refuses_a_biased_candidate_by_its_named_rules_and_passes_a_fai
     assert fair["promote"] and fair["checks"]["impact_ratio"] and fair["checks"]["name_sensitivity"]
     assert "lowest impact ratio 1.000" in fair["reason"]
     biased = decide(result(0.6), result(0.5), gate, held_out=40, audit=audit_of(0.2))
-    assert not biased["promote"] and biased["decided_by"] == ["impact_ratio", "name_sensitivity"]
+    assert not biased["promote"] and biased["decided_by"] == ["impact_ratio", "win_rate_gap", "name_sensitivity"]
     assert "below 0.80 beyond doubt" in biased["reason"] and "a name moves this candidate more" in biased["reason"]
-    # as biased as production already was: no increase, so only the four-fifths rule refuses it
+    assert "beyond the allowed gap 0.05" in biased["reason"]
+    # as biased as production already was: no increase, so the relative rule lets it be; the absolute ones do not
     same = decide(result(0.6), result(0.5), gate, held_out=40, audit=audit_of(0.2, 0.2))
-    assert same["decided_by"] == ["impact_ratio"]
-    lenient = GateConfig(min_improvement=0.0, min_primary=0.0, min_impact_ratio=0.0, max_name_sensitivity_increase=1)
+    assert same["decided_by"] == ["impact_ratio", "win_rate_gap"]
+    lenient = GateConfig(
+        min_improvement=0.0,
+        min_primary=0.0,
+        min_impact_ratio=0.0,
+        max_name_sensitivity_increase=1,
+        max_win_rate_gap=0.5,
+    )
     assert decide(result(0.6), result(0.5), lenient, held_out=40, audit=audit_of(0.2))["promote"]
+
+
+def test_a_slight_bias_production_shared_is_refused_by_the_absolute_win_rate_rule_alone():
+    """A name that shifts every score a little: four-fifths holds, nothing grew since production, yet one
+    group's variants win every comparison: the absolute rule refuses it."""
+    gate = GateConfig(min_improvement=0.0, min_primary=0.0)
+    slight = audit_of(0.01, 0.01)
+    assert slight["candidate"]["lowest_impact_ratio"]["high"] >= 0.8 and slight["candidate"]["win_rates"]["a>b"] == 1
+    decision = decide(result(0.6), result(0.5), gate, held_out=40, audit=slight)
+    assert decision["decided_by"] == ["win_rate_gap"], decision["reason"]
+    assert decide(
+        result(0.6),
+        result(0.5),
+        GateConfig(min_improvement=0.0, min_primary=0.0, max_win_rate_gap=0.5),
+        held_out=40,
+        audit=slight,
+    )["promote"]
+
+
+def test_a_model_that_learned_a_name_bias_is_refused_by_the_model_alone_even_when_the_product_path_is_fair():
+    """Redaction hides the names from the product path, so it reads fair; the model alone shows what the
+    candidate learned, and the relative rule reads both."""
+    from include.matcher.stages.bias_audit import worst_of_placements
+
+    gate = GateConfig(min_improvement=0.0, min_primary=0.0)
+    fair_path = audit_of(0.0)
+    hidden = {**fair_path, "model_alone": worst_of_placements({"top": audit_of(0.0), "contact": audit_of(0.2)})}
+    assert hidden["model_alone"]["worst_of"]["largest_win_rate_gap"] == "contact"
+    decision = decide(result(0.6), result(0.5), gate, held_out=40, audit=hidden)
+    assert decision["decided_by"] == ["name_sensitivity"] and "by the model alone" in decision["reason"]
+    assert decide(result(0.6), result(0.5), gate, held_out=40, audit=fair_path)["promote"]
+
+
+def test_the_headline_is_each_figure_at_its_worst_placement():
+    from include.matcher.stages.bias_audit import worst_of_placements
+
+    worst = worst_of_placements({"top": audit_of(0.05), "contact": audit_of(0.2), "closing": audit_of(0.0)})
+    assert worst["worst_of"]["lowest_impact_ratio"] == "contact" and worst["worst_of"]["flip_rate"] == "contact"
+    assert worst["candidate"]["lowest_impact_ratio"] == audit_of(0.2)["candidate"]["lowest_impact_ratio"]
+    assert worst["largest_win_rate_gap_increase"] == audit_of(0.2)["largest_win_rate_gap_increase"]
 
 
 def test_cvs_are_audited_across_categories_in_turn():
@@ -157,6 +205,83 @@ def test_the_audit_uses_the_names_it_is_given(base_model):
     assert set(found["candidate"]["win_rates"]) == {"x>y", "x>z", "y>z"}
 
 
+# Groups of names the project ships nowhere (not in audit_names.json nor benchmarks/unseen_names.json).
+NEVER_SEEN = AuditNames(
+    {
+        "west_african": ("Oluwaseun Adeyemi", "Chidinma Okafor"),
+        "polish": ("Zbigniew Wiśniewski", "Agnieszka Wójcik"),
+        "maori": ("Aroha Ngata", "Tane Parata"),
+    }
+)
+NURSE_CVS = [
+    {
+        "key": f"n{i}",
+        "category": category,
+        "text": f"{category}\nSummary\n{body} Worked {i + 2} years.\nSkills\nScheduling, reporting",
+    }
+    for i, (category, body) in enumerate(
+        [
+            ("NURSE", "Registered nurse in intensive care; ventilators, triage and patient education."),
+            ("CHEF", "Line cook then sous chef; grill, sauces, kitchen hygiene and ordering."),
+            ("PILOT", "Commercial pilot, 3,000 hours on narrow-body jets; crew resource management."),
+            ("NURSE", "Community nurse; wound care, vaccinations and home visits for the elderly."),
+            ("CHEF", "Pastry chef; laminated doughs, plated desserts and a team of four."),
+            ("PILOT", "Flight instructor and charter pilot; instrument ratings and safety briefings."),
+        ]
+    )
+]
+NURSE_JOBS = {
+    "CHEF": ["Chefs direct the preparation and cooking of food."],
+    "NURSE": ["Registered nurses assess patient health problems and provide care."],
+    "PILOT": ["Pilots fly and navigate airplanes for airlines."],
+}
+
+
+def test_names_never_seen_in_every_placement_do_not_move_a_candidate_on_the_product_path(base_model):
+    """The whole audit as the gate runs it: on the product path every pair of groups wins exactly half
+    and no name flips a CV, in each placement; the model alone still reads the names (top, contact),
+    and the placebo's edits do move it: the audit can tell."""
+    from include.matcher.stages.bias_audit import audit_held_out
+
+    gate = GateConfig(audit_cvs=6, audit_names_per_group=2)
+    found = audit_held_out({"candidate": base_model}, NURSE_CVS, NURSE_JOBS, gate, NEVER_SEEN)
+    assert found["reads"] == "redacted" and set(found["by_placement"]) == {"top", "contact", "closing"}
+    for placement, audits in found["by_placement"].items():
+        product = audits["product"]["candidate"]
+        assert set(product["win_rates"].values()) == {0.5}, placement
+        assert product["flip_rate"]["value"] == 0 and product["name_sensitivity"]["value"] == 0, placement
+    for placement in ("top", "contact"):
+        assert found["by_placement"][placement]["model_alone"]["candidate"]["name_sensitivity"]["value"] > 0
+    assert found["placebo"]["candidate"]["name_sensitivity"]["value"] > 0
+    assert found["candidate"]["largest_win_rate_gap"]["value"] == 0  # the headline: the product path
+    assert found["model_alone"]["candidate"]["largest_win_rate_gap"]["value"] > 0
+
+
+def test_the_cli_audits_one_placement_and_the_model_alone(cli_env, tmp_path, demo_folder):
+    import subprocess
+    import sys
+
+    from tests.helpers import PROJECT_ROOT
+
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({g: list(n) for g, n in NEVER_SEEN.groups.items()}))
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "include.matcher", "bias-audit", "--model", "all-MiniLM-L6-v2",
+            "--data-root", str(demo_folder / "cvs"), "--jobs-file", str(demo_folder / "job_descriptions.json"),
+            "--names", str(names), "--audit-cvs", "6", "--audit-names-per-group", "1", "--confidence", "0",
+            "--placement", "contact", "--model-only", "--json",
+        ],
+        cwd=PROJECT_ROOT, env=cli_env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures_of = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures_of["reads"] == "model alone" and list(figures_of["by_placement"]) == ["contact"]
+    assert list(figures_of["by_placement"]["contact"]) == ["model_alone"]
+    assert figures_of["largest_win_rate_gap"] > 0  # the model alone reads the e-mail made of the name
+    assert "contact    model alone" in done.stdout
+
+
 def name_biased_model(demo_folder, folder):
     """The base model fine-tuned on purpose to prefer one group: the same CV, for the job of its own
     category, is a match (label 1) under a white-group name and no match (label 0) under a black-group one."""
@@ -182,7 +307,7 @@ def name_biased_model(demo_folder, folder):
 
 
 def test_validate_refuses_a_candidate_made_name_biased_on_purpose_and_passes_the_base_model(
-    storage, locations, demo_folder, base_model, tmp_path
+    storage, locations, demo_folder, base_model, tmp_path, monkeypatch
 ):
     """Real S3, real models, the whole ``validate``: production is the base model; the base model as
     candidate passes both bias rules; the model trained to prefer one group's names is refused by them."""
@@ -214,10 +339,17 @@ def test_validate_refuses_a_candidate_made_name_biased_on_purpose_and_passes_the
     base_folder = tmp_path / "base"
     base_model.save(str(base_folder))
     honest = decision_for("base-night", base_folder)
-    assert honest["checks"]["impact_ratio"] and honest["checks"]["name_sensitivity"], honest["reason"]
-    biased = decision_for("biased-night", name_biased_model(demo_folder, tmp_path / "biased"))
-    assert not biased["promote"], biased["reason"]
-    assert {"impact_ratio", "name_sensitivity"} & set(biased["decided_by"]), biased["reason"]
+    checks = honest["checks"]
+    assert checks["impact_ratio"] and checks["name_sensitivity"] and checks["win_rate_gap"], honest["reason"]
+    biased_folder = name_biased_model(demo_folder, tmp_path / "biased")
+    # redaction hides the names from the product path; the model alone shows what it learned: the relative rule
+    biased = decision_for("biased-night", biased_folder)
+    assert not biased["promote"] and "name_sensitivity" in biased["decided_by"], biased["reason"]
+    assert "by the model alone" in biased["reason"]
+    # a deployment reading whole CVs: the absolute rule refuses it too, whatever production did
+    monkeypatch.setenv("MATCHER_REDACT_IDENTIFIERS", "false")
+    unredacted = decision_for("biased-night-unredacted", biased_folder)
+    assert {"win_rate_gap", "name_sensitivity"} <= set(unredacted["decided_by"]), unredacted["reason"]
 
 
 def test_the_cli_audits_the_newest_night_that_built_pairs_by_default(storage, locations):

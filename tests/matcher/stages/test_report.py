@@ -147,3 +147,55 @@ def test_the_report_page_and_the_model_card_show_the_bias_audit_and_what_the_mod
     assert "Not for**: the sole basis of a hiring" in card and "first 256 tokens" in card
     assert "CHEF 22, PILOT 18" in card
     assert "bias audit: not run" in model_card_section(ValidationReport.from_json(sample_report()))
+
+
+def placement_audit() -> dict:
+    """An audit of today's shape: the product path fair in every placement, the model alone biased at
+    the contact line, and the placebo, through the same helpers the audit uses."""
+    import numpy as np
+
+    from include.matcher.stages.bias_audit import audit, worst_of_placements
+
+    def scores(shift: float) -> np.ndarray:
+        found = np.repeat(np.random.default_rng(0).random((30, 1, 4)), 4, axis=1)
+        found[:, 2:, :] -= shift
+        return found
+
+    def one(shift: float) -> dict:
+        return audit({"candidate": scores(shift), "production": scores(0.0)}, ["a", "a", "b", "b"], 0.95, 100)
+
+    by_placement = {
+        "top": {"product": one(0.0), "model_alone": one(0.02)},
+        "contact": {"product": one(0.0), "model_alone": one(0.2)},
+        "closing": {"product": one(0.0), "model_alone": one(0.0)},
+    }
+    return {
+        "groups": ["a", "b"],
+        "names_per_group": 2,
+        "cvs": 30,
+        "names": 4,
+        "confidence": 0.95,
+        "resamples": 100,
+        "placements": list(by_placement),
+        "reads": "redacted",
+        **worst_of_placements({p: audits["product"] for p, audits in by_placement.items()}),
+        "model_alone": worst_of_placements({p: audits["model_alone"] for p, audits in by_placement.items()}),
+        "by_placement": by_placement,
+        "placebo": one(0.05),
+    }
+
+
+def test_the_report_card_and_page_headline_the_product_path_with_the_model_alone_beside_it():
+    from include.matcher.stages.validation_report import read_report
+
+    written = {**sample_report(), "bias_audit": placement_audit()}
+    report = read_report(json.dumps(written).encode())  # the reader accepts the placements' shape
+    assert report.to_json() == written
+    card, page = model_card_section(report), render_report(report)
+    for told in (card, page):
+        assert "largest win-rate gap 0.000 (as the product reads CVs, redacted)" in told
+        assert "the model alone: largest win-rate gap 0.500" in told
+        assert "Product path: the CV as the product reads it" in told and "Placebo: hobbies" in told
+    assert "| contact | 0.000 (0.000 to 0.000) | 0.000 (0.000 to 0.000) | 0.500 (0.500 to 0.500) |" in card
+    assert "| placebo |" in card
+    assert "<th>contact</th>" in page and "<th>placebo</th>" in page
