@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/fairness.py                      # ../shared/data; --max-train 0 for all
 
 Splits the resumes with the pipeline's split and fine-tunes the defaults on the training split (as a
-night does: training texts redacted). Then, for the base model and the fine-tuned defaults, on the
-held-out test split, titles stripped:
+night does: training texts redacted; ``--train consistency`` also with ``name_consistency``, the
+counterfactual training). Then, for the base model and each fine-tuned model, on the held-out test
+split, titles stripped:
 
 - the bias audit with names of groups the project never saw (``--names``, default
   ``benchmarks/unseen_names.json``: 6 groups x 4 names), each name put at the top, in a contact line
@@ -79,6 +80,12 @@ def main() -> int:
     parser = benchmark_parser(__doc__, jobs_file=True)
     parser.add_argument("--max-train", type=int, default=600, help="subsample the training split (0: all)")
     parser.add_argument("--skip-training", action="store_true", help="audit the base model only")
+    parser.add_argument(
+        "--train",
+        default="defaults",
+        help="comma-separated models to fine-tune: 'defaults', 'consistency' (the defaults with name_consistency)",
+    )
+    parser.add_argument("--name-consistency", type=float, default=1.0, help="the weight 'consistency' trains with")
     parser.add_argument("--names", type=Path, default=UNSEEN_NAMES, help="the audit's groups of names")
     parser.add_argument("--audit-cvs", type=int, default=30, help="held-out CVs the audit puts names on")
     parser.add_argument("--names-per-group", type=int, default=4)
@@ -112,17 +119,25 @@ def main() -> int:
     models = {"base all-MiniLM-L6-v2": load_model("all-MiniLM-L6-v2")}
     seconds: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as folder:
-        if not args.skip_training:
-            config = TrainingConfig()
+        for wanted in [] if args.skip_training else args.train.split(","):
+            config = TrainingConfig(name_consistency=args.name_consistency if wanted == "consistency" else 0.0)
+            label = "fine-tuned defaults" + (
+                f" + name consistency {args.name_consistency:g}" if wanted == "consistency" else ""
+            )
             with redaction(True):
                 examples = training_examples(train, jobs, config, model=models["base all-MiniLM-L6-v2"])
-                log(f"fine-tuning the defaults on {len(examples.rows)} examples (training texts redacted)")
+                log(f"fine-tuning {label} on {len(examples.rows)} examples (training texts redacted)")
                 started = time.perf_counter()
                 path = train_model(
-                    examples.rows, examples.metadata, config, Path(folder), validation=by_split["validation"], jobs=jobs
+                    examples.rows,
+                    examples.metadata,
+                    config,
+                    Path(folder) / wanted,
+                    validation=by_split["validation"],
+                    jobs=jobs,
                 )
-            seconds["training"] = {"seconds": round(time.perf_counter() - started, 1)}
-            models["fine-tuned defaults"] = load_model(str(path))
+            seconds[f"training {label}"] = {"seconds": round(time.perf_counter() - started, 1)}
+            models[label] = load_model(str(path))
 
         results = {}
         for label, model in models.items():
@@ -202,7 +217,8 @@ def main() -> int:
         f"{sum(1 for one in found if one.removed)} CVs had something taken out ({kinds}); "
         f"{words_removed} of {words} words ({words_removed / max(1, words):.3%}). Audit cost per model: "
         + ", ".join(f"{label} {seconds[label]['audit']:.0f} s" for label in results)
-        + (f"; training {seconds['training']['seconds']:.0f} s." if "training" in seconds else "."),
+        + "".join(f"; {name} {figure['seconds']:.0f} s" for name, figure in seconds.items() if "training" in name)
+        + ".",
     ]
     record(lines, args.results)
     print(

@@ -42,9 +42,10 @@ class LossSpec:
         return quota.next()
 
     def columns_for(self, rows: list[dict]) -> tuple[str, ...]:
-        return (
+        columns = (
             (*self.columns, "negative") if self.in_batch_negatives and rows and "negative" in rows[0] else self.columns
         )
+        return (*columns, "renamed") if rows and "renamed" in rows[0] else columns
 
     def batch_sampler(self, metadata: list[dict]):
         from include.matcher.foundations.batching import category_distinct_sampler
@@ -95,6 +96,31 @@ def _multiple_negatives_loss(model, config):
         # Gradient caching: the batch (and its in-batch negatives) can be far larger than memory allows.
         return losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.cached_mini_batch)
     return losses.MultipleNegativesRankingLoss(model)
+
+
+def name_consistency_loss(model, weight: float):
+    """Counterfactual training: rows (anchor, positive[, negative], renamed), ``renamed`` the anchor's CV
+    under another group's name. Both readings of the CV rank its job against the batch (in-batch
+    negatives, as ``multiple_negatives``), and ``weight`` x (1 - cosine) between the two readings is
+    added, so what the model makes of a CV does not depend on whose name is on it."""
+    import torch
+    from sentence_transformers.base.losses.merged_forward import embed_columns
+    from sentence_transformers.sentence_transformer import losses
+
+    class NameConsistencyLoss(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model, self.weight = model, weight
+            self.ranking = losses.MultipleNegativesRankingLoss(model)
+
+        def forward(self, sentence_features, labels):
+            *ranked, renamed = embed_columns(self.model, sentence_features)
+            ranking = self.ranking.compute_loss_from_embeddings(ranked, labels)
+            ranking_renamed = self.ranking.compute_loss_from_embeddings([renamed, *ranked[1:]], labels)
+            apart = 1 - torch.nn.functional.cosine_similarity(ranked[0], renamed).mean()
+            return (ranking + ranking_renamed) / 2 + self.weight * apart
+
+    return NameConsistencyLoss()
 
 
 def _triplet_loss(model, config):

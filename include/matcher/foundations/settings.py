@@ -530,6 +530,16 @@ class TrainingConfig:
     strip_titles: bool = setting(
         True, "Train on CVs without their first line (the job title, which often names the category).", TRAINING
     )
+    name_consistency: float = setting(
+        0.0,
+        "Counterfactual training (multiple_negatives only): each training CV is read under two names of different "
+        "groups of the bias audit's training names (never the audited ones), both readings rank its job, and the "
+        "loss adds this weight times how far apart the two readings are (1 - cosine), so the model itself learns "
+        "a name says nothing; 0: off.",
+        TRAINING,
+        minimum=0,
+        maximum=10,
+    )
     name_augmentation: bool = setting(
         False,
         "Counterfactual augmentation: each training CV carries a name line drawn evenly from every group of the "

@@ -77,6 +77,7 @@ def build_examples(
     hard_negatives: dict[str, list[tuple[str, int]]] | None = None,
     strip_titles: bool = TrainingConfig.strip_titles,
     names: AuditNames | None = None,
+    consistency_names: AuditNames | None = None,
 ) -> Examples:
     """Training examples from CVs (dicts with key, category, text) of the training split.
 
@@ -84,9 +85,15 @@ def build_examples(
     CV's mined list (cycled) instead of at random; ``multiple_negatives`` rows then carry one hard
     ``negative`` each on top of the in-batch ones. With ``strip_titles`` the CV side is
     :func:`training_text` (its first line dropped). With ``names`` (counterfactual augmentation) each
-    CV carries a name line, the groups taken in turn and a name drawn within the group.
+    CV carries a name line, the groups taken in turn and a name drawn within the group. With
+    ``consistency_names`` (counterfactual training) each CV carries a name of one group (in turn) and its
+    row a ``renamed`` column: the same CV under a name of another group, in the same place (a line at
+    the top or a contact line, in turn).
     """
     spec = loss_spec(loss)
+    if consistency_names and not spec.in_batch_negatives:
+        raise ValueError("name_consistency trains with multiple_negatives only (its ranking is in-batch)")
+    pairs_of_names = list(consistency_names.groups.values()) if consistency_names else []
     rng = random.Random(seed)
     quota = NegativeQuota(negative_ratio)
     categories = sorted(jobs)
@@ -100,7 +107,15 @@ def build_examples(
         others = [c for c in categories if c != category]
         mined = list((hard_negatives or {}).get(cv["key"], []))
         cv_text = training_text(cv["text"], strip_titles)
-        if groups:
+        renamed = None
+        if pairs_of_names:
+            own = index % len(pairs_of_names)
+            other = (own + 1 + naming.randrange(len(pairs_of_names) - 1)) % len(pairs_of_names)
+            placement = ("top", "contact")[index % 2]  # a closing line lies past what the model reads
+            plain = cv_text
+            cv_text = consistency_names.put_on(naming.choice(pairs_of_names[own]), plain, placement)
+            renamed = consistency_names.put_on(naming.choice(pairs_of_names[other]), plain, placement)
+        elif groups:
             cv_text = names.put_on(naming.choice(groups[index % len(groups)]), cv_text)
         positives = list(enumerate(jobs[category]))
         if spec.in_batch_negatives:  # one description per CV, the category's descriptions in turn
@@ -120,7 +135,7 @@ def build_examples(
                 about = {**base, **example.about}
                 if spec.in_batch_negatives and "negative_category" in about:
                     about["hard"] = bool(mined)
-                rows.append(example.row)
+                rows.append({**example.row, "renamed": renamed} if renamed is not None else example.row)
                 metadata.append(about)
 
     order = list(range(len(rows)))
@@ -144,11 +159,21 @@ def training_examples(
         hard = mine_hard_negatives(
             miner, train_cvs, jobs, training.hard_negatives, training.hard_negative_margin, training.strip_titles
         )
-    names = None
-    if training.name_augmentation:
+    names = consistency_names = None
+    if training.name_consistency > 0:
+        consistency_names = load_audit_names().for_training()
+    elif training.name_augmentation:
         names = load_audit_names().for_training()
     return build_examples(
-        train_cvs, jobs, training.loss, training.negative_ratio, training.seed, hard, training.strip_titles, names
+        train_cvs,
+        jobs,
+        training.loss,
+        training.negative_ratio,
+        training.seed,
+        hard,
+        training.strip_titles,
+        names,
+        consistency_names,
     )
 
 

@@ -217,6 +217,16 @@ def _restore_checkpoint(storage: ObjectStore, checkpoint_uri: str, scratch: str)
     return str(local)
 
 
+def training_loss(spec, model, config: TrainingConfig, columns: tuple[str, ...]):
+    """The loss of ``config.loss``; with counterfactual rows (a ``renamed`` column), the name-consistency
+    loss around in-batch ranking (:func:`~include.matcher.foundations.losses.name_consistency_loss`)."""
+    if "renamed" not in columns:
+        return spec.build(model, config)
+    from include.matcher.foundations.losses import name_consistency_loss
+
+    return name_consistency_loss(model, config.name_consistency)
+
+
 def train_model(
     rows: list[dict],
     metadata: list[dict],
@@ -277,7 +287,11 @@ def train_model(
             **device_flags(),
         )
         trainer = SentenceTransformerTrainer(
-            model=model, args=args, train_dataset=dataset, loss=spec.build(model, config), evaluator=selector
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            loss=training_loss(spec, model, config, columns),
+            evaluator=selector,
         )
         trainer.remove_callback(PrinterCallback)  # progress goes to the task log through logging instead
         trainer.add_callback(_logging_callback_class()())

@@ -291,3 +291,25 @@ def test_name_augmentation_puts_a_name_of_every_group_in_turn_never_an_audited_o
     per_cv = {meta["source_key"]: line[0] for meta, line in zip(named.metadata, lines, strict=True)}
     counts = Counter(group_of[name] for name in per_cv.values())
     assert set(counts) == set(names.groups) and max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_counterfactual_rows_read_each_cv_under_two_groups_names_in_the_same_place():
+    from include.matcher.foundations.audit_names import AuditNames, email_of
+
+    names = AuditNames({"x": ("Ann Lee", "Amy Low"), "y": ("Bo Ray", "Ben Roe"), "z": ("Cy Fox", "Cal Fry")})
+    cvs = [{"key": f"CHEF/{i}", "category": "CHEF", "text": f"Title\nCook number {i}"} for i in range(6)]
+    jobs = {"CHEF": ["Chefs cook."], "PILOT": ["Pilots fly."]}
+    examples = build_examples(cvs, jobs, "multiple_negatives", 1, 0, consistency_names=names)
+    group_of = {name: group for group, members in names.groups.items() for name in members}
+    for row in examples.rows:
+        assert row["anchor"] != row["renamed"]
+        first, second = row["anchor"].split("\n", 1), row["renamed"].split("\n", 1)
+        assert first[1] == second[1]  # the same CV
+        named = {
+            line: next(n for n in group_of if line in (n, f"{email_of(n)} | +1 (555) 010-0199"))
+            for line in (first[0], second[0])
+        }
+        assert group_of[named[first[0]]] != group_of[named[second[0]]]  # two groups
+        assert ("@" in first[0]) == ("@" in second[0])  # the same placement
+    with pytest.raises(ValueError, match="multiple_negatives only"):
+        build_examples(cvs, jobs, "cosine", 1, 0, consistency_names=names)

@@ -299,3 +299,44 @@ def test_checkpoints_are_chosen_by_the_run_s_primary_metric_not_the_default(tmp_
     )
     stats = json.loads((out / "training_config.json").read_text())
     assert stats["selection"]["metric"] == "accuracy@1" and stats["selection"]["scorings"] >= 1
+
+
+def test_the_name_consistency_loss_adds_its_weight_times_how_far_apart_the_two_readings_are(base_model):
+    """Deterministic: the loss on one batch, not what a run learns. The same CV under the same name adds
+    nothing; under another name it adds weight x (1 - cosine) of the two readings."""
+    import torch
+
+    from include.matcher.foundations.losses import name_consistency_loss
+
+    anchors = ["Ann Lee\nSous chef, grill and sauces.", "Bo Ray\nAirline pilot, 4,000 hours."]
+    positives = ["Chefs direct the cooking of food.", "Pilots fly airplanes."]
+    renamed = ["Cy Fox\nSous chef, grill and sauces.", "Dee Ng\nAirline pilot, 4,000 hours."]
+
+    def loss_of(weight: float, other: list[str]) -> float:
+        loss = name_consistency_loss(base_model, weight)
+        features = [base_model.tokenize(texts) for texts in (anchors, positives, other)]
+        with torch.no_grad():
+            return float(loss(features, torch.zeros(2)))
+
+    same = loss_of(5.0, anchors)
+    assert same == pytest.approx(loss_of(0.0, anchors), abs=1e-5)
+    vectors = base_model.encode(anchors + renamed, normalize_embeddings=True)
+    apart = float(1 - (vectors[:2] * vectors[2:]).sum(axis=1).mean())
+    assert apart > 0.01
+    assert loss_of(5.0, renamed) - loss_of(0.0, renamed) == pytest.approx(5.0 * apart, rel=1e-3)
+
+
+def test_counterfactual_rows_train_with_the_name_consistency_loss(tmp_path, monkeypatch):
+    from include.matcher.stages import training
+
+    built = []
+    real = training.training_loss
+    monkeypatch.setattr(training, "training_loss", lambda *a: built.append(real(*a)) or built[-1])
+    config = TrainingConfig(epochs=1, batch_size=3, max_seq_length=64, name_consistency=1.0)
+    from include.matcher.stages.pairs import training_examples
+
+    examples = training_examples(CVS, JOBS, config)
+    assert all("renamed" in row for row in examples.rows)
+    out = train_model(examples.rows, examples.metadata, config, tmp_path / "m")
+    assert type(built[0]).__name__ == "NameConsistencyLoss" and (out / "model.safetensors").exists()
+    assert json.loads((out / "training_config.json").read_text())["config"]["name_consistency"] == 1.0
