@@ -259,7 +259,7 @@ def is_name(text: str, lowercase: set[str] = frozenset()) -> bool:
         return False
     if any(token.casefold() in PARTICLES for token in core) or not all(_capitalised(token) for token in core):
         return False
-    if any(token.casefold() in TITLE_ENDINGS or token.casefold().removesuffix("s") in TITLE_ENDINGS for token in core):
+    if any(_is_role(token.casefold()) for token in core):
         return False  # a role noun: a title ("CHARGE NURSE", "MERCHANDISER, SALES ASSOCIATE")
     ordinary = ordinary_words()
     shouted = all(token.isupper() for token in core)  # in capitals throughout, THI is a name, not an acronym
@@ -275,6 +275,18 @@ def is_name(text: str, lowercase: set[str] = frozenset()) -> bool:
     if not unusual:
         return False
     return len(unusual) == len(core) or _tagged_as_person(" ".join(tokens))
+
+
+# Role nouns by their ending (statistician, cardiologist, choreographer, dentist, coordinator,
+# consultant): few names end so (the Swedish -quist is the exception it knows).
+ROLE_SUFFIXES = ("ician", "ologist", "ographer", "iatrist", "ist", "ator", "tant")
+
+
+def _is_role(word: str) -> bool:
+    singular = word.removesuffix("s")
+    if singular.endswith(("quist", "qvist")):  # Lindquist, Bergqvist: surnames
+        return False
+    return word in TITLE_ENDINGS or singular in TITLE_ENDINGS or singular.endswith(ROLE_SUFFIXES)
 
 
 def _tagged_as_person(text: str) -> bool:
