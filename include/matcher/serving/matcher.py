@@ -166,7 +166,8 @@ class VectorMatcher:
         )
 
     def encode_cvs(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """CV embeddings as the pipeline makes them (truncation or pooled chunks: ``MATCHER_CV_POOLING``)."""
+        """CV embeddings as the pipeline makes them: identifiers taken out (``MATCHER_REDACT_IDENTIFIERS``),
+        then truncation or pooled chunks (``MATCHER_CV_POOLING``)."""
         from include.matcher.foundations.encoding import encode_cvs
 
         return encode_cvs(self.model, list(texts), batch_size=batch_size)

@@ -43,3 +43,17 @@ def test_model_name_accepts_s3_uri_and_production(storage, locations, matcher):
 def test_unknown_model_name_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="neither"):
         VectorMatcher(model_name="/no/such/model")
+
+
+def test_a_name_never_seen_does_not_move_a_candidate_in_vector_matcher(matcher):
+    cv = "Summary\nSous chef: grill, sauces, ordering and a team of six.\nSkills\nFood safety"
+    cvs = {
+        "plain": cv,
+        "top": "Chidinma Okafor\n" + cv,
+        "contact": "zbigniew.wisniewski@example.com | +48 22 555 01 88\n" + cv,
+        "closing": cv + "\nKind regards,\nTane Parata",
+    }
+    ranked = matcher.rank_candidates("Chef to run a restaurant kitchen", cvs)
+    assert len({round(match.score, 6) for match in ranked}) == 1
+    jobs = ["Chefs direct the cooking of food.", "Pilots fly airplanes.", "Nurses care for patients."]
+    assert len({tuple(m.id for m in matcher.rank_jobs(text, jobs)) for text in cvs.values()}) == 1

@@ -120,6 +120,28 @@ def test_a_different_cv_pooling_reuses_nothing(storage, locations, jobs, monkeyp
     )
 
 
+def test_the_refresh_reads_cvs_without_names_and_turning_redaction_off_reuses_nothing(
+    storage, locations, jobs, monkeypatch
+):
+    """The same CV under two names never seen, in a header and a contact line: one stored vector."""
+    named = {
+        "CHEF/a.txt": "Oluwaseun Adeyemi\n" + TEXTS["CHEF/a.txt"],
+        "CHEF/b.txt": "Agnieszka Wójcik\n" + TEXTS["CHEF/a.txt"],
+        "CHEF/c.txt": "aroha.ngata@example.com | +64 21 555 0188\n" + TEXTS["CHEF/a.txt"],
+        "CHEF/d.txt": TEXTS["CHEF/a.txt"],
+    }
+    version_uri = register(storage, locations, "v1")
+    refresh_embeddings(version_uri, write_corpus(storage, locations, "r1", named), locations, storage)
+    vectors = {row["id"]: row["vector"] for row in read_cv_vectors(storage, locations.embeddings).to_pylist()}
+    assert all(np.allclose(vectors[key], vectors["CHEF/d.txt"], atol=1e-6) for key in named)
+    monkeypatch.setenv("MATCHER_REDACT_IDENTIFIERS", "false")
+    target = refresh_embeddings(version_uri, write_corpus(storage, locations, "r2", named), locations, storage)
+    manifest = storage.get_json(join_uri(target, "_manifest.json"))
+    assert manifest["counts"]["cvs_reused"] == 0 and manifest["encoder"].endswith("/whole")
+    whole = {row["id"]: row["vector"] for row in read_cv_vectors(storage, locations.embeddings).to_pylist()}
+    assert not np.allclose(whole["CHEF/a.txt"], whole["CHEF/d.txt"], atol=1e-3)
+
+
 def snapshot_objects(storage, snapshot_uri: str) -> dict[str, str]:
     return {info.uri: info.etag for info in storage.list(snapshot_uri)}
 
