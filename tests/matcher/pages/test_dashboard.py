@@ -151,3 +151,15 @@ def test_each_night_shows_its_bias_audit_beside_mrr(storage, locations):
     assert "lowest impact ratio (CI), flip rate" in page
     assert f"<td>0.600</td><td>{lowest['value']:.3f} ({lowest['low']:.3f} to {lowest['high']:.3f})," in page
     assert "<td>0.700</td><td>not run</td>" in page
+
+
+def test_a_night_shows_the_product_path_headline_and_the_model_alone_beside_it(storage, locations):
+    from include.matcher.foundations.uris import join_uri
+    from tests.matcher.stages.test_report import placement_audit
+
+    put_night(storage, locations, "night-26", 0.6, False)
+    uri = join_uri(locations.work, "runs", "night-26", "candidate", "validation_report.json")
+    storage.put_json(uri, {**storage.get_json(uri), "bias_audit": placement_audit()})
+    page = render(storage, locations)
+    assert "1.000 (1.000 to 1.000), 0.000; model alone: gap 0.500" in page
+    assert "the model alone reads the whole text with the name in it" in page
