@@ -46,7 +46,14 @@ STREET = re.compile(
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Parkway|Pkwy"
     r"|Highway|Hwy|Circle|Square|Crescent|Close|Row)\b\.?(?:,?\s*(?:Apt|Suite|Unit|Flat|#)\.?\s*\w+)?"
 )
-POSTAL_CODE = re.compile(r"\b[A-Z]{2}\s+\d{5}(?:-\d{4})?\b|\b[A-Z]{1,2}\d[A-Z\d]?\s+\d[A-Z]{2}\b")
+US_STATES = (
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK "
+    "OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR"
+)
+# A US state and ZIP ("IL 62704", not the standard "TS 16949"), or a UK postcode ("LS1 4AP").
+POSTAL_CODE = re.compile(
+    rf"\b(?:{US_STATES.replace(' ', '|')})\s+\d{{5}}(?:-\d{{4}})?\b|\b[A-Z]{{1,2}}\d[A-Z\d]?\s+\d[A-Z]{{2}}\b"
+)
 PRONOUNS = re.compile(
     r"\(?\b(?:she|he|they|ze|xe|ey)\s*/\s*(?:her|him|them|hir|zir|xem|em|hers|his|theirs)(?:\s*/\s*\w+)?\b\)?",
     re.IGNORECASE,

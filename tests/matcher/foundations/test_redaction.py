@@ -108,6 +108,7 @@ def test_the_mean_pooled_reading_is_unchanged_too(base_model):
         ("555.123.4567", "phone"),
         ("221B Baker Street", "address"),
         ("Springfield, IL 62704", "address"),
+        ("Leeds LS1 4AP", "address"),
         ("(they/them)", "pronouns"),
         ("D.O.B: 12/05/1988", "labelled"),
         ("Nationality: Canadian", "labelled"),
@@ -144,7 +145,7 @@ def test_titles_headings_and_template_lines_at_the_top_are_kept(line):
 
 
 def test_dates_of_work_figures_and_years_are_not_phones():
-    text = "Summary\nPayroll clerk 2015-2019, 2019 2020 2021; ISO 9001 audits; budget of 1,250,000 dollars\nSkills"
+    text = "Summary\nPayroll clerk 2015-2019, 2019 2020 2021; ISO 9001 and TS 16949 audits; a 1,250,000 budget\nSkills"
     assert redact(text) == text
 
 
