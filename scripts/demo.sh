@@ -6,7 +6,7 @@ BIN=.venv/bin
 MATCHER="$BIN/python -m include.matcher"
 started=$(date +%s)
 
-[ -d demo-data ] || $MATCHER demo-data --target demo-data --cvs-per-category 16
+[ -d demo-data ] || $MATCHER demo-data --target demo-data --cvs-per-category 24
 $MATCHER bootstrap
 $MATCHER upload demo-data/cvs --to cvs
 $MATCHER upload demo-data/job_descriptions.json --to jobs-file

@@ -628,8 +628,8 @@ class GateConfig:
     min_impact_ratio: float = setting(
         0.8,
         "Bias audit: the candidate is refused when its lowest impact ratio (a name group's scoring or selection "
-        "rate over the highest group's) lies below this beyond doubt (the whole interval); 0.8 is the "
-        "four-fifths rule.",
+        "rate over the highest group's) lies below this beyond doubt (the whole interval), as the product reads "
+        "CVs or by the model alone; 0.8 is the four-fifths rule.",
         GATE,
         minimum=0,
         maximum=1,
@@ -638,7 +638,7 @@ class GateConfig:
         0.05,
         "Bias audit: the candidate is refused when its flip rate (the name alone moves a CV in or out of a job's "
         "top 10 %) or its largest paired-win-rate gap exceeds production's by more than this beyond doubt, "
-        "as the product reads CVs or by the model alone.",
+        "as the product reads CVs.",
         GATE,
         minimum=0,
         maximum=1,

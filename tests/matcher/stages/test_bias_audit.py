@@ -108,7 +108,7 @@ def test_a_slight_bias_production_shared_is_refused_by_the_absolute_win_rate_rul
 
 def test_a_model_that_learned_a_name_bias_is_refused_by_the_model_alone_even_when_the_product_path_is_fair():
     """Redaction hides the names from the product path, so it reads fair; the model alone shows what the
-    candidate learned, and the relative rule reads both."""
+    candidate learned, and the four-fifths rule reads both."""
     from include.matcher.stages.bias_audit import worst_of_placements
 
     gate = GateConfig(min_improvement=0.0, min_primary=0.0)
@@ -116,7 +116,12 @@ def test_a_model_that_learned_a_name_bias_is_refused_by_the_model_alone_even_whe
     hidden = {**fair_path, "model_alone": worst_of_placements({"top": audit_of(0.0), "contact": audit_of(0.2)})}
     assert hidden["model_alone"]["worst_of"]["largest_win_rate_gap"] == "contact"
     decision = decide(result(0.6), result(0.5), gate, held_out=40, audit=hidden)
-    assert decision["decided_by"] == ["name_sensitivity"] and "by the model alone" in decision["reason"]
+    assert decision["decided_by"] == ["impact_ratio"] and "(the model alone) below 0.80" in decision["reason"]
+    # its gap grew by the model alone, as fine-tuning the defaults grows it: reported, not a refusal
+    grown = {**fair_path, "model_alone": worst_of_placements({"top": audit_of(0.01)})}
+    assert grown["model_alone"]["candidate"]["lowest_impact_ratio"]["high"] >= 0.8
+    assert grown["model_alone"]["largest_win_rate_gap_increase"]["low"] > 0.05
+    assert decide(result(0.6), result(0.5), gate, held_out=40, audit=grown)["promote"]
     assert decide(result(0.6), result(0.5), gate, held_out=40, audit=fair_path)["promote"]
 
 
@@ -342,10 +347,10 @@ def test_validate_refuses_a_candidate_made_name_biased_on_purpose_and_passes_the
     checks = honest["checks"]
     assert checks["impact_ratio"] and checks["name_sensitivity"] and checks["win_rate_gap"], honest["reason"]
     biased_folder = name_biased_model(demo_folder, tmp_path / "biased")
-    # redaction hides the names from the product path; the model alone shows what it learned: the relative rule
+    # redaction hides the names from the product path; the model alone shows what it learned: four-fifths
     biased = decision_for("biased-night", biased_folder)
-    assert not biased["promote"] and "name_sensitivity" in biased["decided_by"], biased["reason"]
-    assert "by the model alone" in biased["reason"]
+    assert not biased["promote"] and "impact_ratio" in biased["decided_by"], biased["reason"]
+    assert "(the model alone) below 0.80" in biased["reason"]
     # a deployment reading whole CVs: the absolute rule refuses it too, whatever production did
     monkeypatch.setenv("MATCHER_REDACT_IDENTIFIERS", "false")
     unredacted = decision_for("biased-night-unredacted", biased_folder)
