@@ -129,13 +129,6 @@ class VariantReader:
         return self.scores(texts, redact).reshape(len(cv_texts), len(named), -1)
 
 
-def variant_scores(
-    model, cv_texts: list[str], jobs: dict[str, list[str]], names: AuditNames, placement: str = "top", redact=False
-) -> np.ndarray:
-    """(CVs x names x jobs) scores of every CV with every name put on it; jobs in sorted order."""
-    return VariantReader(model, jobs).variants(cv_texts, names, placement, redact)
-
-
 def figures(scores: np.ndarray, group_of_name: list[str]) -> dict:
     """The audit's point figures for one model's (CVs x names x jobs) scores."""
     cvs, name_count, jobs = scores.shape

@@ -45,7 +45,9 @@ def mine_hard_negatives(
         convert_to_numpy=True,
         show_progress_bar=False,
     )
-    cv_vectors = encode_cvs(model, [training_text(cv["text"], strip_titles) for cv in cvs], batch_size=batch_size)
+    # training_text has redacted them already (as training reads them): not a second time
+    texts = [training_text(cv["text"], strip_titles) for cv in cvs]
+    cv_vectors = encode_cvs(model, texts, batch_size=batch_size, redact=False)
     similarity = cv_vectors @ job_vectors.T
     categories = np.array([category for category, _ in references])
     mined, skipped = {}, 0
