@@ -21,6 +21,7 @@ import json
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from include.matcher.foundations import layout
@@ -78,6 +79,7 @@ def build_examples(
     strip_titles: bool = TrainingConfig.strip_titles,
     names: AuditNames | None = None,
     consistency_names: AuditNames | None = None,
+    reading: Callable[[str], list[str]] | None = None,
 ) -> Examples:
     """Training examples from CVs (dicts with key, category, text) of the training split.
 
@@ -88,11 +90,14 @@ def build_examples(
     CV carries a name line, the groups taken in turn and a name drawn within the group. With
     ``consistency_names`` (counterfactual training) each CV carries a name of one group (in turn) and its
     row a ``renamed`` column: the same CV under a name of another group, in the same place (a line at
-    the top or a contact line, in turn).
+    the top or a contact line, in turn). With ``reading`` (:func:`cv_reading`), each piece of a CV the
+    encoder reads apart (a window, where CVs are served as pooled windows) is an example of its own.
     """
     spec = loss_spec(loss)
     if consistency_names and not spec.in_batch_negatives:
         raise ValueError("name_consistency trains with multiple_negatives only (its ranking is in-batch)")
+    if consistency_names and reading:
+        raise ValueError("name_consistency reads a CV whole: it cannot train on pooled windows")
     pairs_of_names = list(consistency_names.groups.values()) if consistency_names else []
     rng = random.Random(seed)
     quota = NegativeQuota(negative_ratio)
@@ -117,36 +122,64 @@ def build_examples(
             renamed = consistency_names.put_on(naming.choice(pairs_of_names[other]), plain, placement)
         elif groups:
             cv_text = names.put_on(naming.choice(groups[index % len(groups)]), cv_text)
-        positives = list(enumerate(jobs[category]))
-        if spec.in_batch_negatives:  # one description per CV, the category's descriptions in turn
-            positives = [positives[turns[category] % len(positives)]]
-            turns[category] += 1
-        for job_index, job_text in positives:
-            base = {
-                "source_key": cv["key"],
-                "category": category,
-                "split": "train",
-                "job_category": category,
-                "job_index": job_index,
-            }
-            wanted = spec.negatives_wanted(quota, mining=hard_negatives is not None)
-            negatives = _take_hard(mined, wanted) if mined else _sample_negatives(rng, others, jobs, wanted)
-            for example in spec.shape(cv_text, job_text, [(jobs[c][i], c, i) for c, i in negatives]):
-                about = {**base, **example.about}
-                if spec.in_batch_negatives and "negative_category" in about:
-                    about["hard"] = bool(mined)
-                rows.append({**example.row, "renamed": renamed} if renamed is not None else example.row)
-                metadata.append(about)
+        for piece in reading(cv_text) if reading else [cv_text]:
+            positives = list(enumerate(jobs[category]))
+            if spec.in_batch_negatives:  # one description per CV, the category's descriptions in turn
+                positives = [positives[turns[category] % len(positives)]]
+                turns[category] += 1
+            for job_index, job_text in positives:
+                base = {
+                    "source_key": cv["key"],
+                    "category": category,
+                    "split": "train",
+                    "job_category": category,
+                    "job_index": job_index,
+                }
+                wanted = spec.negatives_wanted(quota, mining=hard_negatives is not None)
+                negatives = _take_hard(mined, wanted) if mined else _sample_negatives(rng, others, jobs, wanted)
+                for example in spec.shape(piece, job_text, [(jobs[c][i], c, i) for c, i in negatives]):
+                    about = {**base, **example.about}
+                    if spec.in_batch_negatives and "negative_category" in about:
+                        about["hard"] = bool(mined)
+                    rows.append({**example.row, "renamed": renamed} if renamed is not None else example.row)
+                    metadata.append(about)
 
     order = list(range(len(rows)))
     rng.shuffle(order)
     return Examples([rows[i] for i in order], [metadata[i] for i in order])
 
 
+def cv_reading(
+    training: TrainingConfig, pooling: str | None = None, storage=None, model=None
+) -> Callable[[str], list[str]] | None:
+    """How the encoder will read a CV once served, so training reads it alike: whole (the model keeps
+    its first ``max_seq_length`` tokens) under ``truncate``, else cut into the windows that serving
+    pools (``pooling``, default ``MATCHER_CV_POOLING``), each window then an example of its own."""
+    from include.matcher.foundations.encoding import chunk_text, cv_pooling
+
+    if (pooling or cv_pooling()) == "truncate":
+        return None
+    if model is not None:
+        tokenizer = model.tokenizer
+    else:
+        from transformers import AutoTokenizer
+
+        from include.matcher.foundations.models import resolve_model
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(training.base_model, storage))
+    return lambda text: chunk_text(text, tokenizer, training.max_seq_length)
+
+
 def training_examples(
-    train_cvs: list[dict], jobs: dict[str, list[str]], training: TrainingConfig, storage=None, model=None
+    train_cvs: list[dict],
+    jobs: dict[str, list[str]],
+    training: TrainingConfig,
+    storage=None,
+    model=None,
+    pooling: str | None = None,
 ) -> Examples:
-    """:func:`build_examples` under a :class:`TrainingConfig`, mining hard negatives first when it asks.
+    """:func:`build_examples` under a :class:`TrainingConfig`, mining hard negatives first when it asks,
+    each CV read as it will be served (:func:`cv_reading`).
 
     Mining uses ``model`` if given, else loads ``training.base_model``.
     """
@@ -174,6 +207,7 @@ def training_examples(
         training.strip_titles,
         names,
         consistency_names,
+        cv_reading(training, pooling, storage, model),
     )
 
 
