@@ -26,7 +26,6 @@ import datetime
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -127,7 +126,7 @@ def main() -> int:
         log(f"base at {length}: {rows[('base model', length, 'truncate')]['metrics']['accuracy@1']:.3f}")
 
     trained: dict[str, dict] = {}
-    folder = MODELS if args.max_train == 0 else Path(tempfile.mkdtemp(prefix="reading-"))
+    folder = MODELS / f"train-{len(train)}-test-{len(test)}"
     for name, (length, pooling, epochs, readings) in TRAININGS.items():
         if args.only and name not in args.only:
             continue
