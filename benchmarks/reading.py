@@ -173,35 +173,40 @@ def main() -> int:
     winner = max(candidates, key=lambda key: rows[key]["metrics"][PRIMARY]) if candidates else REFERENCE
     log(f"winner: {winner}")
 
-    # Costs, side by side in one process: today's reading on torch; the winner's on torch and ONNX int8.
+    # Costs, side by side in one process: today's reading and the winner's (or, when today's wins, the
+    # first 512's), each on torch and on the ONNX exports, with the exports' agreement with torch.
     texts = [strip_title(cv["text"]) for cv in test[: args.cost_texts]]
-    costs = {}
-    agreement = {}
-    subject = winner if winner != REFERENCE else ("first 512", 512, "truncate")  # a longer reading's cost
-    if subject[0] in trained and REFERENCE[0] in trained and subject in rows:
-        winner_row = rows[subject]
-        today = serve(load_model(str(trained[REFERENCE[0]]["path"])), 256)
-        chosen_path = trained[subject[0]]["path"]
-        chosen = serve(load_model(str(chosen_path)), subject[1])
-        export_started = time.monotonic()
-        export_onnx(chosen_path, quantize=True)
-        export_seconds = time.monotonic() - export_started
-        int8 = OnnxEncoder(chosen_path, "onnx-int8")
-        int8.max_seq_length = subject[1]
-        encoders = {
-            f"{REFERENCE[0]}, torch": (today, REFERENCE[2]),
-            f"{subject[0]} read {subject[2]} {subject[1]}, torch": (chosen, subject[2]),
-            f"{subject[0]} read {subject[2]} {subject[1]}, ONNX int8": (int8, subject[2]),
-        }
-        for encoder, pooling in encoders.values():
-            encode_seconds(encoder, texts[:8], pooling, repeats=1)  # warm up
-        for label, (encoder, pooling) in encoders.items():
-            costs[label] = encode_seconds(encoder, texts, pooling)
-            log(f"cost {label}: {costs[label]:.1f} s for {len(texts)} CVs")
-        int8_row = scored(int8, test, jobs, subject[1], subject[2])
-        agreement = top10_agreement(with_job_scores(winner_row, chosen, jobs), with_job_scores(int8_row, int8, jobs))
-        agreement["metrics"] = int8_row["metrics"]
-        agreement["export_seconds"] = export_seconds
+    subject = winner if winner != REFERENCE else ("first 512", 512, "truncate")
+    costs, agreement, encoders, torch_rows = {}, {}, {}, {}
+    for key in dict.fromkeys([REFERENCE, subject]):
+        if key[0] not in trained or key not in rows:
+            continue
+        path, label = trained[key[0]]["path"], f"{key[0]} read {reading_name(key[1], key[2])}"
+        torch_model = serve(load_model(str(path)), key[1])
+        started = time.monotonic()
+        export_onnx(path, quantize=True)
+        export_seconds = time.monotonic() - started
+        encoders[f"{label}, torch"], torch_rows[f"{label}, torch"] = (torch_model, key[2]), key
+        for backend in ("onnx", "onnx-int8"):
+            onnx_encoder = OnnxEncoder(path, backend)
+            onnx_encoder.max_seq_length = key[1]
+            encoders[f"{label}, {backend}"] = (onnx_encoder, key[2])
+            onnx_row = scored(onnx_encoder, test, jobs, key[1], key[2])
+            agreement[f"{label}, {backend}"] = {
+                **top10_agreement(
+                    with_job_scores(rows[key], torch_model, jobs), with_job_scores(onnx_row, onnx_encoder, jobs)
+                ),
+                "accuracy@1": onnx_row["metrics"]["accuracy@1"],
+                "job_to_cv_map@10": onnx_row["metrics"]["job_to_cv_map@10"],
+                "torch accuracy@1": rows[key]["metrics"]["accuracy@1"],
+                "torch job_to_cv_map@10": rows[key]["metrics"]["job_to_cv_map@10"],
+                "export_seconds": export_seconds,
+            }
+    for encoder, pooling in encoders.values():
+        encode_seconds(encoder, texts[:8], pooling, repeats=1)  # warm up
+    for label, (encoder, pooling) in encoders.items():
+        costs[label] = encode_seconds(encoder, texts, pooling)
+        log(f"cost {label}: {costs[label]:.1f} s for {len(texts)} CVs")
 
     lines = [
         f"### reading length: {datetime.date.today()} commit {commit()}",
@@ -220,7 +225,7 @@ def main() -> int:
         for metric in COMPARED:
             cells.append(cell(row["metrics"][metric], evidence.get(metric, {}).get(metric)))
         cells.append(cell(row["metrics"]["job_to_cv_map@10"], evidence.get("accuracy@1", {}).get("job_to_cv_map@10")))
-        reading = f"first {length}" if pooling == "truncate" else f"{pooling} of {length}-token windows"
+        reading = reading_name(length, pooling)
         per_hundred = 100 * row["seconds"] / len(test)
         lines.append(f"| {name} | {reading} | " + " | ".join(cells) + f" | {per_hundred:.1f} |")
     lines += ["", "| training | examples | epochs | minutes |", "| --- | --- | --- | --- |"]
@@ -229,23 +234,27 @@ def main() -> int:
     if costs:
         lines += [
             "",
-            f"Refresh cost, {len(texts)} held-out CVs encoded as the refresh does (best of 2, in turn, one process, "
-            f"{os.cpu_count()} cores):",
+            f"Refresh cost: {len(texts)} held-out CVs encoded as the refresh does (best of 2, in turn, one process, "
+            f"{os.cpu_count()} cores); the ONNX exports' agreement with torch over all {len(test)} held-out CVs: "
+            "the share of each job description's top 10 CVs, and of each CV's top 10 categories, that stay.",
             "",
-            "| encoder | seconds | CVs/s | vs first 256 on torch |",
-            "| --- | --- | --- | --- |",
+            "| encoder | seconds | CVs/s | vs first 256 on torch | job -> CV top-10 kept | CV -> job top-10 kept "
+            "| accuracy@1 | MAP@10 |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         first = next(iter(costs.values()))
         for label, seconds in costs.items():
-            lines.append(f"| {label} | {seconds:.1f} | {len(texts) / seconds:.1f} | {seconds / first:.2f}x |")
-        lines += [
-            "",
-            f"ONNX int8 against fp32 ({subject[0]}, read {subject[2]} {subject[1]}): job -> CV top-10 agreement "
-            f"{agreement['job_to_cv_top10']:.3f}, CV -> job top-10 agreement {agreement['cv_to_job_top10']:.3f}; "
-            f"accuracy@1 {agreement['metrics']['accuracy@1']:.3f} (fp32 {rows[subject]['metrics']['accuracy@1']:.3f}), "
-            f"MAP@10 {agreement['metrics']['job_to_cv_map@10']:.3f} "
-            f"(fp32 {rows[subject]['metrics']['job_to_cv_map@10']:.3f}); export {agreement['export_seconds']:.0f} s.",
-        ]
+            kept = agreement.get(label)
+            quality = (
+                f"{kept['job_to_cv_top10']:.3f} | {kept['cv_to_job_top10']:.3f} | {kept['accuracy@1']:.3f} "
+                f"| {kept['job_to_cv_map@10']:.3f}"
+                if kept
+                else f"1 | 1 | {rows[torch_rows[label]]['metrics']['accuracy@1']:.3f} "
+                f"| {rows[torch_rows[label]]['metrics']['job_to_cv_map@10']:.3f}"
+            )
+            lines.append(
+                f"| {label} | {seconds:.1f} | {len(texts) / seconds:.1f} | {seconds / first:.2f}x | {quality} |"
+            )
     lines += [
         "",
         f"Winner (ahead on {PRIMARY} beyond doubt, MAP@10 not behind beyond doubt): "
@@ -271,7 +280,7 @@ def main() -> int:
                 },
                 "training_minutes": {name: round(facts["minutes"], 1) for name, facts in trained.items()},
                 "encode_seconds": {label: round(seconds, 1) for label, seconds in costs.items()},
-                "int8_agreement": {k: v for k, v in agreement.items() if k != "metrics"},
+                "onnx_agreement": agreement,
             }
         )
     )
@@ -283,6 +292,10 @@ def with_job_scores(row: dict, encoder, jobs: dict) -> dict:
     job_texts = [text for category in sorted(jobs) for text in jobs[category]]
     job_vectors = encoder.encode(job_texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     return {**row, "job_scores": row["cv_vectors"] @ job_vectors.T}
+
+
+def reading_name(length: int, pooling: str) -> str:
+    return f"first {length}" if pooling == "truncate" else f"{pooling} of {length}-token windows"
 
 
 def cell(value: float, evidence: dict | None) -> str:

@@ -2,7 +2,7 @@
 
 sentence-transformers' own ``backend="onnx"`` needs optimum-onnx, which cannot be installed beside
 sentence-transformers 6.2 (it pins an older transformers). So the transformer is exported here with
-``torch.onnx.export(dynamo=True)``, optionally int8-quantised with ONNX Runtime's dynamic
+``torch.onnx.export``, fused by ONNX Runtime's BERT optimizer, optionally int8-quantised with ONNX Runtime's dynamic
 quantisation, and run by :class:`OnnxEncoder`, which repeats what the SentenceTransformer modules do
 (tokenise to ``max_seq_length``, mean-pool over the attention mask, L2-normalise). The exported
 files live beside the weights, ``<version>/onnx/model.onnx`` and ``model_qint8.onnx``, so every
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +59,17 @@ def _check_pipeline(model_dir: Path) -> None:
 def export_onnx(model_dir: str | Path, quantize: bool = True) -> list[Path]:
     """Export ``model_dir``'s transformer to ``<model_dir>/onnx/``; the files written."""
     import torch
+    from onnxruntime.transformers import optimizer
     from transformers import AutoModel, AutoTokenizer
 
     model_dir = Path(model_dir)
     _check_pipeline(model_dir)
     target = model_dir / "onnx"
     target.mkdir(exist_ok=True)
-    transformer = AutoModel.from_pretrained(model_dir, use_safetensors=True, attn_implementation="sdpa").eval()
+    # Eager attention and the TorchScript exporter: ONNX Runtime's BERT optimizer fuses that graph's
+    # attention, layer norms and GELU into single kernels (the dynamo exporter's graph matches none of
+    # its attention patterns and ran slower than torch), exact to fp32 (max difference < 1e-4).
+    transformer = AutoModel.from_pretrained(model_dir, use_safetensors=True, attn_implementation="eager").eval()
 
     class LastHiddenState(torch.nn.Module):
         def __init__(self, inner):
@@ -79,20 +84,30 @@ def export_onnx(model_dir: str | Path, quantize: bool = True) -> list[Path]:
     sample = AutoTokenizer.from_pretrained(model_dir)(
         ["an example CV", "a somewhat longer example job description"], padding=True, return_tensors="pt"
     )
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=512)
-    torch.onnx.export(
-        LastHiddenState(transformer).eval(),
-        tuple(sample[name] for name in INPUTS),
-        str(target / FILES["onnx"]),
-        input_names=list(INPUTS),
-        output_names=["last_hidden_state"],
-        dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUTS},
-        opset_version=18,
-        dynamo=True,
-        external_data=False,
+    unfused = target / "unfused.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice, on every export
+        torch.onnx.export(
+            LastHiddenState(transformer).eval(),
+            tuple(sample[name] for name in INPUTS),
+            str(unfused),
+            input_names=list(INPUTS),
+            output_names=["last_hidden_state"],
+            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in INPUTS},
+            opset_version=17,
+            dynamo=False,
+        )
+    fused = optimizer.optimize_model(
+        str(unfused),
+        model_type="bert",
+        num_heads=transformer.config.num_attention_heads,
+        hidden_size=transformer.config.hidden_size,
     )
+    fused.save_model_to_file(str(target / FILES["onnx"]))
+    unfused.unlink()
     written = [target / FILES["onnx"]]
     if quantize:
+        import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         # Per-channel scales with a 7-bit range keep cosine to the fp32 vectors at ~0.99 (per-tensor: ~0.93).
@@ -102,10 +117,23 @@ def export_onnx(model_dir: str | Path, quantize: bool = True) -> list[Path]:
             weight_type=QuantType.QInt8,
             per_channel=True,
             reduce_range=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused ops carry no inferred types
         )
         written.append(target / FILES["onnx-int8"])
     log.info("onnx: exported %s", ", ".join(path.name for path in written))
     return written
+
+
+def reading_length(model_dir: Path, tokenizer) -> int:
+    """The tokens of a text the saved model reads, found as sentence-transformers finds them: the
+    folder's ``sentence_bert_config.json`` ``max_seq_length`` (older saves, the packaged base model),
+    else the tokenizer's ``model_max_length`` (what sentence-transformers 6 saves), at most the
+    model's position embeddings."""
+    config = json.loads((model_dir / "sentence_bert_config.json").read_text())
+    if config.get("max_seq_length"):
+        return int(config["max_seq_length"])
+    positions = json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings", 512)
+    return int(min(tokenizer.model_max_length, positions))
 
 
 class OnnxEncoder:
@@ -118,9 +146,7 @@ class OnnxEncoder:
         model_dir = Path(model_dir)
         _check_pipeline(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.max_seq_length = json.loads((model_dir / "sentence_bert_config.json").read_text()).get(
-            "max_seq_length", 256
-        )
+        self.max_seq_length = reading_length(model_dir, self.tokenizer)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         self.session = onnxruntime.InferenceSession(

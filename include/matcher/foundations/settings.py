@@ -153,8 +153,9 @@ DEPLOYMENT = (
     Variable(
         "MATCHER_CV_POOLING",
         "truncate",
-        "how a CV longer than the model's window becomes one vector: `truncate`, or `mean` / `max` over "
-        "256-token windows",
+        "how a CV longer than the model's reading length becomes one vector: `truncate` (its first "
+        "`max_seq_length` tokens), or `mean` / `max` over windows of that length; training reads CVs alike "
+        "(each window an example)",
         "choice",
         choices=("truncate", "mean", "max"),
     ),

@@ -313,3 +313,25 @@ def test_counterfactual_rows_read_each_cv_under_two_groups_names_in_the_same_pla
         assert ("@" in first[0]) == ("@" in second[0])  # the same placement
     with pytest.raises(ValueError, match="multiple_negatives only"):
         build_examples(cvs, jobs, "cosine", 1, 0, consistency_names=names)
+
+
+def test_cvs_served_as_pooled_windows_train_on_each_window_and_truncated_ones_whole(base_model, monkeypatch):
+    from include.matcher.foundations.encoding import chunk_text
+    from include.matcher.foundations.settings import TrainingConfig
+    from include.matcher.foundations.text import training_text
+    from include.matcher.stages.pairs import training_examples
+
+    long_cv = {"key": "CHEF/long.txt", "category": "CHEF", "text": "Sous chef\n" + "grill, sauces, pastry; " * 60}
+    jobs = {"CHEF": ["Cook."], "PILOT": ["Pilot."]}
+    config = TrainingConfig(max_seq_length=64)
+    windows = chunk_text(training_text(long_cv["text"], True), base_model.tokenizer, 64)
+    assert len(windows) > 2
+
+    monkeypatch.setenv("MATCHER_CV_POOLING", "mean")
+    pooled = training_examples([long_cv], jobs, config, model=base_model)
+    assert sorted(row["anchor"] for row in pooled.rows) == sorted(windows)  # as serving pools them
+    assert {about["source_key"] for about in pooled.metadata} == {"CHEF/long.txt"}
+
+    monkeypatch.setenv("MATCHER_CV_POOLING", "truncate")
+    whole = training_examples([long_cv], jobs, config, model=base_model)
+    assert [row["anchor"] for row in whole.rows] == [training_text(long_cv["text"], True)]

@@ -340,3 +340,15 @@ def test_counterfactual_rows_train_with_the_name_consistency_loss(tmp_path, monk
     out = train_model(examples.rows, examples.metadata, config, tmp_path / "m")
     assert type(built[0]).__name__ == "NameConsistencyLoss" and (out / "model.safetensors").exists()
     assert json.loads((out / "training_config.json").read_text())["config"]["name_consistency"] == 1.0
+
+
+def test_the_trained_model_carries_its_reading_length_for_any_loader(tmp_path):
+    """A night trained at 48 tokens is read at 48 by a plain SentenceTransformer too, not at the base's 256."""
+    from sentence_transformers import SentenceTransformer
+
+    examples = build_examples(CVS, JOBS, "multiple_negatives", 1.0, seed=1)
+    out = train_model(
+        examples.rows, examples.metadata, TrainingConfig(epochs=1, batch_size=3, max_seq_length=48), tmp_path / "m"
+    )
+    assert json.loads((out / "tokenizer_config.json").read_text())["model_max_length"] == 48  # where ST 6 keeps it
+    assert SentenceTransformer(str(out), device="cpu").max_seq_length == 48
