@@ -1,6 +1,8 @@
 """Retention (GDPR Art. 5(1)(e)): personal data kept no longer than needed, the search log as long as required.
 
-:func:`housekeep` runs at the end of each night (the DAG's ``housekeeping`` task) and from the CLI:
+:func:`housekeep` runs in a DAG of its own (``matcher_housekeeping``, daily after the night: a quiet
+night stops the retraining DAG after ingest, and retention must not wait for new CVs) and from the CLI
+(``python -m include.matcher housekeeping``):
 
 - in runs older than ``MATCHER_RETENTION_DAYS`` (90), everything that holds CV text or vectors goes:
   ``pairs/``, ``checkpoints/``, ``validation/held_out_vectors.parquet`` and the candidate's
