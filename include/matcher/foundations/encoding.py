@@ -1,10 +1,13 @@
 """Turning a CV into one vector: its identifiers taken out, then truncation or pooled chunks.
 
-The model reads ``max_seq_length`` tokens (256 for MiniLM) and a typical resume is several times
-longer. ``truncate`` embeds the beginning only; ``mean`` and ``max`` cut the text into windows of
-that many tokens, embed every window and pool them (then re-normalise). Evaluation, serving and the
-embedding refresh all encode CVs through :func:`encode_cvs`, so the choice (``MATCHER_CV_POOLING``)
-is the same everywhere; job descriptions are short and always encoded whole.
+The model reads ``max_seq_length`` tokens (the training setting, 256 by default; saved with the
+model, so every loader reads the same length) and a typical resume is several times longer.
+``truncate`` embeds the beginning only; ``mean`` and ``max`` cut the text into windows of that many
+tokens, embed every window and pool them (then re-normalise). Redaction comes first, so no window
+holds a name. Evaluation, validation, serving and the embedding refresh all encode CVs through
+:func:`encode_cvs`, so the choice (``MATCHER_CV_POOLING``) is the same everywhere, and training
+reads CVs alike (:func:`~include.matcher.stages.pairs.cv_reading`: a window, an example); job
+descriptions are short and always encoded whole.
 """
 
 from __future__ import annotations
