@@ -202,13 +202,13 @@ def test_evaluate_strip_title_strips_exactly_one_line(tmp_path, capfd):
     assert metrics["strip_title"] is True and metrics["accuracy@1"] == 1.0, metrics
 
 
-def test_readme_settings_table_is_the_generated_one():
+def test_the_documented_settings_table_is_the_generated_one():
     from include.matcher.foundations.settings import settings_table
 
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    table = readme.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
+    page = (PROJECT_ROOT / "docs" / "settings.md").read_text()
+    table = page.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
     assert table == settings_table(), (
-        "README's settings table is stale: paste `python -m include.matcher settings` between its markers"
+        "docs/settings.md's settings table is stale: paste `python -m include.matcher settings` between its markers"
     )
 
 

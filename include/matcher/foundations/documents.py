@@ -148,7 +148,7 @@ def accept_text(text: str, limits: ParseLimits | None = None) -> str:
 UNMAPPED_GLYPH = re.compile(r"\(cid:\d+\)")
 MOST_UNMAPPED_SHARE = 0.05
 # Vertical text (or glyphs placed one by one) comes out a letter per line: a CV has a few such lines
-# (bullets, initials), never most of them. Measured on the 1,723 shared resumes: see README "PDF text".
+# (bullets, initials), never most of them. Measured on the 1,723 shared resumes: see docs/operations.md, "PDF text".
 SCATTERED_MIN_LINES = 30
 MOST_SCATTERED_SHARE = 0.5
 

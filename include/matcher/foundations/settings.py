@@ -83,7 +83,7 @@ class Variable:
         )
 
     def describe(self) -> str:
-        """What the variable may hold, in words (errors and README's table)."""
+        """What the variable may hold, in words (errors and the table in docs/settings.md)."""
         if self.kind == "flag":
             return "true or false"
         if self.kind == "choice":
@@ -98,7 +98,7 @@ class Variable:
 
 
 # Every environment variable the project reads, declared once: code reads them through
-# :func:`deployment_setting`, and README's environment table is generated from this (a test keeps both so).
+# :func:`deployment_setting`, and docs/settings.md's environment table is generated from this (a test keeps both so).
 DEPLOYMENT = (
     Variable("MATCHER_RAW_CVS_URI", "s3://matcher/raw/cvs", "raw CVs, `<prefix>/<CATEGORY>/<file>`"),
     Variable("MATCHER_JOBS_FILE_URI", "s3://matcher/raw/job_descriptions.json", "job descriptions JSON"),
@@ -123,7 +123,13 @@ DEPLOYMENT = (
     Variable("MATCHER_SLACK_CONN_ID", "", "failure notifications through this Slack webhook connection"),
     Variable("MATCHER_PARSE_SHARD_SIZE", "500", "files per `parse_shard` task", "int", minimum=1),
     Variable("MATCHER_EMBED_SHARD_SIZE", "2000", "CVs per `embed_shard` task", "int", minimum=1),
-    Variable("MATCHER_PARSE_TIMEOUT_S", "60", "seconds one file may take to parse (see Operations)", "number", above=0),
+    Variable(
+        "MATCHER_PARSE_TIMEOUT_S",
+        "60",
+        "seconds one file may take to parse (see docs/operations.md)",
+        "number",
+        above=0,
+    ),
     Variable("MATCHER_PARSE_MEMORY_MB", "2048", "address space one parser process may take", "int", minimum=256),
     Variable("MATCHER_PARSE_WORKERS", "0", "parser processes (0: one per core)", "int", minimum=0),
     Variable("MATCHER_MAX_FILE_BYTES", str(20 * 1024 * 1024), "largest raw file parsed (20 MiB)", "int", minimum=1),
@@ -299,7 +305,7 @@ def deployment_setting(name: str, environ: dict[str, str] | None = None) -> str:
     """A deployment setting's value: the environment's when set, else its declared default.
 
     ``name`` must be declared in :data:`DEPLOYMENT` (a KeyError otherwise: a variable read but not
-    declared would be missing from the README).
+    declared would be missing from docs/settings.md).
     """
     declared = VARIABLES[name]
     environ = os.environ if environ is None else environ
@@ -343,7 +349,7 @@ def run_defaults(environ: dict[str, str] | None = None) -> dict:
 
 
 def environment_table() -> str:
-    """The deployment settings as a Markdown table (README): variable, default, meaning."""
+    """The deployment settings as a Markdown table (docs/settings.md): variable, default, meaning."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for variable in DEPLOYMENT:
         default = f"`{variable.default}`" if variable.default else "unset"
@@ -415,7 +421,7 @@ class Locations:
 
 
 def setting(default, help: str, section: str, *, minimum=None, maximum=None, above=None, choices=None, pattern=None):
-    """A run setting, declared once: the DAG's trigger form, the CLI flags, the README table and the
+    """A run setting, declared once: the DAG's trigger form, the CLI flags, the docs/settings.md table and the
     checks in ``__post_init__`` are all generated from this (``above``: an exclusive minimum)."""
     bounds = {"minimum": minimum, "maximum": maximum, "above": above, "choices": choices, "pattern": pattern}
     return field(
@@ -716,7 +722,7 @@ def run_setting_fields():
 
 
 def settings_table() -> str:
-    """The run settings as a Markdown table (README): name, default, section, meaning."""
+    """The run settings as a Markdown table (docs/settings.md): name, default, section, meaning."""
     rows = ["| param | default | section | meaning |", "| --- | --- | --- | --- |"]
     for _, f in run_setting_fields():
         default = {"raw_prefix": "`MATCHER_RAW_CVS_URI`", "require_approval": "`MATCHER_REQUIRE_APPROVAL`"}.get(

@@ -15,7 +15,7 @@ shows what any edit of that size does. From each set of (CVs x names x jobs) sco
   the lowest scoring-rate ratio is the headline (below 0.8: the four-fifths rule's sign of adverse
   impact; LL144 uses the scoring rate for a tool that scores). The selection rate's ratios are
   reported beside it: on a few dozen CVs a top 10 % holds a handful of CVs' variants, so its ratio
-  swings far more from draw to draw (measured in README "Fairness and oversight");
+  swings far more from draw to draw (measured in docs/fairness-and-oversight.md);
 - **name sensitivity**: mean absolute score change between two variants of the same CV for a job;
   **flip rate**: share of (CV, job) pairs where the name alone moves the CV in or out of the job's
   top 10 %;

@@ -31,12 +31,12 @@ def test_every_variable_the_code_names_is_declared_and_read_through_one_function
     assert direct == [], f"read MATCHER_* through settings.deployment_setting, not os.environ: {direct}"
 
 
-def test_the_readme_environment_table_is_the_generated_one():
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    table = readme.split("<!-- environment:start -->\n", 1)[1].split("\n<!-- environment:end -->", 1)[0]
+def test_the_documented_environment_table_is_the_generated_one():
+    page = (PROJECT_ROOT / "docs" / "settings.md").read_text()
+    table = page.split("<!-- environment:start -->\n", 1)[1].split("\n<!-- environment:end -->", 1)[0]
     assert table == environment_table(), (
-        "README's environment table is stale: paste `python -m include.matcher settings --environment` between "
-        "its markers"
+        "docs/settings.md's environment table is stale: paste `python -m include.matcher settings --environment` "
+        "between its markers"
     )
 
 
