@@ -4,6 +4,7 @@ import graph has no cycle, and nothing but the Airflow glue imports Airflow."""
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 from tests.helpers import PROJECT_ROOT
@@ -126,7 +127,6 @@ STAGE_TASKS = {
 
 
 def test_every_stage_takes_its_input_uris_then_one_run_context():
-    import importlib
     import inspect
 
     for task, (module, name) in STAGE_TASKS.items():
@@ -158,3 +158,19 @@ def test_every_dag_task_body_is_one_run_stage_call_of_its_stage():
             called,
         )
     assert "run_config" not in source and "@timed" not in source  # the adapter replaced them
+
+
+def test_every_error_the_package_defines_has_one_root_that_says_its_kind():
+    """A caller tells bad input, a missing object, a conflict and an S3 outage apart by catching
+    ``MatcherError`` and reading its kind (``include/matcher/foundations/errors.py``)."""
+    from include.matcher.foundations.errors import MatcherError
+
+    defined = []
+    for module in sorted(name for name in MODULES if name.startswith("include.matcher") and "__main__" not in name):
+        for value in vars(importlib.import_module(module)).values():
+            if isinstance(value, type) and issubclass(value, BaseException) and value.__module__ == module:
+                defined.append(value)
+    assert len(defined) >= 15
+    strays = [f"{cls.__module__}.{cls.__qualname__}" for cls in defined if not issubclass(cls, MatcherError)]
+    assert strays == [], f"errors outside the MatcherError tree: {strays}"
+    assert {cls.status for cls in defined} <= {400, 404, 409, 500, 503}

@@ -5,15 +5,21 @@ them together, and ``python -m include.matcher`` runs any of them from a shell.
 Importing this package is cheap: torch and sentence-transformers load only when a model is used.
 """
 
+from include.matcher.foundations.errors import BadInput, Conflict, MatcherError, NotFound, StorageUnavailable
 from include.matcher.foundations.settings import GateConfig, Locations, PipelineConfig, TrainingConfig
 
 __all__ = [
+    "BadInput",
     "CVParser",
+    "Conflict",
     "GateConfig",
     "Locations",
+    "MatcherError",
     "MatcherTrainer",
+    "NotFound",
     "PipelineConfig",
     "Rejected",
+    "StorageUnavailable",
     "TrainingConfig",
     "TrainingDatasetBuilder",
     "VectorMatcher",

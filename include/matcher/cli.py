@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from include.matcher.foundations.audit_names import PLACEMENTS
+from include.matcher.foundations.errors import BadInput, MatcherError, StorageUnavailable
 from include.matcher.foundations.settings import (
     GateConfig,
     Locations,
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {s3_setup_hint(error) or error}", file=sys.stderr)
         return 2
     except Exception as error:
         hint = s3_setup_hint(error)
@@ -67,6 +68,7 @@ def s3_setup_hint(error: Exception) -> str | None:
     from botocore.exceptions import EndpointConnectionError, NoCredentialsError, PartialCredentialsError
 
     run = 'eval "$(.venv/bin/python -m include.matcher s3 env)"'
+    error = error.__cause__ if isinstance(error, StorageUnavailable) and error.__cause__ else error
     if isinstance(error, NoCredentialsError | PartialCredentialsError):
         return (
             f"this shell has no S3 credentials: for the embedded server (make up or make s3-start) run {run}; "
@@ -77,14 +79,14 @@ def s3_setup_hint(error: Exception) -> str | None:
     return None
 
 
-class UsageError(ValueError):
+class UsageError(BadInput, ValueError):
     """A command called with flags that do not fit together."""
 
 
 # What a user can cause and fix (a missing object or file, a bad value, an unknown version): one
 # line, exit status 2. Anything else is a bug and keeps its traceback; MATCHER_LOG_LEVEL=DEBUG
 # shows the traceback of these too.
-USER_ERRORS = (ValueError, LookupError, OSError)
+USER_ERRORS = (MatcherError, ValueError, LookupError, OSError)
 
 
 # The commands by what a person does with them, in ``--help``'s order.

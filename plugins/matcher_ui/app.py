@@ -14,6 +14,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from include.matcher.foundations.errors import MatcherError, StorageUnavailable
 from matcher_ui.auth import login_or_error, may_read_the_matcher_dag, same_origin, security_headers
 from matcher_ui.live import challenger_comparison, production_loaded, production_matches, version_comparison
 
@@ -31,6 +32,18 @@ app = FastAPI(
 )
 app.middleware("http")(security_headers)
 app.exception_handler(HTTPException)(login_or_error)
+
+
+@app.exception_handler(StorageUnavailable)
+async def storage_unavailable(request: Request, error: StorageUnavailable) -> HTMLResponse:
+    """S3 failing past its retries is an outage, said so with a 503 (try again), never a "not found"."""
+    from include.matcher.pages.dashboard import message_page
+
+    return HTMLResponse(
+        message_page("Storage unavailable", f"The registry and reports cannot be read right now: {error}", "refuse"),
+        status_code=StorageUnavailable.status,
+        headers={"Retry-After": "30"},
+    )
 
 
 def _context():
@@ -89,6 +102,8 @@ def validation_report(run: str) -> JSONResponse:
     storage, locations = _context()
     try:
         return JSONResponse(report(storage, locations, run).to_json())
+    except StorageUnavailable:
+        raise
     except Exception as error:  # a missing or malformed run name is the caller's problem
         raise HTTPException(status_code=404, detail=f"no validation report for run {run!r}") from error
 
@@ -100,6 +115,8 @@ def validation_report_page(run: str) -> HTMLResponse:
     storage, locations = _context()
     try:
         return HTMLResponse(report_html(storage, locations, run))
+    except StorageUnavailable:
+        raise
     except Exception:  # a missing, malformed or unreadable report: a page that says so
         return HTMLResponse(unknown_report_page(run), status_code=404)
 
@@ -118,6 +135,8 @@ def dag_run_tab(dag_id: str, run_id: str) -> HTMLResponse:
     try:
         name = locations.run_uri(run_id).rstrip("/").rsplit("/", 1)[-1]
         return HTMLResponse(report_html(storage, locations, name))
+    except StorageUnavailable:
+        raise
     except Exception:
         return HTMLResponse(
             message_page(
@@ -128,15 +147,21 @@ def dag_run_tab(dag_id: str, run_id: str) -> HTMLResponse:
         )
 
 
-def _page(render, *args, status: int = 404) -> HTMLResponse:
-    """A page, or one that says what was not found (a missing version, a card not written, a bad name)."""
-    from include.matcher.foundations.storage import MissingObject
+def _page(render, *args) -> HTMLResponse:
+    """A page, or one that says what was wrong: not found (a missing version, a card not written) is a
+    404, input that cannot be used a 4xx of its kind (:mod:`~include.matcher.foundations.errors`); an
+    S3 outage goes to :func:`storage_unavailable` (503)."""
     from include.matcher.pages.dashboard import message_page
 
     try:
         return HTMLResponse(render(*args))
-    except (LookupError, MissingObject, ValueError) as problem:
-        return HTMLResponse(message_page("Not found", str(problem), "refuse"), status_code=status)
+    except StorageUnavailable:
+        raise
+    except MatcherError as problem:
+        title = "Not found" if problem.status == 404 else "Cannot do that"
+        return HTMLResponse(message_page(title, str(problem), "refuse"), status_code=problem.status)
+    except (LookupError, ValueError) as problem:
+        return HTMLResponse(message_page("Not found", str(problem), "refuse"), status_code=404)
 
 
 @app.get("/version", response_class=HTMLResponse)

@@ -508,3 +508,28 @@ def test_any_two_versions_compare_on_one_pool_with_the_interval_of_the_change_an
     assert "Validation report: " + version in tab.text and "Approval" in tab.text
     other = client.get("/matcher/run", params={"dag_id": "matcher_rollback", "run_id": "x"}, headers=headers)
     assert other.status_code == 200 and "does not" in other.text
+
+
+def test_an_s3_outage_is_a_503_that_says_so_never_a_not_found(api_server, monkeypatch):
+    """S3 stops answering: every page that reads it says the storage is unavailable (503, retry),
+    where it once answered "not found" and hid the outage."""
+    from botocore.config import Config
+
+    from include.devtools.embedded_s3 import free_port
+    from include.matcher.foundations import storage as storage_module
+
+    client, auth_manager = api_server
+    headers = {"Authorization": f"Bearer {token_for(auth_manager)}"}
+    dead = {
+        "conn_type": "aws",
+        "login": "k",
+        "password": "s",
+        "extra": {"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(dead))
+    monkeypatch.setenv("MATCHER_S3_RETRY_SECONDS", "1")
+    monkeypatch.setattr(storage_module, "CLIENT_CONFIG", Config(retries={"max_attempts": 1}, connect_timeout=1))
+    for route in ROUTES[:6]:
+        response = client.get(route, headers=headers)
+        assert response.status_code == 503, (route, response.status_code, response.text[:300])
+        assert "Storage unavailable" in response.text and response.headers["retry-after"] == "30", route

@@ -14,6 +14,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 
+from include.matcher.foundations.errors import BadInput
 from include.matcher.foundations.settings import ParseLimits
 
 SUPPORTED_EXTENSIONS = (".pdf", ".docx", ".txt")
@@ -35,7 +36,7 @@ REJECT_REASONS = {
 }
 
 
-class Rejected(Exception):
+class Rejected(BadInput):
     """A document that cannot become training text."""
 
     def __init__(self, reason: str, detail: str = ""):

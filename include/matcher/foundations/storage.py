@@ -29,6 +29,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from include.matcher.foundations.errors import Conflict, NotFound, StorageUnavailable
 from include.matcher.foundations.settings import deployment_setting
 from include.matcher.foundations.uris import S3Uri, join_uri
 
@@ -45,11 +46,11 @@ CLIENT_CONFIG = Config(
 )
 
 
-class PreconditionFailed(RuntimeError):
+class PreconditionFailed(Conflict, RuntimeError):
     """A conditional write lost its race: the object changed since it was read."""
 
 
-class MissingObject(FileNotFoundError):
+class MissingObject(NotFound, FileNotFoundError):
     """An object that was asked for by URI does not exist."""
 
 
@@ -79,7 +80,8 @@ def with_retries(method):
     """Retry a whole operation with capped exponential backoff until ``MATCHER_S3_RETRY_SECONDS`` pass.
 
     botocore already retries each request a few times within seconds; this outer loop rides out
-    longer outages such as the S3 server restarting.
+    longer outages such as the S3 server restarting. An outage that outlasts it is raised as
+    :class:`~include.matcher.foundations.errors.StorageUnavailable` (the transient error its cause).
     """
 
     @functools.wraps(method)
@@ -90,8 +92,13 @@ def with_retries(method):
             try:
                 return method(*args, **kwargs)
             except Exception as error:
-                if not is_transient(error) or time.monotonic() + delay > deadline:
+                if not is_transient(error):
                     raise
+                if time.monotonic() + delay > deadline:
+                    raise StorageUnavailable(
+                        f"S3 {method.__name__} kept failing for {deployment_setting('MATCHER_S3_RETRY_SECONDS')} s: "
+                        f"{type(error).__name__}: {error}"
+                    ) from error
                 log.warning(
                     "S3 %s failed transiently (%s); retrying in %.1fs", method.__name__, type(error).__name__, delay
                 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.errors import NotFound
 from include.matcher.foundations.settings import GateConfig, Locations, TrainingConfig
 from include.matcher.foundations.storage import ObjectStore
 from include.matcher.foundations.templating import render_template
@@ -20,7 +21,7 @@ from include.matcher.stages.validation_report import ValidationReport
 BASE = "base"
 
 
-class UnknownVersion(LookupError):
+class UnknownVersion(NotFound, LookupError):
     """A version name neither the registry nor any night's report knows."""
 
 

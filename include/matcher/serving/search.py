@@ -23,16 +23,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from include.matcher.foundations import vector_index
+from include.matcher.foundations.errors import Conflict, NotFound
 from include.matcher.foundations.pointers import read_current
 from include.matcher.foundations.storage import ObjectStore
 from include.matcher.stages.embeddings import read_parquet
 
 
-class SnapshotMismatch(RuntimeError):
+class SnapshotMismatch(Conflict, RuntimeError):
     """A query encoded by one model version against vectors made by another."""
 
 
-class NoSnapshot(LookupError):
+class NoSnapshot(NotFound, LookupError):
     """Nothing has been published yet under the embeddings URI."""
 
 

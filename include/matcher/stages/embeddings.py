@@ -35,6 +35,7 @@ from include.matcher.foundations import layout
 from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.documents import REJECT_REASONS, SUPPORTED_EXTENSIONS, Rejected
 from include.matcher.foundations.encoding import cv_pooling
+from include.matcher.foundations.errors import Conflict
 from include.matcher.foundations.jobs import load_job_descriptions
 from include.matcher.foundations.pointers import read_current, read_production, swap_pointer
 from include.matcher.foundations.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 32
 
 
-class StaleCorpus(RuntimeError):
+class StaleCorpus(Conflict, RuntimeError):
     """A corpus snapshot that is no longer the corpus as it is now: publishing it would serve CVs removed since."""
 
 

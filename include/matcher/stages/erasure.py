@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.errors import BadInput
 from include.matcher.foundations.pointers import read_current, read_production, swap_pointer
 from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
@@ -81,7 +82,7 @@ MOST_KEY_BYTES = 1024  # S3's own limit on a key
 ERASED_SUFFIX = re.compile(r"(-erased-[0-9a-f]{8})+$")
 
 
-class ErasureRequestError(ValueError):
+class ErasureRequestError(BadInput, ValueError):
     """What was asked to be erased is not a CV's key or a content hash (nothing was read or changed)."""
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from include.matcher.foundations import layout
 from include.matcher.foundations.audit_names import AuditNames, load_audit_names
 from include.matcher.foundations.context import RunContext
+from include.matcher.foundations.errors import BadInput
 from include.matcher.foundations.jobs import load_job_descriptions
 from include.matcher.foundations.losses import loss_spec
 from include.matcher.foundations.settings import SplitConfig, TrainingConfig
@@ -256,7 +257,7 @@ def split_corpus(
     return by_split, unknown
 
 
-class UntrainableData(ValueError):
+class UntrainableData(BadInput, ValueError):
     """The corpus cannot train a matcher: what it lacks is in the message."""
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from include.matcher.foundations import layout
 from include.matcher.foundations.context import RunContext
+from include.matcher.foundations.errors import Conflict
 from include.matcher.foundations.pointers import read_production, swap_pointer
 from include.matcher.foundations.settings import deployment_flag
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
@@ -41,7 +42,7 @@ def version_for(run_uri: str) -> str:
     return f"v{''.join(found.groups()[:3])}T{''.join(found.groups()[3:])}Z-{digest}" if found else f"v-{digest}"
 
 
-class PromotionRefused(ValueError):
+class PromotionRefused(Conflict, ValueError):
     """A promotion the report's own record forbids: the gate refused it, or a person's decision is
     missing where one is required, or a person rejected it."""
 
@@ -63,7 +64,7 @@ def check_oversight(report: ValidationReport, approval_required: bool) -> None:
         )
 
 
-class VersionExists(RuntimeError):
+class VersionExists(Conflict, RuntimeError):
     """A promotion would write into a registry version that another run (or another model) already wrote."""
 
 

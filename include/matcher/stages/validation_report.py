@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from include.matcher.foundations.errors import NotFound
+
 # Far above any report validate writes (its confusion matrix is bounded): beyond it, the page would
 # spend the API server's memory on one object.
 MAX_REPORT_BYTES = 32 * 1024 * 1024
@@ -131,7 +133,7 @@ REPORT = {
 }
 
 
-class UnreadableReport(ValueError):
+class UnreadableReport(NotFound, ValueError):
     """Bytes where a validation report belongs that are not one this project wrote."""
 
 

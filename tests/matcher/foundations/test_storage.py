@@ -75,3 +75,28 @@ def test_delete_prefix_removes_a_folder_and_nothing_beside_it(storage, locations
     assert storage.delete_prefix(join_uri(locations.work, "gone")) == 2
     assert storage.list(join_uri(locations.work, "gone")) == []
     assert storage.exists(join_uri(locations.work, "keep/a")) and storage.exists(join_uri(locations.work, "gone-not/c"))
+
+
+def test_an_outage_past_the_retries_is_storage_unavailable_never_a_missing_object(monkeypatch):
+    """Nothing listens on the port: after ``MATCHER_S3_RETRY_SECONDS`` the read fails as an outage
+    (503 on the page, a retry later), with the connection error as its cause."""
+    from botocore.config import Config
+    from botocore.exceptions import EndpointConnectionError
+
+    from include.devtools.embedded_s3 import free_port
+    from include.matcher.foundations.errors import MatcherError, NotFound, StorageUnavailable
+    from include.matcher.foundations.storage import Storage
+
+    monkeypatch.setenv("MATCHER_S3_RETRY_SECONDS", "1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    with pytest.raises(StorageUnavailable) as raised:
+        Storage(client).get_json("s3://bucket/state/ledger.json")
+    assert isinstance(raised.value, MatcherError) and not isinstance(raised.value, NotFound)
+    assert isinstance(raised.value.__cause__, EndpointConnectionError) and raised.value.status == 503
