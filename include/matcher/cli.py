@@ -17,6 +17,7 @@ from pathlib import Path
 from include.matcher.foundations.audit_names import PLACEMENTS
 from include.matcher.foundations.errors import BadInput, MatcherError, StorageUnavailable
 from include.matcher.foundations.settings import (
+    DataOptions,
     GateConfig,
     Locations,
     SplitConfig,
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = command("ingest", cmd_ingest, "Stage 1: diff the raw prefix with the ledger; prints the manifest URI.")
     ingest.add_argument("--run-id", required=True)
     ingest.add_argument("--force", action="store_true", help="retrain even without new files")
+    add_setting_flags(ingest, DataOptions, only=("raw_prefix",))
 
     parse = command("parse", cmd_parse, "Stage 2: parse a manifest's files; prints the corpus URI.")
     parse.add_argument("--manifest", required=True)
@@ -208,9 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--reject", action="store_true", help="reject the promotion (production stays)")
     approve.add_argument("--by", help="who decides (default: the OS user), kept in the report and model card")
 
-    refresh = command("refresh-embeddings", cmd_refresh, "Stage 7: re-embed the corpus and job offers with a version.")
-    refresh.add_argument("--version-uri", required=True)
+    refresh = command(
+        "refresh-embeddings",
+        cmd_refresh,
+        "Stage 7: re-embed the corpus and job offers: with production's model as the night does (--run-id), or "
+        "with a version (--version-uri).",
+    )
     refresh.add_argument("--corpus", required=True)
+    refresh.add_argument("--version-uri", help="embed with this version and publish (an operator's re-embed)")
+    refresh.add_argument("--run-id", help="stage mode: production's model, published as the run's settings allow")
+    add_setting_flags(refresh, DataOptions, only=("raw_prefix", "publish_from_other_prefix"))
 
     evaluate = command(
         "evaluate", cmd_evaluate, "Score a model on labelled CVs; the last line printed is the metrics JSON."
@@ -499,9 +508,17 @@ def cmd_approve(args) -> int:
 
 
 def cmd_refresh(args) -> int:
-    from include.matcher.stages.embeddings import refresh_embeddings
+    from include.matcher.stages import embeddings
 
-    emit(refresh_embeddings(args.version_uri, args.corpus, Locations.from_env(), storage()))
+    if bool(args.version_uri) == bool(args.run_id):
+        raise UsageError("give --version-uri (re-embed with a version) or --run-id (the night's stage), not both")
+    if args.version_uri:
+        emit(embeddings.refresh_embeddings(args.version_uri, args.corpus, Locations.from_env(), storage()))
+        return 0
+    context = run_context(args)
+    shards = embeddings.plan_embedding_shards(args.corpus, context)
+    parts = [embeddings.embed_shard(shard, context) for shard in shards]
+    emit(embeddings.publish(shards, parts, context) if shards else {"published": None, "shards": 0})
     return 0
 
 

@@ -333,3 +333,25 @@ def test_help_groups_the_commands_with_examples_and_each_flag_says_what_it_does(
     assert "examples:" in text and "Other:" not in text  # every command sits in a group
     audit = "\n".join(run_cli("bias-audit", "--help"))
     assert "confidence of the audit's bootstrap intervals" in audit and "lower bound must clear" not in audit
+
+
+def test_the_refresh_stage_publishes_from_a_trial_prefix_only_when_told(storage, locations, cli_env, tmp_path):
+    """CLI parity with the DAG's params: a run on another raw prefix leaves search as it is unless
+    ``--publish-from-other-prefix`` says otherwise."""
+    from include.matcher.foundations.pointers import read_current
+    from include.matcher.foundations.uris import join_uri
+    from tests.helpers import BEATEN_VERSION, put_a_model_every_candidate_beats_in_production
+
+    put_a_model_every_candidate_beats_in_production(storage, locations, tmp_path / "zeroed")
+    storage.put_json(locations.jobs_file, {"CHEF": ["Cook in a kitchen."], "PILOT": ["Airline pilot."]})
+    text_uri = join_uri(locations.work, "texts", "chef.json")
+    storage.put_json(text_uri, {"text": "Grill cook, steaks and burgers"})
+    corpus = join_uri(locations.work, "runs", "trial-1", "corpus.jsonl")
+    storage.put_jsonl(corpus, [{"key": "CHEF/a.txt", "category": "CHEF", "text_uri": text_uri, "text_hash": "a"}])
+    trial = ["--corpus", corpus, "--run-id", "trial-1", "--raw-prefix", locations.raw_cvs.rstrip("/") + "-trial"]
+
+    left = run_cli("refresh-embeddings", *trial, env=cli_env)
+    assert json.loads(left[-1]) == {"published": None, "shards": 0}
+    assert read_current(storage, locations.embeddings) is None
+    run_cli("refresh-embeddings", *trial, "--publish-from-other-prefix", env=cli_env)
+    assert read_current(storage, locations.embeddings)["version"] == BEATEN_VERSION
