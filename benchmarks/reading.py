@@ -115,6 +115,12 @@ def main() -> int:
     parser.add_argument("--only", action="append", choices=list(TRAININGS), help="train only these readings")
     parser.add_argument("--reuse", action="store_true", help="score the models a previous run kept, untrained")
     parser.add_argument("--cost-texts", type=int, default=200, help="held-out CVs timed per encoder")
+    parser.add_argument("--validation-cvs", type=int, default=120, help="held-out CVs a timed validation scores")
+    parser.add_argument(
+        "--cost-only",
+        metavar="MODEL:LENGTH:POOLING",
+        help="with --reuse: only the costs of `first 256` and this reading (e.g. 'first 512:512:truncate')",
+    )
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0
@@ -137,14 +143,18 @@ def main() -> int:
 
     base = load_model("all-MiniLM-L6-v2")
     rows: dict[tuple[str, int, str], dict] = {}
-    for length in (256, 512):
+    cost_only = None
+    if args.cost_only:
+        name, length, pooling = args.cost_only.split(":")
+        cost_only = (name, int(length), pooling)
+    for length in () if cost_only else (256, 512):
         rows[("base model", length, "truncate")] = scored(base, test, jobs, length, "truncate")
         log(f"base at {length}: {rows[('base model', length, 'truncate')]['metrics']['accuracy@1']:.3f}")
 
     trained: dict[str, dict] = {}
     folder = MODELS / f"train-{len(train)}-test-{len(test)}"
     for name, (length, pooling, epochs, readings) in TRAININGS.items():
-        if args.only and name not in args.only:
+        if args.only and name not in args.only or cost_only and name not in (REFERENCE[0], cost_only[0]):
             continue
         config = TrainingConfig(max_seq_length=length, **({"epochs": epochs} if epochs else {}))
         os.environ["MATCHER_CV_POOLING"] = pooling  # the best checkpoint is chosen reading as served
@@ -166,6 +176,8 @@ def main() -> int:
         os.environ.pop("MATCHER_CV_POOLING")
         model = load_model(str(path))
         for serve_length, serve_pooling in readings:
+            if cost_only and (name, serve_length, serve_pooling) not in (REFERENCE, cost_only):
+                continue
             rows[(name, serve_length, serve_pooling)] = scored(model, test, jobs, serve_length, serve_pooling)
             log(f"{name} read {serve_pooling} {serve_length}: {rows[(name, serve_length, serve_pooling)]['metrics']}")
 
@@ -188,6 +200,8 @@ def main() -> int:
     candidates = [key for key in rows if key[0] in trained and beats(rows[key])]
     winner = max(candidates, key=lambda key: rows[key]["metrics"][PRIMARY]) if candidates else REFERENCE
     log(f"winner: {winner}")
+    if cost_only:
+        winner = cost_only
 
     # Costs, side by side in one process: today's reading and the winner's (or, when today's wins, the
     # first 512's), each on torch and on the ONNX exports, with the exports' agreement with torch.
@@ -228,11 +242,11 @@ def main() -> int:
     validation_costs = {}
     for label, (encoder, pooling) in encoders.items():
         if label.endswith(", torch"):
-            validation_costs[label] = validation_seconds(encoder, test, jobs, pooling)
+            validation_costs[label] = validation_seconds(encoder, test[: args.validation_cvs], jobs, pooling)
             log(f"validation {label}: {validation_costs[label]:.0f} s")
 
     lines = [
-        f"### reading length: {datetime.date.today()} commit {commit()}",
+        f"### reading length{': costs' if cost_only else ''}: {datetime.date.today()} commit {commit()}",
         "",
         f"{len(cvs)} resumes parsed; train {len(train)} CVs, validation {len(by_split['validation'])} (best "
         f"checkpoint), held-out {len(test)} with titles stripped; defaults otherwise (multiple_negatives, "
@@ -258,7 +272,8 @@ def main() -> int:
         lines += [
             "",
             f"Refresh cost: {len(texts)} held-out CVs encoded as the refresh does (best of 2, in turn, one process, "
-            f"{os.cpu_count()} cores); validation s: what `validate` encodes for two models (held-out CVs with and "
+            f"{os.cpu_count()} cores); validation s: what `validate` encodes for two models on {args.validation_cvs} "
+            "held-out CVs (with and "
             "without titles, the bias audit), on torch; the ONNX exports' agreement with torch over all "
             f"{len(test)} held-out CVs: "
             "the share of each job description's top 10 CVs, and of each CV's top 10 categories, that stay.",

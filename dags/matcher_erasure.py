@@ -23,8 +23,9 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from include.airflow_support import CURRENT_EMBEDDINGS, operations_dag, s3_storage
+from include.matcher.foundations import layout
 
-REQUEST_PATTERN = r"^s3://\S+/state/erasure-requests/[0-9a-f]{32}\.json$"
+REQUEST_PATTERN = layout.ERASURE_REQUEST_PATTERN
 
 
 @dag(

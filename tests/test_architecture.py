@@ -174,3 +174,50 @@ def test_every_error_the_package_defines_has_one_root_that_says_its_kind():
     strays = [f"{cls.__module__}.{cls.__qualname__}" for cls in defined if not issubclass(cls, MatcherError)]
     assert strays == [], f"errors outside the MatcherError tree: {strays}"
     assert {cls.status for cls in defined} <= {400, 404, 409, 500, 503}
+
+
+def test_no_s3_key_is_spelled_outside_layout():
+    """``foundations/layout.py`` alone names the pipeline's folders and files: elsewhere a key is built
+    from its functions, so a key cannot drift between the writer and a reader (or an erasure, or
+    retention). Caught: a ``join_uri`` with a literal part, or a literal path holding a name of
+    layout's (``/manifest.json``, ``texts/``...). Prose (help texts), the deployment's default URIs and
+    Airflow's UI URLs are not keys."""
+    import re
+
+    layout_file = PACKAGE / "foundations" / "layout.py"
+    names = set()
+    for node in ast.walk(ast.parse(layout_file.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names |= {part for part in re.split(r"[/{}]", node.value) if re.fullmatch(r"[a-z_][a-z0-9_.-]{2,}", part)}
+    names -= {"str", "uri"}
+    sources = [*PACKAGE.rglob("*.py"), *(PROJECT_ROOT / "plugins").rglob("*.py"), *(PROJECT_ROOT / "dags").glob("*.py")]
+    airflow_urls = {PACKAGE / "pages" / "night_state.py"}
+    spelled = []
+    for path in sources:
+        if path in (layout_file, PACKAGE / "foundations" / "uris.py"):
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        where = path.relative_to(PROJECT_ROOT)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("join_uri"):
+                if any(isinstance(arg, ast.Constant) and isinstance(arg.value, str) for arg in node.args):
+                    spelled.append(f"{where}:{node.lineno} {ast.unparse(node)[:80]}")
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and "/" in node.value
+                and not re.search(r"\s", node.value)
+                and not node.value.startswith(("s3://", "~"))
+                and path not in airflow_urls
+                and set(node.value.split("/")) & names
+            ):
+                spelled.append(f"{where}:{node.lineno} {node.value!r}")
+    assert spelled == [], "S3 keys spelled outside foundations/layout.py:\n" + "\n".join(spelled)

@@ -49,6 +49,20 @@ def search_log(work_uri: str) -> str:
     return join_uri(work_uri, "audit", "matches")
 
 
+def search_log_day(work_uri: str, day: str) -> str:
+    return join_uri(search_log(work_uri), day)
+
+
+def search_log_batch(work_uri: str, day: str, name: str) -> str:
+    """One batch of a day's search records, written by one searching process."""
+    return join_uri(search_log_day(work_uri, day), name)
+
+
+def search_log_compacted(day_uri: str, token: str) -> str:
+    """A settled day's batches merged into one object."""
+    return join_uri(day_uri, f"compacted-{token}.jsonl")
+
+
 def recent_erasures(work_uri: str) -> str:
     return join_uri(work_uri, "state", "recent_erasures.json")
 
@@ -59,6 +73,10 @@ def erasure_requests(work_uri: str) -> str:
 
 def erasure_request(work_uri: str, request_id: str) -> str:
     return join_uri(erasure_requests(work_uri), f"{request_id}.json")
+
+
+# What an erasure request's URI looks like, wherever the work area is (the erasure DAG's param).
+ERASURE_REQUEST_PATTERN = r"^s3://\S+/state/erasure-requests/[0-9a-f]{32}\.json$"
 
 
 def erasure_receipts(work_uri: str) -> str:
@@ -73,8 +91,13 @@ def last_trained(work_uri: str) -> str:
     return join_uri(work_uri, "state", "last_trained.json")
 
 
+def texts(work_uri: str) -> str:
+    """The parsed-text cache, one object per content hash (CV text)."""
+    return join_uri(work_uri, "texts")
+
+
 def text_cache(work_uri: str, digest: str) -> str:
-    return join_uri(work_uri, "texts", f"{digest}.json")
+    return join_uri(texts(work_uri), f"{digest}.json")
 
 
 def operations_corpus(work_uri: str, label: str) -> str:
@@ -90,6 +113,18 @@ class Run:
     """The files of one run, ``<work>/runs/<run>/``."""
 
     uri: str
+
+    @staticmethod
+    def of_manifest(uri: str) -> Run | None:
+        """The run whose manifest ``uri`` is (listing the runs root finds one per run), else None."""
+        return Run(uri.rsplit("/", 1)[0]) if uri.endswith("/manifest.json") else None
+
+    @staticmethod
+    def of_parse_outcomes(uri: str) -> Run | None:
+        """The run a parse shard's outcomes (``parse/shards/<i>-of-<n>/outcomes.jsonl``) belong to, else None."""
+        if not uri.endswith("/outcomes.jsonl") or "/parse/shards/" not in uri:
+            return None
+        return Run(uri.split("/parse/shards/", 1)[0])
 
     @property
     def name(self) -> str:
@@ -136,6 +171,17 @@ class Run:
         return join_uri(self.uri, "validation", "held_out_vectors.parquet")
 
     @property
+    def personal_parts(self) -> list[tuple[str, bool]]:
+        """What of the run holds CV text or vectors, as (URI, whether it is a folder): what retention
+        deletes from an old run, its manifest, reports, metrics and model kept."""
+        return [
+            (self.pairs.uri, True),
+            (self.checkpoints, True),
+            (self.held_out_vectors, False),
+            (self.candidate.training_metadata, False),
+        ]
+
+    @property
     def timings(self) -> str:
         return join_uri(self.uri, "timings")
 
@@ -166,6 +212,19 @@ class ParseShard:
         return join_uri(self.uri, "stats.json")
 
 
+# One row per training example, beside the examples (pairs/) and beside the model trained on them.
+TRAINING_METADATA = "training_metadata.jsonl"
+
+
+def is_training_metadata(uri: str) -> bool:
+    return uri.endswith("/" + TRAINING_METADATA)
+
+
+def is_training_examples(uri: str) -> bool:
+    """``pairs/train.jsonl``: the training examples, row for row with the metadata beside them."""
+    return uri.endswith("/train.jsonl")
+
+
 @dataclass(frozen=True)
 class Pairs:
     """``build_pairs``'s output folder: training examples and the held-out splits."""
@@ -178,7 +237,7 @@ class Pairs:
 
     @property
     def training_metadata(self) -> str:
-        return join_uri(self.uri, "training_metadata.jsonl")
+        return join_uri(self.uri, TRAINING_METADATA)
 
     @property
     def jobs(self) -> str:
@@ -197,7 +256,7 @@ class Model:
 
     @property
     def training_metadata(self) -> str:
-        return join_uri(self.uri, "training_metadata.jsonl")
+        return join_uri(self.uri, TRAINING_METADATA)
 
     @property
     def validation_report(self) -> str:
@@ -220,6 +279,10 @@ class Model:
         """What the registry says of a promoted version (registry versions only)."""
         return join_uri(self.uri, "entry.json")
 
+    @staticmethod
+    def is_entry(uri: str) -> bool:
+        return uri.endswith("/entry.json")
+
     @property
     def claim(self) -> str:
         """Which run writes this registry version, taken once with a conditional write (registry versions only)."""
@@ -227,6 +290,36 @@ class Model:
 
     def onnx(self, file_name: str) -> str:
         return join_uri(self.uri, "onnx", file_name)
+
+
+# Of a model folder, what is not the model a version pins: what validate writes beside a candidate
+# (report, card), what differs between two trainings of the same weights (training_config.json
+# holds their timings), the registry's own records, and the ONNX export a refresh adds.
+NOT_MODEL_FILES = frozenset(
+    {
+        "validation_report.json",
+        "validation_report.html",
+        "README.md",
+        "training_config.json",
+        "entry.json",
+        "_claim.json",
+        "onnx",
+    }
+)
+# The JSON files of a SentenceTransformer folder: its configuration and vocabulary, never a CV.
+MODEL_CONFIGURATION_FILES = frozenset(
+    {
+        "config.json",
+        "config_sentence_transformers.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "special_tokens_map.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "trainer_state.json",
+        "training_config.json",
+    }
+)
 
 
 def checkpoint(checkpoints_uri: str, name: str) -> str:
@@ -287,6 +380,17 @@ class Snapshot:
     def of_part(cls, part_uri: str) -> Snapshot:
         """The snapshot a CV part (:meth:`cv_part`) belongs to."""
         return cls(part_uri.rsplit("/cvs/", 1)[0])
+
+    @classmethod
+    def holding(cls, embeddings_uri: str, object_uri: str) -> Snapshot | None:
+        """The snapshot folder an object under the embeddings root lies in (None for ``current.json``
+        and anything else beside the folders)."""
+        parts = object_uri[len(embeddings_uri.rstrip("/")) + 1 :].split("/")
+        return cls(join_uri(embeddings_uri, parts[0], parts[1])) if len(parts) >= 3 else None
+
+    @staticmethod
+    def is_cv_part(uri: str) -> bool:
+        return "/cvs/" in uri
 
     def shard(self, index: int, count: int) -> str:
         return join_uri(self.uri, "shards", f"{shard_name(index, count)}.json")

@@ -13,11 +13,11 @@ from include.matcher.stages.validation_report import read_report
 
 def latest_run_uri(locations: Locations, storage: ObjectStore) -> str | None:
     """The run whose manifest is newest."""
-    manifests = [info for info in storage.list(layout.runs(locations.work)) if info.uri.endswith("/manifest.json")]
+    manifests = [info for info in storage.list(layout.runs(locations.work)) if layout.Run.of_manifest(info.uri)]
     if not manifests:
         return None
     newest = max(manifests, key=lambda info: storage.get_json(info.uri)["created_at"])
-    return newest.uri.rsplit("/", 1)[0]
+    return layout.Run.of_manifest(newest.uri).uri
 
 
 def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> str:

@@ -30,9 +30,9 @@ import threading
 import uuid
 from datetime import UTC, datetime
 
+from include.matcher.foundations import layout
 from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore
-from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.corpus import key_hash
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,6 @@ log = logging.getLogger(__name__)
 
 # Records a process keeps while S3 refuses them (a day of a busy page at most); beyond, the oldest go.
 MOST_QUEUED = 100_000
-
-
-def matches_prefix(work_uri: str) -> str:
-    from include.matcher.foundations import layout
-
-    return layout.search_log(work_uri)
 
 
 class SearchLog:
@@ -108,7 +102,7 @@ class SearchLog:
                 written.append({**entry, "returned": [hit for hit in hashed if hit["candidate"] not in erased]})
             day = written[0]["at"][:10]
             name = f"{written[0]['at'][11:19].replace(':', '')}-{uuid.uuid4().hex[:12]}.jsonl"
-            self.storage.put_jsonl(join_uri(matches_prefix(self.locations.work), day, name), written)
+            self.storage.put_jsonl(layout.search_log_batch(self.locations.work, day, name), written)
         except Exception as error:  # the log must never take a search (or its own thread) down
             with self._lock:
                 self._queue[:0] = entries  # oldest first, ahead of what came since
@@ -147,6 +141,6 @@ def search_log(storage: ObjectStore, locations: Locations) -> SearchLog:
 def read_search_log(storage: ObjectStore, locations: Locations) -> list[dict]:
     """Every record, oldest first (for an auditor, and the tests)."""
     records = []
-    for info in storage.list(matches_prefix(locations.work)):
+    for info in storage.list(layout.search_log(locations.work)):
         records += storage.get_jsonl(info.uri)
     return sorted(records, key=lambda r: r["at"])

@@ -347,8 +347,8 @@ def latest_held_out(locations, storage) -> tuple[list[dict], dict[str, list[str]
     by default, the CVs no model in the registry trained on that night."""
     from include.matcher.foundations import layout
 
-    manifests = [info.uri for info in storage.list(layout.runs(locations.work)) if info.uri.endswith("/manifest.json")]
-    runs = sorted((storage.get_json(uri)["created_at"], uri.rsplit("/", 1)[0]) for uri in manifests)
+    manifests = [info.uri for info in storage.list(layout.runs(locations.work)) if layout.Run.of_manifest(info.uri)]
+    runs = sorted((storage.get_json(uri)["created_at"], layout.Run.of_manifest(uri).uri) for uri in manifests)
     for _, run_uri in reversed(runs):
         pairs = layout.Run(run_uri).pairs
         if storage.exists(pairs.split("test")):

@@ -65,18 +65,6 @@ log = logging.getLogger(__name__)
 
 # Files that hold records (rows, entries) and can name a CV; model weights, tokenizers and HTML cannot.
 RECORD_SUFFIXES = (".json", ".jsonl", ".parquet")
-# JSON files of a SentenceTransformer folder: its configuration and vocabulary, never a CV.
-MODEL_FILES = {
-    "config.json",
-    "config_sentence_transformers.json",
-    "modules.json",
-    "sentence_bert_config.json",
-    "special_tokens_map.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "trainer_state.json",
-    "training_config.json",
-}
 CONTENT_HASH = re.compile(r"[0-9a-f]{64}")
 MOST_KEY_BYTES = 1024  # S3's own limit on a key
 ERASED_SUFFIX = re.compile(r"(-erased-[0-9a-f]{8})+$")
@@ -423,7 +411,7 @@ def note_recent_erasures(hashes: set[str], locations: Locations, storage: Object
         recent.update(dict.fromkeys(hashes, now.isoformat()))
         return True
 
-    swap_json(storage, layout.recent_erasures(locations.work), change, {}, "state/recent_erasures.json")
+    swap_json(storage, layout.recent_erasures(locations.work), change, {}, "the recent erasures")
 
 
 def recently_erased(locations: Locations, storage: ObjectStore) -> set[str]:
@@ -640,7 +628,7 @@ def scrub_tree(
     doomed_snapshots: set[str] = set()
     uris = sorted(
         (info.uri for info in storage.list(root) if scrubbable(info.uri, locations, skip)),
-        key=lambda uri: (not uri.endswith("/training_metadata.jsonl"), uri),
+        key=lambda uri: (not layout.is_training_metadata(uri), uri),
     )
     paired_drops: dict[str, set[int]] = {}  # pairs folder -> rows of its training metadata that go
     published: dict[str, bool] = {}  # snapshot -> whether it has a manifest (was published once)
@@ -648,9 +636,9 @@ def scrub_tree(
         batch = uris[start : start + READ_BATCH]
         for uri, original in zip(batch, storage.get_many(batch), strict=True):
             folder = uri.rsplit("/", 1)[0]
-            if uri.endswith("/training_metadata.jsonl"):
+            if layout.is_training_metadata(uri):
                 paired_drops[folder] = training_rows_to_drop(original, targets)
-            if uri.endswith("/train.jsonl"):
+            if layout.is_training_examples(uri):
                 blob, removed = scrub_jsonl(original, targets, paired_drops.get(folder, set()))
             elif uri.endswith(".jsonl"):
                 blob, removed = scrub_jsonl(original, targets)
@@ -661,10 +649,10 @@ def scrub_tree(
                 blob = json.dumps(data).encode()
             if not removed:
                 continue
-            if uri.endswith("training_metadata.jsonl"):
+            if layout.is_training_metadata(uri):
                 trained_on.add(folder)
             if root == locations.embeddings and (live_snapshot is None or not uri.startswith(live_snapshot)):
-                snapshot = layout.Snapshot.of_part(uri).uri if "/cvs/" in uri else folder
+                snapshot = layout.Snapshot.of_part(uri).uri if layout.Snapshot.is_cv_part(uri) else folder
                 if snapshot not in published:
                     published[snapshot] = storage.exists(layout.Snapshot(snapshot).manifest)
                 if published[snapshot]:  # an older snapshot no pointer names: deleted whole
@@ -688,14 +676,17 @@ def scrubbable(uri: str, locations: Locations, skip: set[str]) -> bool:
         return False
     if any(uri.startswith(s.rstrip("/") + "/") for s in skip):
         return False
-    if uri.startswith(layout.erasure_receipts(locations.work) + "/") or uri.rsplit("/", 1)[-1] in MODEL_FILES:
+    if (
+        uri.startswith(layout.erasure_receipts(locations.work) + "/")
+        or uri.rsplit("/", 1)[-1] in layout.MODEL_CONFIGURATION_FILES
+    ):
         return False  # receipts hold counts; a model's configuration holds no CV
     if uri == layout.recent_erasures(locations.work):
         return False  # the erasures' own log hashes, dropped after a day
     if uri.startswith(layout.erasure_requests(locations.work) + "/"):
         return False  # a request names whom to erase: deleted whole once carried out
     # other CVs' texts: the targets' own entries are delete_sources' to decide
-    return not uri.startswith(join_uri(locations.work, "texts") + "/")
+    return not uri.startswith(layout.texts(locations.work) + "/")
 
 
 def delete_sources(

@@ -27,13 +27,10 @@ from include.matcher.foundations import layout
 from include.matcher.foundations.pointers import read_current
 from include.matcher.foundations.settings import Locations, deployment_setting
 from include.matcher.foundations.storage import ObjectStore
-from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.corpus import read_ledger
 
 log = logging.getLogger(__name__)
 
-# Parts of a run that hold CV text or vectors (relative to the run folder).
-PERSONAL_PARTS = ("pairs/", "checkpoints/", "validation/held_out_vectors.parquet", "candidate/training_metadata.jsonl")
 ORPHAN_GRACE = timedelta(days=1)
 # A day of the search log takes no more batches once this far behind: a batch goes to the day of its
 # first record, written seconds (or, after an S3 outage, hours) later.
@@ -68,14 +65,13 @@ def housekeep(locations: Locations, storage: ObjectStore, now: datetime | None =
 
     runs_root = layout.runs(locations.work)
     objects = storage.list(runs_root)
-    manifests = {info.uri.rsplit("/", 1)[0]: info for info in objects if info.uri.endswith("/manifest.json")}
+    manifests = {run.uri: info for info in objects if (run := layout.Run.of_manifest(info.uri))}
     for run_uri in sorted(manifests):
         created = storage.get_json(manifests[run_uri].uri).get("created_at", "")
         if not created or datetime.fromisoformat(created) >= cutoff:
             continue
-        for part in PERSONAL_PARTS:
-            target = join_uri(run_uri, part.rstrip("/"))
-            if part.endswith("/"):
+        for target, folder in layout.Run(run_uri).personal_parts:
+            if folder:
                 if any(info.uri.startswith(target + "/") for info in objects):
                     delete(target + "/", "run_parts", prefix=True)
             elif any(info.uri == target for info in objects):
@@ -85,13 +81,12 @@ def housekeep(locations: Locations, storage: ObjectStore, now: datetime | None =
     live = current["uri"].rstrip("/") if current else None
     folders: dict[str, dict] = {}
     for info in storage.list(locations.embeddings):
-        parts = info.uri[len(locations.embeddings.rstrip("/")) + 1 :].split("/")
-        if len(parts) < 3:
+        snapshot = layout.Snapshot.holding(locations.embeddings, info.uri)
+        if snapshot is None:
             continue  # current.json and the like
-        folder = join_uri(locations.embeddings, parts[0], parts[1])
-        entry = folders.setdefault(folder, {"manifest": None, "modified": ""})
+        entry = folders.setdefault(snapshot.uri, {"manifest": None, "modified": ""})
         entry["modified"] = max(entry["modified"], info.modified)
-        if parts[2] == "_manifest.json":
+        if info.uri == snapshot.manifest:
             entry["manifest"] = info.uri
     finished = sorted(
         (storage.get_json(entry["manifest"]).get("written_at", ""), folder)
@@ -109,7 +104,7 @@ def housekeep(locations: Locations, storage: ObjectStore, now: datetime | None =
     ledger, _ = read_ledger(storage, locations)
     referenced = {entry.get("text_uri") for entry in ledger["objects"].values()}
     referenced |= texts_of_uncollected_nights(objects, manifests, storage, cutoff)
-    for info in storage.list(join_uri(locations.work, "texts")):
+    for info in storage.list(layout.texts(locations.work)):
         if info.uri not in referenced and info.modified and info.modified < (now - ORPHAN_GRACE).isoformat():
             delete(info.uri, "texts")
 
@@ -119,12 +114,13 @@ def housekeep(locations: Locations, storage: ObjectStore, now: datetime | None =
     for info in storage.list(matches):
         by_day.setdefault(info.uri[len(matches) + 1 :].split("/", 1)[0], []).append(info.uri)
     for day, uris in sorted(by_day.items()):
+        day_uri = layout.search_log_day(locations.work, day)
         if day < audit_cutoff:
-            delete(join_uri(matches, day) + "/", "search_log_days", prefix=True)
+            delete(day_uri + "/", "search_log_days", prefix=True)
         elif day <= (now - SEARCH_LOG_SETTLED).date().isoformat() and len(uris) > 1:
-            deleted["search_log_batches_merged"].append(join_uri(matches, day))
+            deleted["search_log_batches_merged"].append(day_uri)
             if not dry_run:
-                compact_search_log_day(join_uri(matches, day), uris, storage)
+                compact_search_log_day(day_uri, uris, storage)
 
     summary = {"dry_run": dry_run, **settings, **{kind: len(uris) for kind, uris in deleted.items()}}
     log.info("housekeeping: %s", summary)
@@ -143,7 +139,7 @@ def compact_search_log_day(day_uri: str, uris: list[str], storage: ObjectStore) 
         for line in blob.decode().splitlines():
             if line.strip():
                 seen.setdefault(json.dumps(json.loads(line), sort_keys=True), json.loads(line))
-    merged = join_uri(day_uri, f"compacted-{uuid.uuid4().hex[:12]}.jsonl")
+    merged = layout.search_log_compacted(day_uri, uuid.uuid4().hex[:12])
     storage.put_jsonl(merged, sorted(seen.values(), key=lambda record: record["at"]))
     for uri in uris:
         storage.delete(uri)
@@ -158,9 +154,10 @@ def texts_of_uncollected_nights(objects, manifests: dict, storage: ObjectStore, 
     uris = {info.uri for info in objects}
     texts: set[str] = set()
     for info in objects:
-        if not info.uri.endswith("/outcomes.jsonl") or "/parse/shards/" not in info.uri:
+        run = layout.Run.of_parse_outcomes(info.uri)
+        if run is None:
             continue
-        run_uri = info.uri.split("/parse/shards/", 1)[0]
+        run_uri = run.uri
         if run_uri not in manifests or layout.Run(run_uri).corpus in uris:
             continue  # collected (the ledger says what it refers to), or no night at all
         created = storage.get_json(manifests[run_uri].uri).get("created_at", "")

@@ -68,27 +68,13 @@ class VersionExists(Conflict, RuntimeError):
     """A promotion would write into a registry version that another run (or another model) already wrote."""
 
 
-# Not part of the model a version pins: what validate writes beside a candidate (report, card), what
-# differs between two trainings of the same weights (training_config.json holds their timings), the
-# registry's own records, and the ONNX export a refresh adds to a version.
-NOT_MODEL_FILES = {
-    "validation_report.json",
-    "validation_report.html",
-    "README.md",
-    "training_config.json",
-    "entry.json",
-    "_claim.json",
-    "onnx",
-}
-
-
 def model_digest(storage: ObjectStore, model_uri: str) -> str:
     """A fingerprint of a model folder's files (path, size, ETag), reports and card left out."""
     digest = hashlib.sha256()
     base = model_uri.rstrip("/") + "/"
     for info in storage.list(model_uri):
         relative = info.uri[len(base) :]
-        if relative.split("/", 1)[0] not in NOT_MODEL_FILES:
+        if relative.split("/", 1)[0] not in layout.NOT_MODEL_FILES:
             digest.update(f"{relative}\0{info.size}\0{info.etag}\n".encode())
     return digest.hexdigest()
 
@@ -195,7 +181,7 @@ def promote_night(report_uri: str, context: RunContext) -> dict:
 
 def list_versions(storage: ObjectStore, registry_uri: str) -> list[dict]:
     """Every promoted version's entry, oldest first."""
-    entries = [info.uri for info in storage.list(layout.models(registry_uri)) if info.uri.endswith("/entry.json")]
+    entries = [info.uri for info in storage.list(layout.models(registry_uri)) if layout.Model.is_entry(info.uri)]
     return sorted((storage.get_json(uri) for uri in entries), key=lambda e: e["version"])
 
 
