@@ -4,7 +4,7 @@
 Manual trigger only. Carries out an **erasure request**: an object under
 `<work>/state/erasure-requests/` naming the raw keys (`CHEF/jane-doe.pdf`, the bucket key or its
 `s3://` URI) or content hashes (sha256 of the raw file) of the CVs to erase, written by
-`python -m include.matcher forget --key ... --submit`, which prints the URI to give as `request`.
+`python -m include.matcher erase --key ... --submit`, which prints the URI to give as `request`.
 The DAG takes that URI rather than the keys because a run's conf stays in Airflow's database, UI and
 REST API for ever, and keys often hold names; the request is deleted once carried out.
 
@@ -37,7 +37,7 @@ REQUEST_PATTERN = layout.ERASURE_REQUEST_PATTERN
             type=["null", "string"],
             pattern=REQUEST_PATTERN,
             title="Erasure request",
-            description="The s3:// URI `python -m include.matcher forget --key ... --submit` printed "
+            description="The s3:// URI `python -m include.matcher erase --key ... --submit` printed "
             "(never the keys themselves: a run's conf is kept in Airflow for ever).",
         ),
         "dry_run": Param(
@@ -55,14 +55,14 @@ REQUEST_PATTERN = layout.ERASURE_REQUEST_PATTERN
 )
 def matcher_erasure():
     @task(outlets=[CURRENT_EMBEDDINGS])
-    def forget(params=None, dag_run=None) -> dict:
+    def erase(params=None, dag_run=None) -> dict:
         """Carry out the request everywhere; the receipt's counts (no key, no text) as the task's result."""
         from include.matcher.foundations.settings import Locations
-        from include.matcher.stages.erasure import forget_request
+        from include.matcher.stages.erasure import erase_by_request
 
         if not params.get("request"):
-            raise ValueError("give the erasure request's URI (python -m include.matcher forget --key ... --submit)")
-        receipt = forget_request(
+            raise ValueError("give the erasure request's URI (python -m include.matcher erase --key ... --submit)")
+        receipt = erase_by_request(
             params["request"],
             Locations.from_env(),
             s3_storage(),
@@ -82,7 +82,7 @@ def matcher_erasure():
             for k in ("id", "dry_run", "objects", "records_removed", "cvs_found", "not_found", "nothing_left")
         }
 
-    forget()
+    erase()
 
 
 matcher_erasure()

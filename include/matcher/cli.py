@@ -104,7 +104,7 @@ COMMAND_GROUPS = {
         "refresh-embeddings",
     ],
     "Search and inspect": ["match", "production", "last-run", "evaluate", "bias-audit"],
-    "Operate": ["rollback", "forget", "housekeeping"],
+    "Operate": ["rollback", "erase", "housekeeping"],
 }
 EXAMPLES = """examples:
   eval "$(.venv/bin/python -m include.matcher s3 env)"     this shell reaches the embedded S3 (make up starts it)
@@ -278,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     erase = command(
-        "forget",
-        cmd_forget,
+        "erase",
+        cmd_erase,
         "Erase candidates everywhere the pipeline put them (GDPR Art. 17); prints the receipt's counts.",
     )
     erase.add_argument("--key", action="append", default=[], help="a raw key (CATEGORY/file or the bucket key)")
@@ -583,8 +583,8 @@ def cmd_bias_audit(args) -> int:
     return 0
 
 
-def cmd_forget(args) -> int:
-    from include.matcher.stages.erasure import forget, submit_request
+def cmd_erase(args) -> int:
+    from include.matcher.stages.erasure import erase, submit_request
 
     if not args.key and not args.content_hash:
         raise UsageError("give --key or --content-hash")
@@ -598,7 +598,7 @@ def cmd_forget(args) -> int:
         )
         emit(uri)
         return 0
-    receipt = forget(
+    receipt = erase(
         args.key, args.content_hash, locations, store, dry_run=args.dry_run, keep_raw=args.keep_raw, by=args.by
     )
     for change in receipt["changes"]:

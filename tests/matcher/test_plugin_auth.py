@@ -337,7 +337,7 @@ def test_the_side_by_side_view_logs_its_searches_and_stops_ranking_an_erased_cv_
     from include.matcher.foundations.settings import GateConfig
     from include.matcher.serving.usage_log import read_search_log, search_log
     from include.matcher.stages.corpus import erasure_secret, key_hash
-    from include.matcher.stages.erasure import forget
+    from include.matcher.stages.erasure import erase
     from include.matcher.stages.validation import validate
     from tests.helpers import damaged_model
     from tests.matcher.serving.test_search import promote_base_model_and_refresh
@@ -362,7 +362,7 @@ def test_the_side_by_side_view_logs_its_searches_and_stops_ranking_an_erased_cv_
     erased = held_out[2]["key"]
     before = client.post("/matcher/", data={"q": query}, headers=headers).text.split("side by side", 1)[1]
     assert f"<td>{erased}</td>" in before
-    forget([erased], [], locations, storage)
+    erase([erased], [], locations, storage)
     after = client.post("/matcher/", data={"q": query}, headers=headers).text
     assert "side by side" in after and f"<td>{erased}</td>" not in after.split("side by side", 1)[1]
     search_log(storage, locations).flush()

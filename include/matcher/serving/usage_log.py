@@ -9,7 +9,7 @@ data), k, the filters, and the candidates returned with their scores.
 Candidates are logged as **keyed hashes** of their keys (HMAC with the erasure key, see
 :func:`include.matcher.stages.corpus.erasure_secret`), not the keys, which often hold names: an
 auditor who knows a key can find its searches by hashing it, anyone else learns nothing. An erasure
-removes the erased key's hash from every record (``forget``), so the log does not keep a trace of
+removes the erased key's hash from every record (``erase``), so the log does not keep a trace of
 a forgotten person either.
 
 Records are written off the request path: :meth:`SearchLog.record` queues them and a background

@@ -1,6 +1,6 @@
 """A candidate can be forgotten: erasure that reaches every copy the pipeline made (GDPR Art. 17).
 
-:func:`forget` takes raw keys (or content hashes) and removes the CV everywhere:
+:func:`erase` takes raw keys (or content hashes) and removes the CV everywhere:
 
 1. the ledger entry, replaced by a **tombstone**: a keyed hash (HMAC-SHA256) of the key, the raw
    object's ETag and the second it was written, never the key itself (which often holds the person's
@@ -321,7 +321,7 @@ class Change:
     records: int = 0
 
 
-def forget(
+def erase(
     keys: list[str],
     content_hashes: list[str],
     locations: Locations,
@@ -388,9 +388,7 @@ def forget(
     }
     if not dry_run:
         storage.put_json(layout.erasure_receipt(locations.work, receipt["at"], receipt["id"]), receipt)
-    log.info(
-        "forget: %s", json.dumps({k: receipt[k] for k in ("objects", "records_removed", "cvs_found", "not_found")})
-    )
+    log.info("erase: %s", json.dumps({k: receipt[k] for k in ("objects", "records_removed", "cvs_found", "not_found")}))
     receipt["changes"] = [c.__dict__ for c in changes]  # for the caller (dry run's list); not stored
     receipt["not_found_values"] = not_found  # for the caller who gave them; not stored
     return receipt
@@ -437,7 +435,7 @@ def submit_request(keys: list[str], content_hashes: list[str], locations: Locati
     return uri
 
 
-def forget_request(
+def erase_by_request(
     request_uri: str,
     locations: Locations,
     storage: ObjectStore,
@@ -446,7 +444,7 @@ def forget_request(
     keep_raw: bool = False,
     by: str | None = None,
 ) -> dict:
-    """Carry out a submitted request (:func:`forget`), then delete it. Run again after it finished
+    """Carry out a submitted request (:func:`erase`), then delete it. Run again after it finished
     (a cleared task), it returns the receipt it wrote rather than failing or erasing twice."""
     folder = layout.erasure_requests(locations.work) + "/"
     request_id = request_uri.removeprefix(folder).removesuffix(".json")
@@ -460,7 +458,7 @@ def forget_request(
                 return {**done, "repeated": True, "changes": [], "not_found_values": []}
         raise LookupError(f"no erasure request at {request_uri} and no receipt of one")
     asked = json.loads(found[0])
-    receipt = forget(
+    receipt = erase(
         asked.get("keys", []),
         asked.get("content_hashes", []),
         locations,
@@ -501,7 +499,7 @@ def swap_json(storage: ObjectStore, uri: str, change, empty: dict, what: str) ->
             return
         except PreconditionFailed:
             continue
-    raise RuntimeError(f"{what} kept changing while the erasure tried to write it: run forget again")
+    raise RuntimeError(f"{what} kept changing while the erasure tried to write it: run erase again")
 
 
 EMPTY_LEDGER = {"objects": {}, "jobs_file_etag": None}

@@ -13,7 +13,7 @@ from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.settings import GateConfig, PipelineConfig, TrainingConfig
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.corpus import read_ledger
-from include.matcher.stages.erasure import forget, production_trained_on_erased
+from include.matcher.stages.erasure import erase, production_trained_on_erased
 from include.matcher.stages.ingest import ingest
 from include.matcher.stages.parse import parse
 from tests.helpers import production_matcher
@@ -76,7 +76,7 @@ def night(storage, locations):
     return f"{category}/{ERASED_FILE}"
 
 
-def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, locations, night, caplog):
+def test_erase_reaches_every_copy_and_search_stops_returning_the_cv(storage, locations, night, caplog):
     found = holders(storage, locations)
     areas = {
         area
@@ -93,11 +93,11 @@ def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, lo
     search_log(storage, locations).flush()  # the search's record names the CV (by keyed hash)
 
     before = everything(storage, locations)
-    planned = forget([night], [], locations, storage, dry_run=True)
+    planned = erase([night], [], locations, storage, dry_run=True)
     assert planned["dry_run"] and planned["changes"] and everything(storage, locations) == before
 
     with caplog.at_level(logging.INFO):
-        receipt = forget([night], [], locations, storage, by="dpo")
+        receipt = erase([night], [], locations, storage, by="dpo")
     assert holders(storage, locations) == []
     from include.matcher.serving.usage_log import read_search_log
     from include.matcher.stages.corpus import erasure_secret, key_hash
@@ -118,7 +118,7 @@ def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, lo
     assert len(receipts) == 1 and stored["by"] == "dpo" and stored["records_removed"] > 0
     assert stored["models_trained_on_it"] and production_trained_on_erased(locations, storage)
 
-    again = forget([night], [], locations, storage)
+    again = erase([night], [], locations, storage)
     assert again["nothing_left"] and again["not_found"] == 1 and again["records_removed"] == 0
 
     # The next night has work (the corpus changed), retrains without the CV, and never brings it back.
@@ -131,7 +131,7 @@ def test_forget_reaches_every_copy_and_search_stops_returning_the_cv(storage, lo
 
 
 def test_a_source_owned_raw_file_is_not_ingested_again_until_it_changes(storage, locations, night):
-    forget([night], [], locations, storage, keep_raw=True)
+    erase([night], [], locations, storage, keep_raw=True)
     raw = join_uri(locations.raw_cvs, night)
     assert storage.exists(raw)
     manifest = json.loads(storage.get_bytes(ingest(join_uri(locations.work, "runs", "quiet"), locations, storage)))
@@ -152,7 +152,7 @@ def test_a_night_that_listed_the_cv_before_the_erasure_drops_it_when_it_commits(
     run = join_uri(locations.work, "runs", "racing")
     manifest_uri = ingest(run, locations, storage)
     assert [i for i in storage.get_json(manifest_uri)["items"] if i["key"].endswith(ERASED_FILE)]
-    forget([night], [], locations, storage, keep_raw=True)
+    erase([night], [], locations, storage, keep_raw=True)
     corpus = parse(manifest_uri, run, locations, storage)
     ledger, _ = read_ledger(storage, locations)
     assert not [k for k in ledger["objects"] if k.endswith(ERASED_FILE)]
@@ -182,13 +182,13 @@ def test_the_cli_and_the_matcher_page_say_production_was_trained_on_erased_data(
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout.strip().splitlines()
 
-    dry = cli("forget", "--key", night, "--dry-run")
+    dry = cli("erase", "--key", night, "--dry-run")
     assert any(line.startswith("would rewrite ") for line in dry) and json.loads(dry[-1])["dry_run"]
-    done = json.loads(cli("forget", "--key", night, "--by", "dpo")[-1])
+    done = json.loads(cli("erase", "--key", night, "--by", "dpo")[-1])
     assert done["records_removed"] > 0 and done["by_area"]["embeddings"] >= 1
     assert json.loads(cli("production")[-1])["trained_on_erased_data"] is True
     assert "trained on data erased since" in render(storage, locations)
     again = subprocess.run(
-        [sys.executable, "-m", "include.matcher", "forget", "--key", night], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "include.matcher", "erase", "--key", night], env=env, capture_output=True, text=True
     )
     assert again.returncode == 3 and again.stdout.splitlines()[-2] == "nothing found to erase"

@@ -18,7 +18,7 @@ from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.settings import PipelineConfig, SplitConfig
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.corpus import read_ledger
-from include.matcher.stages.erasure import ErasureRequestError, forget
+from include.matcher.stages.erasure import ErasureRequestError, erase
 from include.matcher.stages.ingest import ingest
 from include.matcher.stages.pairs import build_pairs
 from include.matcher.stages.parse import parse
@@ -96,7 +96,7 @@ def test_only_the_erased_cv_goes_when_others_share_its_bytes_or_its_start(storag
     twin_text = ledger["objects"][key[TWIN_A]]["text_uri"]
     assert twin_text == ledger["objects"][key[TWIN_B]]["text_uri"]  # one text, two people
 
-    receipt = forget([f"{category}/{TWIN_A}"], [], locations, storage)
+    receipt = erase([f"{category}/{TWIN_A}"], [], locations, storage)
     assert receipt["cvs_found"] == 1 and receipt["not_found"] == 0
     for name in (TWIN_B, START_A, START_B):
         assert rows_naming(storage, pairs, key[name]) == before[name], name
@@ -108,12 +108,12 @@ def test_only_the_erased_cv_goes_when_others_share_its_bytes_or_its_start(storag
     assert storage.exists(twin_text)  # the other person's text stays
     assert storage.exists(join_uri(locations.raw_cvs, category, TWIN_B))
 
-    forget([f"{category}/{START_A}"], [], locations, storage)
+    erase([f"{category}/{START_A}"], [], locations, storage)
     assert rows_naming(storage, pairs, key[START_B]) == before[START_B]
     assert_aligned(storage, pairs)
 
     # The second of the twins: found, its rows gone (not "nothing left"), and now the shared text too.
-    last = forget([f"{category}/{TWIN_B}"], [], locations, storage)
+    last = erase([f"{category}/{TWIN_B}"], [], locations, storage)
     assert last["cvs_found"] == 1 and last["records_removed"] > 0 and not last["nothing_left"]
     assert rows_naming(storage, pairs, key[TWIN_B])["training_metadata.jsonl"] == 0
     assert not storage.exists(twin_text)
@@ -140,11 +140,11 @@ def test_only_the_erased_cv_goes_when_others_share_its_bytes_or_its_start(storag
 def test_what_is_not_a_cv_s_key_or_a_content_hash_is_refused_before_anything_changes(
     storage, locations, category, keys, hashes
 ):
-    """``forget --content-hash key`` once stripped the ``key`` field from every corpus and manifest."""
+    """``erase --content-hash key`` once stripped the ``key`` field from every corpus and manifest."""
     run_night(storage, locations, "night-1")
     before = everything(storage, locations)
     with pytest.raises(ErasureRequestError):
-        forget(keys, hashes, locations, storage)
+        erase(keys, hashes, locations, storage)
     assert everything(storage, locations) == before
     ledger, _ = read_ledger(storage, locations)
     assert all("key" in row for row in storage.get_jsonl(join_uri(locations.work, "runs", "night-1", "corpus.jsonl")))
@@ -161,8 +161,8 @@ def test_a_key_is_found_in_either_unicode_form_and_one_that_names_nothing_says_s
     chosen = upload_cvs(storage, locations, 3)
     rng = random.Random(4)
 
-    def forget_cli(key: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "include.matcher", "forget", "--key", key]
+    def erase_cli(key: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "include.matcher", "erase", "--key", key]
         return subprocess.run(command, env=cli_env, capture_output=True, text=True, timeout=300)
 
     nfd = unicodedata.normalize("NFD", f"{chosen}/José Núñez.txt")
@@ -173,7 +173,7 @@ def test_a_key_is_found_in_either_unicode_form_and_one_that_names_nothing_says_s
         for k in read_ledger(storage, locations)[0]["objects"]
     )
 
-    missing = forget([f"{chosen}/Jose Nunez.txt"], [], locations, storage)
+    missing = erase([f"{chosen}/Jose Nunez.txt"], [], locations, storage)
     assert (
         missing["not_found"] == 1
         and missing["nothing_left"]
@@ -181,21 +181,21 @@ def test_a_key_is_found_in_either_unicode_form_and_one_that_names_nothing_says_s
     )
     assert missing["records_removed"] == 0
 
-    done = forget_cli(f"{chosen}/Jose Nunez.txt")
+    done = erase_cli(f"{chosen}/Jose Nunez.txt")
     assert (
         done.returncode == 3
         and "not found: " in done.stderr
         and json.loads(done.stdout.splitlines()[-1])["not_found"] == 1
     )
 
-    erased = forget([unicodedata.normalize("NFC", f"{chosen}/José Núñez.txt")], [], locations, storage)
+    erased = erase([unicodedata.normalize("NFC", f"{chosen}/José Núñez.txt")], [], locations, storage)
     assert erased["cvs_found"] == 1 and erased["not_found"] == 0 and erased["records_removed"] > 0
     assert not any("Jos" in k for k in read_ledger(storage, locations)[0]["objects"])
     assert not storage.exists(join_uri(locations.raw_cvs, nfd))
 
-    again = forget_cli(f"{chosen}/José Núñez.txt")
+    again = erase_cli(f"{chosen}/José Núñez.txt")
     assert again.returncode == 3 and "nothing found to erase" in again.stdout
-    bad = forget_cli("../..")
+    bad = erase_cli("../..")
     assert (
         bad.returncode == 2
         and bad.stderr.strip().startswith("error: '../..' is not")
@@ -211,7 +211,7 @@ def test_a_cv_ingested_from_a_prefix_in_another_bucket_is_erased_with_its_raw_fi
         chosen = upload_cvs(storage, locations, 4, raw_cvs=other.raw_cvs)
         run_night(storage, other, "trial")
         raw = join_uri(other.raw_cvs, chosen, "cv0.txt")
-        receipt = forget([raw], [], locations, storage)  # the deployment's locations, the other bucket's URI
+        receipt = erase([raw], [], locations, storage)  # the deployment's locations, the other bucket's URI
         assert receipt["cvs_found"] == 1 and receipt["by_area"]["raw"] == 1
         assert not storage.exists(raw)
         assert not [k for k in read_ledger(storage, locations)[0]["objects"] if k == f"cvs/{chosen}/cv0.txt"]
@@ -249,7 +249,7 @@ def test_the_snapshot_s_name_stays_the_same_length_however_many_erasures_and_a_f
     a_live_snapshot(storage, locations, keys)
     lengths = []
     for key in keys[:4]:
-        forget([key], [], locations, storage)
+        erase([key], [], locations, storage)
         lengths.append(len(read_current(storage, locations.embeddings)["uri"]))
     assert len(set(lengths)) == 1, lengths
 
@@ -262,10 +262,10 @@ def test_the_snapshot_s_name_stays_the_same_length_however_many_erasures_and_a_f
 
     monkeypatch.setattr(erasure, "delete_sources", die)
     with pytest.raises(ConnectionError):
-        forget([victim], [], locations, storage)
+        erase([victim], [], locations, storage)
     monkeypatch.undo()
     assert storage.exists(text_uri) and read_ledger(storage, locations)[0]["erasing"]  # half done
-    finished = forget([victim], [], locations, storage)
+    finished = erase([victim], [], locations, storage)
     assert finished["cvs_found"] == 1 and not finished["nothing_left"]
     assert not storage.exists(text_uri) and not storage.exists(f"s3://{locations.raw_cvs.split('/')[2]}/{victim}")
     assert read_ledger(storage, locations)[0]["erasing"] == {}  # nothing names it once done
@@ -283,8 +283,8 @@ def test_the_dry_run_lists_what_the_real_run_changes_and_the_receipt_names_no_on
     )
     assert log.flush() == 1
 
-    planned = forget([key], [], locations, storage, dry_run=True)
-    done = forget([key], [], locations, storage)
+    planned = erase([key], [], locations, storage, dry_run=True)
+    done = erase([key], [], locations, storage)
     assert {c["uri"] for c in planned["changes"]} == {c["uri"] for c in done["changes"]}
     assert any("/audit/matches/" in c["uri"] for c in done["changes"])  # the search log is in both lists
     secret = erasure_secret(storage, locations)
@@ -302,7 +302,7 @@ def test_a_search_queued_before_an_erasure_and_written_after_it_does_not_name_th
     log = SearchLog(storage, locations, flush_seconds=3600)
     hits = [SimpleNamespace(id=erased, score=0.9), SimpleNamespace(id=kept, score=0.8)]
     log.record(user="u", query="cook", k=2, filters={}, version="v1", snapshot="s", hits=hits)
-    forget([erased], [], locations, storage)
+    erase([erased], [], locations, storage)
     assert log.flush() == 1
     secret = erasure_secret(storage, locations)
     (record,) = read_search_log(storage, locations)
@@ -340,7 +340,7 @@ def test_a_candidate_trained_on_a_cv_erased_while_the_night_trained_is_never_pro
     run = join_uri(locations.work, "runs", "night-1")
     in_memory = storage.get_jsonl(join_uri(pairs, "training_metadata.jsonl"))  # what fine_tune read at its start
     key = in_memory[0]["source_key"]
-    forget([key], [], locations, storage)  # lands while the model trains
+    erase([key], [], locations, storage)  # lands while the model trains
     candidate = join_uri(run, "candidate")  # the training ends after it, writing what it trained on
     storage.put_bytes(join_uri(candidate, "model.safetensors"), b"weights")
     storage.put_jsonl(join_uri(candidate, "training_metadata.jsonl"), in_memory)
@@ -369,7 +369,7 @@ def test_an_erasure_while_the_embeddings_are_refreshed_leaves_no_vector_of_the_c
     erased = keys[0]
     first = embed_part(shards[0], storage)  # read and encoded before the erasure...
     late_write = {uri: storage.get_bytes(uri) for uri in (first, layout.Snapshot.part_stats(first))}
-    forget([erased], [], locations, storage, keep_raw=True)
+    erase([erased], [], locations, storage, keep_raw=True)
     for uri, blob in late_write.items():  # ...and written after it
         storage.put_bytes(uri, blob)
     parts = [first] + [embed_part(uri, storage) for uri in shards[1:]]
@@ -393,7 +393,7 @@ def test_an_erasure_while_a_night_parses_the_cv_takes_its_fresh_text_too(storage
     outcomes = [parse_shard(shard, context) for shard in plan_shards(manifest, context)]
     key = sorted(item["key"] for item in storage.get_json(manifest)["items"])[-1]
     texts_before = {info.uri for info in storage.list(join_uri(locations.work, "texts"))}
-    receipt = forget([key], [], locations, storage)  # parsed, not yet collected into the ledger
+    receipt = erase([key], [], locations, storage)  # parsed, not yet collected into the ledger
     assert receipt["cvs_found"] == 1
     collect(manifest, outcomes, context)
     ledger, _ = read_ledger(storage, locations)
@@ -401,7 +401,7 @@ def test_an_erasure_while_a_night_parses_the_cv_takes_its_fresh_text_too(storage
     texts_now = {info.uri for info in storage.list(join_uri(locations.work, "texts"))}
     assert {e["text_uri"] for e in ledger["objects"].values()} == texts_now  # no orphan holds its text
     assert len(texts_before - texts_now) == 1
-    assert forget([key], [], locations, storage)["nothing_left"]
+    assert erase([key], [], locations, storage)["nothing_left"]
 
 
 def test_the_same_file_uploaded_again_after_an_erasure_is_new_data_and_one_left_in_place_is_not(
@@ -412,11 +412,11 @@ def test_the_same_file_uploaded_again_after_an_erasure_is_new_data_and_one_left_
 
     run_night(storage, locations, "night-1")
     kept_key, gone_key = (f"{category}/cv0.txt", f"{category}/cv1.txt")
-    forget([kept_key], [], locations, storage, keep_raw=True)  # the source system owns it: left in place
+    erase([kept_key], [], locations, storage, keep_raw=True)  # the source system owns it: left in place
     gone = join_uri(locations.raw_cvs, gone_key)
     body = storage.get_bytes(gone)
     written = storage.head(gone).modified
-    forget([gone_key], [], locations, storage)
+    erase([gone_key], [], locations, storage)
     assert not storage.exists(gone)
     for _ in range(30):  # S3 keeps the second an object was written: the re-upload comes in a later one
         storage.put_bytes(gone, body)

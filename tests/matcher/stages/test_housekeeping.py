@@ -206,7 +206,7 @@ def test_housekeeping_between_a_cache_hit_on_an_orphan_text_and_collect_leaves_t
 
 
 def test_a_settled_day_of_the_search_log_becomes_one_object_so_an_erasure_reads_a_day_not_a_batch(storage, locations):
-    """forget read the log one object at a time: 3,000 batch objects, 11 s (months of use: hours)."""
+    """An erasure once read the log one object at a time: 3,000 batch objects, 11 s (months of use: hours)."""
     from include.matcher.serving.usage_log import read_search_log
     from include.matcher.stages.housekeeping import compact_search_log_day
 
