@@ -45,6 +45,9 @@ os.environ.update(
         "MATCHER_S3_RETRY_SECONDS": "30",
         # Unattended, like `make demo`: tests that exercise the approval ask for it per run.
         "MATCHER_REQUIRE_APPROVAL": "false",
+        # Tests compare vectors across runtimes (torch, ONNX) to 1e-4, which only fp32 keeps; the bf16
+        # reading has tests of its own (tests/matcher/foundations/test_models.py, test_reading_alike.py).
+        "MATCHER_ENCODE_PRECISION": "fp32",
     }
 )
 

@@ -1,5 +1,5 @@
 """Every path that turns a CV into a vector reads it alike: as much of it as the model's saved
-reading length says, under the same pooling and redaction. A model saved to read 32 tokens is
+reading length says, under the same pooling, redaction and precision (fp32 or bf16). A model saved to read 32 tokens is
 served, validated and refreshed at 32; were any path to read 256 (the base model's length), its
 vectors would differ and these tests fail."""
 
@@ -64,11 +64,15 @@ def test_a_model_saved_to_read_32_tokens_is_read_at_32_by_every_loader(
     np.testing.assert_allclose(encode_cvs(onnx, texts), matcher.encode_cvs(texts), atol=1e-4)
 
 
-def test_the_refresh_validation_and_vector_matcher_read_a_cv_alike(short_reader, base_model, storage, locations):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_refresh_validation_and_vector_matcher_read_a_cv_alike(
+    precision, short_reader, base_model, storage, locations, monkeypatch
+):
     from include.matcher.stages.embeddings import read_parquet, refresh_embeddings
     from include.matcher.stages.validation import validate
 
-    uri = registered(storage, locations, short_reader, "v-alike")
+    monkeypatch.setenv("MATCHER_ENCODE_PRECISION", precision)
+    uri = registered(storage, locations, short_reader, f"v-alike-{precision}")
     matcher = VectorMatcher(model_name=uri, device="cpu")
     served = matcher.encode_cvs([cv["text"] for cv in CVS])
     at_256 = encode_cvs(base_model, [cv["text"] for cv in CVS])
@@ -79,7 +83,7 @@ def test_the_refresh_validation_and_vector_matcher_read_a_cv_alike(short_reader,
         text_uri = join_uri(locations.work, "texts", cv["key"].replace("/", "-") + ".json")
         storage.put_json(text_uri, {"text": cv["text"]})
         rows.append({"key": cv["key"], "category": cv["category"], "text_uri": text_uri, "text_hash": cv["key"]})
-    corpus_uri = join_uri(locations.work, "runs", "alike", "corpus.jsonl")
+    corpus_uri = join_uri(locations.work, "runs", f"alike-{precision}", "corpus.jsonl")
     storage.put_jsonl(corpus_uri, rows)
     storage.put_json(locations.jobs_file, JOBS)
     refresh_embeddings(uri, corpus_uri, locations, storage)
@@ -89,7 +93,7 @@ def test_the_refresh_validation_and_vector_matcher_read_a_cv_alike(short_reader,
     for cv, vector in zip(CVS, served, strict=True):
         np.testing.assert_allclose(refreshed[cv["key"]], vector, atol=1e-5)
 
-    run = join_uri(locations.work, "runs", "alike")
+    run = join_uri(locations.work, "runs", f"alike-{precision}")
     pairs = join_uri(run, "pairs")
     storage.put_jsonl(join_uri(pairs, "test.jsonl"), CVS)
     storage.put_jsonl(join_uri(pairs, "train_cvs.jsonl"), CVS)

@@ -257,7 +257,7 @@ def train_model(
     spec = loss_spec(config.loss)
     columns = spec.columns_for(rows)  # mined hard negatives add a column to the in-batch ones
     dataset = Dataset.from_dict({column: [row[column] for row in rows] for column in columns})
-    model = load_model(config.base_model, storage)
+    model = load_model(config.base_model, storage, precision="fp32")  # reading in bf16 is for inference only
     model.max_seq_length = config.max_seq_length
     output_dir = Path(output_dir)
     selector = (

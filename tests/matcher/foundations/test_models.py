@@ -134,3 +134,52 @@ def test_the_model_cache_keeps_the_most_recently_used_and_spares_one_in_use(stor
     fourth = resolve_model(versions[3], storage)  # v0 is beyond two but was used minutes ago: it stays
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([first.name, third.name, fourth.name])
     assert (resolve_model(versions[1], storage) / "modules.json").exists()  # a pruned model comes back on use
+
+
+def test_reading_in_bf16_keeps_each_vector_where_fp32_puts_it():
+    import numpy as np
+    import torch
+
+    texts = ["Sous chef: sauces, grill station, a brigade of six. " * 20, "Captain on A320 jets, 8,000 hours.", "x"]
+    fp32 = load_model("all-MiniLM-L6-v2", device="cpu", precision="fp32")
+    bf16 = load_model("all-MiniLM-L6-v2", device="cpu", precision="bf16")
+    linear = next(m for m in bf16.modules() if isinstance(m, torch.nn.Linear))
+    assert linear.weight.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in fp32.parameters())
+    a = fp32.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    b = bf16.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert b.dtype == np.float32 and np.isfinite(b).all()
+    assert (a * b).sum(axis=1).min() > 0.999  # cosine to the fp32 vector
+    assert (a * b).sum(axis=1).min() < 1.0 - 1e-7  # and it is bf16 that read them
+
+
+def test_auto_reads_in_bf16_only_where_the_hardware_does_it(monkeypatch):
+    from include.matcher.foundations.models import encode_precision, fast_bf16
+    from include.matcher.stages.embeddings import encoder_id
+
+    monkeypatch.setenv("MATCHER_ENCODE_PRECISION", "auto")
+    assert encode_precision() == ("bf16" if fast_bf16() else "fp32")
+    for precision in ("fp32", "bf16"):
+        monkeypatch.setenv("MATCHER_ENCODE_PRECISION", precision)
+        assert encode_precision() == precision and f"/torch-{precision}/" in encoder_id()  # never reused across
+
+
+def test_training_keeps_fp32_whatever_the_reading_precision(tmp_path, monkeypatch):
+    from safetensors import safe_open
+
+    from include.matcher.foundations.settings import TrainingConfig
+    from include.matcher.stages.pairs import build_examples
+    from include.matcher.stages.training import train_model
+
+    monkeypatch.setenv("MATCHER_ENCODE_PRECISION", "bf16")
+    cvs = [
+        {"key": "CHEF/a", "category": "CHEF", "text": "Grill cook"},
+        {"key": "PILOT/b", "category": "PILOT", "text": "First officer"},
+    ]
+    jobs = {"CHEF": ["Cook."], "PILOT": ["Pilot."]}
+    examples = build_examples(cvs, jobs, "multiple_negatives", 1.0, seed=1)
+    out = train_model(
+        examples.rows, examples.metadata, TrainingConfig(epochs=1, batch_size=2, max_seq_length=32), tmp_path / "m"
+    )
+    with safe_open(str(out / "model.safetensors"), "pt") as weights:
+        assert {str(weights.get_tensor(name).dtype) for name in weights.keys()} == {"torch.float32"}  # noqa: SIM118
