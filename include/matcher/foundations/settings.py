@@ -160,8 +160,8 @@ DEPLOYMENT = (
         "MATCHER_ENCODE_PRECISION",
         "auto",
         "precision models read CVs and jobs with outside training (validation, refresh, search): `bf16` (linear "
-        "layers in bfloat16 under autocast, norms in fp32: about twice as fast on CPUs with AMX, top-10 agreement "
-        "with fp32 over 0.99), `fp32`, or `auto` (bf16 where the CPU has AMX or the GPU bfloat16, else fp32)",
+        "layers in bfloat16 under autocast, norms in fp32: about twice as fast on CPUs with AMX, keeping 0.989 to "
+        "0.998 of each top 10 of fp32), `fp32`, or `auto` (bf16 where the CPU has AMX or the GPU bfloat16, else fp32)",
         "choice",
         choices=("auto", "fp32", "bf16"),
     ),
