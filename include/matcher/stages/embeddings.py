@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 # Sentence-transformers sorts each encode() call's texts by length before batching, so a batch
 # holds texts of similar length and pads little. Its default of 32 measured as fast as 64 or 16 on
-# 2 cores (CVs fill the 256-token window; threads already split each batch's matmuls).
+# 2 cores (CVs fill the reading window; threads already split each batch's matmuls).
 BATCH_SIZE = 32
 
 

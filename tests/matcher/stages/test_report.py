@@ -144,7 +144,7 @@ def test_the_report_page_and_the_model_card_show_the_bias_audit_and_what_the_mod
     assert "Bias audit" in page and headline in page and "black_male" in page and "flip rate" in page
     card = model_card_section(report)
     assert headline in card and "| black_male |" in card
-    assert "Not for**: the sole basis of a hiring" in card and "first 256 tokens" in card
+    assert "Not for**: the sole basis of a hiring" in card and "first 512 tokens" in card
     assert "CHEF 22, PILOT 18" in card
     assert "bias audit: not run" in model_card_section(ValidationReport.from_json(sample_report()))
 
