@@ -226,10 +226,10 @@ INTENDED_USE = """### Intended use and limits
 - **Not for**: the sole basis of a hiring, rejection or pay decision; scoring people on anything but the
   text of their CV; CVs in other languages than English.
 - **Known limits**: reads the first 512 tokens of a CV (the default reading length; the rest is cut),
-  without the person's name, contact details, birth date or pronouns where it finds them (a name inside a sentence stays); knows
-  only the categories it was trained on (above); the bias audit uses names as the one proxy for
-  perceived race and sex (no demographic data is used or stored), so it cannot show bias carried by
-  other words."""
+  without the person's name, contact details, birth date or pronouns where it finds them (a name
+  inside a sentence stays); knows only the categories it was trained on (above); the bias audit uses
+  names as the one proxy for perceived race and sex (no demographic data is used or stored), so it
+  cannot show bias carried by other words."""
 
 
 def model_card_section(report: ValidationReport) -> str:
