@@ -223,7 +223,6 @@ def read_in_bf16(model):
         }
 
     transformer.forward = forward_in_bf16
-    model.encode_precision = "bf16"
     return model
 
 
