@@ -511,7 +511,7 @@ def cmd_refresh(args) -> int:
     from include.matcher.stages import embeddings
 
     if bool(args.version_uri) == bool(args.run_id):
-        raise UsageError("give --version-uri (re-embed with a version) or --run-id (the night's stage), not both")
+        raise UsageError("give exactly one of --version-uri (re-embed with a version) and --run-id (the night's stage)")
     if args.version_uri:
         emit(embeddings.refresh_embeddings(args.version_uri, args.corpus, Locations.from_env(), storage()))
         return 0
