@@ -1,6 +1,6 @@
 """Turning a CV into one vector: its identifiers taken out, then truncation or pooled chunks.
 
-The model reads ``max_seq_length`` tokens (the training setting, 256 by default; saved with the
+The model reads ``max_seq_length`` tokens (the training setting, 512 by default; saved with the
 model, so every loader reads the same length) and a typical resume is several times longer.
 ``truncate`` embeds the beginning only; ``mean`` and ``max`` cut the text into windows of that many
 tokens, embed every window and pool them (then re-normalise). Redaction comes first, so no window
@@ -63,23 +63,36 @@ def chunk_text(text: str, tokenizer, window: int, max_chunks: int = MAX_CHUNKS) 
 
 
 def encode_cvs(
-    model, texts: list[str], pooling: str | None = None, batch_size: int = 32, redact: bool | None = None
+    model,
+    texts: list[str],
+    pooling: str | None = None,
+    batch_size: int = 32,
+    redact: bool | None = None,
+    memo=None,
+    owners: list[str] | None = None,
 ) -> np.ndarray:
     """Unit-length vectors for CV texts under ``pooling`` (default: the ``MATCHER_CV_POOLING`` setting),
     read without who the person is (:mod:`~include.matcher.foundations.redaction`) unless ``redact``
-    is false (default: ``MATCHER_REDACT_IDENTIFIERS``): the bias audit's "model alone"."""
+    is false (default: ``MATCHER_REDACT_IDENTIFIERS``): the bias audit's "model alone".
+
+    With a :class:`~include.matcher.foundations.vector_memo.VectorMemo` (and ``owners``, the CV key of
+    each text), what the memo holds of exactly what the model reads is taken from it, the rest read."""
     from include.matcher.foundations.redaction import encoder_view
 
     pooling = pooling or cv_pooling()
     texts = encoder_view(list(texts), redact)
+    window = getattr(model, "max_seq_length", None)
+    if pooling == "truncate" and window:
+        texts = [window_prefix(text, window) for text in texts]
+    if memo is not None:
+        return memo.recall(model, pooling, texts, owners or [], lambda todo: _read(model, todo, pooling, batch_size))
+    return _read(model, texts, pooling, batch_size)
+
+
+def _read(model, texts: list[str], pooling: str, batch_size: int) -> np.ndarray:
     if pooling == "truncate" or not texts:
-        window = getattr(model, "max_seq_length", None)
         return model.encode(
-            [window_prefix(text, window) for text in texts] if window else texts,
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
     chunks, owners = [], []
     for index, text in enumerate(texts):

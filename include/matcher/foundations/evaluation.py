@@ -86,9 +86,16 @@ def evaluate_scores(scores: np.ndarray, categories: list[str], truth: list[str])
 
 
 def embed_for_evaluation(
-    model, texts: list[str], jobs: dict[str, list[str]], pooling: str | None = None, batch_size: int = 32
+    model,
+    texts: list[str],
+    jobs: dict[str, list[str]],
+    pooling: str | None = None,
+    batch_size: int = 32,
+    memo=None,
+    owners: list[str] | None = None,
 ):
-    """(CV embeddings, job-description embeddings, each description's category)."""
+    """(CV embeddings, job-description embeddings, each description's category); the CVs through
+    ``memo`` when given (:func:`~include.matcher.foundations.encoding.encode_cvs`)."""
     from include.matcher.foundations.encoding import encode_cvs
 
     job_texts = [text for category in sorted(jobs) for text in jobs[category]]
@@ -96,13 +103,20 @@ def embed_for_evaluation(
     job_embeddings = model.encode(
         job_texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
     )
-    return encode_cvs(model, texts, pooling, batch_size), job_embeddings, job_categories
+    cv_embeddings = encode_cvs(model, texts, pooling, batch_size, memo=memo, owners=owners)
+    return cv_embeddings, job_embeddings, job_categories
 
 
 def encoder_scores(
-    model, texts: list[str], jobs: dict[str, list[str]], pooling: str | None = None, batch_size: int = 32
+    model,
+    texts: list[str],
+    jobs: dict[str, list[str]],
+    pooling: str | None = None,
+    batch_size: int = 32,
+    memo=None,
+    owners: list[str] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    return category_scores(*embed_for_evaluation(model, texts, jobs, pooling, batch_size))
+    return category_scores(*embed_for_evaluation(model, texts, jobs, pooling, batch_size, memo, owners))
 
 
 def embedding_health(cv_embeddings: np.ndarray, job_embeddings: np.ndarray) -> dict:
@@ -137,20 +151,23 @@ def evaluate_model(
     pooling: str | None = None,
     with_title: bool = True,
     keep: dict | None = None,
+    memo=None,
 ) -> dict:
     """Metrics for ``model`` on CV dicts (``text``, ``category``): titles stripped (primary) and kept.
 
     ``health`` describes the title-stripped CV vectors (:func:`embedding_health`), for the gate.
     ``keep``, when given, receives those vectors (``cv_vectors``, one row per CV of a known
     category) and the score matrix behind the metrics (``scores``, ``categories``, ``truth``), so
-    the gate can bootstrap and keep vectors without encoding the CVs twice.
+    the gate can bootstrap and keep vectors without encoding the CVs twice. ``memo``
+    (:class:`~include.matcher.foundations.vector_memo.VectorMemo`) answers what an earlier night read.
     """
     cvs = [cv for cv in cvs if cv["category"] in jobs]
     truth = [cv["category"] for cv in cvs]
     if not cvs:
         return {**evaluate_scores(np.zeros((0, 0)), sorted(jobs), []), "text": "title stripped"}
+    owners = [cv.get("key", "") for cv in cvs]
     cv_embeddings, job_embeddings, job_categories = embed_for_evaluation(
-        model, [strip_title(cv["text"]) for cv in cvs], jobs, pooling, batch_size
+        model, [strip_title(cv["text"]) for cv in cvs], jobs, pooling, batch_size, memo, owners
     )
     scores, categories = category_scores(cv_embeddings, job_embeddings, job_categories)
     if keep is not None:
@@ -161,7 +178,9 @@ def evaluate_model(
     }
     if not with_title:
         return {**stripped, "text": "title stripped"}
-    titled = evaluate_scores(*encoder_scores(model, [cv["text"] for cv in cvs], jobs, pooling, batch_size), truth)
+    titled = evaluate_scores(
+        *encoder_scores(model, [cv["text"] for cv in cvs], jobs, pooling, batch_size, memo, owners), truth
+    )
     return {**stripped, "text": "title stripped", "with_title": {"metrics": titled["metrics"]}}
 
 

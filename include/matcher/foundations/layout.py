@@ -91,6 +91,11 @@ def last_trained(work_uri: str) -> str:
     return join_uri(work_uri, "state", "last_trained.json")
 
 
+def vector_memo_pointer(work_uri: str) -> str:
+    """Names the newest night's vector memo, the one the next validation starts from."""
+    return join_uri(work_uri, "state", "vector_memo.json")
+
+
 def texts(work_uri: str) -> str:
     """The parsed-text cache, one object per content hash (CV text)."""
     return join_uri(work_uri, "texts")
@@ -118,6 +123,11 @@ class Run:
     def of_manifest(uri: str) -> Run | None:
         """The run whose manifest ``uri`` is (listing the runs root finds one per run), else None."""
         return Run(uri.rsplit("/", 1)[0]) if uri.endswith("/manifest.json") else None
+
+    @staticmethod
+    def of_vector_memo(uri: str) -> str:
+        """The run folder a vector memo (``validation/vector_memo.parquet``) belongs to."""
+        return uri.removesuffix("/validation/vector_memo.parquet")
 
     @staticmethod
     def of_parse_outcomes(uri: str) -> Run | None:
@@ -171,6 +181,12 @@ class Run:
         return join_uri(self.uri, "validation", "held_out_vectors.parquet")
 
     @property
+    def vector_memo(self) -> str:
+        """The vectors validation read this night, by CV key and text hash (no text): the next night's
+        memo (:mod:`~include.matcher.foundations.vector_memo`)."""
+        return join_uri(self.uri, "validation", "vector_memo.parquet")
+
+    @property
     def personal_parts(self) -> list[tuple[str, bool]]:
         """What of the run holds CV text or vectors, as (URI, whether it is a folder): what retention
         deletes from an old run, its manifest, reports, metrics and model kept."""
@@ -178,6 +194,7 @@ class Run:
             (self.pairs.uri, True),
             (self.checkpoints, True),
             (self.held_out_vectors, False),
+            (self.vector_memo, False),
             (self.candidate.training_metadata, False),
         ]
 

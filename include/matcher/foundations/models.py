@@ -200,16 +200,31 @@ def fast_bf16() -> bool:
         return False
 
 
+# The projections whose outputs become attention logits. A logit rounded to bf16's 8 bits moves the
+# softmax enough to swap near-tied CVs in a job's top 10 (0.989 kept at 512 tokens); kept in fp32 they
+# cost 1/6 of the matmuls and keep 0.995 (benchmarks/reading.py). Names of BERT, and of Llama/DistilBERT.
+ATTENTION_LOGIT_PROJECTIONS = ("query", "key", "q_proj", "k_proj", "q_lin", "k_lin")
+
+# How a vector read in each precision is named where vectors are reused (the refresh's encoder id): a
+# change to how a precision reads gets a new name, so no vector read the old way is taken for a new one.
+PRECISION_IDS = {"fp32": "fp32", "bf16": "bf16-logits-fp32"}
+
+
 def read_in_bf16(model):
-    """``model`` reading in bfloat16: its linear layers' weights converted once, the transformer run
-    under autocast (matmuls and attention in bf16; norms, softmax and the embeddings in fp32), its
-    outputs back in fp32. The vectors keep a cosine of 0.9999 to fp32's, and 0.989 to 0.998 of each top
-    10 (benchmarks/reading.py); on 2 AMX cores a 512-token CV costs 0.92x what a 256-token one did in fp32.
-    For reading only: training keeps fp32."""
+    """``model`` reading in bfloat16: its linear layers' weights converted once, except the attention's
+    query and key projections (:data:`ATTENTION_LOGIT_PROJECTIONS`), the transformer run under autocast
+    (value, output and feed-forward matmuls and attention in bf16; query and key, norms, softmax and the
+    embeddings in fp32), its outputs back in fp32. On 2 AMX cores a 512-token CV costs about what a
+    256-token one did in fp32; vectors keep a cosine of 0.9999 to fp32's and each top 10 keeps 0.995
+    (benchmarks/reading.py). For reading only: training keeps fp32."""
     import torch
 
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear):
+    for name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        if name.rsplit(".", 1)[-1] in ATTENTION_LOGIT_PROJECTIONS:
+            module.forward = _without_autocast(module.forward)
+        else:
             module.to(torch.bfloat16)
     transformer = model[0]
     forward, device_type = transformer.forward, model.device.type
@@ -223,7 +238,19 @@ def read_in_bf16(model):
         }
 
     transformer.forward = forward_in_bf16
+    model.matcher_reading = PRECISION_IDS["bf16"]  # what a remembered vector was read in (vector_memo)
     return model
+
+
+def _without_autocast(forward):
+    """``forward`` of a layer that keeps fp32 inside a bf16 autocast: its input back to fp32, autocast off."""
+    import torch
+
+    def forward_in_fp32(hidden):
+        with torch.autocast(hidden.device.type, enabled=False):
+            return forward(hidden.float())
+
+    return forward_in_fp32
 
 
 def best_device() -> str:

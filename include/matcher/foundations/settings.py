@@ -243,7 +243,7 @@ DEPLOYMENT = (
         "MATCHER_RETENTION_DAYS",
         "90",
         "housekeeping deletes what holds CV text or vectors (pairs, training metadata, held-out vectors, "
-        "checkpoints) in runs older than this; reports and metrics stay",
+        "validation's vector memo, checkpoints) in runs older than this; reports and metrics stay",
         "int",
         minimum=1,
     ),

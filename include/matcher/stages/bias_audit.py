@@ -97,13 +97,14 @@ class VariantReader:
     encoded once: redacted variants of one CV are usually the same text, and the audit's paths and
     placements share the CV's own words."""
 
-    def __init__(self, model, jobs: dict[str, list[str]]):
+    def __init__(self, model, jobs: dict[str, list[str]], memo=None):
         from include.matcher.foundations.evaluation import embed_for_evaluation
 
-        self.model, self.vectors = model, {}
+        self.model, self.vectors, self.memo = model, {}, memo
         _, self.job_vectors, self.job_categories = embed_for_evaluation(model, [], jobs)
 
-    def scores(self, texts: list[str], redact: bool) -> np.ndarray:
+    def scores(self, texts: list[str], redact: bool, owners: list[str] | None = None) -> np.ndarray:
+        """(texts x jobs) scores; ``owners``: the CV key of each text, for the memo (:class:`VectorMemo`)."""
         from include.matcher.foundations.encoding import cv_pooling, encode_cvs, window_prefix
         from include.matcher.foundations.evaluation import category_scores
         from include.matcher.foundations.redaction import encoder_view
@@ -112,9 +113,13 @@ class VariantReader:
         window = getattr(self.model, "max_seq_length", None)
         if window and cv_pooling() == "truncate":  # what the model reads of it: a closing line past it reads the same
             read = [window_prefix(text, window) for text in read]
+        owner_of = dict(zip(read, owners or [""] * len(read), strict=True))
         missing = [text for text in dict.fromkeys(read) if text not in self.vectors]
         if missing:
-            self.vectors.update(zip(missing, encode_cvs(self.model, missing, redact=False), strict=True))
+            vectors = encode_cvs(
+                self.model, missing, redact=False, memo=self.memo, owners=[owner_of[text] for text in missing]
+            )
+            self.vectors.update(zip(missing, vectors, strict=True))
         if not read:
             return np.zeros((0, len(set(self.job_categories))), dtype=np.float32)
         scores, _ = category_scores(
@@ -122,11 +127,14 @@ class VariantReader:
         )
         return np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def variants(self, cv_texts: list[str], names: AuditNames, placement: str, redact: bool) -> np.ndarray:
+    def variants(
+        self, cv_texts: list[str], names: AuditNames, placement: str, redact: bool, keys: list[str] | None = None
+    ) -> np.ndarray:
         """(CVs x names x jobs) scores of every CV with every name put on it in ``placement``."""
         named = names.named()
         texts = [names.put_on(name, text, placement) for text in cv_texts for _, name in named]
-        return self.scores(texts, redact).reshape(len(cv_texts), len(named), -1)
+        owners = [key for key in (keys or [""] * len(cv_texts)) for _ in named]
+        return self.scores(texts, redact, owners).reshape(len(cv_texts), len(named), -1)
 
 
 def figures(scores: np.ndarray, group_of_name: list[str]) -> dict:
@@ -239,6 +247,7 @@ def audit_models(
     seed: int = 0,
     placements: tuple[str, ...] = PLACEMENTS,
     model_only: bool = False,
+    memo=None,
 ) -> dict:
     """Score ``cvs`` (``text`` already title-stripped) with every name put on them in every placement,
     by each model, read two ways: as the product reads a CV (redacted, unless the deployment turned
@@ -248,18 +257,19 @@ def audit_models(
     product path, each figure at its worst placement (``worst_of`` says which); ``model_alone`` is
     the same for the model reading every name; ``by_placement`` holds every audit; ``placebo`` the
     product path's figures for edits that say nothing about the person. With ``model_only`` the
-    model alone is the headline and the product path is not scored.
+    model alone is the headline and the product path is not scored. ``memo`` answers what an earlier
+    night read (:class:`~include.matcher.foundations.vector_memo.VectorMemo`).
     """
     from include.matcher.foundations.redaction import redacting
 
-    texts = [cv["text"] for cv in cvs]
+    texts, keys = [cv["text"] for cv in cvs], [cv.get("key", "") for cv in cvs]
     group_of_name = [group for group, _ in names.named()]
-    readers = {label: VariantReader(model, jobs) for label, model in models.items()}
+    readers = {label: VariantReader(model, jobs, memo) for label, model in models.items()}
     product_redacts = redacting() and not model_only
     paths = {"model_alone": False} if model_only else {"product": product_redacts, "model_alone": False}
 
     def audited(names_of: AuditNames, placement: str, redact: bool) -> dict:
-        scores = {label: reader.variants(texts, names_of, placement, redact) for label, reader in readers.items()}
+        scores = {label: reader.variants(texts, names_of, placement, redact, keys) for label, reader in readers.items()}
         return audit(scores, [group for group, _ in names_of.named()], confidence, seed=seed)
 
     by_placement = {
@@ -325,6 +335,7 @@ def audit_held_out(
     names: AuditNames | None = None,
     placements: tuple[str, ...] = PLACEMENTS,
     model_only: bool = False,
+    memo=None,
 ) -> dict | None:
     """The gate's audit: ``gate.audit_cvs`` held-out CVs (titles stripped, as the gate's metrics), with
     ``gate.audit_names_per_group`` names of each group; its cost in seconds recorded beside the figures."""
@@ -338,7 +349,9 @@ def audit_held_out(
     cvs = [{**cv, "text": strip_title(cv["text"])} for cv in audited_cvs(held_out, jobs, gate.audit_cvs)]
     if not cvs:
         return None
-    result = audit_models(models, cvs, jobs, names, gate.confidence, placements=placements, model_only=model_only)
+    result = audit_models(
+        models, cvs, jobs, names, gate.confidence, placements=placements, model_only=model_only, memo=memo
+    )
     return {**result, "seconds": round(time.perf_counter() - started, 2)}
 
 

@@ -57,13 +57,13 @@ class StaleCorpus(Conflict, RuntimeError):
 def encoder_id() -> str:
     """How CV vectors are made besides the model: the CV pooling, the runtime (torch in its precision,
     or ONNX) and the redaction's rules (a vector read another way is not reused)."""
-    from include.matcher.foundations.models import encode_precision
+    from include.matcher.foundations.models import PRECISION_IDS, encode_precision
     from include.matcher.foundations.onnx_backend import embed_backend
     from include.matcher.foundations.redaction import RULES_VERSION, redacting
 
     reading = f"redacted-{RULES_VERSION}" if redacting() else "whole"
     backend = embed_backend()
-    runtime = f"torch-{encode_precision()}" if backend == "torch" else backend
+    runtime = f"torch-{PRECISION_IDS[encode_precision()]}" if backend == "torch" else backend
     return f"{cv_pooling()}/{runtime}/{reading}"
 
 

@@ -418,6 +418,18 @@ def recently_erased(locations: Locations, storage: ObjectStore) -> set[str]:
     return set(json.loads(found[0])) if found else set()
 
 
+def erased_recently(keys, locations: Locations, storage: ObjectStore) -> set[str]:
+    """Those of ``keys`` erased in the last day: a night that read them before the erasure drops them
+    from what it writes after it (validation's vectors)."""
+    secret = existing_erasure_secret(storage, locations)
+    erased = recently_erased(locations, storage) if secret else set()
+    if not erased:
+        return set()
+    return {
+        key for key in keys if {key_hash(secret, key), key_hash(secret, unicodedata.normalize("NFC", key))} & erased
+    }
+
+
 # -- requests: how the erasure DAG is told whom to erase without keeping it ----------------------------
 
 

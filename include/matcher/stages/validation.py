@@ -22,8 +22,10 @@ from include.matcher.foundations.evaluation import evaluate_model, evaluate_tfid
 from include.matcher.foundations.pointers import read_production
 from include.matcher.foundations.settings import GateConfig, Locations, TrainingConfig
 from include.matcher.foundations.storage import ObjectStore
+from include.matcher.foundations.vector_memo import VectorMemo
 from include.matcher.stages.bias_audit import audit_held_out
 from include.matcher.stages.corpus import record_trained
+from include.matcher.stages.erasure import erased_recently
 from include.matcher.stages.evidence import paired_evidence
 from include.matcher.stages.registry import version_for
 from include.matcher.stages.validation_report import ValidationReport, read_report
@@ -283,16 +285,17 @@ def validate(
     base_name = base_model or TrainingConfig().base_model
     production_name = production["uri"] if production else base_name
 
+    memo = last_nights_memo(locations, storage)
     candidate_model = load_model(candidate_uri, storage)
     kept = {"candidate": {}, "production": {}}
-    candidate_result = evaluate_model(candidate_model, held_out, jobs, keep=kept["candidate"])
+    candidate_result = evaluate_model(candidate_model, held_out, jobs, keep=kept["candidate"], memo=memo)
     problems = model_problems(candidate_model, candidate_result.get("health"), gate)
     production_model = load_model(production_name, storage)
-    production_result = evaluate_model(production_model, held_out, jobs, keep=kept["production"])
+    production_result = evaluate_model(production_model, held_out, jobs, keep=kept["production"], memo=memo)
     base_result = (
         production_result
         if production_name == base_name
-        else evaluate_model(load_model(base_name, storage), held_out, jobs)
+        else evaluate_model(load_model(base_name, storage), held_out, jobs, memo=memo)
     )
     evidence = None
     if kept["candidate"] and not problems:
@@ -307,16 +310,22 @@ def validate(
         )
     audit = None
     if not problems and gate.audit_names_per_group > 0:
-        audit = audit_held_out({"candidate": candidate_model, "production": production_model}, held_out, jobs, gate)
+        audit = audit_held_out(
+            {"candidate": candidate_model, "production": production_model}, held_out, jobs, gate, memo=memo
+        )
     decision = decide(candidate_result, production_result, gate, len(held_out), problems, evidence, audit)
     report_uri = candidate.validation_report
     held_out_vectors = layout.Run(run_uri).held_out_vectors
+    erased = erased_recently({cv["key"] for cv in held_out if "key" in cv}, locations, storage)
+    scored = [cv for cv in held_out if cv["category"] in jobs]
+    unerased = [index for index, cv in enumerate(scored) if cv.get("key") not in erased]
     write_held_out_vectors(
         held_out_vectors,
-        [cv for cv in held_out if cv["category"] in jobs],
-        {side: kept[side]["cv_vectors"] for side in kept if kept[side]},
+        [scored[index] for index in unerased],
+        {side: kept[side]["cv_vectors"][unerased] for side in kept if kept[side]},
         storage,
     )
+    remember(memo, run_uri, locations, storage, forget=erased)
     report = ValidationReport.from_json(
         {
             "created_at": datetime.now(UTC).isoformat(),
@@ -331,6 +340,7 @@ def validate(
                 "uri": pairs.split("test"),
                 "vectors": held_out_vectors,
                 "titles": "stripped (primary); kept (with_title)",
+                "vector_memo": memo.summary(),
             },
             "data_hash": pairs_summary.get("data_hash"),
             "training_data": {
@@ -366,6 +376,33 @@ def validate(
 
 
 MODEL_CARD_MARKER = "<!-- matcher evaluation -->"
+
+
+def last_nights_memo(locations: Locations, storage: ObjectStore) -> VectorMemo:
+    """The vectors the newest validation read (:mod:`~include.matcher.foundations.vector_memo`); an
+    empty memo when there is none or it cannot be read (everything is then read afresh)."""
+    pointer = storage.get_with_etag(layout.vector_memo_pointer(locations.work))
+    if pointer is None:
+        return VectorMemo()
+    uri = json.loads(pointer[0]).get("uri", "")
+    try:
+        return VectorMemo.from_parquet(storage.get_bytes(uri), source=layout.Run.of_vector_memo(uri))
+    except Exception as error:  # noqa: BLE001 - a memo is only a shortcut: reading afresh is always right
+        log.warning("validate: last night's vectors at %s unusable (%s); reading every text", uri, error)
+        return VectorMemo()
+
+
+def remember(memo: VectorMemo, run_uri: str, locations: Locations, storage: ObjectStore, forget: set[str]) -> None:
+    """Keep what this night read for the next (without the CVs in ``forget``) and point to it."""
+    run = layout.Run(run_uri)
+    storage.put_bytes(run.vector_memo, memo.to_parquet(forget))
+    storage.put_json(layout.vector_memo_pointer(locations.work), {"uri": run.vector_memo, "run": run_uri})
+    log.info(
+        "validate: %d texts' vectors taken from %s, %d read",
+        memo.recalled,
+        memo.source or "no earlier night",
+        memo.read,
+    )
 
 
 def write_held_out_vectors(uri: str, cvs: list[dict], vectors: dict, storage: ObjectStore) -> None:

@@ -143,8 +143,9 @@ def test_reading_in_bf16_keeps_each_vector_where_fp32_puts_it():
     texts = ["Sous chef: sauces, grill station, a brigade of six. " * 20, "Captain on A320 jets, 8,000 hours.", "x"]
     fp32 = load_model("all-MiniLM-L6-v2", device="cpu", precision="fp32")
     bf16 = load_model("all-MiniLM-L6-v2", device="cpu", precision="bf16")
-    linear = next(m for m in bf16.modules() if isinstance(m, torch.nn.Linear))
-    assert linear.weight.dtype == torch.bfloat16
+    linears = {name.rsplit(".", 1)[-1]: m for name, m in bf16.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert linears["value"].weight.dtype == linears["dense"].weight.dtype == torch.bfloat16
+    assert linears["query"].weight.dtype == linears["key"].weight.dtype == torch.float32  # attention logits
     assert all(p.dtype == torch.float32 for p in fp32.parameters())
     a = fp32.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     b = bf16.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
@@ -154,14 +155,15 @@ def test_reading_in_bf16_keeps_each_vector_where_fp32_puts_it():
 
 
 def test_auto_reads_in_bf16_only_where_the_hardware_does_it(monkeypatch):
-    from include.matcher.foundations.models import encode_precision, fast_bf16
+    from include.matcher.foundations.models import PRECISION_IDS, encode_precision, fast_bf16
     from include.matcher.stages.embeddings import encoder_id
 
     monkeypatch.setenv("MATCHER_ENCODE_PRECISION", "auto")
     assert encode_precision() == ("bf16" if fast_bf16() else "fp32")
     for precision in ("fp32", "bf16"):
         monkeypatch.setenv("MATCHER_ENCODE_PRECISION", precision)
-        assert encode_precision() == precision and f"/torch-{precision}/" in encoder_id()  # never reused across
+        assert encode_precision() == precision
+        assert f"/torch-{PRECISION_IDS[precision]}/" in encoder_id()  # never reused across precisions
 
 
 def test_training_keeps_fp32_whatever_the_reading_precision(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ def put_run(storage, locations, name: str, age_days: float) -> str:
     for part in ("pairs/train.jsonl", "pairs/test.jsonl", "checkpoints/latest.json"):
         storage.put_bytes(join_uri(run, part), b'{"text": "a CV"}\n')
     storage.put_bytes(join_uri(run, "validation", "held_out_vectors.parquet"), b"vectors")
+    storage.put_bytes(join_uri(run, "validation", "vector_memo.parquet"), b"vectors")
     for part in (
         "candidate/training_metadata.jsonl",
         "candidate/validation_report.json",
@@ -59,14 +60,15 @@ def test_housekeeping_deletes_what_retention_says_and_keeps_what_is_in_use(stora
     assert {info.uri for info in storage.list(f"s3://{locations.work.split('/')[2]}")} == before
     # two days on: the orphan text is past its grace; every run's age is read from its manifest
     done = housekeep(locations, storage, now=NOW + timedelta(days=2))
-    assert done["run_parts"] == 4 and done["snapshots"] == 1 and done["texts"] == 1 and done["search_log_days"] == 1
-    assert dry["run_parts"] == 4 and dry["texts"] == 0  # (today the orphan is still within its grace)
+    assert done["run_parts"] == 5 and done["snapshots"] == 1 and done["texts"] == 1 and done["search_log_days"] == 1
+    assert dry["run_parts"] == 5 and dry["texts"] == 0  # (today the orphan is still within its grace)
 
     left = {info.uri for info in storage.list(f"s3://{locations.work.split('/')[2]}")}
     assert not [uri for uri in left if uri.startswith(join_uri(old, "pairs") + "/")]
     assert (
         not {
             join_uri(old, "validation", "held_out_vectors.parquet"),
+            join_uri(old, "validation", "vector_memo.parquet"),
             join_uri(old, "candidate", "training_metadata.jsonl"),
         }
         & left
@@ -157,7 +159,7 @@ def test_a_night_with_housekeeping_between_each_of_its_stages_completes(storage,
     refresh_embeddings(version, corpus, locations, storage)
     sweep()
 
-    assert swept[0]["run_parts"] == 4 and all(s["run_parts"] == 0 for s in swept[1:])  # the old night's, once
+    assert swept[0]["run_parts"] == 5 and all(s["run_parts"] == 0 for s in swept[1:])  # the old night's, once
     assert not storage.exists(join_uri(old, "pairs", "train.jsonl"))
     assert all(s["texts"] == 0 and s["snapshots"] == 0 for s in swept)  # nothing of tonight's was touched
     assert storage.exists(join_uri(run, "pairs", "train.jsonl")) and storage.exists(

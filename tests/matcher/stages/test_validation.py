@@ -182,9 +182,14 @@ def test_nan_and_all_zero_models_score_nothing_and_are_refused(base_model, tmp_p
     )
 
 
-def night_with_candidate(storage, locations, name: str, base_model, tmp_path, how: str):
-    """A run whose pairs hold HELD_OUT and JOBS and whose candidate is the base model damaged ``how``:
-    (run, pairs, candidate) URIs, ready for ``validate``."""
+def night_with_candidate(storage, locations, name: str, base_model, tmp_path, how: str | float):
+    """A run whose pairs hold HELD_OUT and JOBS and whose candidate is the base model damaged ``how``
+    (or, for a number, with its last LayerNorm scaled by it: a working model of its own): (run, pairs,
+    candidate) URIs, ready for ``validate``."""
+    import copy
+
+    import torch
+
     from include.matcher.foundations.uris import join_uri
 
     run = join_uri(locations.work, "runs", name)
@@ -193,9 +198,58 @@ def night_with_candidate(storage, locations, name: str, base_model, tmp_path, ho
     storage.put_jsonl(join_uri(pairs, "train_cvs.jsonl"), HELD_OUT)
     storage.put_json(join_uri(pairs, "jobs.json"), JOBS)
     storage.put_json(join_uri(pairs, "summary.json"), {"data_hash": "h"})
-    damaged_model(base_model, tmp_path / how, how)
-    storage.upload_dir(tmp_path / how, join_uri(run, "candidate"))
+    folder = tmp_path / f"{name}-candidate"
+    if isinstance(how, str):
+        damaged_model(base_model, folder, how)
+    else:
+        model = copy.deepcopy(base_model)
+        with torch.no_grad():
+            model[0].auto_model.encoder.layer[-1].output.LayerNorm.weight.mul_(how)
+        model.save(str(folder), create_model_card=False)
+    storage.upload_dir(folder, join_uri(run, "candidate"))
     return run, pairs, join_uri(run, "candidate")
+
+
+def test_the_next_night_takes_production_vectors_from_the_last_and_reads_only_its_candidate(
+    storage, locations, base_model, tmp_path
+):
+    """Validation reads the held-out CVs and the audit's variants with candidate and production; the
+    next night, production (here the base model) reads the same texts the same way: taken from the
+    memo, with the same figures. A cleared and re-run validate reads nothing at all."""
+    from include.matcher.stages.validation import validate
+
+    gate = GateConfig(min_improvement=0.0, min_primary=0.0)
+    reports = []
+    for name, scale in (("memo-1", 1.01), ("memo-2", 1.02), ("memo-2", 1.02)):
+        run, pairs, candidate = night_with_candidate(storage, locations, name, base_model, tmp_path, scale)
+        reports.append(storage.get_json(validate(candidate, pairs, run, locations, gate, storage)))
+    first, second, rerun = (report["held_out"]["vector_memo"] for report in reports)
+    texts = first["read"] // 2  # what one model reads: the held-out CVs both ways and the audit's variants
+    assert first == {"from": None, "recalled": 0, "read": 2 * texts} and texts > len(HELD_OUT) * 2
+    assert second == {"from": reports[0]["run"], "recalled": texts, "read": texts}
+    assert rerun == {"from": reports[1]["run"], "recalled": 2 * texts, "read": 0}
+    assert reports[1]["production_metrics"] == reports[0]["production_metrics"]
+    assert reports[1]["bias_audit"]["production"] == reports[0]["bias_audit"]["production"]
+    assert reports[2]["candidate_metrics"] == reports[1]["candidate_metrics"]
+    assert reports[2]["decision"] == reports[1]["decision"]
+
+
+def test_a_cv_erased_while_the_night_ran_is_in_none_of_the_vectors_it_keeps(storage, locations, base_model, tmp_path):
+    import io
+
+    import pyarrow.parquet as pq
+
+    from include.matcher.foundations import layout
+    from include.matcher.stages.corpus import erasure_secret, key_hash
+    from include.matcher.stages.erasure import note_recent_erasures
+    from include.matcher.stages.validation import validate
+
+    run, pairs, candidate = night_with_candidate(storage, locations, "erased-night", base_model, tmp_path, 1.01)
+    note_recent_erasures({key_hash(erasure_secret(storage, locations), "PILOT/captain.pdf")}, locations, storage)
+    validate(candidate, pairs, run, locations, GateConfig(min_improvement=0.0, min_primary=0.0), storage)
+    for uri in (layout.Run(run).vector_memo, layout.Run(run).held_out_vectors):
+        keys = set(pq.read_table(io.BytesIO(storage.get_bytes(uri))).column("key").to_pylist())
+        assert keys == {cv["key"] for cv in HELD_OUT} - {"PILOT/captain.pdf"}, uri
 
 
 def test_validate_stage_writes_the_refusal_of_a_nan_candidate_into_its_report(
