@@ -1,6 +1,6 @@
 """How much of a CV the matcher reads: first 256 tokens, first 512, pooled windows trained as served.
 
-    .venv/bin/python benchmarks/reading.py            # ../shared/data by default; ~70 min on 2 cores
+    .venv/bin/python benchmarks/reading.py     # ../shared/data by default; all three readings at full size: ~2.5 h
 
 Each reading is trained the way it is served, on the pipeline's own split and defaults (titles
 stripped, redaction on), and scored on the held-out CVs with their title lines stripped:
@@ -14,10 +14,17 @@ stripped, redaction on), and scored on the held-out CVs with their title lines s
 Beside each model's own serving, the rows a model can be read with at no training cost (the 256
 model read at 512, the 512 model over windows). Every row's accuracy@1/@3, MRR@10 and job -> CV
 MAP@10 come with the gate's paired bootstrap interval of the difference to ``first 256``
-(:func:`~include.matcher.stages.evidence.paired_evidence`). Costs: training minutes, and seconds
-to encode the held-out CVs as the refresh does (torch, and the ONNX int8 export for the model
-whose reading wins), measured in turn in one process; ONNX int8's agreement with fp32: the share
-of each job's top 10 CVs and of each CV's top 10 categories that stay.
+(:func:`~include.matcher.stages.evidence.paired_evidence`).
+
+Costs, measured in turn in one process: training minutes; seconds to encode held-out CVs as the
+refresh does (torch in fp32 and bf16, the fused ONNX export and its int8 quantization, for
+``first 256`` and for the reading that wins), with each one's agreement with fp32 (the share of each
+job's top 10 CVs and of each CV's top 10 categories that stay); and what a night's validation reads,
+on a first night and on the next, when production's vectors come from the first night's memo
+(:mod:`~include.matcher.foundations.vector_memo`).
+
+    .venv/bin/python benchmarks/reading.py --only "first 256" --only "first 512"   # full size: ~2 h on 2 cores
+    .venv/bin/python benchmarks/reading.py --reuse --only "first 256" --only "first 512"   # the kept models: ~30 min
 """
 
 from __future__ import annotations
@@ -249,7 +256,8 @@ def main() -> int:
         export_seconds = time.monotonic() - started
         encoders[f"{label}, torch fp32"], torch_rows[f"{label}, torch fp32"] = (torch_model, key[2]), key
         sources[f"{label}, torch fp32"] = (path, "fp32", key[1])
-        sources[f"{label}, torch bf16"] = (path, "bf16", key[1])
+        if key != REFERENCE:  # today's validation, and the new reading's with and without bf16 hardware
+            sources[f"{label}, torch bf16"] = (path, "bf16", key[1])
         for backend in ("torch bf16", "onnx", "onnx-int8"):
             if backend == "torch bf16":
                 onnx_encoder = serve(load_model(str(path), precision="bf16"), key[1])

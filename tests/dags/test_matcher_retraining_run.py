@@ -87,6 +87,7 @@ VOLATILE = {
     "train_seconds",
     "examples_per_second",
     "seconds",
+    "vector_memo",  # what validation read afresh and what it took from the night before: how, not what
     "waited_seconds",
     "encode_seconds",
     "cache_hits",

@@ -2,7 +2,7 @@
 
 Every stage function takes its input URIs first and one :class:`RunContext` last, and is named after
 its DAG task (``find_new_files``, ``plan_shards``, ``build_pairs``, ``fine_tune``, ``evaluate`` ...). The
-DAG builds the context from a task's params and run id (``include/airflow_support.py``), the CLI from
+DAG builds the context from a task's params and run id (``include/airflow_support/tasks.py``), the CLI from
 its flags, a test from what it set up: the same functions, called the same way.
 """
 

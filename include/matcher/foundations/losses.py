@@ -102,25 +102,11 @@ def name_consistency_loss(model, weight: float):
     """Counterfactual training: rows (anchor, positive[, negative], renamed), ``renamed`` the anchor's CV
     under another group's name. Both readings of the CV rank its job against the batch (in-batch
     negatives, as ``multiple_negatives``), and ``weight`` x (1 - cosine) between the two readings is
-    added, so what the model makes of a CV does not depend on whose name is on it."""
-    import torch
-    from sentence_transformers.base.losses.merged_forward import embed_columns
-    from sentence_transformers.sentence_transformer import losses
+    added, so what the model makes of a CV does not depend on whose name is on it
+    (:class:`~include.matcher.foundations.name_consistency.NameConsistencyLoss`)."""
+    from include.matcher.foundations.name_consistency import NameConsistencyLoss
 
-    class NameConsistencyLoss(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model, self.weight = model, weight
-            self.ranking = losses.MultipleNegativesRankingLoss(model)
-
-        def forward(self, sentence_features, labels):
-            *ranked, renamed = embed_columns(self.model, sentence_features)
-            ranking = self.ranking.compute_loss_from_embeddings(ranked, labels)
-            ranking_renamed = self.ranking.compute_loss_from_embeddings([renamed, *ranked[1:]], labels)
-            apart = 1 - torch.nn.functional.cosine_similarity(ranked[0], renamed).mean()
-            return (ranking + ranking_renamed) / 2 + self.weight * apart
-
-    return NameConsistencyLoss()
+    return NameConsistencyLoss(model, weight)
 
 
 def _triplet_loss(model, config):

@@ -62,6 +62,8 @@ def export_onnx(model_dir: str | Path, quantize: bool = True) -> list[Path]:
     from onnxruntime.transformers import optimizer
     from transformers import AutoModel, AutoTokenizer
 
+    from include.matcher.foundations.onnx_graph import LastHiddenState
+
     model_dir = Path(model_dir)
     _check_pipeline(model_dir)
     target = model_dir / "onnx"
@@ -70,16 +72,6 @@ def export_onnx(model_dir: str | Path, quantize: bool = True) -> list[Path]:
     # attention, layer norms and GELU into single kernels (the dynamo exporter's graph matches none of
     # its attention patterns and ran slower than torch), exact to fp32 (max difference < 1e-4).
     transformer = AutoModel.from_pretrained(model_dir, use_safetensors=True, attn_implementation="eager").eval()
-
-    class LastHiddenState(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
 
     sample = AutoTokenizer.from_pretrained(model_dir)(
         ["an example CV", "a somewhat longer example job description"], padding=True, return_tensors="pt"

@@ -1,7 +1,7 @@
 """A person approves each promotion: what the reviewer is shown, and where their decision is kept.
 
 The DAG puts Airflow's own ``ApprovalOperator`` between ``gate`` and ``promote``
-(:class:`include.airflow_support.PromotionApproval`); this module is the part that needs no Airflow.
+(:class:`include.airflow_support.approval_operator.PromotionApproval`); this module is the part that needs no Airflow.
 :func:`approval_request` is the subject and Markdown body the reviewer reads in the Airflow UI: the
 gate's decision with every rule's figures and intervals, the bias audit table, and links to the
 report and to the Matcher page (whose side-by-side view ranks a query with both models).

@@ -16,10 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from include.matcher.foundations import layout
@@ -28,25 +26,9 @@ from include.matcher.foundations.isolation import children_allowed
 from include.matcher.foundations.losses import loss_spec
 from include.matcher.foundations.settings import GateConfig, TrainingConfig
 from include.matcher.foundations.storage import ObjectStore
-from include.matcher.stages.model_card import FILE_NAME as MODEL_CARD
 from include.matcher.stages.model_card import write_model_card
 
 log = logging.getLogger(__name__)
-
-
-def _logging_callback_class():
-    from transformers import TrainerCallback
-
-    class LoggingCallback(TrainerCallback):
-        """Training progress (loss, learning rate, epoch) as log lines, without any text."""
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs:
-                log.info(
-                    "fine_tune: step %d/%d %s", state.global_step, state.max_steps, {k: logs[k] for k in sorted(logs)}
-                )
-
-    return LoggingCallback
 
 
 # Checkpoints are chosen by what the gate will judge: the run's ``primary_metric``, this by default.
@@ -55,60 +37,15 @@ SELECTION_METRIC = GateConfig().primary_metric
 
 def validation_selector(validation: list[dict], jobs: dict[str, list[str]], metric: str = SELECTION_METRIC):
     """A sentence-transformers evaluator: ``metric`` (the run's gate metric) on the validation split, titles
-    stripped."""
-    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+    stripped (:class:`~include.matcher.stages.training_callbacks.HeldOutRetrieval`)."""
+    from include.matcher.stages.training_callbacks import HeldOutRetrieval
 
-    from include.matcher.foundations.evaluation import evaluate_model
-
-    class HeldOutRetrieval(SentenceEvaluator):
-        def __init__(self):
-            super().__init__()
-            self.name = "validation"
-            self.primary_metric = self.metric = metric  # sentence-transformers prefixes primary_metric once scored
-            self.scorings, self.seconds = 0, 0.0  # what selection costs the training, for its stats
-
-        def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
-            started = time.monotonic()
-            metrics = evaluate_model(model, validation, jobs, with_title=False)["metrics"]
-            self.scorings, self.seconds = self.scorings + 1, self.seconds + time.monotonic() - started
-            log.info("fine_tune: validation at step %d: %s %.4f", steps, metric, metrics.get(metric, 0.0))
-            return self.prefix_name_to_metrics({metric: metrics.get(metric, 0.0)}, self.name)
-
-    return HeldOutRetrieval()
+    return HeldOutRetrieval(validation, jobs, metric)
 
 
 # The trainer's own step schedule never fires (CheckpointSchedule decides); the strategies stay
 # "steps" because keeping the best checkpoint needs saving and scoring on the same schedule.
 NEVER = 10**9
-
-
-def _checkpoint_schedule_class(minutes: float, steps: int, scoring: bool):
-    from transformers import TrainerCallback
-
-    class CheckpointSchedule(TrainerCallback):
-        """Checkpoint (and score, when selecting) every ``minutes`` of training, every ``steps`` steps if
-        set, and at each epoch's end: a resume loses at most ``minutes`` of work, and a short run still
-        gets one checkpoint per epoch to choose from."""
-
-        def __init__(self):
-            self.last = time.monotonic()
-
-        def _checkpoint(self, control) -> None:
-            control.should_save = True
-            control.should_evaluate = scoring
-            self.last = time.monotonic()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if time.monotonic() - self.last >= minutes * 60 or (steps and state.global_step % steps == 0):
-                self._checkpoint(control)
-            elif state.global_step >= state.max_steps:
-                # The trainer's own save and scoring at the last step: the epoch's end does both just after.
-                control.should_save = control.should_evaluate = False
-
-        def on_epoch_end(self, args, state, control, **kwargs):
-            self._checkpoint(control)
-
-    return CheckpointSchedule
 
 
 def selection_flags(selector) -> dict:
@@ -131,7 +68,6 @@ def device_flags() -> dict:
     the next batches while the GPU runs this one. On CPU the same workers would take cores from the
     model's own matmuls, and there is no device memory to pin for.
     """
-    import os
 
     import torch
 
@@ -147,62 +83,6 @@ def device_flags() -> dict:
         "dataloader_persistent_workers": True,
         "dataloader_prefetch_factor": 4,
     }
-
-
-def _s3_checkpoint_callback_class(storage: ObjectStore, checkpoint_uri: str):
-    from transformers import TrainerCallback
-
-    class S3Checkpoints(TrainerCallback):
-        """Mirror each checkpoint to S3 in the background, move ``latest.json`` to it (pointer last),
-        then drop the older ones.
-
-        A resume needs only the latest; each checkpoint holds the model and the optimizer state
-        (for MiniLM, 91 MB of weights plus two AdamW moments of that size), so keeping every one
-        would fill the bucket night after night. One upload at a time, in order: the next checkpoint
-        (or the end of training) waits for the one before, and an upload's error fails the training.
-        """
-
-        def __init__(self):
-            self._uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-upload")
-            self._pending: Future | None = None
-            self.uploads, self.waited = 0, 0.0  # seconds the training stood still for an upload
-            self._staging = tempfile.TemporaryDirectory(prefix="matcher-checkpoint-")
-
-        def on_save(self, args, state, control, **kwargs):
-            local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            # sentence-transformers' card quotes training CVs; a resume needs weights and state, not the card.
-            (local / MODEL_CARD).unlink(missing_ok=True)
-            self.wait()
-            # Hard links: instant, and the upload keeps its files when the trainer rotates the folder away.
-            staged = Path(self._staging.name) / local.name
-            shutil.copytree(local, staged, copy_function=os.link)
-            self._pending = self._uploads.submit(self._upload, staged, state.global_step)
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self.wait()
-
-        def wait(self) -> None:
-            """Block until the checkpoint being uploaded is on S3 (re-raising its error)."""
-            if self._pending is not None:
-                pending, self._pending = self._pending, None
-                started = time.monotonic()
-                pending.result()
-                self.uploads, self.waited = self.uploads + 1, self.waited + time.monotonic() - started
-
-        def _upload(self, staged: Path, step: int) -> None:
-            target = layout.checkpoint(checkpoint_uri, staged.name)
-            storage.upload_dir(staged, target)
-            storage.put_json(layout.latest_checkpoint(checkpoint_uri), {"step": step, "uri": target})
-            log.info("fine_tune: checkpoint at step %d saved to %s", step, target)
-            names = {
-                info.uri[len(checkpoint_uri.rstrip("/")) + 1 :].split("/", 1)[0]
-                for info in storage.list(checkpoint_uri)
-            }
-            for name in sorted(n for n in names if n.startswith("checkpoint-") and n != staged.name):
-                storage.delete_prefix(layout.checkpoint(checkpoint_uri, name))
-            shutil.rmtree(staged, ignore_errors=True)
-
-    return S3Checkpoints
 
 
 def _restore_checkpoint(storage: ObjectStore, checkpoint_uri: str, scratch: str) -> str | None:
@@ -253,6 +133,7 @@ def train_model(
     from transformers.trainer_callback import PrinterCallback
 
     from include.matcher.foundations.models import load_model
+    from include.matcher.stages.training_callbacks import CheckpointSchedule, ProgressLog, S3Checkpoints
 
     spec = loss_spec(config.loss)
     columns = spec.columns_for(rows)  # mined hard negatives add a column to the in-batch ones
@@ -294,13 +175,14 @@ def train_model(
             evaluator=selector,
         )
         trainer.remove_callback(PrinterCallback)  # progress goes to the task log through logging instead
-        trainer.add_callback(_logging_callback_class()())
+        trainer.add_callback(ProgressLog())
         if checkpointing:
-            schedule = _checkpoint_schedule_class(config.checkpoint_minutes, config.checkpoint_steps, bool(selector))
-            trainer.add_callback(schedule())
+            trainer.add_callback(
+                CheckpointSchedule(config.checkpoint_minutes, config.checkpoint_steps, scoring=bool(selector))
+            )
         resume, uploads = None, None
         if checkpoint_uri:
-            uploads = _s3_checkpoint_callback_class(storage, checkpoint_uri)()
+            uploads = S3Checkpoints(storage, checkpoint_uri)
             trainer.add_callback(uploads)
             resume = _restore_checkpoint(storage, checkpoint_uri, scratch)
         started = time.monotonic()

@@ -199,10 +199,10 @@ def test_each_s3_checkpoint_replaces_the_one_before(storage, locations, tmp_path
     from types import SimpleNamespace
 
     from include.matcher.foundations.uris import join_uri
-    from include.matcher.stages.training import _s3_checkpoint_callback_class
+    from include.matcher.stages.training_callbacks import S3Checkpoints
 
     checkpoints = join_uri(locations.run_uri("prune-test"), "checkpoints")
-    callback = _s3_checkpoint_callback_class(storage, checkpoints)()
+    callback = S3Checkpoints(storage, checkpoints)
     for step in (4, 8, 12):
         folder = tmp_path / f"checkpoint-{step}"
         (folder / "1_Pooling").mkdir(parents=True)
@@ -230,7 +230,7 @@ def test_checkpoints_upload_in_the_background_and_the_pointer_moves_only_when_on
 
     from include.matcher.foundations.storage import Storage
     from include.matcher.foundations.uris import join_uri
-    from include.matcher.stages.training import _s3_checkpoint_callback_class
+    from include.matcher.stages.training_callbacks import S3Checkpoints
 
     release = threading.Event()
 
@@ -240,7 +240,7 @@ def test_checkpoints_upload_in_the_background_and_the_pointer_moves_only_when_on
             return super().upload_dir(local_dir, prefix_uri)
 
     checkpoints = join_uri(locations.run_uri("background-test"), "checkpoints")
-    callback = _s3_checkpoint_callback_class(HeldUploads(), checkpoints)()
+    callback = S3Checkpoints(HeldUploads(), checkpoints)
     folder = tmp_path / "checkpoint-5"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"weights" * 1000)
