@@ -31,6 +31,26 @@ def environment():
     return env
 
 
+@cache
+def text_environment():
+    """For text that is not HTML (the model card's Markdown): nothing escaped, the last newline kept."""
+    from jinja2 import ChainableUndefined, Environment, FileSystemLoader
+
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=False,
+        undefined=ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_text_template(name: str, **context) -> str:
+    """``templates/<name>`` (Markdown or plain text) rendered with ``context``, unescaped."""
+    return text_environment().get_template(name).render(**context)
+
+
 def render_template(name: str, **context) -> str:
     """``templates/<name>`` rendered with ``context``. ``served`` (default true) adds the Matcher's
     navigation and its script (theme, links into Airflow); a copy kept in the bucket goes without both."""

@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from include.matcher.foundations import layout
 from include.matcher.foundations.storage import ObjectStore
+from include.matcher.stages.model_card import refresh_model_card
 from include.matcher.stages.report import AUDIT_HEAD, audit_headline, audit_rows
 from include.matcher.stages.validation_report import read_report
 
 APPROVED, REJECTED, TIMED_OUT, NOT_REQUIRED = "approved", "rejected", "timed out (rejected)", "not required"
-CARD_MARKER = "<!-- matcher approval -->"
 
 
 def reviewers() -> list[str]:
@@ -102,12 +101,7 @@ def record_approval(report_uri: str, storage: ObjectStore, state: str, by: str |
         return kept
     record = {"state": state, "decided_at": datetime.now(UTC).isoformat(), **({"by": by} if by else {})}
     storage.put_json(report_uri, {**report, "approval": record})
-    card_uri = layout.Model(report_uri.rsplit("/", 1)[0]).card
-    if storage.exists(card_uri):
-        card = storage.get_bytes(card_uri).decode().split(CARD_MARKER)[0].rstrip()
-        who = f" by {by}" if by else ""
-        line = f"Promotion {state}{who} at {record['decided_at'][:19]} UTC."
-        storage.put_bytes(card_uri, (card + f"\n\n{CARD_MARKER}\n## Human oversight\n\n{line}\n").encode())
+    refresh_model_card(report_uri.rsplit("/", 1)[0], storage)
     return record
 
 

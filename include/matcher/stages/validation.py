@@ -274,7 +274,8 @@ def validate(
     people: per-category chart, confusion matrix) and adds the evaluation to the model card.
     """
     from include.matcher.foundations.models import load_model
-    from include.matcher.stages.report import model_card_section, render_report
+    from include.matcher.stages.model_card import refresh_model_card
+    from include.matcher.stages.report import render_report
 
     pairs, candidate = layout.Pairs(pairs_uri), layout.Model(candidate_uri)
     held_out = storage.get_jsonl(pairs.split("test"))
@@ -360,22 +361,12 @@ def validate(
     )
     storage.put_json(report_uri, report.to_json())
     storage.put_bytes(report.html_report, render_report(report).encode(), content_type="text/html; charset=utf-8")
-    card_uri = candidate.card
-    card = storage.get_bytes(card_uri).decode() if storage.exists(card_uri) else ""
-    storage.put_bytes(
-        card_uri,
-        (
-            card.split(MODEL_CARD_MARKER)[0].rstrip() + "\n\n" + MODEL_CARD_MARKER + "\n" + model_card_section(report)
-        ).encode(),
-    )
+    refresh_model_card(candidate_uri, storage, report)
     (log.warning if problems else log.info)("validate: %s", decision["reason"])
     if not decision["promote"]:
         record_trained(run_uri, locations, storage, "refused")  # the night's work is done: production stays
     log.info("validate: report at %s (for people: %s)", report_uri, report.html_report)
     return report_uri
-
-
-MODEL_CARD_MARKER = "<!-- matcher evaluation -->"
 
 
 def last_nights_memo(locations: Locations, storage: ObjectStore) -> VectorMemo:
