@@ -22,7 +22,8 @@ def test_a_freshly_trained_model_s_card_says_how_it_was_trained_and_quotes_no_cv
     card = render_model_card(STATS)
     assert card.startswith("---\nlibrary_name: sentence-transformers\n") and card.endswith("categories.\n")
     assert "fine-tuned from `all-MiniLM-L6-v2` with the `multiple_negatives` loss" in card
-    assert "1192 training examples, 2017.5 s on cpu (1.77 examples/s); best validation checkpoint: checkpoint-224" in card
+    assert "1192 training examples, 2017.5 s on cpu (1.77 examples/s)" in card
+    assert "best validation checkpoint: checkpoint-224" in card
     assert "`epochs=3`, `loss=multiple_negatives`, `max_seq_length=512`" in card
     assert "## Matcher evaluation" not in card and "## Human oversight" not in card
 
