@@ -160,8 +160,10 @@ DEPLOYMENT = (
         "MATCHER_ENCODE_PRECISION",
         "auto",
         "precision models read CVs and jobs with outside training (validation, refresh, search): `bf16` (linear "
-        "layers in bfloat16 under autocast, norms in fp32: about twice as fast on CPUs with AMX, keeping 0.989 to "
-        "0.998 of each top 10 of fp32), `fp32`, or `auto` (bf16 where the CPU has AMX or the GPU bfloat16, else fp32)",
+        "layers in bfloat16 under autocast; the attention's query and key, the norms and softmax in fp32: on CPUs "
+        "with AMX a 512-token CV costs about what a 256-token one did in fp32, and each top 10 of fp32 stays "
+        "above 0.99, see docs/training.md), `fp32`, or `auto` (bf16 where the CPU has AMX or the GPU bfloat16, "
+        "else fp32)",
         "choice",
         choices=("auto", "fp32", "bf16"),
     ),
