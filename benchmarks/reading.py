@@ -159,6 +159,12 @@ def main() -> int:
         metavar="MODEL:LENGTH:POOLING",
         help="with --reuse: only the costs of `first 256` and this reading (e.g. 'first 512:512:truncate')",
     )
+    parser.add_argument(
+        "--backends",
+        type=lambda value: value.split(","),
+        default=["torch bf16", "onnx", "onnx-int8"],
+        help="what the costs compare with torch fp32, comma-separated (default: torch bf16,onnx,onnx-int8)",
+    )
     args = parser.parse_args()
     if shared_data_missing(args.resumes):
         return 0
@@ -252,13 +258,14 @@ def main() -> int:
         path, label = trained[key[0]]["path"], f"{key[0]} read {reading_name(key[1], key[2])}"
         torch_model = serve(load_model(str(path), precision="fp32"), key[1])
         started = time.monotonic()
-        export_onnx(path, quantize=True)
+        if {"onnx", "onnx-int8"} & set(args.backends):
+            export_onnx(path, quantize=True)
         export_seconds = time.monotonic() - started
         encoders[f"{label}, torch fp32"], torch_rows[f"{label}, torch fp32"] = (torch_model, key[2]), key
         sources[f"{label}, torch fp32"] = (path, "fp32", key[1])
         if key != REFERENCE:  # today's validation, and the new reading's with and without bf16 hardware
             sources[f"{label}, torch bf16"] = (path, "bf16", key[1])
-        for backend in ("torch bf16", "onnx", "onnx-int8"):
+        for backend in args.backends:
             if backend == "torch bf16":
                 onnx_encoder = serve(load_model(str(path), precision="bf16"), key[1])
             else:
