@@ -202,7 +202,7 @@ def fast_bf16() -> bool:
 
 # The projections whose outputs become attention logits. A logit rounded to bf16's 8 bits moves the
 # softmax enough to swap near-tied CVs in a job's top 10 (0.989 kept at 512 tokens); kept in fp32 they
-# cost 1/6 of the matmuls and keep 0.995 (benchmarks/reading.py). Names of BERT, and of Llama/DistilBERT.
+# cost 1/6 of the matmuls and keep 0.995 to 0.998 (benchmarks/reading.py). Names of BERT, and of Llama/DistilBERT.
 ATTENTION_LOGIT_PROJECTIONS = ("query", "key", "q_proj", "k_proj", "q_lin", "k_lin")
 
 # How a vector read in each precision is named where vectors are reused (the refresh's encoder id): a
@@ -215,7 +215,7 @@ def read_in_bf16(model):
     query and key projections (:data:`ATTENTION_LOGIT_PROJECTIONS`), the transformer run under autocast
     (value, output and feed-forward matmuls and attention in bf16; query and key, norms, softmax and the
     embeddings in fp32), its outputs back in fp32. On 2 AMX cores a 512-token CV costs about what a
-    256-token one did in fp32; vectors keep a cosine of 0.9999 to fp32's and each top 10 keeps 0.995
+    256-token one did in fp32 (0.88x); vectors keep a cosine of 0.9999 to fp32's and each top 10 keeps 0.995 to 0.998
     (benchmarks/reading.py). For reading only: training keeps fp32."""
     import torch
 
