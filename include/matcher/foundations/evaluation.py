@@ -107,16 +107,9 @@ def embed_for_evaluation(
     return cv_embeddings, job_embeddings, job_categories
 
 
-def encoder_scores(
-    model,
-    texts: list[str],
-    jobs: dict[str, list[str]],
-    pooling: str | None = None,
-    batch_size: int = 32,
-    memo=None,
-    owners: list[str] | None = None,
-) -> tuple[np.ndarray, list[str]]:
-    return category_scores(*embed_for_evaluation(model, texts, jobs, pooling, batch_size, memo, owners))
+def encoder_scores(model, texts: list[str], jobs: dict[str, list[str]], *reading, **options):
+    """(CV x category scores, categories): :func:`embed_for_evaluation`'s vectors, scored."""
+    return category_scores(*embed_for_evaluation(model, texts, jobs, *reading, **options))
 
 
 def embedding_health(cv_embeddings: np.ndarray, job_embeddings: np.ndarray) -> dict:
