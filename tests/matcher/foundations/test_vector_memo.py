@@ -69,3 +69,19 @@ def test_a_vector_is_remembered_only_for_the_same_weights_reading_length_pooling
 def test_a_memo_needs_the_owner_of_every_text(base_model):
     with pytest.raises(ValueError, match="owners"):
         encode_cvs(base_model, TEXTS, memo=VectorMemo(), owners=KEYS[:1])
+
+
+def test_an_erasure_removes_a_cv_s_rows_from_a_memo(base_model):
+    """The memo is Parquet with a ``key`` column: the erasure's own scrub takes the CV's rows out."""
+    from include.matcher.stages.erasure import Targets, scrub_parquet
+
+    memo = VectorMemo()
+    encode_cvs(base_model, TEXTS, memo=memo, owners=KEYS)
+    targets = Targets()
+    targets.add("PILOT/captain.pdf", "s3://raw/cvs/PILOT/captain.pdf")
+    blob, removed = scrub_parquet(memo.to_parquet(), targets)
+    assert removed == 1
+    assert {owner for owner, _ in VectorMemo.from_parquet(blob).remembered.values()} == {
+        "CHEF/line.pdf",
+        "CHEF/pastry.pdf",
+    }
