@@ -19,11 +19,12 @@ S3_PORT ?= 8333
 # The running server's port (s3-start records it), so a shell never points at another one.
 S3_ENV = eval "$$($(BIN)/python -m include.matcher s3 env)"
 
-.PHONY: help install demo demo-approval test lint up down s3-start s3-stop demo-data clean browser-deps up-celery down-celery test-distributed
+.PHONY: help install demo demo-approval test test-fast lint up down s3-start s3-stop demo-data clean browser-deps up-celery down-celery test-distributed
 
 help:
 	@echo "make demo   - install, start the embedded S3, upload demo data, run the DAG once"
 	@echo "make test   - run the test suite (what CI runs, after make lint)"
+	@echo "make test-fast - the tests that need no S3 server, fine-tuning, Airflow or browser (minutes)"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make up     - embedded S3 + airflow standalone (UI on http://localhost:8080)"
 	@echo "make demo-approval - after make demo: a second night that waits for your approval in the UI"
@@ -87,6 +88,12 @@ lint: install
 
 test: install browser-deps
 	MATCHER_REQUIRE_APPROVAL=false $(BIN)/python -m pytest
+
+# Minutes, not the better part of an hour: what needs no S3 server, no fine-tuning, no Airflow and no
+# browser, with the storage fixture in memory (tests/conftest.py). make test (and CI) still runs all.
+FAST_TESTS := not s3 and not model and not airflow and not browser
+test-fast: install
+	MATCHER_TEST_STORE=memory MATCHER_REQUIRE_APPROVAL=false $(BIN)/python -m pytest -m "$(FAST_TESTS)"
 
 clean: s3-stop
 	-@[ -x $(BIN)/python ] && $(BIN)/python -m include.devtools.celery_topology clean

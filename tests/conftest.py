@@ -1,7 +1,14 @@
-"""Shared fixtures: a real SeaweedFS S3 server, isolated buckets, the shared data folder.
+"""Shared fixtures: a real SeaweedFS S3 server, isolated buckets, the shared data folder; the test tiers.
 
 Airflow reads its configuration when first imported, so its environment is set here, before any
 test module imports it: a throwaway AIRFLOW_HOME with SQLite, this project's dags folder.
+
+Each test is marked by what it needs (:data:`NEEDS`), from the fixtures it asks for or by hand:
+``s3`` a real S3 server, ``model`` a SentenceTransformer loaded or trained, ``airflow`` Airflow's
+database or a DAG run, ``browser`` Chromium. ``make test`` runs them all. ``make test-fast`` runs
+the rest with ``MATCHER_TEST_STORE=memory``: the ``storage`` fixture is then a
+:class:`~include.matcher.foundations.memory_storage.MemoryStorage` instead of SeaweedFS, and the
+environment points at a closed port, so code that reaches for S3 past the fixture fails at once.
 """
 
 from __future__ import annotations
@@ -20,6 +27,20 @@ from tests.helpers import PROJECT_ROOT
 if __name__ != "conftest":  # a second import would give Airflow a new AIRFLOW_HOME mid-session
     raise ImportError("import shared test helpers from tests.helpers, never from conftest")
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+# "memory" (make test-fast): the storage fixture is in memory and no test needs the S3 server.
+TEST_STORE = os.environ.get("MATCHER_TEST_STORE", "s3")
+if TEST_STORE not in {"s3", "memory"}:
+    raise ValueError(f"MATCHER_TEST_STORE={TEST_STORE!r}: expected s3 or memory")
+
+# Marker -> the fixtures that imply it: a test asking for one (directly or through another fixture)
+# is marked without saying so. Tests that need a thing no fixture gives carry the marker themselves.
+NEEDS = {
+    "s3": {"s3_server", "cli_env", "own_server", "version_uri"},
+    "model": {"base_model", "short_reader", "matcher", "night", "pipeline", "airflow_server", "api_server"},
+    "airflow": {"airflow_db", "dag_bag", "pipeline", "airflow_server", "api_server", "topology"},
+    "browser": {"browser"},
+}
 
 # A test session needs this much free disk where its temporary folders go (the embedded S3's volumes,
 # model copies, checkpoints; measured peak in README "Tests"). Below it, a night's writes fail with
@@ -50,6 +71,25 @@ os.environ.update(
         "MATCHER_ENCODE_PRECISION": "fp32",
     }
 )
+if TEST_STORE == "memory":
+    # Nothing listens on port 9: a Storage() built outside the fixture fails in well under a second.
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+            "AWS_ACCESS_KEY_ID": "fast-tier",
+            "AWS_SECRET_ACCESS_KEY": "fast-tier",
+            "MATCHER_S3_RETRY_SECONDS": "0",
+        }
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        needed = {marker for marker, fixtures in NEEDS.items() if fixtures & set(getattr(item, "fixturenames", ()))}
+        if item.get_closest_marker("integration"):
+            needed |= {"s3", "airflow", "model"}
+        for marker in needed - {m.name for m in item.iter_markers()}:
+            item.add_marker(getattr(pytest.mark, marker))
 
 
 def pytest_sessionstart(session):
@@ -96,7 +136,13 @@ def s3_server(tmp_path_factory):
 
 
 @pytest.fixture
-def storage(s3_server):
+def storage(request):
+    """The test's object store: SeaweedFS (``make test``) or, under ``make test-fast``, memory."""
+    if TEST_STORE == "memory":
+        from include.matcher.foundations.memory_storage import MemoryStorage
+
+        return MemoryStorage()
+    request.getfixturevalue("s3_server")
     from include.matcher.foundations.storage import Storage
 
     return Storage()

@@ -87,10 +87,9 @@ def production_matcher(storage, locations):
 def remove_buckets(storage, locations) -> None:
     """Delete a test's buckets and all they hold. SeaweedFS keeps a bucket's volumes on disk until the
     bucket itself is deleted: a session that leaves its buckets grows by every model and checkpoint."""
-    existing = {bucket["Name"] for bucket in storage.client.list_buckets().get("Buckets", [])}
-    for bucket in locations.buckets() & existing:
+    for bucket in locations.buckets() & storage.buckets():
         storage.delete_prefix(f"s3://{bucket}/")
-        storage.client.delete_bucket(Bucket=bucket)
+        storage.delete_bucket(bucket)
 
 
 def a_bucket_with_the_demo_night(prefix: str, demo_night_folder: Path, zeroed_folder: Path):

@@ -12,6 +12,8 @@ import pytest
 
 from include.devtools import embedded_s3
 
+pytestmark = pytest.mark.s3  # starts SeaweedFS servers of its own
+
 
 def free_s3_port() -> int:
     """A free port whose derived internal ports (+10000 ... +10008) are free too and below the

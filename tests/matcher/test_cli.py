@@ -28,6 +28,7 @@ def run_cli(*args, env=None, timeout=900):
     return result.stdout.strip().splitlines()
 
 
+@pytest.mark.model
 def test_fine_tune_keeps_the_old_commands_flags(tmp_path, demo_folder):
     output = tmp_path / "model"
     lines = run_cli(
@@ -81,6 +82,7 @@ def test_evaluate_prints_metrics_json_last(demo_folder, base_model):
 
 
 @pytest.mark.shared_data
+@pytest.mark.model
 def test_fine_tune_on_a_slice_of_the_real_resumes(tmp_path, shared_data):
     """Three categories, eight resumes each, from ../shared/data/resumes (the Kaggle layout)."""
     slice_root = tmp_path / "data"

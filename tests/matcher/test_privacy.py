@@ -2,6 +2,8 @@
 
 import logging
 
+import pytest
+
 from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.settings import PipelineConfig
 from include.matcher.foundations.uris import join_uri
@@ -26,6 +28,7 @@ def test_stages_never_log_cv_text(storage, locations, caplog):
     assert SECRET not in caplog.text
 
 
+@pytest.mark.model
 def test_no_artefact_outside_texts_and_pairs_holds_cv_text(storage, locations, caplog):
     """A whole night over CVs that each carry a unique canary; then every object the pipeline wrote
     outside ``texts/`` and ``pairs/`` (registry, embeddings, run reports, model cards), the Matcher

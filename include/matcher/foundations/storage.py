@@ -165,6 +165,15 @@ class Storage:
         except ClientError:
             self.client.create_bucket(Bucket=bucket)
 
+    @with_retries
+    def buckets(self) -> set[str]:
+        return {bucket["Name"] for bucket in self.client.list_buckets().get("Buckets", [])}
+
+    @with_retries
+    def delete_bucket(self, bucket: str) -> None:
+        """Remove an empty bucket (SeaweedFS frees a bucket's volumes only then)."""
+        self.client.delete_bucket(Bucket=bucket)
+
     # -- single objects ------------------------------------------------------------------------
     @with_retries
     def get_bytes(self, uri: str) -> bytes:

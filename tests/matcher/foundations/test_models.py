@@ -77,6 +77,7 @@ def _resolve_in_a_process(uri: str, environment: dict, results) -> None:
         results.put(f"error: {type(error).__name__}: {error}")
 
 
+@pytest.mark.s3
 def test_four_processes_resolving_one_model_at_once_all_get_it(storage, locations, tmp_path):
     """2-3 of 4 processes once crashed on ``...partial/model.safetensors``: each now downloads into a
     folder of its own and renames it into the cache; the losers use the winner's copy."""

@@ -95,6 +95,7 @@ def test_a_model_other_than_the_snapshots_is_refused(storage, published):
         VectorMatcher(model_name="all-MiniLM-L6-v2", storage=storage, device="cpu").top_candidates("Pilot.")
 
 
+@pytest.mark.s3
 def test_the_cli_prints_the_same_top_k_as_python(storage, published, tmp_path):
     from include.matcher.serving.matcher import VectorMatcher
     from tests.matcher.test_cli import run_cli

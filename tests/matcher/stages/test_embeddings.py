@@ -183,6 +183,7 @@ def test_an_older_corpus_is_never_published_over_the_current_one(storage, locati
     assert sorted(read_cv_vectors(storage, locations.embeddings).column("id").to_pylist()) == sorted(kept)
 
 
+@pytest.mark.s3
 def test_a_publish_interrupted_by_s3_going_away_leaves_the_live_snapshot_whole(tmp_path, monkeypatch):
     """S3 stops in the middle of a publish: the pointer and every object of the live snapshot are as
     they were, and a reader sees the old snapshot (never new parts under an old manifest)."""

@@ -161,6 +161,7 @@ def test_a_night_that_listed_the_cv_before_the_erasure_drops_it_when_it_commits(
     assert not [info for info in texts if CANARY.encode() in storage.get_bytes(info.uri)]
 
 
+@pytest.mark.s3
 def test_the_cli_and_the_matcher_page_say_production_was_trained_on_erased_data(storage, locations, night, tmp_path):
     import os
     import subprocess

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from include.matcher.foundations import layout
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.housekeeping import housekeep
@@ -109,6 +111,7 @@ def test_after_housekeeping_the_rollback_reaches_every_version(storage, location
     assert json.loads(storage.get_bytes(layout.production_pointer(locations.registry)))["version"] == first
 
 
+@pytest.mark.model
 def test_a_night_with_housekeeping_between_each_of_its_stages_completes(storage, locations):
     """Housekeeping runs while a night runs: between every stage, over an older night's leftovers too."""
     import random

@@ -66,6 +66,7 @@ def test_config_validation():
         TrainingConfig(negative_ratio=-1)
 
 
+@pytest.mark.s3
 def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, locations):
     """Kill the fine-tune stage after its first checkpoint; the retry resumes there, not at step 0."""
     import os
@@ -130,6 +131,7 @@ def test_a_killed_training_resumes_from_its_last_s3_checkpoint(storage, location
     assert storage.list(join_uri(run, "checkpoints")) == []  # the candidate is on S3: checkpoints are dropped
 
 
+@pytest.mark.model
 def test_the_best_checkpoint_by_validation_metric_is_kept_not_the_last(tmp_path):
     """A run whose later steps get worse (a very high learning rate) keeps its best-scoring checkpoint."""
     validation = [
@@ -220,6 +222,7 @@ def test_each_s3_checkpoint_replaces_the_one_before(storage, locations, tmp_path
     assert storage.get_json(join_uri(checkpoints, "latest.json"))["step"] == 12
 
 
+@pytest.mark.s3
 def test_checkpoints_upload_in_the_background_and_the_pointer_moves_only_when_one_is_whole(
     storage, locations, tmp_path
 ):
@@ -257,6 +260,7 @@ def test_checkpoints_upload_in_the_background_and_the_pointer_moves_only_when_on
     assert storage.get_bytes(join_uri(checkpoints, "checkpoint-5", "model.safetensors")) == b"weights" * 1000
 
 
+@pytest.mark.model
 def test_a_run_checkpoints_at_each_epoch_end_when_no_interval_comes_first(tmp_path, caplog):
     """checkpoint_minutes far off, no step interval: one scored checkpoint per epoch, the best kept."""
     import logging
