@@ -503,7 +503,7 @@ def cmd_approve(args) -> int:
     if not report.decision.promote:
         raise UsageError(f"the gate refused {report.version}: there is no promotion to decide")
     state = approval.REJECTED if args.reject else approval.APPROVED
-    emit(approval.record_approval(args.report, store, state, args.by or getpass.getuser()))
+    emit(approval.record_approval(args.report, store, state, args.by or getpass.getuser()).to_json())
     return 0
 
 

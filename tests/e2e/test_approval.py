@@ -101,8 +101,8 @@ def test_a_rejected_promotion_keeps_production_and_an_approved_one_promotes(airf
     assert refused.status_code == 403, refused.text
     assert task_state(server, rejected, "approve") == "awaiting_input"
     waiting = report_of(server, storage, rejected)
-    assert waiting.approval is None and waiting.approval_request["reviewers"] == ["admin"]
-    assert waiting.approval_request["deadline"] > waiting.approval_request["requested_at"]
+    assert waiting.approval is None and waiting.approval_request.reviewers == ["admin"]
+    assert waiting.approval_request.deadline > waiting.approval_request.requested_at
     exchange, finished = answered_run(server, rejected, "Reject")
     body = exchange["request"]["body"]
     assert "The gate passed candidate" in body and "bias audit: lowest impact ratio" in body
@@ -130,6 +130,6 @@ def test_a_rejected_promotion_keeps_production_and_an_approved_one_promotes(airf
     assert task_state(server, approved, "promote") == "success"
     report = report_of(server, storage, approved)
     assert read_production(storage, server.locations.registry)["version"] == report.version
-    assert report.approval["state"] == "approved" and report.approval["by"] == server.username
+    assert report.approval.state == "approved" and report.approval.by == server.username
     card = storage.get_bytes(f"{server.locations.run_uri(approved)}/candidate/README.md").decode()
     assert f"Promotion approved by {server.username}" in card

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from include.matcher.foundations.settings import RETRAINING_DAG_ID
 from include.matcher.stages.approval import APPROVED, NOT_REQUIRED, REJECTED, TIMED_OUT
-from include.matcher.stages.validation_report import ValidationReport
+from include.matcher.stages.validation_report import Approval, ValidationReport
 
 GOOD, BAD, WAITING, NEUTRAL = "good", "bad", "warn", "muted"
 
@@ -38,8 +38,8 @@ def required_action_path(airflow_run_id: str) -> str:
     return f"dags/{RETRAINING_DAG_ID}/runs/{quote(airflow_run_id, safe='')}/tasks/approve/required_actions"
 
 
-def _who(record: dict) -> str:
-    return f" by {record['by']}" if record.get("by") else ""
+def _who(approval: Approval | None) -> str:
+    return f" by {approval.by}" if approval and approval.by else ""
 
 
 def _when(stamp: str | None) -> str:
@@ -55,12 +55,12 @@ def night_state(
 ) -> NightState:
     """The state of ``report``'s night, from the registry's ``versions`` (by name), its ``production``
     pointer and ``rollbacks`` (``from``, ``to``, ``at``)."""
-    decision, approval, request = report.decision, report.approval or {}, report.approval_request or {}
+    decision, approval, request = report.decision, report.approval, report.approval_request
     now = now or datetime.now(UTC)
     if not decision.promote:
         rules = ", ".join(decision.decided_by) or "its rules"
         return NightState(f"refused by the gate ({rules})", BAD, decision.reason)
-    decided = approval.get("state")
+    decided = approval.state if approval else None
     said = f"approved{_who(approval)}" if decided == APPROVED else ""
     if report.version in versions:
         rolled = [r for r in rollbacks if r.get("from") == report.version]
@@ -73,19 +73,19 @@ def night_state(
         later = production["version"] if production else "none"
         return NightState("promoted, since replaced", GOOD, f"production is now {later}; {said}".strip("; "))
     if decided == REJECTED:
-        return NightState(f"rejected{_who(approval)}", BAD, _when(approval.get("decided_at")))
+        return NightState(f"rejected{_who(approval)}", BAD, _when(approval.decided_at))
     if decided == TIMED_OUT:
-        return NightState("timed out: no answer, not promoted", BAD, _when(approval.get("decided_at")))
+        return NightState("timed out: no answer, not promoted", BAD, _when(approval.decided_at))
     if decided == APPROVED:
         return NightState(f"approved{_who(approval)}, not promoted", WAITING, "see the run's promote task")
     if request and decided is None:
-        deadline = request.get("deadline")
+        deadline = request.deadline
         if deadline and deadline < now.isoformat():
             return NightState("no answer before the deadline", BAD, f"deadline {_when(deadline)}")
         return NightState(
             "awaiting approval",
             WAITING,
-            "reviewers: " + (", ".join(request.get("reviewers") or []) or "anyone allowed to act on the DAG"),
+            "reviewers: " + (", ".join(request.reviewers or []) or "anyone allowed to act on the DAG"),
             action=required_action_path(report.airflow_run_id) if report.airflow_run_id else None,
             deadline=_when(deadline) or None,
         )

@@ -11,13 +11,12 @@ the Matcher page shows and the registry keeps with the version) and into the mod
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 from include.matcher.foundations.storage import ObjectStore
 from include.matcher.stages.model_card import refresh_model_card
 from include.matcher.stages.report import AUDIT_HEAD, audit_headline, audit_rows
-from include.matcher.stages.validation_report import read_report
+from include.matcher.stages.validation_report import Approval, ApprovalRequest, read_report
 
 APPROVED, REJECTED, TIMED_OUT, NOT_REQUIRED = "approved", "rejected", "timed out (rejected)", "not required"
 
@@ -30,17 +29,19 @@ def reviewers() -> list[str]:
     return [name.strip() for name in deployment_setting("MATCHER_REVIEWERS").split(",") if name.strip()]
 
 
-def record_request(report_uri: str, storage: ObjectStore, deadline: datetime | None, who: list[str]) -> dict:
+def record_request(report_uri: str, storage: ObjectStore, deadline: datetime | None, who: list[str]) -> ApprovalRequest:
     """Keep in the night's report that a person's answer is awaited, until when and from whom, so every
     page can say "awaiting approval" (not "promoted") and link the request. A re-asked request (a retry)
     moves the deadline."""
-    report = json.loads(storage.get_bytes(report_uri))
-    record = {
-        "requested_at": datetime.now(UTC).isoformat(),
-        **({"deadline": deadline.isoformat()} if deadline else {}),
-        **({"reviewers": list(who)} if who else {}),
-    }
-    storage.put_json(report_uri, {**report, "approval_request": record})
+    report = read_report(storage.get_bytes(report_uri))
+    record = ApprovalRequest.model_validate(
+        {
+            "requested_at": datetime.now(UTC).isoformat(),
+            **({"deadline": deadline.isoformat()} if deadline else {}),
+            **({"reviewers": list(who)} if who else {}),
+        }
+    )
+    storage.put_json(report_uri, report.model_copy(update={"approval_request": record}).to_json())
     return record
 
 
@@ -91,23 +92,25 @@ def approval_request(
     return f"Promote matcher candidate {report.version}?", "\n".join(lines)
 
 
-def record_approval(report_uri: str, storage: ObjectStore, state: str, by: str | None = None) -> dict:
+def record_approval(report_uri: str, storage: ObjectStore, state: str, by: str | None = None) -> Approval:
     """Keep the reviewer's decision in the night's report and model card; the record written.
 
     The same decision recorded again (a cleared night re-run) leaves both as they are."""
-    report = json.loads(storage.get_bytes(report_uri))
-    kept = report.get("approval") or {}
-    if kept.get("state") == state and kept.get("by") == by:
+    report = read_report(storage.get_bytes(report_uri))
+    kept = report.approval
+    if kept is not None and kept.state == state and kept.by == by:
         return kept
-    record = {"state": state, "decided_at": datetime.now(UTC).isoformat(), **({"by": by} if by else {})}
-    storage.put_json(report_uri, {**report, "approval": record})
+    record = Approval.model_validate(
+        {"state": state, "decided_at": datetime.now(UTC).isoformat(), **({"by": by} if by else {})}
+    )
+    storage.put_json(report_uri, report.model_copy(update={"approval": record}).to_json())
     refresh_model_card(report_uri.rsplit("/", 1)[0], storage)
     return record
 
 
-def approval_summary(approval: dict | None) -> str:
+def approval_summary(approval: Approval | None) -> str:
     """The decision in a few words, for the Matcher page and the run summary."""
     if not approval:
         return "-"
-    who = f" by {approval['by']}" if approval.get("by") else ""
-    return f"{approval['state']}{who} at {approval.get('decided_at', '')[:16]}"
+    who = f" by {approval.by}" if approval.by else ""
+    return f"{approval.state}{who} at {(approval.decided_at or '')[:16]}"

@@ -52,11 +52,11 @@ def check_oversight(report: ValidationReport, approval_required: bool) -> None:
     rejection (or time-out) always stops a promotion; where approval is required, only a recorded
     approval by a named person lets it through. Marking the ``approve`` task successful by hand, or
     running ``promote`` from a shell, records nothing, so it promotes nothing."""
-    approval = report.approval or {}
-    state = approval.get("state")
+    approval = report.approval
+    state = approval.state if approval else None
     if state not in (None, APPROVED, NOT_REQUIRED):
         raise PromotionRefused(f"the promotion of {report.version} was {state} by a reviewer: production stays")
-    if approval_required and not (state == APPROVED and approval.get("by")):
+    if approval_required and not (state == APPROVED and approval.by):
         raise PromotionRefused(
             f"promoting {report.version} needs a person's recorded approval and its report holds "
             + (f"{state!r}" if state else "none")

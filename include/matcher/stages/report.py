@@ -8,7 +8,7 @@ asset, so the copy kept in the bucket opens from S3 or a mail attachment alike.
 from __future__ import annotations
 
 from include.matcher.foundations.metrics import METRICS
-from include.matcher.stages.validation_report import Decision, ModelResult, ValidationReport
+from include.matcher.stages.validation_report import Decision, ModelResult, TrainingData, ValidationReport
 
 
 def _number(value) -> str:
@@ -21,7 +21,7 @@ def model_rows(report: ValidationReport) -> list[tuple[str, ModelResult]]:
         ("candidate", report.candidate_result),
         (f"production ({report.production_label})", report.production_result),
     ]
-    baselines = report.baselines
+    baselines = report.baselines or {}
     if "base_zero_shot" in baselines:
         rows.append(("base model, zero-shot", baselines["base_zero_shot"]))
     if "tfidf_logreg" in baselines:
@@ -47,7 +47,7 @@ def evidence_rows(decision: Decision) -> list[tuple[str, dict, str]]:
 
 
 def category_bars(report: ValidationReport, metric: str) -> list[dict]:
-    candidate, production = report.candidate_result.per_category, report.production_result.per_category
+    candidate, production = report.candidate_result.categories, report.production_result.categories
     return [
         {
             "name": category,
@@ -195,7 +195,7 @@ def render_report(report: ValidationReport, state=None, served: bool = False) ->
 
     audit = report.bias_audit
     flagged = flagged_groups(audit) if audit else set()
-    training = report.training
+    training = report.training or {}
     return render_template(
         "report.html",
         title=f"Validation report {report.version}",
@@ -212,7 +212,7 @@ def render_report(report: ValidationReport, state=None, served: bool = False) ->
         audit_head=AUDIT_HEAD,
         audit_rows=[(group, cells, group in flagged) for group, cells in audit_rows(audit)] if audit else [],
         categories=category_bars(report, report.decision.primary_metric),
-        confusion=confusion_view(report.candidate_result.confusion),
+        confusion=confusion_view(report.candidate_result.confusion or {}),
         hyperparameters=", ".join(f"{k}={v}" for k, v in sorted(training.items())) if training else "",
     )
 
@@ -260,12 +260,13 @@ def model_card_section(report: ValidationReport) -> str:
             lines += ["", AUDIT_MEANING, "", "| " + " | ".join(AUDIT_PATHS_HEAD) + " |"]
             lines += ["| --- |" + " --- |" * (len(AUDIT_PATHS_HEAD) - 1)]
             lines += ["| " + " | ".join(row) + " |" for row in paths]
-    by_category = report.training_data.get("train_cvs_by_category", {})
+    training_data = report.training_data or TrainingData()
+    by_category = training_data.train_cvs_by_category or {}
     lines += [
         "",
         "### Trained on",
         "",
-        f"CVs by split: {report.training_data.get('cvs_by_split', '-')}; training CVs by category: "
+        f"CVs by split: {training_data.cvs_by_split or '-'}; training CVs by category: "
         + (", ".join(f"{category} {count}" for category, count in by_category.items()) or "-")
         + " (counts only: no CV text).",
         "",
@@ -275,7 +276,7 @@ def model_card_section(report: ValidationReport) -> str:
         "",
         f"Data content hash: `{report.data_hash}`",
         "",
-        "Hyperparameters: " + (", ".join(f"`{k}={v}`" for k, v in sorted(report.training.items())) or "-"),
+        "Hyperparameters: " + (", ".join(f"`{k}={v}`" for k, v in sorted((report.training or {}).items())) or "-"),
         "",
     ]
     return "\n".join(lines)

@@ -327,7 +327,7 @@ def validate(
         storage,
     )
     remember(memo, run_uri, locations, storage, forget=erased)
-    report = ValidationReport.from_json(
+    report = ValidationReport.written(
         {
             "created_at": datetime.now(UTC).isoformat(),
             "run": run_uri,

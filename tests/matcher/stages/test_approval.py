@@ -48,7 +48,7 @@ def test_a_request_names_its_deadline_and_reviewers_and_the_night_shows_as_await
     assert "Who may answer: `alice`, `bob`." in body
     record_request(report_uri, storage, datetime.now(UTC) + timedelta(hours=2), ["alice"])
     report = read_report(storage.get_bytes(report_uri))
-    assert report.approval is None and report.approval_request["reviewers"] == ["alice"]
+    assert report.approval is None and report.approval_request.reviewers == ["alice"]
     page = render(storage, locations)
     assert (
         "awaiting approval" in page and "reviewers: alice" in page and "promoted" not in page.split("Gate decisions")[1]
@@ -64,7 +64,7 @@ def test_the_decision_is_kept_in_the_report_and_the_model_card(storage, location
     first = read_report(storage.get_bytes(report_uri)).approval
     assert record_approval(report_uri, storage, "approved", "bob") == first  # the same answer again: unchanged
     kept = read_report(storage.get_bytes(report_uri)).approval
-    assert kept["state"] == "approved" and kept["by"] == "bob" and kept["decided_at"]
+    assert kept.state == "approved" and kept.by == "bob" and kept.decided_at
     card = storage.get_bytes(report_uri.replace("validation_report.json", "README.md")).decode()
     assert card.count("## Human oversight") == 1 and "Promotion approved by bob" in card
     assert "<td>approved by bob at " in render(storage, locations)

@@ -199,3 +199,18 @@ def test_the_report_card_and_page_headline_the_product_path_with_the_model_alone
     assert "| contact | 0.000 (0.000 to 0.000) | 0.000 (0.000 to 0.000) | 0.500 (0.500 to 0.500) |" in card
     assert "| placebo |" in card
     assert "<th>contact</th>" in page and "<th>placebo</th>" in page
+
+
+def test_a_writer_that_puts_a_field_the_report_does_not_declare_fails_and_a_reader_skips_it():
+    import pytest
+
+    from include.matcher.stages.validation_report import UnreadableReport, read_report
+
+    written = sample_report()
+    assert ValidationReport.written(written).to_json() == written
+    with pytest.raises(UnreadableReport, match=r"^report: .*not declared by ValidationReport: surprise"):
+        ValidationReport.written({**written, "surprise": 1})
+    with pytest.raises(UnreadableReport, match=r"^report\.decision: .*not declared by Decision: margin"):
+        ValidationReport.written({**written, "decision": {**written["decision"], "margin": 0.1}})
+    later = read_report(json.dumps({**written, "surprise": 1}).encode())  # a later version's report stays readable
+    assert later.to_json() == written

@@ -3,6 +3,7 @@ import random
 from include.matcher.foundations.evaluation import evaluate_model
 from include.matcher.foundations.settings import GateConfig, SplitConfig, TrainingConfig
 from include.matcher.stages.validation import decide
+from include.matcher.stages.validation_report import ValidationReport
 from tests.helpers import damaged_model
 
 
@@ -232,6 +233,8 @@ def test_the_next_night_takes_production_vectors_from_the_last_and_reads_only_it
     assert reports[1]["bias_audit"]["production"] == reports[0]["bias_audit"]["production"]
     assert reports[2]["candidate_metrics"] == reports[1]["candidate_metrics"]
     assert reports[2]["decision"] == reports[1]["decision"]
+    for report in reports:  # what validate wrote, every key declared, reads back as the same JSON
+        assert ValidationReport.written(report).to_json() == report
 
 
 def test_a_cv_erased_while_the_night_ran_is_in_none_of_the_vectors_it_keeps(storage, locations, base_model, tmp_path):
