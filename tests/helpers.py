@@ -50,17 +50,20 @@ def put_a_model_every_candidate_beats_in_production(storage, locations, folder: 
     """
     from include.matcher.foundations import layout
     from include.matcher.foundations.models import load_model
+    from include.matcher.foundations.pointers import RegistryEntry
 
     damaged_model(load_model("all-MiniLM-L6-v2", device="cpu"), folder, "zero")
     version = layout.version(locations.registry, BEATEN_VERSION)
     storage.upload_dir(folder, version.uri)
-    entry = {
-        "version": BEATEN_VERSION,
-        "uri": version.uri,
-        "metrics": {},
-        "promoted_at": "2026-01-01T00:00:00",
-        "previous": None,
-    }
+    entry = RegistryEntry.written(
+        {
+            "version": BEATEN_VERSION,
+            "uri": version.uri,
+            "metrics": {},
+            "promoted_at": "2026-01-01T00:00:00",
+            "previous": None,
+        }
+    ).to_json()
     storage.put_json(version.entry, entry)
     storage.put_json(layout.production_pointer(locations.registry), entry)
     return version.uri

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.pointers import RegistryEntry
 from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore
 
@@ -57,15 +58,17 @@ def base_model_in_production(locations: Locations, storage: ObjectStore) -> str:
     version = layout.version(locations.registry, BASE_VERSION)
     if not storage.exists(version.entry):
         storage.upload_dir(base_model_path(), version.uri)
-        entry = {
-            "version": BASE_VERSION,
-            "uri": version.uri,
-            "promoted_at": datetime.now(UTC).isoformat(),
-            "metrics": {},
-            "previous": None,
-            "note": "the packaged base model, for the approval demo (make demo-approval)",
-        }
-        storage.put_json(version.entry, entry, if_none_match=True)
+        entry = RegistryEntry.written(
+            {
+                "version": BASE_VERSION,
+                "uri": version.uri,
+                "promoted_at": datetime.now(UTC).isoformat(),
+                "metrics": {},
+                "previous": None,
+                "note": "the packaged base model, for the approval demo (make demo-approval)",
+            }
+        )
+        storage.put_json(version.entry, entry.to_json(), if_none_match=True)
     return rollback_and_refresh(BASE_VERSION, locations, storage)
 
 

@@ -680,7 +680,7 @@ def cmd_production(args) -> int:
 
     emit(
         {
-            "production": read_production(store, locations.registry),
+            "production": (production := read_production(store, locations.registry)) and production.to_json(),
             "embeddings": read_current(store, locations.embeddings),
             "trained_on_erased_data": production_trained_on_erased(locations, store),
         }

@@ -23,7 +23,7 @@ def _production_key(storage, locations):
         return None
     # Keyed by where it reads too: a version name alone is the same in another registry (a bucket
     # re-created, the server pointed elsewhere), whose matcher would read a store that is not there.
-    return (locations.registry, locations.embeddings, locations.work, pointer["version"], pointer["uri"])
+    return (locations.registry, locations.embeddings, locations.work, pointer.version, pointer.uri)
 
 
 def _matcher_for(key, storage, locations):
@@ -72,7 +72,7 @@ def challenger_comparison(query: str, storage, locations, k: int = 10, user: str
     from include.matcher.serving.comparison import SideBySide, latest_challenger
 
     production = read_production(storage, locations.registry)
-    challenger = latest_challenger(run_reports(storage, locations)[0], production and production["version"])
+    challenger = latest_challenger(run_reports(storage, locations)[0], production and production.version)
     if challenger is None:
         return None
     if _side_by_side is None:

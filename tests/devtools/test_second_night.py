@@ -16,7 +16,7 @@ def test_a_second_batch_and_the_base_model_in_production_set_up_a_night_that_ask
     assert count == len(added) > 0 and all("/demo2-" in uri for uri in added)  # new files: the night has work
 
     base_model_in_production(locations, storage)
-    assert read_production(storage, locations.registry)["version"] == BASE_VERSION
+    assert read_production(storage, locations.registry).version == BASE_VERSION
     assert read_current(storage, locations.embeddings)["version"] == BASE_VERSION  # search serves it at once
     assert [(r["from"], r["to"]) for r in list_rollbacks(storage, locations.registry)] == [("v-base", BASE_VERSION)]
     base_model_in_production(locations, storage)  # run again: nothing new

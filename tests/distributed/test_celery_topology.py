@@ -365,14 +365,14 @@ def test_two_runs_triggered_at_once_run_one_after_the_other_and_leave_the_regist
 
     storage, locations = topology_storage(), Locations.from_env()
     production = pointers.read_production(storage, locations.registry)
-    versions = {entry["version"]: entry for entry in registry.list_versions(storage, locations.registry)}
-    assert production["version"] in versions
-    model = layout.Model(production["uri"])
+    versions = {entry.version: entry for entry in registry.list_versions(storage, locations.registry)}
+    assert production.version in versions
+    model = layout.Model(production.uri)
     assert storage.exists(model.entry) and any(
-        info.uri.endswith("model.safetensors") for info in storage.list(production["uri"])
+        info.uri.endswith("model.safetensors") for info in storage.list(production.uri)
     )
     embeddings = storage.get_json(layout.current_embeddings(locations.embeddings))
-    assert embeddings["version"] == production["version"]  # the vectors served are the production model's
-    assert storage.get_json(embeddings["manifest"])["version"] == production["version"]
+    assert embeddings["version"] == production.version  # the vectors served are the production model's
+    assert storage.get_json(embeddings["manifest"])["version"] == production.version
     for entry in versions.values():  # every version's lineage points at versions that exist
         assert entry["previous"] is None or entry["previous"] in versions

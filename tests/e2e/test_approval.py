@@ -113,7 +113,7 @@ def test_a_rejected_promotion_keeps_production_and_an_approved_one_promotes(airf
     assert finished["state"] == "success"
     assert task_state(server, rejected, "promote") == "skipped"
     assert task_state(server, rejected, "refresh_embeddings.publish") == "success"  # the refresh still runs
-    assert read_production(storage, server.locations.registry)["version"] == BEATEN_VERSION
+    assert read_production(storage, server.locations.registry).version == BEATEN_VERSION
     kept = report_of(server, storage, rejected).approval
     assert kept["state"] == "rejected" and kept["by"] == server.username
 
@@ -122,14 +122,14 @@ def test_a_rejected_promotion_keeps_production_and_an_approved_one_promotes(airf
     server.api("PATCH", f"/dags/{DAG}/dagRuns/{forced}/taskInstances/approve", json={"new_state": "success"})
     assert server.wait_for_run(DAG, forced, timeout_s=900)["state"] == "failed"
     assert task_state(server, forced, "approve") == "success" and task_state(server, forced, "promote") == "failed"
-    assert read_production(storage, server.locations.registry)["version"] == BEATEN_VERSION
+    assert read_production(storage, server.locations.registry).version == BEATEN_VERSION
     assert report_of(server, storage, forced).approval is None
 
     approved = night_awaiting_approval(server, force_retrain=True)
     assert answered_run(server, approved, "Approve")[1]["state"] == "success"
     assert task_state(server, approved, "promote") == "success"
     report = report_of(server, storage, approved)
-    assert read_production(storage, server.locations.registry)["version"] == report.version
+    assert read_production(storage, server.locations.registry).version == report.version
     assert report.approval.state == "approved" and report.approval.by == server.username
     card = storage.get_bytes(f"{server.locations.run_uri(approved)}/candidate/README.md").decode()
     assert f"Promotion approved by {server.username}" in card

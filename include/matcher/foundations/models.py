@@ -90,7 +90,7 @@ def resolve_model(name: str, storage=None, registry_uri: str | None = None) -> P
         pointer = read_production(storage, registry_uri or Locations.from_env().registry)
         if pointer is None:
             raise LookupError("no model is in production yet")
-        return resolve_model(pointer["uri"], storage)
+        return resolve_model(pointer.uri, storage)
     if name.startswith("s3://"):
         from include.matcher.foundations.storage import Storage
 

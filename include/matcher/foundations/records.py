@@ -14,19 +14,29 @@ same JSON.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+
+from include.matcher.foundations.errors import NotFound
 
 Count = Annotated[int, Field(ge=0)]
 # An int stays an int (an epoch count reads "1", not "1.0"); a bool is neither.
 Number = int | float
 
 
+class UnreadableRecord(NotFound, ValueError):
+    """Bytes where a record belongs that are not one this project wrote (or not JSON at all)."""
+
+
 class Record(BaseModel):
     """A stored JSON object as a class (module docstring)."""
 
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore", populate_by_name=True)
+    # What errors call it ("report.decision.promote: ..."), and what they raise.
+    record_name: ClassVar[str] = ""
+    unreadable: ClassVar[type[UnreadableRecord]] = UnreadableRecord
 
     @model_validator(mode="before")
     @classmethod
@@ -37,6 +47,26 @@ class Record(BaseModel):
             if unknown:
                 raise ValueError(f"written but not declared by {cls.__name__}: {', '.join(map(str, unknown))}")
         return data
+
+    @classmethod
+    def written(cls, data: dict):
+        """The record a writer is about to store: every key it puts must be declared."""
+        return cls.load(data, writing=True)
+
+    @classmethod
+    def load(cls, data: dict | bytes, *, writing: bool = False):
+        """The record of stored JSON (bytes or parsed); :class:`UnreadableRecord`, naming the field, if not."""
+        try:
+            if isinstance(data, bytes | str):
+                return cls.model_validate_json(data, context={"writing": writing})
+            return cls.model_validate(data, context={"writing": writing})
+        except ValidationError as error:
+            parsed = (
+                json.loads(data)
+                if isinstance(data, bytes | str) and error.errors()[0]["type"] != "json_invalid"
+                else data
+            )
+            raise cls.unreadable(first_problem(error, cls.record_name or cls.__name__, parsed)) from None
 
     def to_json(self) -> dict:
         """The JSON object this record is stored as."""
@@ -53,10 +83,24 @@ def checked_json(record: type[Record]):
     return Annotated[dict, AfterValidator(check)]
 
 
-def first_problem(error: ValidationError, root: str) -> str:
-    """The first thing wrong, as ``root.field.path: what``: no input value (it may be anything, a CV's too)."""
+def first_problem(error: ValidationError, root: str, data: Any = None) -> str:
+    """The first thing wrong, as ``root.field.path: what``: no input value (it may be anything, a CV's too).
+
+    Where a field takes one of several types, pydantic's path also names the type it tried; the path
+    is walked through ``data`` (the input) so only the fields and items it really has are named."""
     first = error.errors(include_url=False, include_input=False)[0]
     if first["type"] == "json_invalid":
         return f"{root}: not JSON ({first['msg'].removeprefix('Invalid JSON: ')})"
-    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"])
+    path, here = "", data
+    for part in first["loc"]:
+        if data is not None and not _holds(here, part):
+            continue  # the name of a type in a union, not a step into the data
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        here = here[part] if data is not None else None
     return f"{root}{path}: {first['msg']}"
+
+
+def _holds(value: Any, part: str | int) -> bool:
+    if isinstance(value, dict):
+        return part in value
+    return isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)

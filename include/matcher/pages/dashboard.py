@@ -82,7 +82,7 @@ def registry_view(storage: ObjectStore, locations: Locations) -> tuple[dict | No
     """(production pointer, every version's entry by name, the rollbacks): what a night's state needs."""
     from include.matcher.stages.registry import list_rollbacks
 
-    versions = {entry["version"]: entry for entry in list_versions(storage, locations.registry)}
+    versions = {entry.version: entry for entry in list_versions(storage, locations.registry)}
     return read_production(storage, locations.registry), versions, list_rollbacks(storage, locations.registry)
 
 
@@ -125,7 +125,7 @@ def render(
         title="Matcher",
         metric=metric,
         production=production,
-        live=production["version"] if production else None,
+        live=production.version if production else None,
         trained_on_erased=production_trained_on_erased(locations, storage),
         versions=list(reversed(versions.values())),
         nights=listed,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from include.matcher.foundations.pointers import RegistryEntry
 from include.matcher.foundations.settings import RETRAINING_DAG_ID
 from include.matcher.stages.approval import APPROVED, NOT_REQUIRED, REJECTED, TIMED_OUT
 from include.matcher.stages.validation_report import Approval, ValidationReport
@@ -49,7 +50,7 @@ def _when(stamp: str | None) -> str:
 def night_state(
     report: ValidationReport,
     versions: dict[str, dict],
-    production: dict | None,
+    production: RegistryEntry | None,
     rollbacks: list[dict],
     now: datetime | None = None,
 ) -> NightState:
@@ -64,13 +65,13 @@ def night_state(
     said = f"approved{_who(approval)}" if decided == APPROVED else ""
     if report.version in versions:
         rolled = [r for r in rollbacks if r.get("from") == report.version]
-        if production and production.get("version") == report.version:
+        if production and production.version == report.version:
             return NightState("promoted: in production", GOOD, said)
         if rolled:
             return NightState(
                 "rolled back", BAD, f"production went back to {rolled[-1]['to']} {_when(rolled[-1]['at'])}"
             )
-        later = production["version"] if production else "none"
+        later = production.version if production else "none"
         return NightState("promoted, since replaced", GOOD, f"production is now {later}; {said}".strip("; "))
     if decided == REJECTED:
         return NightState(f"rejected{_who(approval)}", BAD, _when(approval.decided_at))

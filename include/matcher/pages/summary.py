@@ -53,7 +53,7 @@ def describe_run(run_uri: str, locations: Locations, storage: ObjectStore) -> st
             lines.append(f"approval:   {approval_summary(report.approval)}")
         lines.append(f"became:     {night_outcome(report, locations, storage)}")
     production = read_production(storage, locations.registry)
-    lines.append(f"production: {production['version'] + ' at ' + production['uri'] if production else 'none yet'}")
+    lines.append(f"production: {production.version + ' at ' + production.uri if production else 'none yet'}")
     current = read_current(storage, locations.embeddings)
     lines.append(f"embeddings: {current['uri'] + ' (model ' + current['version'] + ')' if current else 'none yet'}")
     manifest = storage.get_json(current["manifest"]) if current else {}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from include.matcher.foundations import layout
 from include.matcher.foundations.errors import NotFound
+from include.matcher.foundations.pointers import RegistryEntry
 from include.matcher.foundations.settings import GateConfig, Locations, TrainingConfig
 from include.matcher.foundations.storage import ObjectStore
 from include.matcher.foundations.templating import render_template
@@ -29,7 +30,7 @@ class UnknownVersion(NotFound, LookupError):
 class Version:
     name: str
     model_uri: str
-    entry: dict | None  # the registry's entry: None for a candidate never promoted, and the base model
+    entry: RegistryEntry | None  # None for a candidate never promoted, and the base model
     report: ValidationReport | None  # the night that validated it
 
     @property
@@ -50,9 +51,9 @@ def known_versions(
     for report in reversed(reports):
         if report.candidate:
             entry = entries.get(report.version)
-            found[report.version] = Version(report.version, entry["uri"] if entry else report.candidate, entry, report)
+            found[report.version] = Version(report.version, entry.uri if entry else report.candidate, entry, report)
     for name, entry in sorted(entries.items(), reverse=True):
-        found.setdefault(name, Version(name, entry["uri"], entry, by_version.get(name)))
+        found.setdefault(name, Version(name, entry.uri, entry, by_version.get(name)))
     found[BASE] = Version(BASE, TrainingConfig().base_model, None, None)
     return found, reports, registry
 
@@ -71,7 +72,7 @@ def version_page(storage: ObjectStore, locations: Locations, name: str) -> str:
     versions, _, (production, entries, rollbacks) = known_versions(storage, locations)
     version = _named(versions, name)
     state = night_state(version.report, entries, production, rollbacks) if version.report else None
-    live = production["version"] if production else None
+    live = production.version if production else None
     return render_template(
         "version.html",
         title=f"Version {version.label}",
@@ -99,7 +100,7 @@ def compare_page(
     from include.matcher.serving.usage_log import search_log
 
     versions, reports, (production, _, _) = known_versions(storage, locations)
-    live = production["version"] if production else None
+    live = production.version if production else None
     a = a or live or BASE
     if not b:
         b = next((name for name in versions if name not in (a, BASE)), BASE)

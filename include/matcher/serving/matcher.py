@@ -81,7 +81,7 @@ class VectorMatcher:
             pointer = read_production(self.storage, self.locations.registry)
             if pointer is None:
                 raise LookupError("no model is in production yet")
-            model_name, self.version = pointer["uri"], pointer["version"]
+            model_name, self.version = pointer.uri, pointer.version
         self.model = load_model(model_name, storage=storage, registry_uri=registry_uri, device=device)
 
     @classmethod

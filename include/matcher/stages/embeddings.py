@@ -37,7 +37,7 @@ from include.matcher.foundations.documents import REJECT_REASONS, SUPPORTED_EXTE
 from include.matcher.foundations.encoding import cv_pooling
 from include.matcher.foundations.errors import Conflict
 from include.matcher.foundations.jobs import load_job_descriptions
-from include.matcher.foundations.pointers import read_current, read_production, swap_pointer
+from include.matcher.foundations.pointers import promoted_entry, read_current, read_production, swap_pointer
 from include.matcher.foundations.settings import Locations, ParseLimits, parse_limits_from_env, shard_config_from_env
 from include.matcher.foundations.storage import ObjectStore
 from include.matcher.stages.corpus import is_current_corpus
@@ -159,7 +159,7 @@ def plan_refresh(
     nothing to do, and nothing will be published (so no asset event claims a change).
     """
     shard_size = shard_size or shard_config_from_env().embed_texts
-    version = storage.get_json(layout.Model(version_uri).entry)["version"]
+    version = promoted_entry(storage, version_uri).version
     rows = storage.get_jsonl(corpus_uri)
     if not is_current_corpus(rows, storage, locations):
         log.warning(
@@ -299,7 +299,7 @@ def publish_embeddings(
     """Embed the job texts, write the snapshot's manifest and flip ``current.json`` to it."""
     from include.matcher.foundations.onnx_backend import load_encoder
 
-    version = storage.get_json(layout.Model(version_uri).entry)["version"]
+    version = promoted_entry(storage, version_uri).version
     snapshot = layout.Snapshot.of_part(sorted(part_uris)[0])
     target = snapshot.uri
     rows = storage.get_jsonl(corpus_uri)
@@ -431,7 +431,7 @@ def plan_production_refresh(
     if production is None:
         log.info("refresh_embeddings: no model in production yet: nothing to embed with")
         return []
-    return plan_refresh(production["uri"], corpus_uri, locations, storage, shard_size)
+    return plan_refresh(production.uri, corpus_uri, locations, storage, shard_size)
 
 
 def publish_shards(shard_uris: list[str], part_uris: list[str], locations: Locations, storage: ObjectStore) -> dict:

@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from include.matcher.foundations import layout
 from include.matcher.foundations.errors import BadInput
 from include.matcher.foundations.pointers import read_current, read_production, swap_pointer
+from include.matcher.foundations.records import Count, Record
 from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
 from include.matcher.foundations.uris import S3Uri, join_uri
@@ -321,6 +322,30 @@ class Change:
     records: int = 0
 
 
+class ErasureReceipt(Record):
+    """What an erasure did, kept under ``<work>/audit/erasures/``. It names no one: a keyed hash of
+    each key made with the bucket's own key would let anyone who reads the bucket confirm that a named
+    person was erased, so it holds counts only."""
+
+    record_name = "erasure receipt"
+
+    id: str
+    at: str
+    by: str
+    dry_run: bool
+    keep_raw: bool
+    request: str | None = None
+    asked: Count
+    cvs_found: Count
+    not_found: Count
+    found_in_ledger: Count
+    objects: dict[str, Count]  # rewrite, delete
+    records_removed: Count
+    by_area: dict[str, Count]
+    models_trained_on_it: list[str]
+    nothing_left: bool
+
+
 def erase(
     keys: list[str],
     content_hashes: list[str],
@@ -367,31 +392,34 @@ def erase(
         finish_erasure(targets, locations, storage, secret)
 
     not_found = targets.not_found()
-    receipt = {
-        "id": uuid.uuid4().hex[:12],
-        "at": datetime.now(UTC).isoformat(),
-        "by": by,
-        "dry_run": dry_run,
-        "keep_raw": keep_raw,
-        "request": request,
-        # counts only: a keyed hash of each key made with the bucket's own key would let anyone who
-        # reads the bucket confirm that a named person was erased
-        "asked": len(keys) + len(content_hashes),
-        "cvs_found": len(targets.found),
-        "not_found": len(not_found),
-        "found_in_ledger": len(targets.etags),
-        "objects": {action: sum(1 for c in changes if c.action == action) for action in ("rewrite", "delete")},
-        "records_removed": sum(c.records for c in changes),
-        "by_area": by_area(changes, locations),
-        "models_trained_on_it": sorted(trained_on),
-        "nothing_left": not targets.found,
-    }
+    receipt = ErasureReceipt.written(
+        {
+            "id": uuid.uuid4().hex[:12],
+            "at": datetime.now(UTC).isoformat(),
+            "by": by,
+            "dry_run": dry_run,
+            "keep_raw": keep_raw,
+            "request": request,
+            "asked": len(keys) + len(content_hashes),
+            "cvs_found": len(targets.found),
+            "not_found": len(not_found),
+            "found_in_ledger": len(targets.etags),
+            "objects": {action: sum(1 for c in changes if c.action == action) for action in ("rewrite", "delete")},
+            "records_removed": sum(c.records for c in changes),
+            "by_area": by_area(changes, locations),
+            "models_trained_on_it": sorted(trained_on),
+            "nothing_left": not targets.found,
+        }
+    )
     if not dry_run:
-        storage.put_json(layout.erasure_receipt(locations.work, receipt["at"], receipt["id"]), receipt)
-    log.info("erase: %s", json.dumps({k: receipt[k] for k in ("objects", "records_removed", "cvs_found", "not_found")}))
-    receipt["changes"] = [c.__dict__ for c in changes]  # for the caller (dry run's list); not stored
-    receipt["not_found_values"] = not_found  # for the caller who gave them; not stored
-    return receipt
+        storage.put_json(layout.erasure_receipt(locations.work, receipt.at, receipt.id), receipt.to_json())
+    told = {name: getattr(receipt, name) for name in ("objects", "records_removed", "cvs_found", "not_found")}
+    log.info("erase: %s", json.dumps(told))
+    return {
+        **receipt.to_json(),
+        "changes": [c.__dict__ for c in changes],  # for the caller (dry run's list); not stored
+        "not_found_values": not_found,  # for the caller who gave them; not stored
+    }
 
 
 RECENT_ERASURE_HOURS = 24  # far longer than a search record waits in a queue, retries included
@@ -465,9 +493,9 @@ def erase_by_request(
     found = storage.get_with_etag(request_uri)
     if found is None:
         for info in storage.list(layout.erasure_receipts(locations.work)):
-            done = storage.get_json(info.uri)
-            if done.get("request") == request_id and not done.get("dry_run"):
-                return {**done, "repeated": True, "changes": [], "not_found_values": []}
+            done = ErasureReceipt.load(storage.get_bytes(info.uri))
+            if done.request == request_id and not done.dry_run:
+                return {**done.to_json(), "repeated": True, "changes": [], "not_found_values": []}
         raise LookupError(f"no erasure request at {request_uri} and no receipt of one")
     asked = json.loads(found[0])
     receipt = erase(
@@ -736,4 +764,4 @@ def production_trained_on_erased(locations: Locations, storage: ObjectStore) -> 
     found = storage.get_with_etag(layout.erased_training(locations.work))
     if production is None or found is None:
         return False
-    return production["uri"].rstrip("/") in {m.rstrip("/") for m in json.loads(found[0])["models"]}
+    return production.uri.rstrip("/") in {m.rstrip("/") for m in json.loads(found[0])["models"]}

@@ -121,7 +121,7 @@ def ingest(
         "untrained_corpus": pending,
         # The night judges its candidate against the production it started with, so a re-run of
         # validate after promote compares with the same model, not with the candidate itself.
-        "production_at_start": read_production(storage, locations.registry),
+        "production_at_start": (production := read_production(storage, locations.registry)) and production.to_json(),
         "counts": {
             "new": sum(i["change"] == "new" for i in items),
             "changed": sum(i["change"] == "changed" for i in items),

@@ -27,7 +27,7 @@ def rollback_and_refresh(version: str | None, locations: Locations, storage: Obj
         from include.matcher.foundations.pointers import read_production
 
         production = read_production(storage, locations.registry)
-        version = (production or {}).get("previous")
+        version = production.previous if production else None
         if not version:
             raise LookupError("nothing to roll back to: production replaced no earlier version; give a version")
     version_uri = rollback(version, locations.registry, storage)

@@ -22,7 +22,13 @@ from datetime import UTC, datetime
 from include.matcher.foundations import layout
 from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.errors import Conflict
-from include.matcher.foundations.pointers import read_production, swap_pointer
+from include.matcher.foundations.pointers import (
+    RegistryEntry,
+    promoted_entry,
+    read_entry,
+    read_production,
+    swap_pointer,
+)
 from include.matcher.foundations.settings import deployment_flag
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
 from include.matcher.stages.approval import APPROVED, NOT_REQUIRED
@@ -121,28 +127,28 @@ def promote(report_uri: str, registry_uri: str, storage: ObjectStore, *, approva
     version_uri = target.uri
     claim_version(storage, target, report.run, model_digest(storage, candidate_uri))
 
-    written = storage.get_with_etag(target.entry)
-    copied = 0 if written else storage.copy_prefix(candidate_uri, version_uri)
+    entry = read_entry(storage, version_uri)
+    copied = 0 if entry else storage.copy_prefix(candidate_uri, version_uri)
     current = read_production(storage, registry_uri)
-    if current is not None and current["version"] == version:
+    if current is not None and current.version == version:
         log.info("promote: %s already in production", version)
         return version_uri
-    if written:
-        entry = json.loads(written[0])
-    else:
-        entry = {
-            "version": version,
-            "uri": version_uri,
-            "promoted_at": datetime.now(UTC).isoformat(),
-            "run": report.run,
-            "metrics": report.candidate_result.metrics,
-            "primary_metric": report.decision.primary_metric,
-            "previous": current["version"] if current else None,
-            "report": target.validation_report,
-        }
-        storage.put_json(target.entry, entry, if_none_match=True)
+    if entry is None:
+        entry = RegistryEntry.written(
+            {
+                "version": version,
+                "uri": version_uri,
+                "promoted_at": datetime.now(UTC).isoformat(),
+                "run": report.run,
+                "metrics": report.candidate_result.metrics,
+                "primary_metric": report.decision.primary_metric,
+                "previous": current.version if current else None,
+                "report": target.validation_report,
+            }
+        )
+        storage.put_json(target.entry, entry.to_json(), if_none_match=True)
     swap_pointer(storage, layout.production_pointer(registry_uri), entry, current)
-    log.info("promote: %s (%d files) is now in production, replacing %s", version, copied, entry["previous"])
+    log.info("promote: %s (%d files) is now in production, replacing %s", version, copied, entry.previous)
     return version_uri
 
 
@@ -173,16 +179,17 @@ def promote_night(report_uri: str, context: RunContext) -> dict:
     """
     locations, storage = context.locations, context.storage
     required = context.config.gate.require_approval
-    refuse_if_trained_on_erased(read_report(storage.get_bytes(report_uri)), locations, storage)
+    report = read_report(storage.get_bytes(report_uri))
+    refuse_if_trained_on_erased(report, locations, storage)
     version_uri = promote(report_uri, locations.registry, storage, approval_required=required)
-    record_trained(storage.get_json(report_uri)["run"], locations, storage, "promoted")
-    return storage.get_json(layout.Model(version_uri).entry)
+    record_trained(report.run, locations, storage, "promoted")
+    return promoted_entry(storage, version_uri).to_json()
 
 
-def list_versions(storage: ObjectStore, registry_uri: str) -> list[dict]:
+def list_versions(storage: ObjectStore, registry_uri: str) -> list[RegistryEntry]:
     """Every promoted version's entry, oldest first."""
     entries = [info.uri for info in storage.list(layout.models(registry_uri)) if layout.Model.is_entry(info.uri)]
-    return sorted((storage.get_json(uri) for uri in entries), key=lambda e: e["version"])
+    return sorted((RegistryEntry.load(storage.get_bytes(uri)) for uri in entries), key=lambda e: e.version)
 
 
 def list_rollbacks(storage: ObjectStore, registry_uri: str) -> list[dict]:
@@ -194,25 +201,27 @@ def list_rollbacks(storage: ObjectStore, registry_uri: str) -> list[dict]:
 def rollback(version: str, registry_uri: str, storage: ObjectStore) -> str:
     """Point production back at an earlier ``version`` (kept in the registry); returns its URI."""
     version_uri = layout.version(registry_uri, version).uri
-    found = storage.get_with_etag(layout.Model(version_uri).entry)
+    found = read_entry(storage, version_uri)
     if found is None:
-        known = ", ".join(v["version"] for v in list_versions(storage, registry_uri)) or "none"
+        known = ", ".join(v.version for v in list_versions(storage, registry_uri)) or "none"
         raise LookupError(f"no version {version!r} in {registry_uri} (known: {known})")
     current = read_production(storage, registry_uri)
-    if current is not None and current["version"] == version:
+    if current is not None and current.version == version:
         log.info("rollback: %s is already in production", version)
         return version_uri
-    entry = {
-        **json.loads(found[0]),
-        "promoted_at": datetime.now(UTC).isoformat(),
-        "previous": current["version"] if current else None,
-        "rolled_back_from": current["version"] if current else None,
-    }
+    entry = RegistryEntry.written(
+        {
+            **found.to_json(),
+            "promoted_at": datetime.now(UTC).isoformat(),
+            "previous": current.version if current else None,
+            "rolled_back_from": current.version if current else None,
+        }
+    )
     swap_pointer(storage, layout.production_pointer(registry_uri), entry, current)
-    stamp = entry["promoted_at"].replace(":", "").replace("-", "")[:15] + "Z-" + version
+    stamp = entry.promoted_at.replace(":", "").replace("-", "")[:15] + "Z-" + version
     storage.put_json(
         layout.rollback_record(registry_uri, stamp),
-        {"from": entry["previous"], "to": version, "at": entry["promoted_at"]},
+        {"from": entry.previous, "to": version, "at": entry.promoted_at},
     )
-    log.info("rollback: production %s -> %s", entry["previous"], version)
+    log.info("rollback: production %s -> %s", entry.previous, version)
     return version_uri

@@ -19,7 +19,7 @@ import numpy as np
 from include.matcher.foundations import layout
 from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.evaluation import evaluate_model, evaluate_tfidf_baseline
-from include.matcher.foundations.pointers import read_production
+from include.matcher.foundations.pointers import RegistryEntry, read_production
 from include.matcher.foundations.settings import GateConfig, Locations, TrainingConfig
 from include.matcher.foundations.storage import ObjectStore
 from include.matcher.foundations.vector_memo import VectorMemo
@@ -284,7 +284,7 @@ def validate(
     pairs_summary = storage.get_json(pairs.summary)
     production = production_for(run_uri, locations, storage)
     base_name = base_model or TrainingConfig().base_model
-    production_name = production["uri"] if production else base_name
+    production_name = production.uri if production else base_name
 
     memo = last_nights_memo(locations, storage)
     candidate_model = load_model(candidate_uri, storage)
@@ -334,7 +334,7 @@ def validate(
             "airflow_run_id": airflow_run_id,
             "candidate": candidate_uri,
             "version": version_for(run_uri),
-            "production": {"name": production_name, "version": production["version"] if production else None},
+            "production": {"name": production_name, "version": production.version if production else None},
             "held_out": {
                 "split": "test",
                 "count": len(held_out),
@@ -439,11 +439,12 @@ def gate(report_uri: str, context: RunContext) -> bool:
     return decision.promote
 
 
-def production_for(run_uri: str, locations: Locations, storage: ObjectStore) -> dict | None:
+def production_for(run_uri: str, locations: Locations, storage: ObjectStore) -> RegistryEntry | None:
     """The production model the run started with (its manifest says), else the one in production now."""
     found = storage.get_with_etag(layout.Run(run_uri).manifest)
-    if found is not None and "production_at_start" in json.loads(found[0]):
-        return json.loads(found[0])["production_at_start"]
+    if found is not None and "production_at_start" in (manifest := json.loads(found[0])):
+        at_start = manifest["production_at_start"]
+        return None if at_start is None else RegistryEntry.load(at_start)
     return read_production(storage, locations.registry)
 
 

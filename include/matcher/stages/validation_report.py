@@ -20,10 +20,11 @@ The bias audit and the paired evidence are checked against their classes here (:
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field, ValidationError
+from typing import ClassVar
 
-from include.matcher.foundations.errors import NotFound
-from include.matcher.foundations.records import Count, Number, Record, checked_json, first_problem
+from pydantic import ConfigDict, Field
+
+from include.matcher.foundations.records import Count, Number, Record, UnreadableRecord, checked_json
 
 # Far above any report validate writes (its confusion matrix is bounded): beyond it, the page would
 # spend the API server's memory on one object.
@@ -247,7 +248,7 @@ class ApprovalRequest(Record):
     reviewers: list[str] | None = None
 
 
-class UnreadableReport(NotFound, ValueError):
+class UnreadableReport(UnreadableRecord):
     """Bytes where a validation report belongs that are not one this project wrote."""
 
 
@@ -273,18 +274,13 @@ class ValidationReport(Record):
     approval: Approval | None = None
     approval_request: ApprovalRequest | None = None
 
-    @classmethod
-    def written(cls, data: dict) -> ValidationReport:
-        """The record of a report ``validate`` is about to write: every key it puts must be declared."""
-        return cls.from_json(data, writing=True)
+    record_name: ClassVar[str] = "report"
+    unreadable: ClassVar[type[UnreadableRecord]] = UnreadableReport
 
     @classmethod
-    def from_json(cls, data, *, writing: bool = False) -> ValidationReport:
-        """The record of a report's JSON (:class:`UnreadableReport`, naming the field, if it does not fit)."""
-        try:
-            return cls.model_validate(data, context={"writing": writing})
-        except ValidationError as error:
-            raise UnreadableReport(first_problem(error, "report")) from None
+    def from_json(cls, data: dict, *, writing: bool = False) -> ValidationReport:
+        """The record of a report's parsed JSON (:class:`UnreadableReport`, naming the field, if it does not fit)."""
+        return cls.load(data, writing=writing)
 
     @property
     def candidate_result(self) -> ModelResult:
@@ -324,7 +320,4 @@ def read_report(blob: bytes) -> ValidationReport:
     """The report in ``blob`` if it fits :class:`ValidationReport`; :class:`UnreadableReport` otherwise."""
     if len(blob) > MAX_REPORT_BYTES:
         raise UnreadableReport(f"{len(blob)} bytes: larger than any validation report ({MAX_REPORT_BYTES})")
-    try:
-        return ValidationReport.model_validate_json(blob, context={"writing": False})
-    except ValidationError as error:  # pydantic's parser also refuses JSON nested too deep
-        raise UnreadableReport(first_problem(error, "report")) from None
+    return ValidationReport.load(blob)  # pydantic's parser also refuses JSON nested too deep

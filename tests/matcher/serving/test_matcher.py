@@ -32,7 +32,10 @@ def test_model_name_accepts_s3_uri_and_production(storage, locations, matcher):
     base = resolve_model("all-MiniLM-L6-v2")
     version = join_uri(locations.registry, "models", "v1")
     storage.upload_dir(base, version)
-    storage.put_json(join_uri(locations.registry, "production.json"), {"version": "v1", "uri": version})
+    storage.put_json(
+        join_uri(locations.registry, "production.json"),
+        {"version": "v1", "uri": version, "promoted_at": "2026-12-07T02:00:00"},
+    )
     from_s3 = VectorMatcher(model_name=version, device="cpu")
     from_production = VectorMatcher(model_name="production", device="cpu", registry_uri=locations.registry)
     text = "Sous chef at a bistro"

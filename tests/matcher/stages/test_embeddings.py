@@ -3,7 +3,7 @@ import pytest
 
 from include.matcher.foundations import layout
 from include.matcher.foundations.models import resolve_model
-from include.matcher.foundations.pointers import read_current
+from include.matcher.foundations.pointers import RegistryEntry, read_current
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.embeddings import plan_refresh, read_parquet, refresh_embeddings
 from tests.helpers import read_cv_vectors
@@ -31,7 +31,8 @@ def write_corpus(storage, locations, run: str, texts: dict[str, str]) -> str:
 def register(storage, locations, version: str) -> str:
     version_uri = join_uri(locations.registry, "models", version)
     storage.upload_dir(resolve_model("all-MiniLM-L6-v2"), version_uri)
-    storage.put_json(join_uri(version_uri, "entry.json"), {"version": version})
+    entry = RegistryEntry.written({"version": version, "uri": version_uri, "promoted_at": "2026-12-07T02:00:00"})
+    storage.put_json(join_uri(version_uri, "entry.json"), entry.to_json())
     return version_uri
 
 

@@ -18,7 +18,7 @@ from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.settings import PipelineConfig, SplitConfig
 from include.matcher.foundations.uris import join_uri
 from include.matcher.stages.corpus import read_ledger
-from include.matcher.stages.erasure import ErasureRequestError, erase
+from include.matcher.stages.erasure import ErasureReceipt, ErasureRequestError, erase
 from include.matcher.stages.ingest import ingest
 from include.matcher.stages.pairs import build_pairs
 from include.matcher.stages.parse import parse
@@ -290,6 +290,9 @@ def test_the_dry_run_lists_what_the_real_run_changes_and_the_receipt_names_no_on
     secret = erasure_secret(storage, locations)
     receipt = storage.get_bytes(storage.list(layout.erasure_receipts(locations.work))[0].uri).decode()
     assert key_hash(secret, key) not in receipt and key not in receipt and "targets" not in json.loads(receipt)
+    stored = json.loads(receipt)  # what the erasure wrote, every key declared, reads back as the same JSON
+    assert ErasureReceipt.written(stored).to_json() == stored and stored["cvs_found"] == 1
+    assert {k: v for k, v in done.items() if k not in ("changes", "not_found_values")} == stored
     assert key_hash(secret, key) not in json.dumps(read_search_log(storage, locations))
 
 

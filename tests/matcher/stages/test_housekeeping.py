@@ -107,7 +107,7 @@ def test_after_housekeeping_the_rollback_reaches_every_version(storage, location
         info.uri: info.etag for info in storage.list(locations.registry) if not info.uri.endswith("production.json")
     } == {uri: etag for uri, etag in registry_before.items() if not uri.endswith("production.json")}
     rollback_and_refresh(first, locations, storage)
-    assert read_production(storage, locations.registry)["version"] == first
+    assert read_production(storage, locations.registry).version == first
     assert json.loads(storage.get_bytes(layout.production_pointer(locations.registry)))["version"] == first
 
 

@@ -39,12 +39,12 @@ def test_rollback_repoints_production_and_refreshes_embeddings(storage, location
     )
     promoted_version(storage, locations, "night1")
     promoted_version(storage, locations, "night2")
-    assert read_production(storage, locations.registry)["version"] == "v-night2"
+    assert read_production(storage, locations.registry).version == "v-night2"
 
     rollback_and_refresh("v-night1", locations, storage)
 
     production = read_production(storage, locations.registry)
-    assert production["version"] == "v-night1" and production["rolled_back_from"] == "v-night2"
+    assert production.version == "v-night1" and production.rolled_back_from == "v-night2"
     current = read_current(storage, locations.embeddings)
     assert current["version"] == "v-night1"
     assert storage.get_json(current["manifest"])["counts"]["cvs"] == 1
@@ -54,7 +54,7 @@ def test_rollback_to_an_unknown_version_is_refused(storage, locations):
     promoted_version(storage, locations, "night1")
     with pytest.raises(LookupError, match="v-night1"):
         rollback_and_refresh("v-nope", locations, storage)
-    assert read_production(storage, locations.registry)["version"] == "v-night1"
+    assert read_production(storage, locations.registry).version == "v-night1"
 
 
 def test_a_rollback_without_a_version_goes_back_to_the_one_production_replaced(storage, locations):
@@ -66,4 +66,4 @@ def test_a_rollback_without_a_version_goes_back_to_the_one_production_replaced(s
         rollback_and_refresh(None, locations, storage, refresh=False)
     promoted_version(storage, locations, "night2")
     rollback_and_refresh(None, locations, storage, refresh=False)
-    assert read_production(storage, locations.registry)["version"] == "v-night1"
+    assert read_production(storage, locations.registry).version == "v-night1"

@@ -1,10 +1,10 @@
 import pytest
 
 from include.matcher.foundations import layout
-from include.matcher.foundations.pointers import read_production, swap_pointer
+from include.matcher.foundations.pointers import RegistryEntry, read_production, swap_pointer
 from include.matcher.foundations.storage import PreconditionFailed
 from include.matcher.foundations.uris import join_uri
-from include.matcher.stages.registry import list_versions, promote, version_for
+from include.matcher.stages.registry import list_versions, promote, rollback, version_for
 from tests.helpers import report_json
 
 
@@ -26,12 +26,27 @@ def test_promote_copies_the_version_and_moves_the_pointer(storage, locations):
         fake_candidate(storage, locations, "scheduled__2026-11-25T02-00-00-00-00"), locations.registry, storage
     )
     production = read_production(storage, locations.registry)
-    assert production["uri"] == second
-    assert production["previous"] == first.rsplit("/", 1)[1]
+    assert production.uri == second
+    assert production.previous == first.rsplit("/", 1)[1]
     assert (
         storage.get_bytes(join_uri(first, "model.safetensors")) == b"weights-scheduled__2026-11-24T02-00-00-00-00"
     )  # old versions kept
-    assert [v["uri"] for v in list_versions(storage, locations.registry)] == [first, second]
+    assert [v.uri for v in list_versions(storage, locations.registry)] == [first, second]
+
+
+def test_what_promote_and_rollback_write_reads_back_as_the_same_registry_entries(storage, locations):
+    first = promote(fake_candidate(storage, locations, "night-a"), locations.registry, storage)
+    promote(fake_candidate(storage, locations, "night-b"), locations.registry, storage)
+    rollback(first.rsplit("/", 1)[1], locations.registry, storage)
+    stored = [layout.production_pointer(locations.registry)] + [
+        info.uri for info in storage.list(layout.models(locations.registry)) if layout.Model.is_entry(info.uri)
+    ]
+    assert len(stored) == 3
+    for uri in stored:  # every key each writer put is declared, and the reader gives back the same JSON
+        written = storage.get_json(uri)
+        assert RegistryEntry.written(written).to_json() == written, uri
+    production = read_production(storage, locations.registry)
+    assert (production.uri, production.rolled_back_from) == (first, version_for("night-b"))
 
 
 def test_promote_is_idempotent(storage, locations):
@@ -48,12 +63,16 @@ def test_refused_candidate_cannot_be_promoted(storage, locations):
 
 def test_concurrent_pointer_swaps_one_wins_one_fails(storage, locations):
     uri = layout.production_pointer(locations.registry)
-    swap_pointer(storage, uri, {"version": "a"}, None)
+
+    def entry(version: str) -> dict:
+        return {"version": version, "uri": f"{locations.registry}/models/{version}", "promoted_at": "2026-12-07"}
+
+    swap_pointer(storage, uri, entry("a"), None)
     seen = read_production(storage, locations.registry)
-    swap_pointer(storage, uri, {"version": "b"}, seen)  # the winner
+    swap_pointer(storage, uri, entry("b"), seen)  # the winner
     with pytest.raises(PreconditionFailed):
-        swap_pointer(storage, uri, {"version": "c"}, seen)  # read the same state, lost the race
-    assert read_production(storage, locations.registry)["version"] == "b"
+        swap_pointer(storage, uri, entry("c"), seen)  # read the same state, lost the race
+    assert read_production(storage, locations.registry).version == "b"
 
 
 def test_version_names_are_reproducible_and_sort_by_run_time():
@@ -107,7 +126,7 @@ def test_a_second_promote_into_an_existing_version_is_refused_and_the_weights_st
 
     assert hashlib.sha256(storage.get_bytes(weights)).hexdigest() == digest
     assert storage.get_json(join_uri(first, "entry.json")) == entry
-    assert read_production(storage, locations.registry)["version"] == entry["version"]
+    assert read_production(storage, locations.registry).version == entry["version"]
 
 
 def test_a_promotion_interrupted_after_its_copy_finishes_on_retry(storage, locations):
@@ -129,7 +148,7 @@ def test_a_promotion_interrupted_after_its_copy_finishes_on_retry(storage, locat
     storage.put_json = original
     assert storage.exists(version.entry) and read_production(storage, locations.registry) is None
     assert promote(report_uri, locations.registry, storage) == version.uri
-    assert read_production(storage, locations.registry)["version"] == version_for("r-retry")
+    assert read_production(storage, locations.registry).version == version_for("r-retry")
 
 
 def test_where_approval_is_required_only_a_recorded_approval_by_a_person_promotes(storage, locations):
@@ -150,7 +169,7 @@ def test_where_approval_is_required_only_a_recorded_approval_by_a_person_promote
     assert read_production(storage, locations.registry) is None
     record_approval(report, storage, APPROVED, by="reviewer")
     assert promote(report, locations.registry, storage, approval_required=True)
-    assert read_production(storage, locations.registry)["run"].endswith("/r1")
+    assert read_production(storage, locations.registry).run.endswith("/r1")
 
 
 @pytest.mark.parametrize("state", ["rejected", "timed out (rejected)"])
@@ -191,4 +210,4 @@ def test_the_cli_promote_honours_a_rejection_and_the_deployment_s_requirement(st
     assert cli("approve", "--report", report, "--by", "lead").returncode == 0
     promoted = cli("promote", "--report", report, MATCHER_REQUIRE_APPROVAL="true")
     assert promoted.returncode == 0, promoted.stderr[-2000:]
-    assert read_production(storage, locations.registry)["run"].endswith("/r1")
+    assert read_production(storage, locations.registry).run.endswith("/r1")
