@@ -125,9 +125,10 @@ class Run:
         return Run(uri.rsplit("/", 1)[0]) if uri.endswith("/manifest.json") else None
 
     @staticmethod
-    def of_vector_memo(uri: str) -> str:
-        """The run folder a vector memo (``validation/vector_memo.parquet``) belongs to."""
-        return uri.removesuffix("/validation/vector_memo.parquet")
+    def of_vector_memo(uri: str) -> Run | None:
+        """The run a vector memo (``validation/vector_memo.parquet``) belongs to, else None."""
+        suffix = "/validation/vector_memo.parquet"
+        return Run(uri.removesuffix(suffix)) if uri.endswith(suffix) else None
 
     @staticmethod
     def of_parse_outcomes(uri: str) -> Run | None:

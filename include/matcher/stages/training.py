@@ -26,7 +26,7 @@ from include.matcher.foundations.isolation import children_allowed
 from include.matcher.foundations.losses import loss_spec
 from include.matcher.foundations.settings import GateConfig, TrainingConfig
 from include.matcher.foundations.storage import ObjectStore
-from include.matcher.stages.model_card import write_model_card
+from include.matcher.stages.model_card import TrainingStats, write_model_card
 
 log = logging.getLogger(__name__)
 
@@ -194,26 +194,28 @@ def train_model(
     with open(output_dir / "training_metadata.jsonl", "w") as handle:
         for row in metadata:
             handle.write(json.dumps(row, sort_keys=True) + "\n")
-    stats = {
-        "config": config.to_dict(),
-        "examples": len(rows),
-        "train_seconds": round(seconds, 2),
-        "examples_per_second": round(len(rows) * config.epochs / seconds, 3) if seconds else None,
-        "train_loss": result.training_loss,
-        "resumed_from": resume and Path(resume).name,
-        "best_checkpoint": getattr(trainer.state, "best_model_checkpoint", None)
-        and Path(trainer.state.best_model_checkpoint).name,
-        "best_validation": getattr(trainer.state, "best_metric", None),
-        "device": str(model.device),
-        # Inside train_seconds: what best-checkpoint selection and resumability cost this run.
-        "selection": None
-        if selector is None
-        else {"metric": selector.metric, "scorings": selector.scorings, "seconds": round(selector.seconds, 2)},
-        "checkpoint_uploads": None
-        if uploads is None
-        else {"count": uploads.uploads, "waited_seconds": round(uploads.waited, 2)},
-    }
-    (output_dir / "training_config.json").write_text(json.dumps(stats, indent=2, sort_keys=True))
+    stats = TrainingStats.written(
+        {
+            "config": config.to_dict(),
+            "examples": len(rows),
+            "train_seconds": round(seconds, 2),
+            "examples_per_second": round(len(rows) * config.epochs / seconds, 3) if seconds else None,
+            "train_loss": result.training_loss,
+            "resumed_from": resume and Path(resume).name,
+            "best_checkpoint": getattr(trainer.state, "best_model_checkpoint", None)
+            and Path(trainer.state.best_model_checkpoint).name,
+            "best_validation": getattr(trainer.state, "best_metric", None),
+            "device": str(model.device),
+            # Inside train_seconds: what best-checkpoint selection and resumability cost this run.
+            "selection": None
+            if selector is None
+            else {"metric": selector.metric, "scorings": selector.scorings, "seconds": round(selector.seconds, 2)},
+            "checkpoint_uploads": None
+            if uploads is None
+            else {"count": uploads.uploads, "waited_seconds": round(uploads.waited, 2)},
+        }
+    )
+    (output_dir / "training_config.json").write_text(json.dumps(stats.to_json(), indent=2, sort_keys=True))
     write_model_card(output_dir, stats)
     log.info("fine_tune: %d examples x %d epochs in %.1fs on %s", len(rows), config.epochs, seconds, model.device)
     return output_dir

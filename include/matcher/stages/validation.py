@@ -27,6 +27,7 @@ from include.matcher.stages.bias_audit import audit_held_out
 from include.matcher.stages.corpus import record_trained
 from include.matcher.stages.erasure import erased_recently
 from include.matcher.stages.evidence import paired_evidence
+from include.matcher.stages.model_card import read_training_stats
 from include.matcher.stages.registry import version_for
 from include.matcher.stages.validation_report import ValidationReport, read_report
 
@@ -377,7 +378,8 @@ def last_nights_memo(locations: Locations, storage: ObjectStore) -> VectorMemo:
         return VectorMemo()
     uri = json.loads(pointer[0]).get("uri", "")
     try:
-        return VectorMemo.from_parquet(storage.get_bytes(uri), source=layout.Run.of_vector_memo(uri))
+        run = layout.Run.of_vector_memo(uri)
+        return VectorMemo.from_parquet(storage.get_bytes(uri), source=run.uri if run else uri)
     except Exception as error:  # noqa: BLE001 - a memo is only a shortcut: reading afresh is always right
         log.warning("validate: last night's vectors at %s unusable (%s); reading every text", uri, error)
         return VectorMemo()
@@ -450,11 +452,10 @@ def production_for(run_uri: str, locations: Locations, storage: ObjectStore) -> 
 
 def training_summary(storage: ObjectStore, candidate_uri: str) -> dict | None:
     """The candidate's hyperparameters and training cost, from its ``training_config.json``."""
-    uri = layout.Model(candidate_uri).training_config
-    if not storage.exists(uri):
+    stats = read_training_stats(storage, candidate_uri)
+    if stats is None:
         return None
-    stats = storage.get_json(uri)
     return {
-        **stats.get("config", {}),
-        **{key: stats.get(key) for key in ("examples", "train_seconds", "examples_per_second", "device")},
+        **stats.config,
+        **{key: getattr(stats, key) for key in ("examples", "train_seconds", "examples_per_second", "device")},
     }

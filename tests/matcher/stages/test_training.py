@@ -3,6 +3,7 @@ import json
 import pytest
 
 from include.matcher.foundations.settings import TrainingConfig
+from include.matcher.stages.model_card import TrainingStats
 from include.matcher.stages.pairs import build_examples
 from include.matcher.stages.training import train_model
 
@@ -36,6 +37,7 @@ def test_each_loss_trains_and_writes_metadata_beside_the_model(loss, tmp_path):
     assert metadata == examples.metadata
     stats = json.loads((out / "training_config.json").read_text())
     assert stats["config"]["loss"] == loss and stats["examples"] == len(examples.rows)
+    assert TrainingStats.written(stats).to_json() == stats  # every key training wrote is declared, read back the same
 
 
 def test_training_moves_the_weights(tmp_path, base_model):
