@@ -115,7 +115,7 @@ def test_a_rejected_promotion_keeps_production_and_an_approved_one_promotes(airf
     assert task_state(server, rejected, "refresh_embeddings.publish") == "success"  # the refresh still runs
     assert read_production(storage, server.locations.registry).version == BEATEN_VERSION
     kept = report_of(server, storage, rejected).approval
-    assert kept["state"] == "rejected" and kept["by"] == server.username
+    assert kept.state == "rejected" and kept.by == server.username
 
     # "Mark as success" on the waiting approve task records no decision: promote refuses, at once.
     forced = night_awaiting_approval(server, force_retrain=True)
