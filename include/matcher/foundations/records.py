@@ -91,8 +91,11 @@ def first_problem(error: ValidationError, root: str, data: Any = None) -> str:
     first = error.errors(include_url=False, include_input=False)[0]
     if first["type"] == "json_invalid":
         return f"{root}: not JSON ({first['msg'].removeprefix('Invalid JSON: ')})"
-    path, here = "", data
-    for part in first["loc"]:
+    path, here, loc = "", data, first["loc"]
+    for index, part in enumerate(loc):
+        if first["type"] == "missing" and index == len(loc) - 1:
+            path += f".{part}"  # the field that is not there
+            break
         if data is not None and not _holds(here, part):
             continue  # the name of a type in a union, not a step into the data
         path += f"[{part}]" if isinstance(part, int) else f".{part}"

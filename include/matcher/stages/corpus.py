@@ -19,10 +19,62 @@ import secrets
 from datetime import UTC, datetime
 
 from include.matcher.foundations import layout
+from include.matcher.foundations.records import Count, Record
 from include.matcher.foundations.settings import Locations, deployment_setting
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
 
 log = logging.getLogger(__name__)
+
+
+class LedgerEntry(Record):
+    """What one raw file became (its parse outcome), the run that parsed it and the prefix it was listed under."""
+
+    key: str
+    etag: str
+    size: Count
+    modified: str | None = None
+    category: str
+    content_hash: str | None = None
+    status: str  # parsed | rejected
+    parser: str | None = None
+    text_uri: str | None = None
+    text_hash: str | None = None
+    chars: Count | None = None
+    kind: str | None = None
+    extractor: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    run: str | None = None
+    raw_prefix: str | None = None
+
+
+class Tombstone(Record):
+    """An erased raw object, kept by its keyed hash (:func:`tombstone`): ingest and commit skip it."""
+
+    at: str
+
+
+class ErasureInProgress(Record):
+    """What a re-run of an unfinished erasure needs, by the CV key's keyed hash (no key, no text)."""
+
+    text_uris: list[str]
+    content_hash: str | None = None
+    at: str
+
+
+class Ledger(Record):
+    """``<work>/state/ledger.json``: every raw file's outcome by key, the jobs file seen, the erasures.
+
+    Its writers (the parse stage's commit, the erasure's compare-and-swaps) edit its JSON in a
+    transaction and store it through :meth:`Record.written`; :func:`read_ledger` reads it through
+    :meth:`Record.load`, so both sides go through this class."""
+
+    record_name = "ledger"
+
+    objects: dict[str, LedgerEntry]
+    jobs_file_etag: str | None = None
+    erased: dict[str, Tombstone] | None = None
+    erasing: dict[str, ErasureInProgress] | None = None
 
 
 def erasure_secret(storage: ObjectStore, locations: Locations) -> bytes:
@@ -74,7 +126,7 @@ def read_ledger(storage: ObjectStore, locations: Locations) -> tuple[dict, str |
     found = storage.get_with_etag(layout.ledger(locations.work))
     if found is None:
         return {"objects": {}, "jobs_file_etag": None}, None
-    return json.loads(found[0]), found[1]
+    return Ledger.load(found[0]).to_json(), found[1]
 
 
 CORPUS_FIELDS = ("key", "category", "content_hash", "text_hash", "text_uri", "chars")
@@ -98,7 +150,7 @@ def is_current_corpus(rows: list[dict], storage: ObjectStore, locations: Locatio
     found = storage.get_with_etag(layout.ledger(locations.work))
     if found is None:
         return True
-    now = {(row["key"], row["text_hash"]) for row in corpus_rows(json.loads(found[0]))}
+    now = {(row["key"], row["text_hash"]) for row in corpus_rows(Ledger.load(found[0]).to_json())}
     return {(row["key"], row["text_hash"]) for row in rows} == now
 
 
@@ -173,11 +225,12 @@ def commit_to_ledger(
     for key in manifest["removed"]:
         objects.pop(key, None)
     ledger["jobs_file_etag"] = manifest["jobs_file"]["etag"]
+    written = Ledger.written(ledger).to_json()
     if etag is None:
-        storage.put_json(layout.ledger(locations.work), ledger, if_none_match=True)
+        storage.put_json(layout.ledger(locations.work), written, if_none_match=True)
     else:
-        storage.put_json(layout.ledger(locations.work), ledger, if_match=etag)
-    return ledger
+        storage.put_json(layout.ledger(locations.work), written, if_match=etag)
+    return written
 
 
 def without_cache(outcome: dict) -> dict:

@@ -55,6 +55,7 @@ from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
 from include.matcher.foundations.uris import S3Uri, join_uri
 from include.matcher.stages.corpus import (
+    Ledger,
     erasure_secret,
     existing_erasure_secret,
     key_hash,
@@ -522,15 +523,22 @@ def by_area(changes: list[Change], locations: Locations) -> dict[str, int]:
     return counts
 
 
-def swap_json(storage: ObjectStore, uri: str, change, empty: dict, what: str) -> None:
+def swap_json(
+    storage: ObjectStore, uri: str, change, empty: dict, what: str, record: type[Record] | None = None
+) -> None:
     """Apply ``change`` (which edits the value in place and returns whether it changed anything) to
     the JSON object at ``uri`` (``empty`` while there is none) by compare-and-swap, again while
-    another writer (a night, an erasure) wins the race."""
+    another writer (a night, an erasure) wins the race. With ``record``, the object is read and
+    written through that class."""
     for _ in range(20):
         found = storage.get_with_etag(uri)
         value = json.loads(found[0]) if found else json.loads(json.dumps(empty))
+        if record is not None and found is not None:
+            value = record.load(found[0]).to_json()
         if not change(value):
             return
+        if record is not None:
+            value = record.written(value).to_json()
         try:
             if found is None:
                 storage.put_json(uri, value, if_none_match=True)
@@ -576,7 +584,7 @@ def commit_tombstones(targets: Targets, locations: Locations, storage: ObjectSto
                 }
         return True
 
-    swap_json(storage, layout.ledger(locations.work), change, EMPTY_LEDGER, "the ledger")
+    swap_json(storage, layout.ledger(locations.work), change, EMPTY_LEDGER, "the ledger", Ledger)
 
 
 def finish_erasure(targets: Targets, locations: Locations, storage: ObjectStore, secret: bytes) -> None:
@@ -590,7 +598,7 @@ def finish_erasure(targets: Targets, locations: Locations, storage: ObjectStore,
         ledger["erasing"] = {h: kept for h, kept in erasing.items() if h not in hashes}
         return True
 
-    swap_json(storage, layout.ledger(locations.work), change, EMPTY_LEDGER, "the ledger")
+    swap_json(storage, layout.ledger(locations.work), change, EMPTY_LEDGER, "the ledger", Ledger)
 
 
 def rewrite_current_snapshot(

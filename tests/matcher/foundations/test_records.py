@@ -66,3 +66,8 @@ def test_bytes_that_are_not_json_or_nest_too_deep_are_unreadable_not_a_crash():
         Sample.load(b"{not json")
     with pytest.raises(UnreadableRecord, match="^sample: not JSON"):
         Sample.load(b"[" * 200_000 + b"]" * 200_000)
+
+
+def test_a_missing_field_is_named_in_full():
+    with pytest.raises(UnreadableRecord, match=r"^sample\.inner\.score: Field required"):
+        Sample.load({"name": "a", "count": 1, "inner": {}})

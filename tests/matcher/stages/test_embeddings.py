@@ -28,6 +28,10 @@ def write_corpus(storage, locations, run: str, texts: dict[str, str]) -> str:
     return corpus_uri
 
 
+# What a ledger entry of a parsed CV holds besides its corpus row (the raw object's ETag and size).
+PARSED = {"status": "parsed", "content_hash": "-", "chars": 1, "etag": '"e"', "size": 1}
+
+
 def register(storage, locations, version: str) -> str:
     version_uri = join_uri(locations.registry, "models", version)
     storage.upload_dir(resolve_model("all-MiniLM-L6-v2"), version_uri)
@@ -174,7 +178,7 @@ def test_an_older_corpus_is_never_published_over_the_current_one(storage, locati
     new = write_corpus(storage, locations, "r2", kept)
     # The ledger (what parse commits) says what the corpus is now: CHEF/c.txt was deleted since r1.
     rows = storage.get_jsonl(new)
-    objects = {row["key"]: {**row, "status": "parsed", "content_hash": "-", "chars": 1} for row in rows}
+    objects = {row["key"]: {**row, **PARSED} for row in rows}
     storage.put_json(layout.ledger(locations.work), {"objects": objects, "jobs_file_etag": None})
     current = refresh_embeddings(version_uri, new, locations, storage)
 
@@ -241,7 +245,7 @@ def test_a_ledger_that_moves_while_a_refresh_embeds_stops_the_publish_before_the
     version_uri = register(storage, locations, "v1")
     corpus = write_corpus(storage, locations, "r1", TEXTS)
     rows = storage.get_jsonl(corpus)
-    ledger = {row["key"]: {**row, "status": "parsed", "content_hash": "-", "chars": 1} for row in rows}
+    ledger = {row["key"]: {**row, **PARSED} for row in rows}
     storage.put_json(layout.ledger(locations.work), {"objects": ledger, "jobs_file_etag": None})
     parts = [embed_part(uri, storage) for uri in plan_refresh(version_uri, corpus, locations, storage)]
 

@@ -17,7 +17,7 @@ from include.matcher.foundations import layout
 from include.matcher.foundations.context import RunContext
 from include.matcher.foundations.settings import PipelineConfig, SplitConfig
 from include.matcher.foundations.uris import join_uri
-from include.matcher.stages.corpus import read_ledger
+from include.matcher.stages.corpus import Ledger, read_ledger
 from include.matcher.stages.erasure import ErasureReceipt, ErasureRequestError, erase
 from include.matcher.stages.ingest import ingest
 from include.matcher.stages.pairs import build_pairs
@@ -293,6 +293,8 @@ def test_the_dry_run_lists_what_the_real_run_changes_and_the_receipt_names_no_on
     stored = json.loads(receipt)  # what the erasure wrote, every key declared, reads back as the same JSON
     assert ErasureReceipt.written(stored).to_json() == stored and stored["cvs_found"] == 1
     assert {k: v for k, v in done.items() if k not in ("changes", "not_found_values")} == stored
+    ledger = storage.get_json(layout.ledger(locations.work))  # committed by parse, then by the erasure
+    assert Ledger.written(ledger).to_json() == ledger and ledger["erased"] and key not in ledger["objects"]
     assert key_hash(secret, key) not in json.dumps(read_search_log(storage, locations))
 
 

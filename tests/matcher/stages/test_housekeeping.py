@@ -51,7 +51,14 @@ def test_housekeeping_deletes_what_retention_says_and_keeps_what_is_in_use(stora
     referenced, orphan = join_uri(locations.work, "texts", "a.json"), join_uri(locations.work, "texts", "b.json")
     for uri in (referenced, orphan):
         storage.put_json(uri, {"text": "a CV"})
-    storage.put_json(layout.ledger(locations.work), {"objects": {"k": {"text_uri": referenced, "status": "parsed"}}})
+    storage.put_json(
+        layout.ledger(locations.work),
+        {
+            "objects": {
+                "k": {"key": "k", "etag": '"e"', "size": 1, "category": "C", "text_uri": referenced, "status": "parsed"}
+            }
+        },
+    )
     matches = join_uri(locations.work, "audit", "matches")
     old_day, recent_day = (NOW - timedelta(days=200)).date(), (NOW - timedelta(days=150)).date()
     for day in (old_day, recent_day):

@@ -26,6 +26,8 @@ def test_rollback_repoints_production_and_refreshes_embeddings(storage, location
             "objects": {
                 "raw/cvs/CHEF/a.txt": {
                     "key": "raw/cvs/CHEF/a.txt",
+                    "etag": '"e"',
+                    "size": 10,
                     "category": "CHEF",
                     "status": "parsed",
                     "content_hash": "h",
