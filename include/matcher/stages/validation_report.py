@@ -25,6 +25,7 @@ from typing import ClassVar
 from pydantic import ConfigDict, Field
 
 from include.matcher.foundations.records import Count, Number, Record, UnreadableRecord, checked_json
+from include.matcher.foundations.settings import GateConfig
 
 # Far above any report validate writes (its confusion matrix is bounded): beyond it, the page would
 # spend the API server's memory on one object.
@@ -118,7 +119,7 @@ class Decision(Record):
 
     promote: bool
     reason: str
-    primary_metric: str = "mrr@10"
+    primary_metric: str = Field(default_factory=lambda: GateConfig().primary_metric)  # reports that predate it
     decided_by: list[str] = []
     evidence: checked_json(Evidence) | None = None
     checks: dict[str, bool] | None = None
