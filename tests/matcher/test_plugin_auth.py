@@ -224,7 +224,10 @@ def test_the_page_finds_the_same_candidates_as_the_cli(api_server, storage, loca
     from tests.matcher.serving.test_search import CVS
 
     category, text = CVS[expected[0]]
-    entry = {"status": "parsed", "category": category, "kind": "txt", "chars": len(text), "size": len(text)}
+    entry = {
+        **{"key": expected[0], "etag": '"e"', "status": "parsed", "category": category},
+        **{"kind": "txt", "chars": len(text), "size": len(text)},
+    }
     storage.put_json(layout.ledger(locations.work), {"objects": {expected[0]: entry}, "jobs_file_etag": None})
     record = client.get("/matcher/cv", params={"key": expected[0]}, headers=headers)
     assert record.status_code == 200 and f"<th>category</th><td>{category}</td>" in record.text

@@ -8,6 +8,7 @@ import pytest
 
 from include.matcher import VectorMatcher
 from include.matcher.foundations.encoding import encode_cvs
+from include.matcher.foundations.pointers import RegistryEntry
 from include.matcher.foundations.settings import GateConfig
 from include.matcher.foundations.text import strip_title
 from include.matcher.foundations.uris import join_uri
@@ -40,7 +41,8 @@ def short_reader(base_model, tmp_path):
 def registered(storage, locations, folder, version: str) -> str:
     uri = join_uri(locations.registry, "models", version)
     storage.upload_dir(folder, uri)
-    storage.put_json(join_uri(uri, "entry.json"), {"version": version})
+    entry = RegistryEntry.written({"version": version, "uri": uri, "promoted_at": "2026-12-07T02:00:00"})
+    storage.put_json(join_uri(uri, "entry.json"), entry.to_json())
     return uri
 
 

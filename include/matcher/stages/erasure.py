@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from include.matcher.foundations import layout
 from include.matcher.foundations.errors import BadInput
 from include.matcher.foundations.pointers import read_current, read_production, swap_pointer
-from include.matcher.foundations.records import Count, Record
+from include.matcher.foundations.records import Count, Record, UnreadableRecord
 from include.matcher.foundations.settings import Locations
 from include.matcher.foundations.storage import ObjectStore, PreconditionFailed
 from include.matcher.foundations.uris import S3Uri, join_uri
@@ -494,7 +494,11 @@ def erase_by_request(
     found = storage.get_with_etag(request_uri)
     if found is None:
         for info in storage.list(layout.erasure_receipts(locations.work)):
-            done = ErasureReceipt.load(storage.get_bytes(info.uri))
+            try:
+                done = ErasureReceipt.load(storage.get_bytes(info.uri))
+            except UnreadableRecord as error:  # another request's, written before a field was added
+                log.warning("erase: receipt %s is not one this version reads (%s); not this request's", info.uri, error)
+                continue
             if done.request == request_id and not done.dry_run:
                 return {**done.to_json(), "repeated": True, "changes": [], "not_found_values": []}
         raise LookupError(f"no erasure request at {request_uri} and no receipt of one")

@@ -432,3 +432,13 @@ def test_the_same_file_uploaded_again_after_an_erasure_is_new_data_and_one_left_
     changes = {item["key"].split("/", 2)[-1]: item["change"] for item in manifest["items"]}
     assert changes.get(gone_key) == "new"  # applied again: new data
     assert kept_key not in changes and manifest["counts"]["erased"] == 1  # the erased one left in place: skipped
+
+
+def test_a_carried_out_request_run_again_returns_its_receipt_past_one_this_version_cannot_read(storage, locations):
+    from include.matcher.stages.erasure import erase_by_request, submit_request
+
+    request = submit_request(["CHEF/nobody.txt"], [], locations, storage)
+    storage.put_json(layout.erasure_receipt(locations.work, "2020-01-01T00:00:00", "old"), {"at": "2020-01-01"})
+    first = erase_by_request(request, locations, storage)
+    again = erase_by_request(request, locations, storage)  # a cleared task: the same receipt, nothing erased twice
+    assert again["repeated"] and again["id"] == first["id"] and again["not_found"] == 1
