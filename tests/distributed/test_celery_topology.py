@@ -375,4 +375,4 @@ def test_two_runs_triggered_at_once_run_one_after_the_other_and_leave_the_regist
     assert embeddings["version"] == production.version  # the vectors served are the production model's
     assert storage.get_json(embeddings["manifest"])["version"] == production.version
     for entry in versions.values():  # every version's lineage points at versions that exist
-        assert entry["previous"] is None or entry["previous"] in versions
+        assert entry.previous is None or entry.previous in versions
