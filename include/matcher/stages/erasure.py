@@ -536,9 +536,10 @@ def swap_json(
     written through that class."""
     for _ in range(20):
         found = storage.get_with_etag(uri)
-        value = json.loads(found[0]) if found else json.loads(json.dumps(empty))
-        if record is not None and found is not None:
-            value = record.load(found[0]).to_json()
+        if found is None:
+            value = json.loads(json.dumps(empty))
+        else:
+            value = record.load(found[0]).to_json() if record is not None else json.loads(found[0])
         if not change(value):
             return
         if record is not None:
